@@ -1,0 +1,78 @@
+//! The narrow traits behind which the outside world sits: the cloud that hosts a
+//! cluster's infrastructure ([`CloudProvider`]) and the Kubernetes API of each workload
+//! cluster ([`WorkloadClusters`]). Implementations: `kaas-sim` (simulated), and the
+//! OpenStack provider.
+//!
+//! **Invariant:** every resource kaas creates carries the tags given in its
+//! [`ResourceRequest`]; a retry finds it again with [`CloudProvider::find`] and adopts it
+//! instead of creating a twin.
+
+mod resource;
+mod workload;
+
+pub use resource::*;
+pub use workload::*;
+
+use async_trait::async_trait;
+
+/// A cloud that hosts cluster infrastructure. All calls are quick: asynchronous
+/// operations (a server booting, a load balancer provisioning) start, return, and are
+/// observed later with [`CloudProvider::get`] or [`CloudProvider::find`].
+#[async_trait]
+pub trait CloudProvider: Send + Sync {
+    /// A short name for logs and the API (`sim`, `openstack`).
+    fn name(&self) -> &'static str;
+
+    /// Starts creating a resource. The returned resource may still be `Pending`.
+    async fn create(&self, request: &ResourceRequest) -> Result<CloudResource, CloudError>;
+
+    /// The resource with this id, or `None` when it does not exist (any more).
+    async fn get(&self, kind: ResourceKind, id: &str) -> Result<Option<CloudResource>, CloudError>;
+
+    /// Every resource of `kind` that carries `tag`.
+    async fn find(&self, kind: ResourceKind, tag: &str) -> Result<Vec<CloudResource>, CloudError>;
+
+    /// Starts deleting a resource. Idempotent: deleting what is gone succeeds.
+    async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError>;
+
+    /// Makes the load balancer's backend pool exactly `members`.
+    async fn set_load_balancer_members(
+        &self,
+        load_balancer_id: &str,
+        members: &[PoolMember],
+    ) -> Result<(), CloudError>;
+}
+
+/// What went wrong in a cloud call, with the cloud's own message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CloudError {
+    #[error("{kind} {id} not found")]
+    NotFound { kind: ResourceKind, id: String },
+    #[error("quota exceeded: {message}")]
+    QuotaExceeded { message: String },
+    #[error("conflict: {message}")]
+    Conflict { message: String },
+    #[error("bad request: {message}")]
+    BadRequest { message: String },
+    /// 5xx, timeouts, connection failures: worth retrying.
+    #[error("cloud unavailable: {message}")]
+    Unavailable { message: String },
+}
+
+impl CloudError {
+    /// Whether the same call may succeed later without any change.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Conflict { .. } | Self::Unavailable { .. })
+    }
+
+    /// A CamelCase reason for conditions, events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "NotFound",
+            Self::QuotaExceeded { .. } => "QuotaExceeded",
+            Self::Conflict { .. } => "Conflict",
+            Self::BadRequest { .. } => "BadRequest",
+            Self::Unavailable { .. } => "CloudUnavailable",
+        }
+    }
+}
