@@ -391,6 +391,9 @@ pub struct ClusterStatus {
     /// The cloud resources of the cluster, by role.
     #[serde(default)]
     pub infrastructure: BTreeMap<String, InfrastructureResource>,
+    /// The API load balancer's members as last set (`ADDRESS:PORT`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_members: Vec<String>,
     /// The generation of the spec this status describes.
     #[serde(default)]
     pub observed_generation: i64,

@@ -1,0 +1,103 @@
+//! The kaas REST API: `/v1` resources behind bearer-token authentication, the OpenAPI
+//! document at `/openapi.json`, and `/healthz`, `/readyz`, `/metrics`.
+//!
+//! **Architecture invariant:** the API only records desired state and reads observed
+//! state; it never calls the cloud. Whatever it refuses, it refuses before anything is
+//! stored.
+
+mod auth;
+mod clusters;
+mod error;
+mod openapi;
+
+pub use error::ApiError;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kaas_store::Store;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+
+/// Request bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A snapshot of the simulated cloud's resources, for `GET /v1/sim/inventory`.
+pub type InventoryFn = Arc<dyn Fn() -> Value + Send + Sync>;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// The bootstrap admin token.
+    pub admin_token: Arc<str>,
+    /// `sim` or `openstack`.
+    pub cloud: &'static str,
+    /// Set when the cloud is the simulation.
+    pub sim_inventory: Option<InventoryFn>,
+    pub registry: Arc<Registry>,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/info", get(info))
+        .route("/clusters", get(clusters::list).post(clusters::create))
+        .route("/clusters/{name}", get(clusters::get).put(clusters::replace).delete(clusters::delete))
+        .route("/clusters/{name}/events", get(clusters::events))
+        .route("/clusters/{name}/machines", get(clusters::machines))
+        .route("/sim/inventory", get(sim_inventory))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_document))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "this method is not allowed here")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn info(State(state): State<AppState>) -> axum::Json<Value> {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "cloud": state.cloud,
+        "simulated": state.sim_inventory.is_some(),
+    }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ok".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store not ready: {e}")).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
+        Err(e) => ApiError::internal(format!("cannot encode metrics: {e}")).into_response(),
+    }
+}
+
+async fn sim_inventory(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
+    match &state.sim_inventory {
+        Some(inventory) => Ok(axum::Json(inventory())),
+        None => Err(ApiError::not_found("this server does not run the simulated cloud")),
+    }
+}
+
+async fn openapi_document() -> axum::Json<Value> {
+    axum::Json(openapi::document())
+}

@@ -1,0 +1,413 @@
+//! The cluster controller, a pipeline per reconcile:
+//! load (I/O) → observe (I/O) → [`plan`] (pure) → execute (I/O, idempotent steps) →
+//! [`status`] (pure) → record status and events (I/O).
+
+pub mod plan;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::future::join_all;
+use kaas_cloud::{CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef, WorkloadClusters};
+use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
+use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
+use kaas_core::naming::{cluster_tag, machine_name};
+use kaas_core::{Cluster, Event, EventType, Machine, MachinePhase, ObjectMeta, ObjectReference, OwnerRef};
+use kaas_store::{ListFilter, ObjectKey, Store, StoreError, StoreExt};
+use rand::Rng;
+use tracing::{debug, info, warn};
+
+use crate::metrics::{CloudCallLabels, Metrics};
+use crate::runtime::{Action, Reconciler};
+use plan::{MACHINE_FINALIZER, Observed, Step, classify, member_strings};
+use status::{StepFailure, cluster_status, machine_status};
+
+#[derive(Debug, Clone)]
+pub struct ClusterControllerConfig {
+    /// How soon to look again while something is in progress.
+    pub poll_interval: Duration,
+    /// How soon to look again at a settled cluster (health).
+    pub steady_interval: Duration,
+}
+
+impl Default for ClusterControllerConfig {
+    fn default() -> Self {
+        Self { poll_interval: Duration::from_secs(5), steady_interval: Duration::from_secs(60) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("failed to observe the cloud: {0}")]
+    Observe(CloudError),
+    #[error("{0}")]
+    Steps(String),
+}
+
+pub struct ClusterController {
+    store: Arc<dyn Store>,
+    cloud: Arc<dyn CloudProvider>,
+    workloads: Arc<dyn WorkloadClusters>,
+    config: ClusterControllerConfig,
+    metrics: Metrics,
+}
+
+/// What executing the plan did that the status must reflect.
+#[derive(Default)]
+struct Outcome {
+    failures: Vec<StepFailure>,
+    members_set: Option<Vec<String>>,
+    cluster_removed: bool,
+}
+
+impl ClusterController {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cloud: Arc<dyn CloudProvider>,
+        workloads: Arc<dyn WorkloadClusters>,
+        config: ClusterControllerConfig,
+        metrics: Metrics,
+    ) -> Self {
+        Self { store, cloud, workloads, config, metrics }
+    }
+
+    fn count_call(&self, operation: &str, ok: bool) {
+        let labels = CloudCallLabels {
+            provider: self.cloud.name().to_owned(),
+            operation: operation.to_owned(),
+            result: if ok { "ok" } else { "error" }.to_owned(),
+        };
+        self.metrics.cloud_calls.get_or_create(&labels).inc();
+    }
+
+    async fn observe(&self, cluster: &Cluster) -> Result<Observed, ReconcileError> {
+        let machines = self
+            .store
+            .list_obj::<Machine>(&ListFilter {
+                tenant: Some(cluster.metadata.tenant.clone()),
+                owner_uid: Some(cluster.metadata.uid.clone()),
+            })
+            .await?;
+        let tag = cluster_tag(&cluster.metadata.uid);
+        let finds = join_all(ResourceKind::ALL.iter().map(|kind| self.cloud.find(*kind, &tag))).await;
+        let mut resources: Vec<CloudResource> = Vec::new();
+        for found in finds {
+            self.count_call("find", found.is_ok());
+            resources.extend(found.map_err(ReconcileError::Observe)?);
+        }
+        let mut observed = Observed { machines, resources, nodes: None };
+        let infra = classify(cluster, &observed);
+        if let Some(endpoint) = plan::api_endpoint(cluster, &infra) {
+            let target = WorkloadClusterRef { cluster_uid: cluster.metadata.uid.clone(), api_endpoint: endpoint };
+            match self.workloads.nodes(&target).await {
+                Ok(nodes) => observed.nodes = Some(nodes),
+                Err(e) => debug!(error = %e, "workload API not reachable"),
+            }
+        }
+        Ok(observed)
+    }
+
+    async fn event(&self, cluster: &Cluster, type_: EventType, reason: &str, message: String) {
+        let involved = ObjectReference {
+            kind: "Cluster".to_owned(),
+            name: cluster.metadata.name.clone(),
+            uid: cluster.metadata.uid.clone(),
+        };
+        match type_ {
+            EventType::Normal => info!(cluster = %cluster.metadata.name, reason, "{message}"),
+            EventType::Warning => warn!(cluster = %cluster.metadata.name, reason, "{message}"),
+        }
+        let event = Event::new(involved, type_, reason, message, Utc::now());
+        let body = match serde_json::to_value(&event) {
+            Ok(body) => body,
+            Err(e) => return warn!(error = %e, "cannot encode event"),
+        };
+        if let Err(e) = self.store.append_event(&cluster.metadata.tenant, &cluster.metadata.uid, body).await {
+            warn!(error = %e, "cannot record event");
+        }
+    }
+
+    /// Runs one step; `Ok(Some(text))` is an event message worth recording.
+    async fn execute(&self, cluster: &Cluster, step: &Step) -> Result<Option<(String, String)>, StepError> {
+        let tenant = cluster.metadata.tenant.as_str();
+        match step {
+            Step::AddFinalizer => {
+                let mut c = cluster.clone();
+                c.metadata.finalizers.push(CLUSTER_FINALIZER.to_owned());
+                self.store.update_obj(&c).await?;
+                Ok(None)
+            }
+            Step::CreateResource { request, .. } | Step::CreateServer { request, .. } => {
+                let created = self.cloud.create(request).await;
+                self.count_call("create", created.is_ok());
+                let r = created.map_err(|e| StepError::Cloud(format!("creating {} {}", request.kind(), request.name), e))?;
+                let mut text = format!("Created {} {} ({})", r.kind, r.name, r.id);
+                if let Some(address) = &r.address {
+                    text.push_str(&format!(" at {address}"));
+                }
+                Ok(Some((format!("{}Created", pascal(r.kind)), text)))
+            }
+            Step::DeleteResource { kind, id, name } => {
+                let deleted = self.cloud.delete(*kind, id).await;
+                self.count_call("delete", deleted.is_ok());
+                deleted.map_err(|e| StepError::Cloud(format!("deleting {kind} {name}"), e))?;
+                Ok(Some((format!("{}Deleting", pascal(*kind)), format!("Deleting {kind} {name} ({id})"))))
+            }
+            Step::SetLoadBalancerMembers { load_balancer_id, members } => {
+                let set = self.cloud.set_load_balancer_members(load_balancer_id, members).await;
+                self.count_call("set_members", set.is_ok());
+                set.map_err(|e| StepError::Cloud("updating the API load balancer's members".to_owned(), e))?;
+                let list = member_strings(members).join(", ");
+                Ok(Some(("LoadBalancerMembersSet".to_owned(), format!("The API load balancer forwards to {list}"))))
+            }
+            Step::CreateMachine { spec } => {
+                let suffix: String = {
+                    let mut rng = rand::rng();
+                    (0..5).map(|_| char::from(b"bcdfghjklmnpqrstvwxz2456789"[rng.random_range(0..27)])).collect()
+                };
+                let name = machine_name(&cluster.metadata.name, &spec.pool, &suffix);
+                let mut meta = ObjectMeta::named(&name);
+                meta.labels.insert(CLUSTER_LABEL.to_owned(), cluster.metadata.name.clone());
+                meta.labels.insert(POOL_LABEL.to_owned(), spec.pool.clone());
+                meta.finalizers.push(MACHINE_FINALIZER.to_owned());
+                meta.owner = Some(OwnerRef {
+                    kind: "Cluster".to_owned(),
+                    name: cluster.metadata.name.clone(),
+                    uid: cluster.metadata.uid.clone(),
+                });
+                let machine = Machine::new(meta, spec.clone());
+                self.store.create_obj(tenant, &machine).await?;
+                Ok(Some((
+                    "MachineCreated".to_owned(),
+                    format!("Machine {name} created ({}, {}, {})", spec.role.as_str(), spec.version, spec.flavor),
+                )))
+            }
+            Step::DeleteMachine { name, reason } => {
+                match self.store.delete_obj::<Machine>(tenant, name).await {
+                    Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(Some(("MachineDeleting".to_owned(), format!("Deleting machine {name}: {reason}"))))
+            }
+            Step::ReleaseMachine { name } => {
+                let Some(mut m) = self.store.get_obj::<Machine>(tenant, name).await? else { return Ok(None) };
+                m.metadata.finalizers.retain(|f| f != MACHINE_FINALIZER);
+                self.store.update_obj(&m).await?;
+                Ok(Some(("MachineDeleted".to_owned(), format!("Machine {name} is gone with its server"))))
+            }
+            Step::RemoveFinalizer => {
+                let mut c = cluster.clone();
+                c.metadata.finalizers.retain(|f| f != CLUSTER_FINALIZER);
+                self.store.update_obj(&c).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("{0}: {1}")]
+    Cloud(String, CloudError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn pascal(kind: ResourceKind) -> String {
+    let s = kind.as_str();
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+#[async_trait]
+impl Reconciler for ClusterController {
+    type Error = ReconcileError;
+
+    async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {
+        let Some(cluster) = self.store.get_obj::<Cluster>(&key.tenant, &key.name).await? else {
+            return Ok(Action::await_change());
+        };
+        let observed = match self.observe(&cluster).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.event(&cluster, EventType::Warning, "ObserveFailed", e.to_string()).await;
+                return Err(e);
+            }
+        };
+        let plan = plan::plan(&cluster, &observed);
+        debug!(steps = plan.steps.len(), waiting = ?plan.waiting, "planned");
+
+        let results = join_all(plan.steps.iter().map(|s| self.execute(&cluster, s))).await;
+        let mut outcome = Outcome::default();
+        let mut store_conflict = false;
+        for (step, result) in plan.steps.iter().zip(results) {
+            match result {
+                Ok(message) => {
+                    if let Step::SetLoadBalancerMembers { members, .. } = step {
+                        outcome.members_set = Some(member_strings(members));
+                    }
+                    if *step == Step::RemoveFinalizer {
+                        outcome.cluster_removed = true;
+                    }
+                    if let Some((reason, text)) = message {
+                        self.event(&cluster, EventType::Normal, &reason, text).await;
+                    }
+                }
+                Err(StepError::Store(StoreError::Conflict { .. })) => store_conflict = true,
+                Err(StepError::Store(e)) => return Err(e.into()),
+                Err(StepError::Cloud(what, e)) => {
+                    let failure = StepFailure {
+                        stage: step.stage(),
+                        reason: e.reason().to_owned(),
+                        message: format!("{what}: {e}"),
+                        retryable: e.is_retryable(),
+                    };
+                    self.event(&cluster, EventType::Warning, &failure.reason, failure.message.clone()).await;
+                    outcome.failures.push(failure);
+                }
+            }
+        }
+        if outcome.cluster_removed {
+            self.event(
+                &cluster,
+                EventType::Normal,
+                "Deleted",
+                format!(
+                    "Sweep found no cloud resource tagged {}: cluster {} is deleted",
+                    cluster_tag(&cluster.metadata.uid),
+                    cluster.metadata.name
+                ),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+
+        let infra = classify(&cluster, &observed);
+        let nodes = observed.nodes.as_deref();
+        for m in &observed.machines {
+            let st = machine_status(m, &infra, nodes);
+            if st == m.status {
+                continue;
+            }
+            if st.phase != m.status.phase {
+                let (type_, text) = machine_transition(m, &st);
+                self.event(&cluster, type_, &format!("Machine{}", st.phase), text).await;
+            }
+            let mut updated = m.clone();
+            updated.status = st;
+            match self.store.update_obj(&updated).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        let Some(mut fresh) = self.store.get_obj::<Cluster>(&key.tenant, &key.name).await? else {
+            return Ok(Action::await_change());
+        };
+        let mut new_status = cluster_status(&cluster, &observed, &infra, &outcome.failures, Utc::now());
+        if let Some(members) = outcome.members_set.take() {
+            new_status.api_members = members;
+        }
+        self.record_transitions(&cluster, &new_status).await;
+        self.metrics_phase(&cluster, new_status.phase);
+        if fresh.status != new_status {
+            fresh.status = new_status.clone();
+            match self.store.update_obj(&fresh).await {
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(StoreError::Conflict { .. }) => store_conflict = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+
+        if let Some(f) = outcome.failures.first() {
+            return Err(ReconcileError::Steps(f.message.clone()));
+        }
+        if store_conflict || !plan.is_settled() {
+            return Ok(Action::requeue(self.config.poll_interval));
+        }
+        Ok(Action::requeue(self.config.steady_interval))
+    }
+}
+
+impl ClusterController {
+    async fn record_transitions(&self, cluster: &Cluster, new: &kaas_core::ClusterStatus) {
+        let old = &cluster.status;
+        for (role, r) in &new.infrastructure {
+            let was = old.infrastructure.get(role).map(|o| o.status.as_str());
+            if r.status == "ACTIVE" && was != Some("ACTIVE") {
+                let kind = ResourceKind::ALL.iter().find(|k| k.as_str() == r.kind).map_or("resource", |k| k.human());
+                let mut text = format!("{kind} {} is ACTIVE", r.name);
+                if let Some(a) = &r.address {
+                    text.push_str(&format!(" at {a}"));
+                }
+                self.event(cluster, EventType::Normal, "ResourceReady", capitalize(&text)).await;
+            }
+        }
+        for c in &new.conditions {
+            let before = old.conditions.iter().find(|o| o.type_ == c.type_);
+            if before.map(|b| b.status) != Some(c.status) && (c.is_true() || before.is_some()) {
+                let text = format!("{} is {:?}: {}", c.type_, c.status, c.message);
+                self.event(cluster, EventType::Normal, &c.type_, text).await;
+            }
+        }
+        if new.phase != old.phase {
+            let text = match new.phase {
+                ClusterPhase::Available => match &new.api_endpoint {
+                    Some(e) => format!("Cluster {} is Available at {e}", cluster.metadata.name),
+                    None => format!("Cluster {} is Available", cluster.metadata.name),
+                },
+                phase => format!("Cluster {} is {phase}", cluster.metadata.name),
+            };
+            let type_ = if new.phase == ClusterPhase::Failed { EventType::Warning } else { EventType::Normal };
+            self.event(cluster, type_, &new.phase.to_string(), text).await;
+        }
+    }
+
+    fn metrics_phase(&self, cluster: &Cluster, new: ClusterPhase) {
+        let old = cluster.status.phase;
+        if old != new || cluster.status.observed_generation == 0 {
+            use crate::metrics::PhaseLabels;
+            if cluster.status.observed_generation != 0 {
+                self.metrics.clusters.get_or_create(&PhaseLabels { phase: old.to_string() }).dec();
+            }
+            self.metrics.clusters.get_or_create(&PhaseLabels { phase: new.to_string() }).inc();
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+fn machine_transition(m: &Machine, new: &kaas_core::MachineStatus) -> (EventType, String) {
+    let name = &m.metadata.name;
+    let address = new.addresses.first().map(String::as_str).unwrap_or("no address yet");
+    match new.phase {
+        MachinePhase::Pending => (EventType::Normal, format!("Machine {name} waits for its server")),
+        MachinePhase::Provisioning => (EventType::Normal, format!("Server {name} is building")),
+        MachinePhase::Provisioned => {
+            (EventType::Normal, format!("Server {name} is ACTIVE at {address}; waiting for its node to join"))
+        }
+        MachinePhase::Running => {
+            let node = new.node_name.as_deref().unwrap_or(name);
+            (EventType::Normal, format!("Node {node} joined and is Ready ({}, {})", m.spec.role.as_str(), m.spec.version))
+        }
+        MachinePhase::Deleting => (EventType::Normal, format!("Machine {name} is being deleted")),
+        MachinePhase::Failed => (
+            EventType::Warning,
+            format!("Server {name} failed: {}", new.failure_message.as_deref().unwrap_or("no reason given")),
+        ),
+    }
+}

@@ -1,0 +1,589 @@
+//! The pure planning step of the cluster controller: from the desired cluster and
+//! what was observed, the next steps. No I/O; every decision is unit-tested here.
+//!
+//! Creation follows the design's order: infrastructure (network, subnet, router,
+//! security groups, server groups, API load balancer and floating IP) → first
+//! control plane (kubeadm init) → the other control planes one at a time → node pools
+//! in parallel once the workload API answers. Deletion runs the other way: workers →
+//! control planes → API load balancer and floating IP → router → subnet → network →
+//! security groups and server groups → a sweep that must find nothing tagged with the
+//! cluster before the finalizer is removed.
+
+use std::collections::BTreeMap;
+
+use kaas_cloud::{
+    CloudResource, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec, ResourceStatus,
+    SecurityGroupRule, ServerGroupPolicy,
+};
+use kaas_core::cluster::CLUSTER_FINALIZER;
+use kaas_core::machine::CONTROL_PLANE_POOL;
+use kaas_core::naming::{cluster_tag, machine_tag, resource_prefix};
+use kaas_core::stack::find_stack;
+use kaas_core::{Cluster, Machine, MachineRole, MachineSpec};
+
+/// The Kubernetes API port on the load balancer and the control planes.
+pub const API_PORT: u16 = 6443;
+
+/// The finalizer that keeps a Machine until its server is gone.
+pub const MACHINE_FINALIZER: &str = "kaas.dev/server";
+
+/// What the controller saw of the world at the start of a reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The cluster's machines, including those being deleted.
+    pub machines: Vec<Machine>,
+    /// Every cloud resource tagged with the cluster's uid.
+    pub resources: Vec<CloudResource>,
+    /// The workload cluster's nodes; `None` while its API does not answer.
+    pub nodes: Option<Vec<Node>>,
+}
+
+/// One idempotent action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    AddFinalizer,
+    /// Create a cloud resource; `role` is its place in the cluster (`network`,
+    /// `securityGroup/control-plane`, …).
+    CreateResource { role: String, request: ResourceRequest },
+    DeleteResource { kind: ResourceKind, id: String, name: String },
+    SetLoadBalancerMembers { load_balancer_id: String, members: Vec<PoolMember> },
+    /// Record a new machine; the executor picks its random name suffix.
+    CreateMachine { spec: MachineSpec },
+    CreateServer { machine: String, request: ResourceRequest },
+    /// Ask the store to delete a machine (it stays, marked, until its server is gone).
+    DeleteMachine { name: String, reason: String },
+    /// The machine's server is gone: drop its finalizer so the store removes it.
+    ReleaseMachine { name: String },
+    /// Nothing tagged with the cluster remains: let the store remove the cluster.
+    RemoveFinalizer,
+}
+
+impl Step {
+    /// Which condition a failure of this step belongs to.
+    pub fn stage(&self) -> Stage {
+        match self {
+            Step::CreateServer { request, .. } => server_stage(request),
+            Step::CreateMachine { spec } if spec.role == MachineRole::Worker => Stage::NodePools,
+            Step::CreateMachine { .. } | Step::SetLoadBalancerMembers { .. } => Stage::ControlPlane,
+            Step::AddFinalizer | Step::CreateResource { .. } => Stage::Infrastructure,
+            Step::DeleteResource { .. }
+            | Step::DeleteMachine { .. }
+            | Step::ReleaseMachine { .. }
+            | Step::RemoveFinalizer => Stage::Deletion,
+        }
+    }
+}
+
+fn server_stage(request: &ResourceRequest) -> Stage {
+    match &request.spec {
+        ResourceSpec::Server { metadata, .. } if metadata.get(ROLE_KEY).map(String::as_str) == Some("worker") => {
+            Stage::NodePools
+        }
+        _ => Stage::ControlPlane,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Infrastructure,
+    ControlPlane,
+    NodePools,
+    Deletion,
+}
+
+/// Server metadata keys the workload side reads.
+pub const CLUSTER_UID_KEY: &str = "kaas-cluster-uid";
+pub const ROLE_KEY: &str = "kaas-role";
+pub const VERSION_KEY: &str = "kaas-kubernetes-version";
+
+/// The resources a cluster has, by role, as observed.
+#[derive(Debug, Default)]
+pub struct Infrastructure<'a> {
+    by_role: BTreeMap<String, &'a CloudResource>,
+    /// Resources tagged with the cluster that play no wanted role (or a role twice).
+    pub unwanted: Vec<&'a CloudResource>,
+    /// Servers by machine uid.
+    pub servers: BTreeMap<String, &'a CloudResource>,
+}
+
+impl<'a> Infrastructure<'a> {
+    pub fn get(&self, role: &str) -> Option<&'a CloudResource> {
+        self.by_role.get(role).copied()
+    }
+
+    pub fn roles(&self) -> impl Iterator<Item = (&String, &&'a CloudResource)> {
+        self.by_role.iter()
+    }
+}
+
+/// The infrastructure roles a cluster wants, with the name of each.
+pub fn wanted_roles(cluster: &Cluster) -> Vec<(String, ResourceKind, String)> {
+    let prefix = prefix(cluster);
+    let mut roles = vec![
+        ("network".to_owned(), ResourceKind::Network, prefix.clone()),
+        ("subnet".to_owned(), ResourceKind::Subnet, prefix.clone()),
+        ("router".to_owned(), ResourceKind::Router, prefix.clone()),
+        (sg_role("control-plane"), ResourceKind::SecurityGroup, format!("{prefix}-control-plane")),
+        (sg_role("worker"), ResourceKind::SecurityGroup, format!("{prefix}-worker")),
+        (sgroup_role(CONTROL_PLANE_POOL), ResourceKind::ServerGroup, format!("{prefix}-{CONTROL_PLANE_POOL}")),
+    ];
+    for pool in &cluster.spec.node_pools {
+        roles.push((sgroup_role(&pool.name), ResourceKind::ServerGroup, format!("{prefix}-{}", pool.name)));
+    }
+    roles.push(("loadBalancer".to_owned(), ResourceKind::LoadBalancer, format!("{prefix}-kubeapi")));
+    if cluster.spec.api_access.floating_ip {
+        roles.push(("floatingIp".to_owned(), ResourceKind::FloatingIp, format!("{prefix}-kubeapi")));
+    }
+    roles
+}
+
+fn sg_role(which: &str) -> String {
+    format!("securityGroup/{which}")
+}
+
+fn sgroup_role(pool: &str) -> String {
+    format!("serverGroup/{pool}")
+}
+
+fn prefix(cluster: &Cluster) -> String {
+    resource_prefix(&cluster.metadata.name, &cluster.metadata.uid)
+}
+
+/// Sorts what was observed into roles. Twins (a role found twice) keep the oldest-named
+/// id (lowest) and the rest become unwanted, so they are deleted.
+pub fn classify<'a>(cluster: &Cluster, observed: &'a Observed) -> Infrastructure<'a> {
+    let mut infra = Infrastructure::default();
+    let wanted = wanted_roles(cluster);
+    let live_machines: BTreeMap<&str, &Machine> =
+        observed.machines.iter().map(|m| (m.metadata.uid.as_str(), m)).collect();
+    let mut resources: Vec<&CloudResource> = observed.resources.iter().collect();
+    resources.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    for r in resources {
+        if r.kind == ResourceKind::Server {
+            let machine_uid = r.tags.iter().find_map(|t| t.strip_prefix("kaas-machine="));
+            match machine_uid {
+                Some(uid) if live_machines.contains_key(uid) && !infra.servers.contains_key(uid) => {
+                    infra.servers.insert(uid.to_owned(), r);
+                }
+                _ => infra.unwanted.push(r),
+            }
+            continue;
+        }
+        let role = wanted.iter().find(|(_, kind, name)| *kind == r.kind && *name == r.name);
+        match role {
+            Some((role, _, _)) if !infra.by_role.contains_key(role) => {
+                infra.by_role.insert(role.clone(), r);
+            }
+            _ => infra.unwanted.push(r),
+        }
+    }
+    infra
+}
+
+/// The result of planning: steps to run now, and what is awaited.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Things in progress that the controller waits for (for the requeue decision).
+    pub waiting: Vec<String>,
+}
+
+impl Plan {
+    fn wait(&mut self, what: impl Into<String>) {
+        self.waiting.push(what.into());
+    }
+
+    /// Whether the world still has to move before the cluster is settled.
+    pub fn is_settled(&self) -> bool {
+        self.steps.is_empty() && self.waiting.is_empty()
+    }
+}
+
+/// Plans the next steps for `cluster` given `observed`.
+pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
+    let infra = classify(cluster, observed);
+    let mut plan = Plan::default();
+    if cluster.metadata.is_deleting() {
+        plan_deletion(cluster, observed, &infra, &mut plan);
+        return plan;
+    }
+    if !cluster.metadata.finalizers.iter().any(|f| f == CLUSTER_FINALIZER) {
+        plan.steps.push(Step::AddFinalizer);
+        return plan;
+    }
+    plan_infrastructure(cluster, &infra, &mut plan);
+    plan_unwanted(&infra, &mut plan);
+    plan_machines(cluster, observed, &infra, &mut plan);
+    plan
+}
+
+fn plan_unwanted(infra: &Infrastructure<'_>, plan: &mut Plan) {
+    for r in &infra.unwanted {
+        delete_resource(r, plan);
+    }
+}
+
+fn delete_resource(r: &CloudResource, plan: &mut Plan) {
+    if r.status == ResourceStatus::Deleting {
+        plan.wait(format!("{} {} to be deleted", r.kind, r.name));
+    } else {
+        plan.steps.push(Step::DeleteResource { kind: r.kind, id: r.id.clone(), name: r.name.clone() });
+    }
+}
+
+fn tags(cluster: &Cluster) -> Vec<String> {
+    vec![cluster_tag(&cluster.metadata.uid), format!("kaas-cluster-name={}", cluster.metadata.name)]
+}
+
+fn request(cluster: &Cluster, name: String, spec: ResourceSpec) -> ResourceRequest {
+    ResourceRequest { name, tags: tags(cluster), spec }
+}
+
+fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut Plan) {
+    let net = &cluster.spec.network;
+    for (role, kind, name) in wanted_roles(cluster) {
+        if let Some(r) = infra.get(&role) {
+            match &r.status {
+                ResourceStatus::Active => {}
+                ResourceStatus::Error { .. } => delete_resource(r, plan),
+                _ => plan.wait(format!("{kind} {name}")),
+            }
+            continue;
+        }
+        let spec = match kind {
+            ResourceKind::Network => Some(ResourceSpec::Network { mtu: net.mtu }),
+            ResourceKind::Subnet => infra.get("network").map(|n| ResourceSpec::Subnet {
+                network_id: n.id.clone(),
+                cidr: net.node_cidr.clone(),
+                dns_servers: net.dns_servers.clone(),
+            }),
+            ResourceKind::Router => infra.get("subnet").map(|s| ResourceSpec::Router {
+                external_network: net.external_network.clone(),
+                subnet_ids: vec![s.id.clone()],
+            }),
+            ResourceKind::SecurityGroup => Some(ResourceSpec::SecurityGroup {
+                rules: security_group_rules(cluster, role.ends_with("control-plane")),
+            }),
+            ResourceKind::ServerGroup => Some(ResourceSpec::ServerGroup {
+                policy: if role == sgroup_role(CONTROL_PLANE_POOL) {
+                    ServerGroupPolicy::AntiAffinity
+                } else {
+                    ServerGroupPolicy::SoftAntiAffinity
+                },
+            }),
+            ResourceKind::LoadBalancer => infra
+                .get("subnet")
+                .map(|s| ResourceSpec::LoadBalancer { subnet_id: s.id.clone(), port: API_PORT }),
+            ResourceKind::FloatingIp => infra.get("loadBalancer").map(|lb| ResourceSpec::FloatingIp {
+                external_network: net.external_network.clone(),
+                load_balancer_id: lb.id.clone(),
+            }),
+            ResourceKind::Server => None,
+        };
+        match spec {
+            Some(spec) => plan.steps.push(Step::CreateResource { role, request: request(cluster, name, spec) }),
+            None => plan.wait(format!("{kind} {name} (needs what comes before it)")),
+        }
+    }
+}
+
+/// Ingress rules: the API from the allowed CIDRs, etcd between control planes, kubelet
+/// and the CNI (Cilium VXLAN and health) within the node network, NodePorts on workers.
+pub fn security_group_rules(cluster: &Cluster, control_plane: bool) -> Vec<SecurityGroupRule> {
+    let nodes = cluster.spec.network.node_cidr.clone();
+    let rule = |protocol: &str, min: u16, max: u16, cidr: Option<&str>, group: Option<&str>, what: &str| {
+        SecurityGroupRule {
+            protocol: protocol.to_owned(),
+            port_min: min,
+            port_max: max,
+            remote_cidr: cidr.map(str::to_owned),
+            remote_group: group.map(str::to_owned),
+            description: what.to_owned(),
+        }
+    };
+    let mut rules = vec![
+        rule("tcp", 10250, 10250, Some(&nodes), None, "kubelet API"),
+        rule("udp", 8472, 8472, Some(&nodes), None, "Cilium VXLAN"),
+        rule("tcp", 4240, 4240, Some(&nodes), None, "Cilium health"),
+        rule("icmp", 0, 0, Some(&nodes), None, "ICMP within the cluster"),
+    ];
+    if control_plane {
+        let cp_group = format!("{}-control-plane", prefix(cluster));
+        let mut api_sources = cluster.spec.api_access.allowed_cidrs.clone();
+        if api_sources.is_empty() {
+            api_sources.push("0.0.0.0/0".to_owned());
+        } else {
+            // The load balancer's health checks and the nodes themselves come from the
+            // node network.
+            api_sources.push(nodes.clone());
+        }
+        for cidr in &api_sources {
+            rules.push(rule("tcp", API_PORT, API_PORT, Some(cidr), None, "Kubernetes API"));
+        }
+        rules.push(rule("tcp", 2379, 2380, None, Some(&cp_group), "etcd between control planes"));
+    } else {
+        rules.push(rule("tcp", 30000, 32767, Some("0.0.0.0/0"), None, "NodePorts"));
+        rules.push(rule("udp", 30000, 32767, Some("0.0.0.0/0"), None, "NodePorts"));
+    }
+    rules
+}
+
+/// The API endpoint clients use: the floating IP, or the load balancer's VIP without one.
+pub fn api_endpoint(cluster: &Cluster, infra: &Infrastructure<'_>) -> Option<String> {
+    let role = if cluster.spec.api_access.floating_ip { "floatingIp" } else { "loadBalancer" };
+    infra.get(role).and_then(|r| r.address.clone()).map(|a| format!("https://{a}:{API_PORT}"))
+}
+
+/// Whether the node of `machine` is Ready.
+pub fn node_ready(machine: &Machine, infra: &Infrastructure<'_>, nodes: Option<&[Node]>) -> bool {
+    node_of(machine, infra, nodes).is_some_and(|n| n.ready)
+}
+
+pub fn node_of<'n>(machine: &Machine, infra: &Infrastructure<'_>, nodes: Option<&'n [Node]>) -> Option<&'n Node> {
+    let server = infra.servers.get(&machine.metadata.uid)?;
+    nodes?.iter().find(|n| n.server_id() == Some(server.id.as_str()))
+}
+
+fn plan_machines(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<'_>, plan: &mut Plan) {
+    let Some(stack) = find_stack(&cluster.spec.stack) else {
+        plan.wait(format!("cluster stack {} to exist", cluster.spec.stack));
+        return;
+    };
+    let nodes = observed.nodes.as_deref();
+    let (deleting, live): (Vec<&Machine>, Vec<&Machine>) =
+        observed.machines.iter().partition(|m| m.metadata.is_deleting());
+    for m in &deleting {
+        plan_machine_removal(m, infra, plan);
+    }
+    let cps: Vec<&Machine> = live.iter().copied().filter(|m| m.is_control_plane()).collect();
+    let cp = &cluster.spec.control_plane;
+    let cp_spec = |role| MachineSpec {
+        pool: CONTROL_PLANE_POOL.to_owned(),
+        role,
+        version: stack.kubernetes_version.to_owned(),
+        image: stack.image.to_owned(),
+        flavor: cp.flavor.clone(),
+        zone: None,
+    };
+    let all_cp_ready = cps.iter().all(|m| node_ready(m, infra, nodes));
+    let cp_count = cps.len() as u32;
+    if cps.is_empty() && deleting.iter().all(|m| !m.is_control_plane()) {
+        plan.steps.push(Step::CreateMachine { spec: cp_spec(MachineRole::Init) });
+    } else if cp_count < cp.replicas && all_cp_ready && !cps.is_empty() {
+        // One control plane at a time: etcd grows by one member, only when healthy.
+        plan.steps.push(Step::CreateMachine { spec: cp_spec(MachineRole::ControlPlane) });
+    } else if cp_count > cp.replicas && all_cp_ready {
+        if let Some(newest) = newest(&cps) {
+            plan.steps.push(Step::DeleteMachine {
+                name: newest.metadata.name.clone(),
+                reason: format!("control plane scaled down to {}", cp.replicas),
+            });
+        }
+    } else if cp_count != cp.replicas || !all_cp_ready {
+        plan.wait("control plane machines to become ready");
+    }
+
+    // Workers join once the workload API answers.
+    let api_up = nodes.is_some_and(|ns| ns.iter().any(|n| n.ready));
+    for pool in &cluster.spec.node_pools {
+        let machines: Vec<&Machine> = live.iter().copied().filter(|m| m.spec.pool == pool.name).collect();
+        let have = machines.len() as u32;
+        if have < pool.replicas {
+            if api_up {
+                for _ in have..pool.replicas {
+                    plan.steps.push(Step::CreateMachine {
+                        spec: MachineSpec {
+                            pool: pool.name.clone(),
+                            role: MachineRole::Worker,
+                            version: stack.kubernetes_version.to_owned(),
+                            image: stack.image.to_owned(),
+                            flavor: pool.flavor.clone(),
+                            zone: None,
+                        },
+                    });
+                }
+            } else {
+                plan.wait(format!("the workload API before creating pool {}", pool.name));
+            }
+        } else if have > pool.replicas {
+            let mut victims = machines.clone();
+            // Unready first, then newest.
+            victims.sort_by_key(|m| {
+                (node_ready(m, infra, nodes), std::cmp::Reverse(m.metadata.created_at), m.metadata.name.clone())
+            });
+            for m in victims.into_iter().take((have - pool.replicas) as usize) {
+                plan.steps.push(Step::DeleteMachine {
+                    name: m.metadata.name.clone(),
+                    reason: format!("pool {} scaled down to {}", pool.name, pool.replicas),
+                });
+            }
+        }
+    }
+    for m in live.iter().filter(|m| !m.is_control_plane()) {
+        if !cluster.spec.node_pools.iter().any(|p| p.name == m.spec.pool) {
+            plan.steps.push(Step::DeleteMachine {
+                name: m.metadata.name.clone(),
+                reason: format!("pool {} was removed from the spec", m.spec.pool),
+            });
+        }
+    }
+
+    for m in &live {
+        plan_server(cluster, m, infra, nodes, plan);
+    }
+    plan_load_balancer_members(cluster, cps.as_slice(), infra, plan);
+}
+
+fn newest<'a>(machines: &[&'a Machine]) -> Option<&'a Machine> {
+    machines.iter().copied().max_by_key(|m| (m.metadata.created_at, m.metadata.name.clone()))
+}
+
+fn plan_machine_removal(m: &Machine, infra: &Infrastructure<'_>, plan: &mut Plan) {
+    match infra.servers.get(&m.metadata.uid) {
+        Some(server) => delete_resource(server, plan),
+        None => plan.steps.push(Step::ReleaseMachine { name: m.metadata.name.clone() }),
+    }
+}
+
+fn plan_server(cluster: &Cluster, m: &Machine, infra: &Infrastructure<'_>, nodes: Option<&[Node]>, plan: &mut Plan) {
+    if let Some(server) = infra.servers.get(&m.metadata.uid) {
+        match &server.status {
+            ResourceStatus::Error { .. } => delete_resource(server, plan),
+            ResourceStatus::Active if node_ready(m, infra, nodes) => {}
+            _ => plan.wait(format!("machine {} to become a ready node", m.metadata.name)),
+        }
+        return;
+    }
+    let pool = if m.is_control_plane() { CONTROL_PLANE_POOL } else { &m.spec.pool };
+    let sg = if m.is_control_plane() { "control-plane" } else { "worker" };
+    let (Some(network), Some(_subnet), Some(group), Some(server_group), Some(endpoint)) = (
+        infra.get("network"),
+        infra.get("subnet"),
+        infra.get(&sg_role(sg)),
+        infra.get(&sgroup_role(pool)),
+        api_endpoint(cluster, infra),
+    ) else {
+        plan.wait(format!("infrastructure for machine {}", m.metadata.name));
+        return;
+    };
+    let metadata = BTreeMap::from([
+        (CLUSTER_UID_KEY.to_owned(), cluster.metadata.uid.clone()),
+        (ROLE_KEY.to_owned(), m.spec.role.as_str().to_owned()),
+        (VERSION_KEY.to_owned(), m.spec.version.clone()),
+        ("kaas-machine".to_owned(), m.metadata.name.clone()),
+    ]);
+    let mut tags = tags(cluster);
+    tags.push(machine_tag(&m.metadata.uid));
+    plan.steps.push(Step::CreateServer {
+        machine: m.metadata.name.clone(),
+        request: ResourceRequest {
+            name: m.metadata.name.clone(),
+            tags,
+            spec: ResourceSpec::Server {
+                flavor: m.spec.flavor.clone(),
+                image: m.spec.image.clone(),
+                network_id: network.id.clone(),
+                security_group_ids: vec![group.id.clone()],
+                server_group_id: Some(server_group.id.clone()),
+                availability_zone: m.spec.zone.clone(),
+                user_data: user_data(cluster, m, &endpoint),
+                metadata,
+            },
+        },
+    });
+}
+
+/// The user data a machine boots with. It names the machine and its part in the
+/// cluster; the kubeadm bootstrap (certificates, kubeadm configuration) is rendered
+/// into it by the bootstrap module.
+pub fn user_data(cluster: &Cluster, m: &Machine, endpoint: &str) -> String {
+    format!(
+        "#cloud-config\n# kaas machine {machine} of cluster {cluster} ({uid})\n# role: {role}, Kubernetes {version}, API endpoint {endpoint}\nhostname: {machine}\nfqdn: {machine}\n",
+        machine = m.metadata.name,
+        cluster = cluster.metadata.name,
+        uid = cluster.metadata.uid,
+        role = m.spec.role.as_str(),
+        version = m.spec.version,
+    )
+}
+
+/// The API load balancer forwards to every control plane with an address.
+pub fn desired_members(cps: &[&Machine], infra: &Infrastructure<'_>) -> Vec<PoolMember> {
+    let mut members: Vec<PoolMember> = cps
+        .iter()
+        .filter_map(|m| infra.servers.get(&m.metadata.uid))
+        .filter(|s| s.status != ResourceStatus::Deleting)
+        .filter_map(|s| s.address.clone())
+        .map(|address| PoolMember { address, port: API_PORT })
+        .collect();
+    members.sort();
+    members
+}
+
+/// How members are recorded in `status.apiMembers`.
+pub fn member_strings(members: &[PoolMember]) -> Vec<String> {
+    members.iter().map(|m| format!("{}:{}", m.address, m.port)).collect()
+}
+
+fn plan_load_balancer_members(cluster: &Cluster, cps: &[&Machine], infra: &Infrastructure<'_>, plan: &mut Plan) {
+    let Some(lb) = infra.get("loadBalancer") else { return };
+    if !lb.is_active() {
+        return;
+    }
+    let members = desired_members(cps, infra);
+    if !members.is_empty() && member_strings(&members) != cluster.status.api_members {
+        plan.steps.push(Step::SetLoadBalancerMembers { load_balancer_id: lb.id.clone(), members });
+    }
+}
+
+fn plan_deletion(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<'_>, plan: &mut Plan) {
+    // Workers, then control planes.
+    for control_plane in [false, true] {
+        let machines: Vec<&Machine> =
+            observed.machines.iter().filter(|m| m.is_control_plane() == control_plane).collect();
+        if machines.is_empty() {
+            continue;
+        }
+        for m in machines {
+            if m.metadata.is_deleting() {
+                plan_machine_removal(m, infra, plan);
+            } else {
+                plan.steps.push(Step::DeleteMachine {
+                    name: m.metadata.name.clone(),
+                    reason: "the cluster is being deleted".to_owned(),
+                });
+            }
+        }
+        return;
+    }
+    // Then the cloud resources, one layer at a time.
+    let layers: [&[ResourceKind]; 6] = [
+        &[ResourceKind::Server],
+        &[ResourceKind::FloatingIp, ResourceKind::LoadBalancer],
+        &[ResourceKind::Router],
+        &[ResourceKind::Subnet],
+        &[ResourceKind::Network],
+        &[ResourceKind::SecurityGroup, ResourceKind::ServerGroup],
+    ];
+    for layer in layers {
+        let mut present: Vec<&CloudResource> =
+            observed.resources.iter().filter(|r| layer.contains(&r.kind)).collect();
+        if present.is_empty() {
+            continue;
+        }
+        // A floating IP goes before its load balancer.
+        if present.iter().any(|r| r.kind == ResourceKind::FloatingIp) {
+            present.retain(|r| r.kind == ResourceKind::FloatingIp);
+        }
+        for r in present {
+            delete_resource(r, plan);
+        }
+        return;
+    }
+    if observed.resources.is_empty() && cluster.metadata.finalizers.iter().any(|f| f == CLUSTER_FINALIZER) {
+        plan.steps.push(Step::RemoveFinalizer);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,606 @@
+//! The simulated cloud's state, which is what the state file holds, and the rules of
+//! the simulated APIs applied to it. Everything here is pure: times come in as unix
+//! milliseconds, randomness from the caller's generator.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use kaas_cloud::{
+    CloudError, CloudResource, PoolMember, ResourceKind, ResourceRequest, ResourceSpec,
+    ResourceStatus,
+};
+use rand::Rng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LatencyRange, SimConfig};
+use crate::net;
+
+/// The version of the state file format this code writes.
+pub(crate) const STATE_FORMAT: u32 = 1;
+
+/// The cursor key of the floating IP pool in [`State::next_host`].
+const FLOATING_POOL_KEY: &str = "floatingIp";
+
+/// Server metadata: the uid of the cluster a server belongs to.
+pub const META_CLUSTER_UID: &str = "kaas-cluster-uid";
+/// Server metadata: `init`, `control-plane` or `worker`.
+pub const META_ROLE: &str = "kaas-role";
+/// Server metadata: the kubelet version the node reports.
+pub const META_KUBERNETES_VERSION: &str = "kaas-kubernetes-version";
+
+/// Everything the simulated cloud holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct State {
+    #[serde(default)]
+    pub format: u32,
+    /// Creation order, so that listings are stable.
+    #[serde(default)]
+    pub next_seq: u64,
+    /// By id.
+    #[serde(default)]
+    pub resources: BTreeMap<String, SimResource>,
+    /// IPAM cursors: the next host offset to try, by subnet id (and the floating pool).
+    #[serde(default)]
+    pub next_host: BTreeMap<String, u64>,
+}
+
+/// One resource, with absolute timestamps (unix milliseconds) for its transitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SimResource {
+    pub seq: u64,
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub spec: ResourceSpec,
+    pub created_at_ms: u64,
+    /// `Pending` until then, `Active` after.
+    pub ready_at_ms: u64,
+    /// Set when a delete started; the resource is `Deleting` from then on...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting_since_ms: Option<u64>,
+    /// ...and gone from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_at_ms: Option<u64>,
+    /// A server's fixed IP, a load balancer's VIP, a floating IP's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The subnet `address` was allocated from (servers, load balancers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_subnet_id: Option<String>,
+    /// A load balancer's pool members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<PoolMember>,
+    /// Servers: how long kubeadm init takes on it (scaled, ms), should it be `init`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeadm_init_ms: Option<u64>,
+    /// Servers: how long joining the cluster takes (scaled, ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_ms: Option<u64>,
+    /// Set when the resource broke for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SimResource {
+    pub fn kind(&self) -> ResourceKind {
+        self.spec.kind()
+    }
+
+    /// Whether the resource exists at `now` (possibly being deleted).
+    pub fn exists(&self, now: u64) -> bool {
+        self.gone_at_ms.is_none_or(|gone| now < gone)
+    }
+
+    pub fn is_deleting(&self) -> bool {
+        self.deleting_since_ms.is_some()
+    }
+
+    pub fn status(&self, now: u64) -> ResourceStatus {
+        if self.is_deleting() {
+            ResourceStatus::Deleting
+        } else if let Some(message) = &self.error {
+            ResourceStatus::Error {
+                message: message.clone(),
+            }
+        } else if now < self.ready_at_ms {
+            ResourceStatus::Pending
+        } else {
+            ResourceStatus::Active
+        }
+    }
+
+    pub fn view(&self, now: u64) -> CloudResource {
+        CloudResource {
+            kind: self.kind(),
+            id: self.id.clone(),
+            name: self.name.clone(),
+            tags: self.tags.clone(),
+            status: self.status(now),
+            address: self.address.clone(),
+        }
+    }
+
+    /// A server's metadata value.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        match &self.spec {
+            ResourceSpec::Server { metadata, .. } => metadata.get(key).map(String::as_str),
+            _ => None,
+        }
+    }
+
+    fn server_network(&self) -> Option<&str> {
+        match &self.spec {
+            ResourceSpec::Server { network_id, .. } => Some(network_id),
+            _ => None,
+        }
+    }
+}
+
+/// A latency drawn from `range`, scaled by `speed`, in milliseconds.
+pub(crate) fn draw_ms(rng: &mut StdRng, range: LatencyRange, speed: f64) -> u64 {
+    let secs = if range.max_secs > range.min_secs {
+        rng.random_range(range.min_secs..=range.max_secs)
+    } else {
+        range.min_secs
+    };
+    let ms = (secs * 1000.0 / speed).round();
+    if ms.is_finite() && ms > 0.0 {
+        ms as u64
+    } else {
+        0
+    }
+}
+
+fn bad_request(message: String) -> CloudError {
+    CloudError::BadRequest { message }
+}
+
+fn conflict(message: String) -> CloudError {
+    CloudError::Conflict { message }
+}
+
+fn parse_cidr(cidr: &str) -> Result<IpNet, CloudError> {
+    cidr.trim()
+        .parse::<IpNet>()
+        .map(|n| n.trunc())
+        .map_err(|_| {
+            bad_request(format!(
+                "Invalid input for cidr. Reason: '{cidr}' is not a valid IP subnet."
+            ))
+        })
+}
+
+impl State {
+    /// The resources that exist at `now`, in creation order.
+    pub fn existing(&self, now: u64) -> Vec<&SimResource> {
+        let mut all: Vec<&SimResource> =
+            self.resources.values().filter(|r| r.exists(now)).collect();
+        all.sort_by_key(|r| r.seq);
+        all
+    }
+
+    /// The resource `id` of `kind` if it exists at `now`.
+    pub fn get(&self, kind: ResourceKind, id: &str, now: u64) -> Option<&SimResource> {
+        self.resources
+            .get(id)
+            .filter(|r| r.kind() == kind && r.exists(now))
+    }
+
+    /// Forgets resources whose deletion finished. Whether anything was forgotten.
+    pub fn purge(&mut self, now: u64) -> bool {
+        let before = self.resources.len();
+        self.resources.retain(|_, r| r.exists(now));
+        let purged = self.resources.len() != before;
+        if purged {
+            let resources = &self.resources;
+            self.next_host
+                .retain(|key, _| key == FLOATING_POOL_KEY || resources.contains_key(key));
+        }
+        purged
+    }
+
+    fn usable(&self, kind: ResourceKind, id: &str, now: u64) -> Option<&SimResource> {
+        self.get(kind, id, now).filter(|r| !r.is_deleting())
+    }
+
+    fn require(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        now: u64,
+        message: impl FnOnce() -> String,
+    ) -> Result<&SimResource, CloudError> {
+        self.usable(kind, id, now)
+            .ok_or_else(|| bad_request(message()))
+    }
+
+    fn count(&self, kind: ResourceKind, now: u64) -> usize {
+        self.resources
+            .values()
+            .filter(|r| r.kind() == kind && r.exists(now))
+            .count()
+    }
+
+    fn subnet_cidr(&self, subnet_id: &str, now: u64) -> Option<IpNet> {
+        match &self.get(ResourceKind::Subnet, subnet_id, now)?.spec {
+            ResourceSpec::Subnet { cidr, .. } => parse_cidr(cidr).ok(),
+            _ => None,
+        }
+    }
+
+    /// Allocates the next free address of subnet `subnet_id` for a port.
+    fn allocate_port(
+        &mut self,
+        subnet_id: &str,
+        network_id: &str,
+        now: u64,
+    ) -> Result<IpAddr, CloudError> {
+        let cidr = self
+            .subnet_cidr(subnet_id, now)
+            .ok_or_else(|| bad_request(format!("Subnet {subnet_id} could not be found.")))?;
+        let used: HashSet<IpAddr> = self
+            .resources
+            .values()
+            .filter(|r| r.exists(now) && r.port_subnet_id.as_deref() == Some(subnet_id))
+            .filter_map(|r| r.address.as_deref()?.parse().ok())
+            .collect();
+        let cursor = self.next_host.get(subnet_id).copied().unwrap_or(0);
+        let (address, next) = net::allocate(&cidr, &used, cursor).ok_or_else(|| {
+            conflict(format!(
+                "No more IP addresses available on network {network_id}."
+            ))
+        })?;
+        self.next_host.insert(subnet_id.to_owned(), next);
+        Ok(address)
+    }
+
+    fn allocate_floating(
+        &mut self,
+        external_network: &str,
+        now: u64,
+    ) -> Result<IpAddr, CloudError> {
+        let pool = parse_cidr(net::FLOATING_POOL)?;
+        let used: HashSet<IpAddr> = self
+            .resources
+            .values()
+            .filter(|r| r.exists(now) && r.kind() == ResourceKind::FloatingIp)
+            .filter_map(|r| r.address.as_deref()?.parse().ok())
+            .collect();
+        let cursor = self.next_host.get(FLOATING_POOL_KEY).copied().unwrap_or(0);
+        let (address, next) = net::allocate(&pool, &used, cursor).ok_or_else(|| {
+            conflict(format!(
+                "No more IP addresses available on network {external_network}."
+            ))
+        })?;
+        self.next_host.insert(FLOATING_POOL_KEY.to_owned(), next);
+        Ok(address)
+    }
+
+    /// Checks a create request against what exists, and finds the subnet a port
+    /// (server, load balancer VIP) goes on.
+    fn validate(
+        &self,
+        request: &ResourceRequest,
+        now: u64,
+    ) -> Result<Option<(String, String)>, CloudError> {
+        use ResourceKind as K;
+        match &request.spec {
+            ResourceSpec::Network { .. }
+            | ResourceSpec::SecurityGroup { .. }
+            | ResourceSpec::ServerGroup { .. } => Ok(None),
+            ResourceSpec::Subnet {
+                network_id, cidr, ..
+            } => {
+                self.require(K::Network, network_id, now, || {
+                    format!("Network {network_id} could not be found.")
+                })?;
+                let new = parse_cidr(cidr)?;
+                let overlapping = self.existing(now).into_iter().any(|r| match &r.spec {
+                    ResourceSpec::Subnet {
+                        network_id: other_network,
+                        cidr: other,
+                        ..
+                    } => {
+                        other_network == network_id
+                            && parse_cidr(other).is_ok_and(|other| net::overlaps(&new, &other))
+                    }
+                    _ => false,
+                });
+                if overlapping {
+                    return Err(bad_request(format!(
+                        "Invalid input for operation: Requested subnet with cidr: {new} for \
+                         network: {network_id} overlaps with another subnet."
+                    )));
+                }
+                Ok(None)
+            }
+            ResourceSpec::Router {
+                external_network,
+                subnet_ids,
+            } => {
+                require_external(external_network)?;
+                for subnet_id in subnet_ids {
+                    self.require(K::Subnet, subnet_id, now, || {
+                        format!("Subnet {subnet_id} could not be found.")
+                    })?;
+                }
+                Ok(None)
+            }
+            ResourceSpec::LoadBalancer { subnet_id, .. } => {
+                let subnet = self.require(K::Subnet, subnet_id, now, || {
+                    format!("Validation failure: Subnet {subnet_id} not found.")
+                })?;
+                let network_id = match &subnet.spec {
+                    ResourceSpec::Subnet { network_id, .. } => network_id.clone(),
+                    _ => String::new(),
+                };
+                Ok(Some((subnet_id.clone(), network_id)))
+            }
+            ResourceSpec::FloatingIp {
+                external_network,
+                load_balancer_id,
+            } => {
+                require_external(external_network)?;
+                self.require(K::LoadBalancer, load_balancer_id, now, || {
+                    format!("Load balancer {load_balancer_id} could not be found.")
+                })?;
+                Ok(None)
+            }
+            ResourceSpec::Server {
+                network_id,
+                security_group_ids,
+                server_group_id,
+                flavor,
+                image,
+                ..
+            } => {
+                if flavor.trim().is_empty() {
+                    return Err(bad_request("Flavor's name must not be empty.".to_owned()));
+                }
+                if image.trim().is_empty() {
+                    return Err(bad_request("Image's name must not be empty.".to_owned()));
+                }
+                self.require(K::Network, network_id, now, || {
+                    format!("Network {network_id} could not be found.")
+                })?;
+                for group in security_group_ids {
+                    self.require(K::SecurityGroup, group, now, || {
+                        format!("Security group {group} not found.")
+                    })?;
+                }
+                if let Some(group) = server_group_id {
+                    self.require(K::ServerGroup, group, now, || {
+                        format!("Server group {group} could not be found.")
+                    })?;
+                }
+                let subnet = self
+                    .existing(now)
+                    .into_iter()
+                    .find(|r| {
+                        !r.is_deleting()
+                            && matches!(&r.spec, ResourceSpec::Subnet { network_id: n, .. } if n == network_id)
+                    })
+                    .ok_or_else(|| {
+                        bad_request(format!(
+                            "Network {network_id} requires a subnet in order to boot instances on."
+                        ))
+                    })?;
+                Ok(Some((subnet.id.clone(), network_id.clone())))
+            }
+        }
+    }
+
+    /// Creates a resource: it is `Pending` until its drawn latency has passed.
+    pub fn create(
+        &mut self,
+        request: &ResourceRequest,
+        config: &SimConfig,
+        rng: &mut StdRng,
+        now: u64,
+    ) -> Result<CloudResource, CloudError> {
+        let kind = request.kind();
+        let port = self.validate(request, now)?;
+
+        let limit = config.quotas.limit(kind);
+        if self.count(kind, now) >= usize::try_from(limit).unwrap_or(usize::MAX) {
+            return Err(CloudError::QuotaExceeded {
+                message: format!("Quota exceeded for resources: ['{}'].", kind.as_str()),
+            });
+        }
+
+        let (address, port_subnet_id) = match (&request.spec, port) {
+            (
+                ResourceSpec::FloatingIp {
+                    external_network, ..
+                },
+                _,
+            ) => (Some(self.allocate_floating(external_network, now)?), None),
+            (_, Some((subnet_id, network_id))) => {
+                let address = self.allocate_port(&subnet_id, &network_id, now)?;
+                (Some(address), Some(subnet_id))
+            }
+            (_, None) => (None, None),
+        };
+
+        let speed = config.speed;
+        let ready_at_ms = now.saturating_add(draw_ms(rng, config.latencies.create(kind), speed));
+        let (kubeadm_init_ms, join_ms) = if kind == ResourceKind::Server {
+            (
+                Some(draw_ms(rng, config.latencies.kubeadm_init, speed)),
+                Some(draw_ms(rng, config.latencies.node_join, speed)),
+            )
+        } else {
+            (None, None)
+        };
+        let id = uuid::Builder::from_random_bytes(rng.random())
+            .into_uuid()
+            .to_string();
+        let resource = SimResource {
+            seq: self.next_seq,
+            id: id.clone(),
+            name: request.name.clone(),
+            tags: request.tags.clone(),
+            spec: request.spec.clone(),
+            created_at_ms: now,
+            ready_at_ms,
+            deleting_since_ms: None,
+            gone_at_ms: None,
+            address: address.map(|a| a.to_string()),
+            port_subnet_id,
+            members: Vec::new(),
+            kubeadm_init_ms,
+            join_ms,
+            error: None,
+        };
+        self.next_seq += 1;
+        let view = resource.view(now);
+        self.resources.insert(id, resource);
+        Ok(view)
+    }
+
+    /// Why `target` cannot be deleted now, if it cannot.
+    fn delete_conflict(&self, target: &SimResource, now: u64) -> Option<String> {
+        let existing = self.existing(now);
+        let id = target.id.as_str();
+        match &target.spec {
+            ResourceSpec::Network { .. } => {
+                let in_use = existing.iter().any(|r| match &r.spec {
+                    ResourceSpec::Subnet { network_id, .. } => network_id == id,
+                    ResourceSpec::Server { network_id, .. } => network_id == id,
+                    _ => false,
+                });
+                in_use.then(|| {
+                    format!(
+                        "Unable to complete operation on network {id}. There are one or more \
+                         ports still in use on the network."
+                    )
+                })
+            }
+            ResourceSpec::Subnet { network_id, .. } => {
+                let in_use = existing.iter().any(|r| match &r.spec {
+                    ResourceSpec::Router { subnet_ids, .. } => subnet_ids.iter().any(|s| s == id),
+                    ResourceSpec::LoadBalancer { subnet_id, .. } => subnet_id == id,
+                    ResourceSpec::Server { .. } => {
+                        r.port_subnet_id.as_deref() == Some(id)
+                            || r.server_network() == Some(network_id.as_str())
+                    }
+                    _ => false,
+                });
+                in_use.then(|| {
+                    format!(
+                        "Unable to complete operation on subnet {id}: One or more ports have an \
+                         IP allocation from this subnet."
+                    )
+                })
+            }
+            ResourceSpec::SecurityGroup { .. } => {
+                let in_use = existing.iter().any(|r| match &r.spec {
+                    ResourceSpec::Server {
+                        security_group_ids, ..
+                    } => security_group_ids.iter().any(|g| g == id),
+                    _ => false,
+                });
+                in_use.then(|| format!("Security Group {id} in use."))
+            }
+            ResourceSpec::ServerGroup { .. } => {
+                let in_use = existing.iter().any(|r| match &r.spec {
+                    ResourceSpec::Server {
+                        server_group_id, ..
+                    } => server_group_id.as_deref() == Some(id),
+                    _ => false,
+                });
+                in_use.then(|| format!("Server group {id} is still in use by one or more servers."))
+            }
+            ResourceSpec::Router { .. }
+            | ResourceSpec::LoadBalancer { .. }
+            | ResourceSpec::FloatingIp { .. }
+            | ResourceSpec::Server { .. } => None,
+        }
+    }
+
+    /// Starts deleting a resource. Whether anything changed.
+    pub fn delete(
+        &mut self,
+        kind: ResourceKind,
+        id: &str,
+        config: &SimConfig,
+        rng: &mut StdRng,
+        now: u64,
+    ) -> Result<bool, CloudError> {
+        let Some(target) = self.get(kind, id, now) else {
+            return Ok(false);
+        };
+        if target.is_deleting() {
+            return Ok(false);
+        }
+        if let Some(message) = self.delete_conflict(target, now) {
+            return Err(conflict(message));
+        }
+        let linger = match kind {
+            ResourceKind::Server => Some(config.latencies.server_delete),
+            ResourceKind::LoadBalancer => Some(config.latencies.load_balancer_delete),
+            _ => None,
+        };
+        match linger {
+            Some(range) => {
+                let gone_at = now.saturating_add(draw_ms(rng, range, config.speed));
+                if let Some(target) = self.resources.get_mut(id) {
+                    target.deleting_since_ms = Some(now);
+                    target.gone_at_ms = Some(gone_at);
+                }
+            }
+            None => {
+                self.resources.remove(id);
+                self.next_host.remove(id);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Replaces a load balancer's pool members.
+    pub fn set_members(
+        &mut self,
+        load_balancer_id: &str,
+        members: &[PoolMember],
+        now: u64,
+    ) -> Result<(), CloudError> {
+        let kind = ResourceKind::LoadBalancer;
+        let not_found = || CloudError::NotFound {
+            kind,
+            id: load_balancer_id.to_owned(),
+        };
+        let lb = self
+            .get(kind, load_balancer_id, now)
+            .ok_or_else(not_found)?;
+        let provisioning = match lb.status(now) {
+            ResourceStatus::Active => None,
+            ResourceStatus::Pending => Some("PENDING_CREATE"),
+            ResourceStatus::Deleting => Some("PENDING_DELETE"),
+            ResourceStatus::Error { .. } => Some("ERROR"),
+        };
+        if let Some(state) = provisioning {
+            return Err(conflict(format!(
+                "Invalid state {state} of loadbalancer resource {load_balancer_id}"
+            )));
+        }
+        let lb = self
+            .resources
+            .get_mut(load_balancer_id)
+            .ok_or_else(not_found)?;
+        lb.members = members.to_vec();
+        Ok(())
+    }
+}
+
+fn require_external(external_network: &str) -> Result<(), CloudError> {
+    if external_network.trim().is_empty() {
+        return Err(bad_request(
+            "Invalid input: an external network is required.".to_owned(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The store: where desired state (what the API accepted) and observed state (status,
+//! events) live, with optimistic concurrency and a change feed.
+//!
+//! The [`Store`] trait works on JSON documents of any kind so that it stays
+//! dyn-compatible and backend-neutral; [`StoreExt`] adds typed access for every
+//! [`kaas_core::Object`]. Implementations: [`SqliteStore`] (embedded default); a
+//! PostgreSQL one implements the same trait.
+//!
+//! **Invariants:**
+//! - `metadata.resourceVersion` is the sequence number of the object's last change in
+//!   the feed; an update whose resourceVersion is not the current one fails with
+//!   [`StoreError::Conflict`] and changes nothing.
+//! - `metadata.generation` grows by one exactly when `spec` changes.
+//! - `uid`, `tenant`, `createdAt` are set once, by the store, on create.
+//! - Deleting an object with finalizers only sets `deletionRequestedAt`; the object
+//!   disappears when an update leaves it with no finalizers.
+
+mod sqlite;
+mod typed;
+
+pub use sqlite::SqliteStore;
+pub use typed::StoreExt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// Identifies one object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub tenant: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: &str, tenant: &str, name: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            tenant: tenant.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.tenant, self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Strictly increasing over the whole store.
+    pub seq: i64,
+    pub key: ObjectKey,
+    pub uid: String,
+    pub op: ChangeOp,
+}
+
+/// What [`Store::delete`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    /// The object is gone.
+    Removed,
+    /// The object has finalizers: it is marked for deletion and returned as it is now.
+    Marked(Value),
+}
+
+/// Which objects [`Store::list`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// `None`: every tenant.
+    pub tenant: Option<String>,
+    /// Only objects whose `metadata.owner.uid` is this.
+    pub owner_uid: Option<String>,
+}
+
+/// An event as stored: `body` is the serialized `kaas_core::Event`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub body: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} {name:?} not found")]
+    NotFound { kind: String, name: String },
+    #[error("{kind} {name:?} already exists")]
+    AlreadyExists { kind: String, name: String },
+    #[error(
+        "{kind} {name:?} was changed by someone else (resourceVersion {given} is not the current {current}); read it again and retry"
+    )]
+    Conflict {
+        kind: String,
+        name: String,
+        given: String,
+        current: String,
+    },
+    #[error("invalid object: {0}")]
+    Invalid(String),
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+/// Persistent objects with optimistic concurrency and a change feed.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a new object. Sets `metadata.{uid, tenant, generation = 1,
+    /// resourceVersion, createdAt}`; the caller sets name, labels, finalizers, owner.
+    async fn create(&self, kind: &str, tenant: &str, object: Value) -> Result<Value, StoreError>;
+
+    async fn get(&self, key: &ObjectKey) -> Result<Option<Value>, StoreError>;
+
+    /// Objects of one kind, ordered by name.
+    async fn list(&self, kind: &str, filter: &ListFilter) -> Result<Vec<Value>, StoreError>;
+
+    /// Replaces an object whose `metadata.resourceVersion` is current. Keeps uid,
+    /// tenant, createdAt and deletionRequestedAt from the stored object; bumps
+    /// generation when spec changed. If the object is marked for deletion and the update
+    /// leaves no finalizers, it is removed and `Ok(None)` is returned.
+    async fn update(&self, key: &ObjectKey, object: Value) -> Result<Option<Value>, StoreError>;
+
+    /// Asks for deletion: see [`Deleted`].
+    async fn delete(&self, key: &ObjectKey) -> Result<Deleted, StoreError>;
+
+    /// Changes after `seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, seq: i64, limit: u32) -> Result<Vec<Change>, StoreError>;
+
+    /// The newest change seq; it moves whenever a change is committed by this process.
+    fn latest_change(&self) -> watch::Receiver<i64>;
+
+    /// Appends an event about the object with `object_uid`; returns its seq.
+    async fn append_event(
+        &self,
+        tenant: &str,
+        object_uid: &str,
+        body: Value,
+    ) -> Result<i64, StoreError>;
+
+    /// Events about `object_uid` after `since`, oldest first, at most `limit`.
+    async fn list_events(
+        &self,
+        tenant: &str,
+        object_uid: &str,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Whether the backend answers (for /readyz).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,61 @@
+use async_trait::async_trait;
+use kaas_core::Object;
+
+use crate::{Deleted, ListFilter, ObjectKey, Store, StoreError};
+
+/// Typed access to any [`Object`] through a [`Store`].
+#[async_trait]
+pub trait StoreExt: Store {
+    async fn create_obj<T: Object>(&self, tenant: &str, obj: &T) -> Result<T, StoreError> {
+        let value = self.create(T::KIND, tenant, to_value(obj)?).await?;
+        from_value(value)
+    }
+
+    async fn get_obj<T: Object>(&self, tenant: &str, name: &str) -> Result<Option<T>, StoreError> {
+        match self.get(&ObjectKey::new(T::KIND, tenant, name)).await? {
+            Some(v) => from_value(v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_obj<T: Object>(&self, filter: &ListFilter) -> Result<Vec<T>, StoreError> {
+        self.list(T::KIND, filter)
+            .await?
+            .into_iter()
+            .map(from_value)
+            .collect()
+    }
+
+    /// See [`Store::update`]; `None` when the update removed the object.
+    async fn update_obj<T: Object>(&self, obj: &T) -> Result<Option<T>, StoreError> {
+        let key = ObjectKey::new(T::KIND, &obj.meta().tenant, &obj.meta().name);
+        match self.update(&key, to_value(obj)?).await? {
+            Some(v) => from_value(v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// See [`Store::delete`]; `Some` when the object was only marked.
+    async fn delete_obj<T: Object>(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.delete(&ObjectKey::new(T::KIND, tenant, name)).await? {
+            Deleted::Removed => Ok(None),
+            Deleted::Marked(v) => from_value(v).map(Some),
+        }
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}
+
+fn to_value<T: Object>(obj: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(obj)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", T::KIND)))
+}
+
+fn from_value<T: Object>(value: serde_json::Value) -> Result<T, StoreError> {
+    serde_json::from_value(value)
+        .map_err(|e| StoreError::Invalid(format!("cannot decode stored {}: {e}", T::KIND)))
+}

@@ -1,0 +1,100 @@
+//! A small client of the kaas REST API.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// An error answer of the API, shown as the API worded it.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Vec<(String, String)>,
+}
+
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.details.is_empty() {
+            return write!(f, "{} ({}): {}", self.code, self.status.as_u16(), self.message);
+        }
+        write!(f, "{} ({}): the request was refused", self.code, self.status.as_u16())?;
+        for (field, reason) in &self.details {
+            write!(f, "\n  {field}: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(server: &str, token: Option<String>) -> Result<Self> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        Ok(Self { http, base: server.trim_end_matches('/').to_owned(), token })
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some(serde_json::from_str(&text)?));
+        }
+        let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let details = parsed["details"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|d| (d["field"].as_str().unwrap_or("").to_owned(), d["reason"].as_str().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Err(ApiFailure {
+            status,
+            code: parsed["code"].as_str().unwrap_or("Error").to_owned(),
+            message: parsed["message"].as_str().map_or_else(|| text.trim().to_owned(), str::to_owned),
+            details,
+        }
+        .into())
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        Ok(self.request(Method::GET, path, None).await?.unwrap_or(Value::Null))
+    }
+
+    /// `None` on 404.
+    pub async fn get_opt(&self, path: &str) -> Result<Option<Value>> {
+        match self.request(Method::GET, path, None).await {
+            Ok(v) => Ok(v),
+            Err(e) if is_status(&e, StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+pub fn is_status(e: &anyhow::Error, status: StatusCode) -> bool {
+    e.downcast_ref::<ApiFailure>().is_some_and(|f| f.status == status)
+}

@@ -1,0 +1,404 @@
+//! The `kaas` command line: kubectl-style verbs against the REST API, plus `server`
+//! and `demo`.
+
+mod client;
+mod demo;
+mod output;
+mod wait;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+pub use client::{ApiFailure, Client};
+use output::{CLUSTER_HEADERS, Format, cluster_row, print_value, table};
+
+use crate::server::{CloudKind, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "kaas", version, about = "Kubernetes-as-a-Service for OpenStack clouds")]
+pub struct Cli {
+    #[command(flatten)]
+    pub conn: Connection,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The kaas server's URL.
+    #[arg(long, global = true, env = "KAAS_SERVER", default_value = "http://127.0.0.1:7443")]
+    pub server: String,
+    /// API token (default: ./kaas-data/admin.token when it exists).
+    #[arg(long, global = true, env = "KAAS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Log filter for server and demo (RUST_LOG syntax).
+    #[arg(long, global = true, env = "KAAS_LOG", default_value = "info")]
+    pub log: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the kaas server.
+    Server(ServerArgs),
+    /// Start an embedded server on the simulated cloud, create a cluster and keep serving.
+    Demo(DemoArgs),
+    /// Create, inspect and delete clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Inspect a cluster's machines.
+    #[command(subcommand)]
+    Machine(MachineCommand),
+    /// Create a cluster from a file, or replace the spec of an existing one.
+    Apply {
+        /// YAML or JSON file with a Cluster.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// The simulated cloud (a simulation: nothing real is created).
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[arg(long, default_value = "./kaas-data")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, value_enum, default_value = "sim")]
+    pub cloud: CloudKind,
+    /// Time-scale factor of the simulated cloud (200: two hundred times faster).
+    #[arg(long, default_value_t = 1.0)]
+    pub sim_speed: f64,
+    /// Log lines as JSON.
+    #[arg(long)]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "./kaas-data")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: std::net::SocketAddr,
+    /// Time-scale factor of the simulated cloud.
+    #[arg(long, default_value_t = 20.0)]
+    pub sim_speed: f64,
+    /// The demo cluster's name.
+    #[arg(long, default_value = "demo")]
+    pub name: String,
+    /// Create the cluster, then stop instead of serving.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct WaitArgs {
+    /// Show live progress and return when done (non-zero on failure or timeout).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits, e.g. 30m, 90s.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    kaas_core::validation::parse_duration(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Create a cluster.
+    Create {
+        /// The cluster's name (may come from -f instead).
+        name: Option<String>,
+        /// Control-plane machines: 1, 3 or 5.
+        #[arg(long)]
+        control_plane: Option<u32>,
+        /// Machines of the `workers` node pool.
+        #[arg(long)]
+        workers: Option<u32>,
+        /// Cluster stack, e.g. scs-1.33.
+        #[arg(long)]
+        stack: Option<String>,
+        /// YAML or JSON file with a Cluster; flags override it.
+        #[arg(short = 'f', long = "filename")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List clusters.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Show a cluster.
+    Get {
+        name: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Delete a cluster and everything it has in the cloud.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// A cluster's events, oldest first.
+    Events { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// List a cluster's machines.
+    List {
+        cluster: String,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Every resource in the simulated cloud.
+    Inventory {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+pub fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+fn token(conn: &Connection) -> Option<String> {
+    conn.token.clone().or_else(|| {
+        std::fs::read_to_string(Path::new("kaas-data").join("admin.token")).ok().map(|t| t.trim().to_owned())
+    })
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let client = || Client::new(&cli.conn.server, token(&cli.conn));
+    match cli.command {
+        Command::Server(args) => {
+            init_logging(&cli.conn.log, args.log_json);
+            crate::server::run(ServerConfig {
+                data_dir: args.data_dir,
+                listen: args.listen,
+                cloud: args.cloud,
+                sim_speed: args.sim_speed,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => demo::run(args, &cli.conn.log).await,
+        Command::Cluster(cmd) => cluster(&client()?, cmd).await,
+        Command::Machine(MachineCommand::List { cluster, output }) => {
+            let list = client()?.get(&format!("/v1/clusters/{cluster}/machines")).await?;
+            if output != Format::Table {
+                print_value(&list, output)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|m| {
+                    let s = &m["status"];
+                    vec![
+                        m["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                        m["spec"]["pool"].as_str().unwrap_or("").to_owned(),
+                        m["spec"]["role"].as_str().unwrap_or("").to_owned(),
+                        s["phase"].as_str().unwrap_or("Pending").to_owned(),
+                        m["spec"]["version"].as_str().unwrap_or("").to_owned(),
+                        s["addresses"][0].as_str().unwrap_or("-").to_owned(),
+                        s["serverId"].as_str().unwrap_or("-").to_owned(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["NAME", "POOL", "ROLE", "PHASE", "VERSION", "ADDRESS", "SERVER"], &rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Apply { file, wait } => {
+            let client = client()?;
+            let body = read_cluster_file(&file)?;
+            let name = body["metadata"]["name"].as_str().map(str::to_owned).context("the file has no metadata.name")?;
+            let existing = client.get_opt(&format!("/v1/clusters/{name}")).await?;
+            let from = if existing.is_some() && wait.wait { wait::latest_seq(&client, &name).await? } else { 0 };
+            match existing {
+                None => {
+                    client.request(Method::POST, "/v1/clusters", Some(&body)).await?;
+                    println!("cluster/{name} created");
+                }
+                Some(current) => {
+                    let mut body = body;
+                    // Apply means "make it so": the spec in the file wins over whatever
+                    // version the server has.
+                    if let Some(meta) = body["metadata"].as_object_mut() {
+                        meta.remove("resourceVersion");
+                    }
+                    let updated = client.request(Method::PUT, &format!("/v1/clusters/{name}"), Some(&body)).await?;
+                    let changed = updated.as_ref().map(|u| &u["metadata"]["generation"]) != Some(&current["metadata"]["generation"]);
+                    println!("cluster/{name} {}", if changed { "configured" } else { "unchanged" });
+                }
+            }
+            if wait.wait {
+                return wait::until_available_from(&client, &name, from, wait.timeout).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Inventory { output }) => {
+            let inv = client()?.get("/v1/sim/inventory").await?;
+            if output != Format::Table {
+                print_value(&inv, output)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = items(&inv)
+                .iter()
+                .map(|r| {
+                    vec![
+                        r["kind"].as_str().unwrap_or("").to_owned(),
+                        r["name"].as_str().unwrap_or("").to_owned(),
+                        r["status"].as_str().unwrap_or("").to_owned(),
+                        r["address"].as_str().unwrap_or("-").to_owned(),
+                        r["id"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["KIND", "NAME", "STATUS", "ADDRESS", "ID"], &rows));
+            eprintln!("{} resources in the simulated cloud", rows.len());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn items(list: &Value) -> Vec<Value> {
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Reads a Cluster from YAML or JSON.
+pub fn read_cluster_file(path: &Path) -> Result<Value> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    if let Ok(v) = serde_json::from_str::<Value>(&text) {
+        return Ok(v);
+    }
+    let v: Value = serde_saphyr::from_str(&text).with_context(|| format!("{} is neither JSON nor YAML", path.display()))?;
+    Ok(v)
+}
+
+async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
+    match cmd {
+        ClusterCommand::Create { name, control_plane, workers, stack, file, wait } => {
+            let mut body = match &file {
+                Some(path) => read_cluster_file(path)?,
+                None => json!({"apiVersion": kaas_core::meta::API_VERSION, "kind": "Cluster", "metadata": {}, "spec": {}}),
+            };
+            if !body.is_object() {
+                bail!("the file must hold a Cluster object");
+            }
+            if let Some(name) = &name {
+                body["metadata"]["name"] = json!(name);
+            }
+            let Some(name) = body["metadata"]["name"].as_str().map(str::to_owned) else {
+                bail!("give the cluster a name: kaas cluster create NAME");
+            };
+            if let Some(n) = control_plane {
+                body["spec"]["controlPlane"]["replicas"] = json!(n);
+            }
+            if let Some(n) = workers {
+                let pools = body["spec"]["nodePools"].as_array_mut();
+                match pools {
+                    Some(pools) if !pools.is_empty() => pools[0]["replicas"] = json!(n),
+                    _ => body["spec"]["nodePools"] = json!([{"name": "workers", "replicas": n}]),
+                }
+            }
+            if let Some(s) = stack {
+                body["spec"]["stack"] = json!(s);
+            }
+            client.request(Method::POST, "/v1/clusters", Some(&body)).await?;
+            println!("cluster/{name} created");
+            if wait.wait {
+                return wait::until_available(client, &name, wait.timeout).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::List { output } => {
+            let list = client.get("/v1/clusters").await?;
+            if output != Format::Table {
+                print_value(&list, output)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = items(&list).iter().map(cluster_row).collect();
+            if rows.is_empty() {
+                eprintln!("No clusters.");
+            } else {
+                print!("{}", table(&CLUSTER_HEADERS, &rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Get { name, output } => {
+            let c = client.get(&format!("/v1/clusters/{name}")).await?;
+            if output != Format::Table {
+                print_value(&c, output)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            print!("{}", table(&CLUSTER_HEADERS, &[cluster_row(&c)]));
+            let conds: Vec<Vec<String>> = c["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|k| {
+                    vec![
+                        k["type"].as_str().unwrap_or("").to_owned(),
+                        k["status"].as_str().unwrap_or("").to_owned(),
+                        k["reason"].as_str().unwrap_or("").to_owned(),
+                        k["message"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect();
+            if !conds.is_empty() {
+                println!();
+                print!("{}", table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &conds));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Delete { name, wait } => {
+            let from = if wait.wait { wait::latest_seq(client, &name).await? } else { 0 };
+            client.request(Method::DELETE, &format!("/v1/clusters/{name}"), None).await?;
+            println!("cluster/{name} deletion requested");
+            if wait.wait {
+                return wait::until_gone(client, &name, from, wait.timeout).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Events { name } => {
+            let list = client.get(&format!("/v1/clusters/{name}/events")).await?;
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|e| {
+                    vec![
+                        e["time"].as_str().map(wait::clock).unwrap_or_default(),
+                        e["type"].as_str().unwrap_or("").to_owned(),
+                        e["reason"].as_str().unwrap_or("").to_owned(),
+                        e["message"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["TIME", "TYPE", "REASON", "MESSAGE"], &rows));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

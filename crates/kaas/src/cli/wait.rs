@@ -1,0 +1,175 @@
+//! `--wait`: follow a cluster's events and status until it is Available (or gone).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use chrono::{DateTime, Local, Utc};
+use serde_json::Value;
+
+use super::Client;
+
+const POLL: Duration = Duration::from_millis(300);
+
+pub fn clock(time: &str) -> String {
+    time.parse::<DateTime<Utc>>()
+        .map(|t| t.with_timezone(&Local).format("%H:%M:%S").to_string())
+        .unwrap_or_else(|_| time.to_owned())
+}
+
+/// Prints events after `since`; returns the newest seq.
+async fn print_events(client: &Client, name: &str, since: i64) -> Result<i64> {
+    let Some(list) = client.get_opt(&format!("/v1/clusters/{name}/events?since={since}")).await? else {
+        return Ok(since);
+    };
+    let mut last = since;
+    for e in list["items"].as_array().into_iter().flatten() {
+        last = last.max(e["seq"].as_i64().unwrap_or(last));
+        let mark = if e["type"] == "Warning" { "!" } else { " " };
+        println!(
+            "{} {mark} {:<24} {}",
+            e["time"].as_str().map(clock).unwrap_or_default(),
+            e["reason"].as_str().unwrap_or(""),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    Ok(last)
+}
+
+/// One line that says where the cluster stands.
+pub fn summary(c: &Value) -> String {
+    let s = &c["status"];
+    let mut parts = vec![format!("phase {}", s["phase"].as_str().unwrap_or("Pending"))];
+    for cond in s["conditions"].as_array().into_iter().flatten() {
+        let mark = if cond["status"] == "True" { "✓" } else { "…" };
+        parts.push(format!("{mark} {}", cond["type"].as_str().unwrap_or("")));
+    }
+    let cp = &s["controlPlane"];
+    parts.push(format!(
+        "control plane {}/{}",
+        cp["readyReplicas"].as_u64().unwrap_or(0),
+        c["spec"]["controlPlane"]["replicas"].as_u64().unwrap_or(0)
+    ));
+    for p in c["spec"]["nodePools"].as_array().into_iter().flatten() {
+        let name = p["name"].as_str().unwrap_or("");
+        let ready = s["nodePools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|st| st["name"] == name)
+            .and_then(|st| st["readyReplicas"].as_u64())
+            .unwrap_or(0);
+        parts.push(format!("{name} {ready}/{}", p["replicas"].as_u64().unwrap_or(0)));
+    }
+    parts.join(" · ")
+}
+
+fn failure_reason(c: &Value) -> String {
+    c["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["status"] != "True" && k["type"] != "Available")
+        .map(|k| format!("{}: {} ({})", k["type"].as_str().unwrap_or(""), k["message"].as_str().unwrap_or(""), k["reason"].as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The newest event's seq, so that following starts from now.
+pub async fn latest_seq(client: &Client, name: &str) -> Result<i64> {
+    let mut seq = 0;
+    loop {
+        let Some(list) = client.get_opt(&format!("/v1/clusters/{name}/events?since={seq}&limit=5000")).await? else {
+            return Ok(seq);
+        };
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        match items.last().and_then(|e| e["seq"].as_i64()) {
+            Some(last) if items.len() == 5000 => seq = last,
+            Some(last) => return Ok(last),
+            None => return Ok(seq),
+        }
+    }
+}
+
+/// Follows a cluster from event `seq` on until it is Available.
+pub async fn until_available(client: &Client, name: &str, timeout: Duration) -> Result<ExitCode> {
+    until_available_from(client, name, 0, timeout).await
+}
+
+pub async fn until_available_from(client: &Client, name: &str, from: i64, timeout: Duration) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut seq = from;
+    let mut last_summary = String::new();
+    loop {
+        seq = print_events(client, name, seq).await?;
+        let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
+            eprintln!("error: cluster {name} does not exist (any more)");
+            return Ok(ExitCode::FAILURE);
+        };
+        let line = summary(&c);
+        if line != last_summary {
+            println!("  ── {line}");
+            last_summary = line;
+        }
+        let generation = c["metadata"]["generation"].as_i64();
+        let observed = c["status"]["observedGeneration"].as_i64();
+        match c["status"]["phase"].as_str() {
+            Some("Available") if generation == observed => {
+                println!(
+                    "cluster/{name} is Available at {} after {:.1}s",
+                    c["status"]["apiEndpoint"].as_str().unwrap_or("-"),
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some("Failed") => {
+                eprintln!("error: cluster {name} failed: {}", failure_reason(&c));
+                return Ok(ExitCode::FAILURE);
+            }
+            Some("Deleting") => {
+                eprintln!("error: cluster {name} is being deleted");
+                return Ok(ExitCode::FAILURE);
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            eprintln!(
+                "error: timed out after {}s waiting for cluster {name} to become Available; {}",
+                timeout.as_secs(),
+                failure_reason(&c)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+pub async fn until_gone(client: &Client, name: &str, from: i64, timeout: Duration) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut seq = from;
+    let mut last_summary = String::new();
+    loop {
+        seq = print_events(client, name, seq).await?;
+        let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
+            println!("cluster/{name} deleted after {:.1}s", started.elapsed().as_secs_f64());
+            return Ok(ExitCode::SUCCESS);
+        };
+        let deleting = c["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| k["type"] == "Deleting")
+            .and_then(|k| k["message"].as_str())
+            .unwrap_or("")
+            .to_owned();
+        if !deleting.is_empty() && deleting != last_summary {
+            println!("  ── {deleting}");
+            last_summary = deleting;
+        }
+        if started.elapsed() > timeout {
+            eprintln!("error: timed out after {}s waiting for cluster {name} to be deleted; {last_summary}", timeout.as_secs());
+            return Ok(ExitCode::FAILURE);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

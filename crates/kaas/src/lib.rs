@@ -1,0 +1,5 @@
+//! The kaas binary's library: the server assembly ([`server`]) and the command-line
+//! client ([`cli`]). `main.rs` only parses arguments and dispatches.
+
+pub mod cli;
+pub mod server;

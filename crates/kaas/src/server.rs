@@ -1,0 +1,254 @@
+//! Assembles a kaas server: store, cloud, controllers and API, with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use kaas_api::AppState;
+use kaas_cloud::{CloudProvider, WorkloadClusters};
+use kaas_controller::{ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller};
+use kaas_core::meta::DEFAULT_TENANT;
+use kaas_core::tenant::{Tenant, TenantSpec};
+use kaas_core::{Cluster, Object};
+use kaas_sim::{SimCloud, SimConfig};
+use kaas_store::{SqliteStore, Store, StoreError, StoreExt};
+use prometheus_client::registry::Registry;
+use rand::Rng;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+/// Which cloud the server drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CloudKind {
+    /// The simulated cloud (a simulation: nothing real is created).
+    Sim,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub cloud: CloudKind,
+    /// Time-scale factor of the simulated cloud.
+    pub sim_speed: f64,
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting work, lets in-flight reconciles and requests finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                warn!(error = %e, "server task ended abnormally");
+            }
+        }
+    }
+}
+
+/// The admin token file: created with mode 0600 on first start, read afterwards.
+pub fn admin_token(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("admin.token");
+    match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let bytes: [u8; 32] = rand::rng().random();
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &format!("{token}\n"))?;
+    info!(path = %path.display(), "wrote the bootstrap admin token");
+    Ok(token)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Intervals scaled to the simulated cloud's speed, so a fast simulation is also
+/// observed quickly.
+fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
+    let scaled = |secs: f64, min: f64, max: f64| Duration::from_secs_f64((secs / speed).clamp(min, max));
+    (
+        ClusterControllerConfig { poll_interval: scaled(5.0, 0.02, 5.0), steady_interval: scaled(60.0, 1.0, 60.0) },
+        ControllerConfig {
+            concurrency: 8,
+            resync: scaled(300.0, 5.0, 300.0),
+            backoff_base: scaled(1.0, 0.02, 1.0),
+            backoff_max: scaled(300.0, 1.0, 300.0),
+        },
+    )
+}
+
+/// Starts a server and returns once it listens.
+pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+    if !(config.sim_speed.is_finite() && config.sim_speed > 0.0) {
+        bail!("--sim-speed must be a positive number (got {})", config.sim_speed);
+    }
+    create_private_dir(&config.data_dir)?;
+    let token = admin_token(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.data_dir.join("kaas.db"))
+            .await
+            .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
+    );
+    ensure_default_tenant(store.as_ref()).await?;
+
+    let CloudKind::Sim = config.cloud;
+    let sim = SimCloud::new(SimConfig {
+        speed: config.sim_speed,
+        state_file: Some(config.data_dir.join("sim-cloud.json")),
+        ..SimConfig::default()
+    })
+    .context("cannot start the simulated cloud")?;
+    let cloud: Arc<dyn CloudProvider> = Arc::new(sim.clone());
+    let workloads: Arc<dyn WorkloadClusters> = Arc::new(sim.clone());
+    let inventory_sim = sim.clone();
+    let sim_inventory: kaas_api::InventoryFn =
+        Arc::new(move || serde_json::json!({ "items": inventory_sim.inventory() }));
+
+    let mut registry = Registry::with_prefix("");
+    let metrics = Metrics::new(&mut registry);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (cluster_config, controller_config) = intervals(config.sim_speed);
+    let controller = Arc::new(ClusterController::new(
+        store.clone(),
+        cloud,
+        workloads,
+        cluster_config,
+        metrics.clone(),
+    ));
+    let controllers = tokio::spawn(run_controller(
+        Cluster::KIND,
+        store.clone(),
+        controller,
+        controller_config,
+        metrics,
+        shutdown_rx.clone(),
+    ));
+
+    let state = AppState {
+        store,
+        admin_token: token.clone().into(),
+        cloud: "sim",
+        sim_inventory: Some(sim_inventory),
+        registry: Arc::new(registry),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another kaas server running?)", config.listen))?;
+    let addr = listener.local_addr()?;
+    std::fs::write(config.data_dir.join("server.addr"), addr.to_string())?;
+    let mut stop = shutdown_rx.clone();
+    let http = tokio::spawn(async move {
+        let app = kaas_api::router(state);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            warn!(error = %e, "HTTP server failed");
+        }
+    });
+    info!(%addr, data_dir = %config.data_dir.display(), cloud = "sim (simulated)", speed = config.sim_speed, "kaas server listening");
+    Ok(RunningServer {
+        addr,
+        admin_token: token,
+        shutdown: shutdown_tx,
+        tasks: vec![
+            http,
+            tokio::spawn(async move {
+                if let Err(e) = controllers.await {
+                    warn!(error = %e, "controllers ended abnormally");
+                }
+            }),
+        ],
+    })
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn ensure_default_tenant(store: &dyn Store) -> Result<()> {
+    if store.get_obj::<Tenant>(DEFAULT_TENANT, DEFAULT_TENANT).await?.is_some() {
+        return Ok(());
+    }
+    let tenant = Tenant::new(
+        DEFAULT_TENANT,
+        TenantSpec { display_name: "Default tenant".to_owned(), ..TenantSpec::default() },
+    );
+    match store.create_obj(DEFAULT_TENANT, &tenant).await {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs a server until Ctrl-C or SIGTERM.
+pub async fn run(config: ServerConfig) -> Result<()> {
+    let server = start(config).await?;
+    eprintln!("kaas server listening on {} (cloud: simulated)", server.url());
+    wait_for_signal().await;
+    info!("shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,122 @@
+//! A kaas server process and the CLI, driven as a user would.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const KAAS: &str = env!("CARGO_BIN_EXE_kaas");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Server {
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub speed: f64,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, speed: f64) -> Self {
+        let mut s = Self { data_dir: data_dir.to_owned(), port: free_port(), speed, child: None };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.with_extension("log"))
+            .unwrap();
+        let child = Command::new(KAAS)
+            .args(["server", "--data-dir"])
+            .arg(&self.data_dir)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--sim-speed", &self.speed.to_string()])
+            .env("KAAS_LOG", "info,kaas_controller=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "server did not start; see {}", self.data_dir.with_extension("log").display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap().trim().to_owned()
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait: a graceful stop.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if c.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Runs the CLI against this server.
+    pub fn kaas(&self, args: &[&str]) -> Output {
+        Command::new(KAAS)
+            .args(args)
+            .env("KAAS_SERVER", self.url())
+            .env("KAAS_TOKEN", self.token())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI and parses its JSON output; panics with stderr on failure.
+    pub fn kaas_json(&self, args: &[&str]) -> Value {
+        let out = self.kaas(args);
+        assert!(out.status.success(), "kaas {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn inventory(&self) -> Vec<Value> {
+        self.kaas_json(&["sim", "inventory", "-o", "json"])["items"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
