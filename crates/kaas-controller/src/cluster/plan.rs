@@ -9,7 +9,7 @@
 //! security groups and server groups → a sweep that must find nothing tagged with the
 //! cluster before the finalizer is removed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kaas_cloud::{
     CloudResource, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec, ResourceStatus,
@@ -44,16 +44,36 @@ pub enum Step {
     AddFinalizer,
     /// Create a cloud resource; `role` is its place in the cluster (`network`,
     /// `securityGroup/control-plane`, …).
-    CreateResource { role: String, request: ResourceRequest },
-    DeleteResource { kind: ResourceKind, id: String, name: String },
-    SetLoadBalancerMembers { load_balancer_id: String, members: Vec<PoolMember> },
+    CreateResource {
+        role: String,
+        request: ResourceRequest,
+    },
+    DeleteResource {
+        kind: ResourceKind,
+        id: String,
+        name: String,
+    },
+    SetLoadBalancerMembers {
+        load_balancer_id: String,
+        members: Vec<PoolMember>,
+    },
     /// Record a new machine; the executor picks its random name suffix.
-    CreateMachine { spec: MachineSpec },
-    CreateServer { machine: String, request: ResourceRequest },
+    CreateMachine {
+        spec: MachineSpec,
+    },
+    CreateServer {
+        machine: String,
+        request: ResourceRequest,
+    },
     /// Ask the store to delete a machine (it stays, marked, until its server is gone).
-    DeleteMachine { name: String, reason: String },
+    DeleteMachine {
+        name: String,
+        reason: String,
+    },
     /// The machine's server is gone: drop its finalizer so the store removes it.
-    ReleaseMachine { name: String },
+    ReleaseMachine {
+        name: String,
+    },
     /// Nothing tagged with the cluster remains: let the store remove the cluster.
     RemoveFinalizer,
 }
@@ -76,7 +96,9 @@ impl Step {
 
 fn server_stage(request: &ResourceRequest) -> Stage {
     match &request.spec {
-        ResourceSpec::Server { metadata, .. } if metadata.get(ROLE_KEY).map(String::as_str) == Some("worker") => {
+        ResourceSpec::Server { metadata, .. }
+            if metadata.get(ROLE_KEY).map(String::as_str) == Some("worker") =>
+        {
             Stage::NodePools
         }
         _ => Stage::ControlPlane,
@@ -111,6 +133,14 @@ impl<'a> Infrastructure<'a> {
         self.by_role.get(role).copied()
     }
 
+    /// The resource in `role` if something may be built on it: it exists and is
+    /// neither broken nor being deleted (Pending is fine: a load balancer's VIP port
+    /// exists long before the load balancer is ACTIVE).
+    pub fn usable(&self, role: &str) -> Option<&'a CloudResource> {
+        self.get(role)
+            .filter(|r| matches!(r.status, ResourceStatus::Pending | ResourceStatus::Active))
+    }
+
     pub fn roles(&self) -> impl Iterator<Item = (&String, &&'a CloudResource)> {
         self.by_role.iter()
     }
@@ -123,16 +153,40 @@ pub fn wanted_roles(cluster: &Cluster) -> Vec<(String, ResourceKind, String)> {
         ("network".to_owned(), ResourceKind::Network, prefix.clone()),
         ("subnet".to_owned(), ResourceKind::Subnet, prefix.clone()),
         ("router".to_owned(), ResourceKind::Router, prefix.clone()),
-        (sg_role("control-plane"), ResourceKind::SecurityGroup, format!("{prefix}-control-plane")),
-        (sg_role("worker"), ResourceKind::SecurityGroup, format!("{prefix}-worker")),
-        (sgroup_role(CONTROL_PLANE_POOL), ResourceKind::ServerGroup, format!("{prefix}-{CONTROL_PLANE_POOL}")),
+        (
+            sg_role("control-plane"),
+            ResourceKind::SecurityGroup,
+            format!("{prefix}-control-plane"),
+        ),
+        (
+            sg_role("worker"),
+            ResourceKind::SecurityGroup,
+            format!("{prefix}-worker"),
+        ),
+        (
+            sgroup_role(CONTROL_PLANE_POOL),
+            ResourceKind::ServerGroup,
+            format!("{prefix}-{CONTROL_PLANE_POOL}"),
+        ),
     ];
     for pool in &cluster.spec.node_pools {
-        roles.push((sgroup_role(&pool.name), ResourceKind::ServerGroup, format!("{prefix}-{}", pool.name)));
+        roles.push((
+            sgroup_role(&pool.name),
+            ResourceKind::ServerGroup,
+            format!("{prefix}-{}", pool.name),
+        ));
     }
-    roles.push(("loadBalancer".to_owned(), ResourceKind::LoadBalancer, format!("{prefix}-kubeapi")));
+    roles.push((
+        "loadBalancer".to_owned(),
+        ResourceKind::LoadBalancer,
+        format!("{prefix}-kubeapi"),
+    ));
     if cluster.spec.api_access.floating_ip {
-        roles.push(("floatingIp".to_owned(), ResourceKind::FloatingIp, format!("{prefix}-kubeapi")));
+        roles.push((
+            "floatingIp".to_owned(),
+            ResourceKind::FloatingIp,
+            format!("{prefix}-kubeapi"),
+        ));
     }
     roles
 }
@@ -154,22 +208,29 @@ fn prefix(cluster: &Cluster) -> String {
 pub fn classify<'a>(cluster: &Cluster, observed: &'a Observed) -> Infrastructure<'a> {
     let mut infra = Infrastructure::default();
     let wanted = wanted_roles(cluster);
-    let live_machines: BTreeMap<&str, &Machine> =
-        observed.machines.iter().map(|m| (m.metadata.uid.as_str(), m)).collect();
+    let live_machines: BTreeMap<&str, &Machine> = observed
+        .machines
+        .iter()
+        .map(|m| (m.metadata.uid.as_str(), m))
+        .collect();
     let mut resources: Vec<&CloudResource> = observed.resources.iter().collect();
     resources.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     for r in resources {
         if r.kind == ResourceKind::Server {
             let machine_uid = r.tags.iter().find_map(|t| t.strip_prefix("kaas-machine="));
             match machine_uid {
-                Some(uid) if live_machines.contains_key(uid) && !infra.servers.contains_key(uid) => {
+                Some(uid)
+                    if live_machines.contains_key(uid) && !infra.servers.contains_key(uid) =>
+                {
                     infra.servers.insert(uid.to_owned(), r);
                 }
                 _ => infra.unwanted.push(r),
             }
             continue;
         }
-        let role = wanted.iter().find(|(_, kind, name)| *kind == r.kind && *name == r.name);
+        let role = wanted
+            .iter()
+            .find(|(_, kind, name)| *kind == r.kind && *name == r.name);
         match role {
             Some((role, _, _)) if !infra.by_role.contains_key(role) => {
                 infra.by_role.insert(role.clone(), r);
@@ -207,7 +268,12 @@ pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
         plan_deletion(cluster, observed, &infra, &mut plan);
         return plan;
     }
-    if !cluster.metadata.finalizers.iter().any(|f| f == CLUSTER_FINALIZER) {
+    if !cluster
+        .metadata
+        .finalizers
+        .iter()
+        .any(|f| f == CLUSTER_FINALIZER)
+    {
         plan.steps.push(Step::AddFinalizer);
         return plan;
     }
@@ -227,16 +293,27 @@ fn delete_resource(r: &CloudResource, plan: &mut Plan) {
     if r.status == ResourceStatus::Deleting {
         plan.wait(format!("{} {} to be deleted", r.kind, r.name));
     } else {
-        plan.steps.push(Step::DeleteResource { kind: r.kind, id: r.id.clone(), name: r.name.clone() });
+        plan.steps.push(Step::DeleteResource {
+            kind: r.kind,
+            id: r.id.clone(),
+            name: r.name.clone(),
+        });
     }
 }
 
 fn tags(cluster: &Cluster) -> Vec<String> {
-    vec![cluster_tag(&cluster.metadata.uid), format!("kaas-cluster-name={}", cluster.metadata.name)]
+    vec![
+        cluster_tag(&cluster.metadata.uid),
+        format!("kaas-cluster-name={}", cluster.metadata.name),
+    ]
 }
 
 fn request(cluster: &Cluster, name: String, spec: ResourceSpec) -> ResourceRequest {
-    ResourceRequest { name, tags: tags(cluster), spec }
+    ResourceRequest {
+        name,
+        tags: tags(cluster),
+        spec,
+    }
 }
 
 fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut Plan) {
@@ -252,12 +329,12 @@ fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut
         }
         let spec = match kind {
             ResourceKind::Network => Some(ResourceSpec::Network { mtu: net.mtu }),
-            ResourceKind::Subnet => infra.get("network").map(|n| ResourceSpec::Subnet {
+            ResourceKind::Subnet => infra.usable("network").map(|n| ResourceSpec::Subnet {
                 network_id: n.id.clone(),
                 cidr: net.node_cidr.clone(),
                 dns_servers: net.dns_servers.clone(),
             }),
-            ResourceKind::Router => infra.get("subnet").map(|s| ResourceSpec::Router {
+            ResourceKind::Router => infra.usable("subnet").map(|s| ResourceSpec::Router {
                 external_network: net.external_network.clone(),
                 subnet_ids: vec![s.id.clone()],
             }),
@@ -271,17 +348,27 @@ fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut
                     ServerGroupPolicy::SoftAntiAffinity
                 },
             }),
-            ResourceKind::LoadBalancer => infra
-                .get("subnet")
-                .map(|s| ResourceSpec::LoadBalancer { subnet_id: s.id.clone(), port: API_PORT }),
-            ResourceKind::FloatingIp => infra.get("loadBalancer").map(|lb| ResourceSpec::FloatingIp {
-                external_network: net.external_network.clone(),
-                load_balancer_id: lb.id.clone(),
-            }),
+            ResourceKind::LoadBalancer => {
+                infra.usable("subnet").map(|s| ResourceSpec::LoadBalancer {
+                    subnet_id: s.id.clone(),
+                    port: API_PORT,
+                })
+            }
+            ResourceKind::FloatingIp => {
+                infra
+                    .usable("loadBalancer")
+                    .map(|lb| ResourceSpec::FloatingIp {
+                        external_network: net.external_network.clone(),
+                        load_balancer_id: lb.id.clone(),
+                    })
+            }
             ResourceKind::Server => None,
         };
         match spec {
-            Some(spec) => plan.steps.push(Step::CreateResource { role, request: request(cluster, name, spec) }),
+            Some(spec) => plan.steps.push(Step::CreateResource {
+                role,
+                request: request(cluster, name, spec),
+            }),
             None => plan.wait(format!("{kind} {name} (needs what comes before it)")),
         }
     }
@@ -291,7 +378,12 @@ fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut
 /// and the CNI (Cilium VXLAN and health) within the node network, NodePorts on workers.
 pub fn security_group_rules(cluster: &Cluster, control_plane: bool) -> Vec<SecurityGroupRule> {
     let nodes = cluster.spec.network.node_cidr.clone();
-    let rule = |protocol: &str, min: u16, max: u16, cidr: Option<&str>, group: Option<&str>, what: &str| {
+    let rule = |protocol: &str,
+                min: u16,
+                max: u16,
+                cidr: Option<&str>,
+                group: Option<&str>,
+                what: &str| {
         SecurityGroupRule {
             protocol: protocol.to_owned(),
             port_min: min,
@@ -317,21 +409,59 @@ pub fn security_group_rules(cluster: &Cluster, control_plane: bool) -> Vec<Secur
             // node network.
             api_sources.push(nodes.clone());
         }
+        // Neutron refuses duplicate rules: keep each source once, in the given order.
+        let mut seen = BTreeSet::new();
+        api_sources.retain(|c| seen.insert(c.clone()));
         for cidr in &api_sources {
-            rules.push(rule("tcp", API_PORT, API_PORT, Some(cidr), None, "Kubernetes API"));
+            rules.push(rule(
+                "tcp",
+                API_PORT,
+                API_PORT,
+                Some(cidr),
+                None,
+                "Kubernetes API",
+            ));
         }
-        rules.push(rule("tcp", 2379, 2380, None, Some(&cp_group), "etcd between control planes"));
+        rules.push(rule(
+            "tcp",
+            2379,
+            2380,
+            None,
+            Some(&cp_group),
+            "etcd between control planes",
+        ));
     } else {
-        rules.push(rule("tcp", 30000, 32767, Some("0.0.0.0/0"), None, "NodePorts"));
-        rules.push(rule("udp", 30000, 32767, Some("0.0.0.0/0"), None, "NodePorts"));
+        rules.push(rule(
+            "tcp",
+            30000,
+            32767,
+            Some("0.0.0.0/0"),
+            None,
+            "NodePorts",
+        ));
+        rules.push(rule(
+            "udp",
+            30000,
+            32767,
+            Some("0.0.0.0/0"),
+            None,
+            "NodePorts",
+        ));
     }
     rules
 }
 
 /// The API endpoint clients use: the floating IP, or the load balancer's VIP without one.
 pub fn api_endpoint(cluster: &Cluster, infra: &Infrastructure<'_>) -> Option<String> {
-    let role = if cluster.spec.api_access.floating_ip { "floatingIp" } else { "loadBalancer" };
-    infra.get(role).and_then(|r| r.address.clone()).map(|a| format!("https://{a}:{API_PORT}"))
+    let role = if cluster.spec.api_access.floating_ip {
+        "floatingIp"
+    } else {
+        "loadBalancer"
+    };
+    infra
+        .get(role)
+        .and_then(|r| r.address.clone())
+        .map(|a| format!("https://{a}:{API_PORT}"))
 }
 
 /// Whether the node of `machine` is Ready.
@@ -339,23 +469,53 @@ pub fn node_ready(machine: &Machine, infra: &Infrastructure<'_>, nodes: Option<&
     node_of(machine, infra, nodes).is_some_and(|n| n.ready)
 }
 
-pub fn node_of<'n>(machine: &Machine, infra: &Infrastructure<'_>, nodes: Option<&'n [Node]>) -> Option<&'n Node> {
+pub fn node_of<'n>(
+    machine: &Machine,
+    infra: &Infrastructure<'_>,
+    nodes: Option<&'n [Node]>,
+) -> Option<&'n Node> {
     let server = infra.servers.get(&machine.metadata.uid)?;
-    nodes?.iter().find(|n| n.server_id() == Some(server.id.as_str()))
+    nodes?
+        .iter()
+        .find(|n| n.server_id() == Some(server.id.as_str()))
 }
 
-fn plan_machines(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<'_>, plan: &mut Plan) {
+fn plan_machines(
+    cluster: &Cluster,
+    observed: &Observed,
+    infra: &Infrastructure<'_>,
+    plan: &mut Plan,
+) {
+    let nodes = observed.nodes.as_deref();
+    let (deleting, live): (Vec<&Machine>, Vec<&Machine>) = observed
+        .machines
+        .iter()
+        .partition(|m| m.metadata.is_deleting());
+    // Removals go on whatever else is wrong.
+    for m in &deleting {
+        plan_machine_removal(m, infra, plan);
+    }
+    let cps: Vec<&Machine> = live
+        .iter()
+        .copied()
+        .filter(|m| m.is_control_plane())
+        .collect();
+    plan_load_balancer_members(cluster, cps.as_slice(), infra, plan);
+
     let Some(stack) = find_stack(&cluster.spec.stack) else {
         plan.wait(format!("cluster stack {} to exist", cluster.spec.stack));
         return;
     };
-    let nodes = observed.nodes.as_deref();
-    let (deleting, live): (Vec<&Machine>, Vec<&Machine>) =
-        observed.machines.iter().partition(|m| m.metadata.is_deleting());
-    for m in &deleting {
-        plan_machine_removal(m, infra, plan);
-    }
-    let cps: Vec<&Machine> = live.iter().copied().filter(|m| m.is_control_plane()).collect();
+    // Machines this plan deletes get no server.
+    let mut doomed: BTreeSet<String> = BTreeSet::new();
+    let mut delete_machine = |plan: &mut Plan, m: &Machine, reason: String| {
+        doomed.insert(m.metadata.name.clone());
+        plan.steps.push(Step::DeleteMachine {
+            name: m.metadata.name.clone(),
+            reason,
+        });
+    };
+
     let cp = &cluster.spec.control_plane;
     let cp_spec = |role| MachineSpec {
         pool: CONTROL_PLANE_POOL.to_owned(),
@@ -366,18 +526,25 @@ fn plan_machines(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<
         zone: None,
     };
     let all_cp_ready = cps.iter().all(|m| node_ready(m, infra, nodes));
+    let cp_leaving = deleting.iter().any(|m| m.is_control_plane());
     let cp_count = cps.len() as u32;
-    if cps.is_empty() && deleting.iter().all(|m| !m.is_control_plane()) {
-        plan.steps.push(Step::CreateMachine { spec: cp_spec(MachineRole::Init) });
+    if cps.is_empty() && !cp_leaving {
+        plan.steps.push(Step::CreateMachine {
+            spec: cp_spec(MachineRole::Init),
+        });
     } else if cp_count < cp.replicas && all_cp_ready && !cps.is_empty() {
         // One control plane at a time: etcd grows by one member, only when healthy.
-        plan.steps.push(Step::CreateMachine { spec: cp_spec(MachineRole::ControlPlane) });
-    } else if cp_count > cp.replicas && all_cp_ready {
+        plan.steps.push(Step::CreateMachine {
+            spec: cp_spec(MachineRole::ControlPlane),
+        });
+    } else if cp_count > cp.replicas && all_cp_ready && !cp_leaving {
+        // One at a time too: the next leaves only when the last is gone.
         if let Some(newest) = newest(&cps) {
-            plan.steps.push(Step::DeleteMachine {
-                name: newest.metadata.name.clone(),
-                reason: format!("control plane scaled down to {}", cp.replicas),
-            });
+            delete_machine(
+                plan,
+                newest,
+                format!("control plane scaled down to {}", cp.replicas),
+            );
         }
     } else if cp_count != cp.replicas || !all_cp_ready {
         plan.wait("control plane machines to become ready");
@@ -386,7 +553,11 @@ fn plan_machines(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<
     // Workers join once the workload API answers.
     let api_up = nodes.is_some_and(|ns| ns.iter().any(|n| n.ready));
     for pool in &cluster.spec.node_pools {
-        let machines: Vec<&Machine> = live.iter().copied().filter(|m| m.spec.pool == pool.name).collect();
+        let machines: Vec<&Machine> = live
+            .iter()
+            .copied()
+            .filter(|m| !m.is_control_plane() && m.spec.pool == pool.name)
+            .collect();
         let have = machines.len() as u32;
         if have < pool.replicas {
             if api_up {
@@ -403,64 +574,99 @@ fn plan_machines(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<
                     });
                 }
             } else {
-                plan.wait(format!("the workload API before creating pool {}", pool.name));
+                plan.wait(format!(
+                    "the workload API before creating pool {}",
+                    pool.name
+                ));
             }
         } else if have > pool.replicas {
             let mut victims = machines.clone();
             // Unready first, then newest.
             victims.sort_by_key(|m| {
-                (node_ready(m, infra, nodes), std::cmp::Reverse(m.metadata.created_at), m.metadata.name.clone())
+                (
+                    node_ready(m, infra, nodes),
+                    std::cmp::Reverse(m.metadata.created_at),
+                    m.metadata.name.clone(),
+                )
             });
             for m in victims.into_iter().take((have - pool.replicas) as usize) {
-                plan.steps.push(Step::DeleteMachine {
-                    name: m.metadata.name.clone(),
-                    reason: format!("pool {} scaled down to {}", pool.name, pool.replicas),
-                });
+                delete_machine(
+                    plan,
+                    m,
+                    format!("pool {} scaled down to {}", pool.name, pool.replicas),
+                );
             }
         }
     }
     for m in live.iter().filter(|m| !m.is_control_plane()) {
-        if !cluster.spec.node_pools.iter().any(|p| p.name == m.spec.pool) {
-            plan.steps.push(Step::DeleteMachine {
-                name: m.metadata.name.clone(),
-                reason: format!("pool {} was removed from the spec", m.spec.pool),
-            });
+        if !cluster
+            .spec
+            .node_pools
+            .iter()
+            .any(|p| p.name == m.spec.pool)
+        {
+            delete_machine(
+                plan,
+                m,
+                format!("pool {} was removed from the spec", m.spec.pool),
+            );
         }
     }
 
-    for m in &live {
+    for m in live.iter().filter(|m| !doomed.contains(&m.metadata.name)) {
         plan_server(cluster, m, infra, nodes, plan);
     }
-    plan_load_balancer_members(cluster, cps.as_slice(), infra, plan);
 }
 
 fn newest<'a>(machines: &[&'a Machine]) -> Option<&'a Machine> {
-    machines.iter().copied().max_by_key(|m| (m.metadata.created_at, m.metadata.name.clone()))
+    machines
+        .iter()
+        .copied()
+        .max_by_key(|m| (m.metadata.created_at, m.metadata.name.clone()))
 }
 
 fn plan_machine_removal(m: &Machine, infra: &Infrastructure<'_>, plan: &mut Plan) {
     match infra.servers.get(&m.metadata.uid) {
         Some(server) => delete_resource(server, plan),
-        None => plan.steps.push(Step::ReleaseMachine { name: m.metadata.name.clone() }),
+        None => plan.steps.push(Step::ReleaseMachine {
+            name: m.metadata.name.clone(),
+        }),
     }
 }
 
-fn plan_server(cluster: &Cluster, m: &Machine, infra: &Infrastructure<'_>, nodes: Option<&[Node]>, plan: &mut Plan) {
+fn plan_server(
+    cluster: &Cluster,
+    m: &Machine,
+    infra: &Infrastructure<'_>,
+    nodes: Option<&[Node]>,
+    plan: &mut Plan,
+) {
     if let Some(server) = infra.servers.get(&m.metadata.uid) {
         match &server.status {
             ResourceStatus::Error { .. } => delete_resource(server, plan),
             ResourceStatus::Active if node_ready(m, infra, nodes) => {}
-            _ => plan.wait(format!("machine {} to become a ready node", m.metadata.name)),
+            _ => plan.wait(format!(
+                "machine {} to become a ready node",
+                m.metadata.name
+            )),
         }
         return;
     }
-    let pool = if m.is_control_plane() { CONTROL_PLANE_POOL } else { &m.spec.pool };
-    let sg = if m.is_control_plane() { "control-plane" } else { "worker" };
+    let pool = if m.is_control_plane() {
+        CONTROL_PLANE_POOL
+    } else {
+        &m.spec.pool
+    };
+    let sg = if m.is_control_plane() {
+        "control-plane"
+    } else {
+        "worker"
+    };
     let (Some(network), Some(_subnet), Some(group), Some(server_group), Some(endpoint)) = (
-        infra.get("network"),
-        infra.get("subnet"),
-        infra.get(&sg_role(sg)),
-        infra.get(&sgroup_role(pool)),
+        infra.usable("network"),
+        infra.usable("subnet"),
+        infra.usable(&sg_role(sg)),
+        infra.usable(&sgroup_role(pool)),
         api_endpoint(cluster, infra),
     ) else {
         plan.wait(format!("infrastructure for machine {}", m.metadata.name));
@@ -514,7 +720,10 @@ pub fn desired_members(cps: &[&Machine], infra: &Infrastructure<'_>) -> Vec<Pool
         .filter_map(|m| infra.servers.get(&m.metadata.uid))
         .filter(|s| s.status != ResourceStatus::Deleting)
         .filter_map(|s| s.address.clone())
-        .map(|address| PoolMember { address, port: API_PORT })
+        .map(|address| PoolMember {
+            address,
+            port: API_PORT,
+        })
         .collect();
     members.sort();
     members
@@ -522,25 +731,46 @@ pub fn desired_members(cps: &[&Machine], infra: &Infrastructure<'_>) -> Vec<Pool
 
 /// How members are recorded in `status.apiMembers`.
 pub fn member_strings(members: &[PoolMember]) -> Vec<String> {
-    members.iter().map(|m| format!("{}:{}", m.address, m.port)).collect()
+    members
+        .iter()
+        .map(|m| format!("{}:{}", m.address, m.port))
+        .collect()
 }
 
-fn plan_load_balancer_members(cluster: &Cluster, cps: &[&Machine], infra: &Infrastructure<'_>, plan: &mut Plan) {
-    let Some(lb) = infra.get("loadBalancer") else { return };
+fn plan_load_balancer_members(
+    cluster: &Cluster,
+    cps: &[&Machine],
+    infra: &Infrastructure<'_>,
+    plan: &mut Plan,
+) {
+    let Some(lb) = infra.get("loadBalancer") else {
+        return;
+    };
     if !lb.is_active() {
         return;
     }
     let members = desired_members(cps, infra);
     if !members.is_empty() && member_strings(&members) != cluster.status.api_members {
-        plan.steps.push(Step::SetLoadBalancerMembers { load_balancer_id: lb.id.clone(), members });
+        plan.steps.push(Step::SetLoadBalancerMembers {
+            load_balancer_id: lb.id.clone(),
+            members,
+        });
     }
 }
 
-fn plan_deletion(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<'_>, plan: &mut Plan) {
+fn plan_deletion(
+    cluster: &Cluster,
+    observed: &Observed,
+    infra: &Infrastructure<'_>,
+    plan: &mut Plan,
+) {
     // Workers, then control planes.
     for control_plane in [false, true] {
-        let machines: Vec<&Machine> =
-            observed.machines.iter().filter(|m| m.is_control_plane() == control_plane).collect();
+        let machines: Vec<&Machine> = observed
+            .machines
+            .iter()
+            .filter(|m| m.is_control_plane() == control_plane)
+            .collect();
         if machines.is_empty() {
             continue;
         }
@@ -566,8 +796,11 @@ fn plan_deletion(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<
         &[ResourceKind::SecurityGroup, ResourceKind::ServerGroup],
     ];
     for layer in layers {
-        let mut present: Vec<&CloudResource> =
-            observed.resources.iter().filter(|r| layer.contains(&r.kind)).collect();
+        let mut present: Vec<&CloudResource> = observed
+            .resources
+            .iter()
+            .filter(|r| layer.contains(&r.kind))
+            .collect();
         if present.is_empty() {
             continue;
         }
@@ -580,7 +813,13 @@ fn plan_deletion(cluster: &Cluster, observed: &Observed, infra: &Infrastructure<
         }
         return;
     }
-    if observed.resources.is_empty() && cluster.metadata.finalizers.iter().any(|f| f == CLUSTER_FINALIZER) {
+    if observed.resources.is_empty()
+        && cluster
+            .metadata
+            .finalizers
+            .iter()
+            .any(|f| f == CLUSTER_FINALIZER)
+    {
         plan.steps.push(Step::RemoveFinalizer);
     }
 }
