@@ -7,7 +7,11 @@ use axum::response::{IntoResponse, Response};
 
 use crate::{ApiError, AppState};
 
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -15,15 +19,21 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match given {
-        Some(token) if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) => next.run(request).await,
+        Some(token) if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) => {
+            next.run(request).await
+        }
         Some(_) => unauthorized("the bearer token is not valid"),
         None => unauthorized("missing Authorization: Bearer TOKEN header"),
     }
 }
 
 fn unauthorized(message: &str) -> Response {
-    let mut response = ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
     response
 }
 

@@ -26,9 +26,15 @@ fn list_of(kind: &str, items: Value) -> Json<Value> {
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let filter = ListFilter { tenant: Some(tenant().to_owned()), owner_uid: None };
+    let filter = ListFilter {
+        tenant: Some(tenant().to_owned()),
+        owner_uid: None,
+    };
     let clusters: Vec<Cluster> = state.store.list_obj(&filter).await?;
-    Ok(list_of("Cluster", serde_json::to_value(clusters).map_err(|e| ApiError::internal(e.to_string()))?))
+    Ok(list_of(
+        "Cluster",
+        serde_json::to_value(clusters).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }
 
 async fn load(state: &AppState, name: &str) -> Result<Cluster, ApiError> {
@@ -39,7 +45,10 @@ async fn load(state: &AppState, name: &str) -> Result<Cluster, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} not found")))
 }
 
-pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Cluster>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Cluster>, ApiError> {
     Ok(Json(load(&state, &name).await?))
 }
 
@@ -55,7 +64,11 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
     let mut metadata = ObjectMeta::named(&sent.metadata.name);
     metadata.labels = sent.metadata.labels;
     metadata.finalizers = vec![CLUSTER_FINALIZER.to_owned()];
-    let cluster = Cluster { metadata, status: ClusterStatus::default(), ..sent };
+    let cluster = Cluster {
+        metadata,
+        status: ClusterStatus::default(),
+        ..sent
+    };
     let created = state.store.create_obj(tenant(), &cluster).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -69,12 +82,17 @@ pub async fn replace(
     if sent.metadata.name != name {
         return Err(ApiError::invalid(ValidationErrors::single(
             "metadata.name",
-            format!("{:?} does not match the name in the path ({name:?})", sent.metadata.name),
+            format!(
+                "{:?} does not match the name in the path ({name:?})",
+                sent.metadata.name
+            ),
         )));
     }
     let mut current = load(&state, &name).await?;
     if current.metadata.is_deleting() {
-        return Err(ApiError::conflict(format!("cluster {name:?} is being deleted")));
+        return Err(ApiError::conflict(format!(
+            "cluster {name:?} is being deleted"
+        )));
     }
     let given = &sent.metadata.resource_version;
     if !given.is_empty() && *given != current.metadata.resource_version {
@@ -87,14 +105,21 @@ pub async fn replace(
     current.spec = sent.spec;
     current.metadata.labels = sent.metadata.labels;
     let updated = state.store.update_obj(&current).await?;
-    updated.map(Json).ok_or_else(|| ApiError::not_found(format!("cluster {name:?} not found")))
+    updated
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} not found")))
 }
 
-pub async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     match state.store.delete_obj::<Cluster>(tenant(), &name).await {
         Ok(Some(marked)) => Ok((StatusCode::ACCEPTED, Json(marked)).into_response()),
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
-        Err(kaas_store::StoreError::NotFound { .. }) => Err(ApiError::not_found(format!("cluster {name:?} not found"))),
+        Err(kaas_store::StoreError::NotFound { .. }) => {
+            Err(ApiError::not_found(format!("cluster {name:?} not found")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -121,7 +146,10 @@ pub async fn events(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let cluster = load(&state, &name).await?;
     let limit = query.limit.clamp(1, 5000);
-    let stored = state.store.list_events(tenant(), &cluster.metadata.uid, query.since, limit).await?;
+    let stored = state
+        .store
+        .list_events(tenant(), &cluster.metadata.uid, query.since, limit)
+        .await?;
     let items: Vec<Value> = stored
         .into_iter()
         .map(|e| {
@@ -135,9 +163,18 @@ pub async fn events(
     Ok(list_of("Event", Value::Array(items)))
 }
 
-pub async fn machines(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn machines(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let cluster = load(&state, &name).await?;
-    let filter = ListFilter { tenant: Some(tenant().to_owned()), owner_uid: Some(cluster.metadata.uid) };
+    let filter = ListFilter {
+        tenant: Some(tenant().to_owned()),
+        owner_uid: Some(cluster.metadata.uid),
+    };
     let machines: Vec<Machine> = state.store.list_obj(&filter).await?;
-    Ok(list_of("Machine", serde_json::to_value(machines).map_err(|e| ApiError::internal(e.to_string()))?))
+    Ok(list_of(
+        "Machine",
+        serde_json::to_value(machines).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }

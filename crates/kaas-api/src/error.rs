@@ -20,7 +20,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Value::Array(Vec::new()) }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Array(Vec::new()),
+        }
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -41,7 +46,12 @@ impl ApiError {
 
     pub fn invalid(errors: ValidationErrors) -> Self {
         let details = serde_json::to_value(&errors.0).unwrap_or(Value::Null);
-        Self { status: StatusCode::BAD_REQUEST, code: "Invalid", message: format!("invalid: {errors}"), details }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "Invalid",
+            message: format!("invalid: {errors}"),
+            details,
+        }
     }
 }
 
@@ -49,7 +59,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
-            StoreError::AlreadyExists { .. } => Self::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string()),
+            StoreError::AlreadyExists { .. } => {
+                Self::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
+            }
             StoreError::Conflict { .. } => Self::conflict(e.to_string()),
             StoreError::Invalid(_) | StoreError::Backend(_) => {
                 tracing::error!(error = %e, "store failed");

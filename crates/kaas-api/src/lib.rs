@@ -48,11 +48,19 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/info", get(info))
         .route("/clusters", get(clusters::list).post(clusters::create))
-        .route("/clusters/{name}", get(clusters::get).put(clusters::replace).delete(clusters::delete))
+        .route(
+            "/clusters/{name}",
+            get(clusters::get)
+                .put(clusters::replace)
+                .delete(clusters::delete),
+        )
         .route("/clusters/{name}/events", get(clusters::events))
         .route("/clusters/{name}/machines", get(clusters::machines))
         .route("/sim/inventory", get(sim_inventory))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(|| async { "ok" }))
@@ -61,7 +69,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_document))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.json") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "this method is not allowed here")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "this method is not allowed here",
+            )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -78,14 +90,24 @@ async fn info(State(state): State<AppState>) -> axum::Json<Value> {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ok".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store not ready: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store not ready: {e}"),
+        )
+            .into_response(),
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
             .into_response(),
         Err(e) => ApiError::internal(format!("cannot encode metrics: {e}")).into_response(),
     }
@@ -94,7 +116,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn sim_inventory(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
     match &state.sim_inventory {
         Some(inventory) => Ok(axum::Json(inventory())),
-        None => Err(ApiError::not_found("this server does not run the simulated cloud")),
+        None => Err(ApiError::not_found(
+            "this server does not run the simulated cloud",
+        )),
     }
 }
 

@@ -82,7 +82,10 @@ pub fn document() -> Value {
     };
     let ok = |code: &str, what: &str, schema: &str| {
         let mut m = serde_json::Map::new();
-        m.insert(code.into(), json!({"description": what, "content": {"application/json": {"schema": r(schema)}}}));
+        m.insert(
+            code.into(),
+            json!({"description": what, "content": {"application/json": {"schema": r(schema)}}}),
+        );
         m
     };
     let with = |mut m: serde_json::Map<String, Value>, code: &str, what: &str| {

@@ -180,7 +180,9 @@ pub enum ResourceStatus {
     /// Being deleted (PENDING_DELETE, DELETING).
     Deleting,
     /// Broken for good; the cloud's message says why.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// A resource as the cloud reports it.

@@ -53,19 +53,31 @@ impl Metrics {
             cloud_calls: Family::default(),
             clusters: Family::default(),
         };
-        registry.register("kaas_reconciles", "Reconciles by controller and result", metrics.reconciles.clone());
+        registry.register(
+            "kaas_reconciles",
+            "Reconciles by controller and result",
+            metrics.reconciles.clone(),
+        );
         registry.register(
             "kaas_reconcile_duration_seconds",
             "Time one reconcile took",
             metrics.reconcile_seconds.clone(),
         );
-        registry.register("kaas_queue_depth", "Keys waiting in a controller's work queue", metrics.queue_depth.clone());
+        registry.register(
+            "kaas_queue_depth",
+            "Keys waiting in a controller's work queue",
+            metrics.queue_depth.clone(),
+        );
         registry.register(
             "kaas_cloud_api_calls",
             "Cloud API calls by provider, operation and result",
             metrics.cloud_calls.clone(),
         );
-        registry.register("kaas_clusters", "Clusters by phase", metrics.clusters.clone());
+        registry.register(
+            "kaas_clusters",
+            "Clusters by phase",
+            metrics.clusters.clone(),
+        );
         metrics
     }
 

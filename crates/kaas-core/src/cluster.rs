@@ -132,7 +132,11 @@ fn default_cp_replicas() -> u32 {
 
 impl Default for ControlPlane {
     fn default() -> Self {
-        Self { replicas: default_cp_replicas(), flavor: default_flavor(), zones: Vec::new() }
+        Self {
+            replicas: default_cp_replicas(),
+            flavor: default_flavor(),
+            zones: Vec::new(),
+        }
     }
 }
 
@@ -245,7 +249,10 @@ pub struct ApiAccess {
 
 impl Default for ApiAccess {
     fn default() -> Self {
-        Self { allowed_cidrs: Vec::new(), floating_ip: true }
+        Self {
+            allowed_cidrs: Vec::new(),
+            floating_ip: true,
+        }
     }
 }
 
@@ -268,7 +275,12 @@ pub struct Addons {
 
 impl Default for Addons {
     fn default() -> Self {
-        Self { ingress: None, cert_manager: None, metrics_server: true, registry: false }
+        Self {
+            ingress: None,
+            cert_manager: None,
+            metrics_server: true,
+            registry: false,
+        }
     }
 }
 
@@ -315,7 +327,11 @@ fn default_drain_timeout() -> String {
 
 impl Default for Rollout {
     fn default() -> Self {
-        Self { max_surge: 1, max_unavailable: 0, drain_timeout: default_drain_timeout() }
+        Self {
+            max_surge: 1,
+            max_unavailable: 0,
+            drain_timeout: default_drain_timeout(),
+        }
     }
 }
 

@@ -11,10 +11,18 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErr
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
-        ValidationErrors(vec![FieldError { field, reason: clean_reason(&inner.to_string()) }])
+        let field = if path == "." || path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        };
+        ValidationErrors(vec![FieldError {
+            field,
+            reason: clean_reason(&inner.to_string()),
+        }])
     })?;
-    de.end().map_err(|e| ValidationErrors::single("body", clean_reason(&e.to_string())))?;
+    de.end()
+        .map_err(|e| ValidationErrors::single("body", clean_reason(&e.to_string())))?;
     Ok(value)
 }
 
@@ -22,8 +30,15 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErr
 pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationErrors> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
-        ValidationErrors(vec![FieldError { field, reason: clean_reason(&e.into_inner().to_string()) }])
+        let field = if path == "." || path.is_empty() {
+            "body".to_owned()
+        } else {
+            path
+        };
+        ValidationErrors(vec![FieldError {
+            field,
+            reason: clean_reason(&e.into_inner().to_string()),
+        }])
     })
 }
 
@@ -43,15 +58,21 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named_with_its_path() {
-        let body = br#"{"metadata":{"name":"a"},"spec":{"controlPlane":{"replicas":3,"colour":"red"}}}"#;
+        let body =
+            br#"{"metadata":{"name":"a"},"spec":{"controlPlane":{"replicas":3,"colour":"red"}}}"#;
         let err = decode_json::<Cluster>(body).unwrap_err();
         assert_eq!(err.0[0].field, "spec.controlPlane.colour");
-        assert!(err.0[0].reason.contains("unknown field `colour`"), "{}", err.0[0].reason);
+        assert!(
+            err.0[0].reason.contains("unknown field `colour`"),
+            "{}",
+            err.0[0].reason
+        );
     }
 
     #[test]
     fn wrong_type_is_named_with_its_path() {
-        let body = br#"{"metadata":{"name":"a"},"spec":{"nodePools":[{"name":"w","replicas":"many"}]}}"#;
+        let body =
+            br#"{"metadata":{"name":"a"},"spec":{"nodePools":[{"name":"w","replicas":"many"}]}}"#;
         let err = decode_json::<Cluster>(body).unwrap_err();
         assert_eq!(err.0[0].field, "spec.nodePools[0].replicas");
     }

@@ -46,7 +46,10 @@ pub struct ObjectMeta {
 
 impl ObjectMeta {
     pub fn named(name: impl Into<String>) -> Self {
-        Self { name: name.into(), ..Self::default() }
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
     }
 
     pub fn is_deleting(&self) -> bool {
@@ -94,7 +97,12 @@ pub struct Condition {
 }
 
 impl Condition {
-    pub fn new(type_: &str, status: ConditionStatus, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(
+        type_: &str,
+        status: ConditionStatus,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             type_: type_.to_owned(),
             status,
@@ -111,12 +119,19 @@ impl Condition {
 
 /// Sets `new` in `conditions`, keeping the transition time when the status did not change.
 /// Returns true when the status changed (a transition worth an event).
-pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition, now: DateTime<Utc>) -> bool {
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    mut new: Condition,
+    now: DateTime<Utc>,
+) -> bool {
     match conditions.iter_mut().find(|c| c.type_ == new.type_) {
         Some(old) => {
             let transitioned = old.status != new.status;
-            new.last_transition_time =
-                if transitioned { Some(now) } else { old.last_transition_time.or(Some(now)) };
+            new.last_transition_time = if transitioned {
+                Some(now)
+            } else {
+                old.last_transition_time.or(Some(now))
+            };
             *old = new;
             transitioned
         }

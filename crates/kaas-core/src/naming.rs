@@ -40,13 +40,19 @@ mod tests {
         let n = machine_name(&long, "workers", "x7k2p");
         assert!(check_dns_label(&n).is_ok(), "{n}");
         assert!(n.ends_with("-x7k2p"));
-        assert_eq!(machine_name("demo", "workers", "abcde"), "demo-workers-abcde");
+        assert_eq!(
+            machine_name("demo", "workers", "abcde"),
+            "demo-workers-abcde"
+        );
         let n = machine_name(&format!("{}-b", "a".repeat(55)), "w", "abcde");
         assert!(check_dns_label(&n).is_ok(), "{n}");
     }
 
     #[test]
     fn prefix_uses_uid() {
-        assert_eq!(resource_prefix("demo", "1a2b3c4d-5e6f-0000"), "kaas-demo-1a2b3c4d");
+        assert_eq!(
+            resource_prefix("demo", "1a2b3c4d-5e6f-0000"),
+            "kaas-demo-1a2b3c4d"
+        );
     }
 }

@@ -13,8 +13,16 @@ pub struct Stack {
 }
 
 pub const BUILTIN_STACKS: &[Stack] = &[
-    Stack { name: "scs-1.32", kubernetes_version: "v1.32.9", image: "ubuntu-capi-image-v1.32.9" },
-    Stack { name: "scs-1.33", kubernetes_version: "v1.33.5", image: "ubuntu-capi-image-v1.33.5" },
+    Stack {
+        name: "scs-1.32",
+        kubernetes_version: "v1.32.9",
+        image: "ubuntu-capi-image-v1.32.9",
+    },
+    Stack {
+        name: "scs-1.33",
+        kubernetes_version: "v1.33.5",
+        image: "ubuntu-capi-image-v1.33.5",
+    },
 ];
 
 pub fn find_stack(name: &str) -> Option<&'static Stack> {

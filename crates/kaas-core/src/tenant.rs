@@ -36,7 +36,12 @@ impl Object for Tenant {
 
 impl Tenant {
     pub fn new(name: &str, spec: TenantSpec) -> Self {
-        Self { api_version: api_version(), kind: tenant_kind(), metadata: ObjectMeta::named(name), spec }
+        Self {
+            api_version: api_version(),
+            kind: tenant_kind(),
+            metadata: ObjectMeta::named(name),
+            spec,
+        }
     }
 }
 
@@ -62,6 +67,10 @@ pub struct Quotas {
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { clusters: 20, machines: 500, vcpus: 2000 }
+        Self {
+            clusters: 20,
+            machines: 500,
+            vcpus: 2000,
+        }
     }
 }

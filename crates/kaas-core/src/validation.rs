@@ -37,11 +37,17 @@ impl fmt::Display for ValidationErrors {
 
 impl ValidationErrors {
     pub fn single(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self(vec![FieldError { field: field.into(), reason: reason.into() }])
+        Self(vec![FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }])
     }
 
     fn push(&mut self, field: impl Into<String>, reason: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), reason: reason.into() });
+        self.0.push(FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        });
     }
 
     fn into_result(self) -> Result<(), Self> {
@@ -59,14 +65,14 @@ pub fn check_dns_label(name: &str) -> Result<(), String> {
         return Err("must not be empty".to_owned());
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!("must be at most {MAX_NAME_LEN} characters (got {})", name.len()));
+        return Err(format!(
+            "must be at most {MAX_NAME_LEN} characters (got {})",
+            name.len()
+        ));
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    if !name.chars().all(ok_char)
-        || !name.starts_with(alnum)
-        || !name.ends_with(alnum)
-    {
+    if !name.chars().all(ok_char) || !name.starts_with(alnum) || !name.ends_with(alnum) {
         return Err(format!(
             "{name:?} is not a valid DNS-1123 label: use lower-case letters, digits and '-', starting and ending with a letter or digit"
         ));
@@ -96,7 +102,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'd' => 86_400,
             _ => return Err(bad()),
         };
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
     }
     if !digits.is_empty() {
         return Err(bad());
@@ -110,7 +119,9 @@ pub fn check_int_or_percent(text: &str) -> Result<(), String> {
     match number.parse::<u32>() {
         Ok(p) if text.ends_with('%') && p > 100 => Err(format!("{text:?} is more than 100%")),
         Ok(_) => Ok(()),
-        Err(_) => Err(format!("{text:?} is neither a count (2) nor a percentage (40%)")),
+        Err(_) => Err(format!(
+            "{text:?} is neither a count (2) nor a percentage (40%)"
+        )),
     }
 }
 
@@ -118,10 +129,20 @@ pub fn check_int_or_percent(text: &str) -> Result<(), String> {
 pub fn validate_cluster(cluster: &Cluster) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     if cluster.api_version != crate::meta::API_VERSION {
-        errs.push("apiVersion", format!("must be {:?} (got {:?})", crate::meta::API_VERSION, cluster.api_version));
+        errs.push(
+            "apiVersion",
+            format!(
+                "must be {:?} (got {:?})",
+                crate::meta::API_VERSION,
+                cluster.api_version
+            ),
+        );
     }
     if cluster.kind != "Cluster" {
-        errs.push("kind", format!("must be \"Cluster\" (got {:?})", cluster.kind));
+        errs.push(
+            "kind",
+            format!("must be \"Cluster\" (got {:?})", cluster.kind),
+        );
     }
     if let Err(reason) = check_dns_label(&cluster.metadata.name) {
         errs.push("metadata.name", reason);
@@ -133,13 +154,23 @@ pub fn validate_cluster(cluster: &Cluster) -> Result<(), ValidationErrors> {
 fn validate_spec(spec: &ClusterSpec, errs: &mut ValidationErrors) {
     if find_stack(&spec.stack).is_none() {
         let known: Vec<&str> = BUILTIN_STACKS.iter().map(|s| s.name).collect();
-        errs.push("spec.stack", format!("unknown cluster stack {:?}; known: {}", spec.stack, known.join(", ")));
+        errs.push(
+            "spec.stack",
+            format!(
+                "unknown cluster stack {:?}; known: {}",
+                spec.stack,
+                known.join(", ")
+            ),
+        );
     }
     let cp = &spec.control_plane;
     if ![1, 3, 5].contains(&cp.replicas) {
         errs.push(
             "spec.controlPlane.replicas",
-            format!("must be 1, 3 or 5 so that etcd keeps a quorum (got {})", cp.replicas),
+            format!(
+                "must be 1, 3 or 5 so that etcd keeps a quorum (got {})",
+                cp.replicas
+            ),
         );
     }
     if cp.flavor.trim().is_empty() {
@@ -151,12 +182,24 @@ fn validate_spec(spec: &ClusterSpec, errs: &mut ValidationErrors) {
         if let Err(reason) = check_dns_label(&pool.name) {
             errs.push(at("name"), reason);
         } else if pool.name == crate::machine::CONTROL_PLANE_POOL {
-            errs.push(at("name"), "\"control-plane\" is reserved for the control plane");
+            errs.push(
+                at("name"),
+                "\"control-plane\" is reserved for the control plane",
+            );
         } else if !names.insert(pool.name.as_str()) {
-            errs.push(at("name"), format!("duplicate node pool name {:?}", pool.name));
+            errs.push(
+                at("name"),
+                format!("duplicate node pool name {:?}", pool.name),
+            );
         }
         if pool.replicas > MAX_POOL_REPLICAS {
-            errs.push(at("replicas"), format!("must be between 0 and {MAX_POOL_REPLICAS} (got {})", pool.replicas));
+            errs.push(
+                at("replicas"),
+                format!(
+                    "must be between 0 and {MAX_POOL_REPLICAS} (got {})",
+                    pool.replicas
+                ),
+            );
         }
         if pool.flavor.trim().is_empty() {
             errs.push(at("flavor"), "must not be empty");
@@ -165,40 +208,64 @@ fn validate_spec(spec: &ClusterSpec, errs: &mut ValidationErrors) {
             if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&taint.effect.as_str()) {
                 errs.push(
                     format!("spec.nodePools[{i}].taints[{j}].effect"),
-                    format!("must be NoSchedule, PreferNoSchedule or NoExecute (got {:?})", taint.effect),
+                    format!(
+                        "must be NoSchedule, PreferNoSchedule or NoExecute (got {:?})",
+                        taint.effect
+                    ),
                 );
             }
         }
         if let Some(auto) = &pool.autoscale {
             if auto.min > auto.max {
-                errs.push(at("autoscale"), format!("min ({}) is greater than max ({})", auto.min, auto.max));
+                errs.push(
+                    at("autoscale"),
+                    format!("min ({}) is greater than max ({})", auto.min, auto.max),
+                );
             }
             if auto.max > MAX_POOL_REPLICAS {
-                errs.push(at("autoscale.max"), format!("must be at most {MAX_POOL_REPLICAS}"));
+                errs.push(
+                    at("autoscale.max"),
+                    format!("must be at most {MAX_POOL_REPLICAS}"),
+                );
             }
         }
     }
     validate_network(spec, errs);
     for (i, cidr) in spec.api_access.allowed_cidrs.iter().enumerate() {
         if let Err(e) = cidr.parse::<IpNet>() {
-            errs.push(format!("spec.apiAccess.allowedCidrs[{i}]"), format!("{cidr:?} is not a CIDR: {e}"));
+            errs.push(
+                format!("spec.apiAccess.allowedCidrs[{i}]"),
+                format!("{cidr:?} is not a CIDR: {e}"),
+            );
         }
     }
     if let Some(cm) = &spec.addons.cert_manager {
         if !cm.acme_email.contains('@') {
-            errs.push("spec.addons.certManager.acmeEmail", format!("{:?} is not an e-mail address", cm.acme_email));
+            errs.push(
+                "spec.addons.certManager.acmeEmail",
+                format!("{:?} is not an e-mail address", cm.acme_email),
+            );
         }
         if !["letsencrypt-staging", "letsencrypt-production"].contains(&cm.issuer.as_str()) {
             errs.push(
                 "spec.addons.certManager.issuer",
-                format!("must be letsencrypt-staging or letsencrypt-production (got {:?})", cm.issuer),
+                format!(
+                    "must be letsencrypt-staging or letsencrypt-production (got {:?})",
+                    cm.issuer
+                ),
             );
         }
     }
     for (field, value) in [
         ("spec.rollout.drainTimeout", &spec.rollout.drain_timeout),
-        ("spec.health.nodeStartupTimeout", &spec.health.node_startup_timeout),
-        ("spec.health.unhealthyTimeout", &spec.health.unhealthy_timeout),
+        (
+            "spec.health.nodeStartupTimeout",
+            &spec.health.node_startup_timeout,
+        ),
+        (
+            "spec.health.unhealthyTimeout",
+            &spec.health.unhealthy_timeout,
+        ),
     ] {
         if let Err(reason) = parse_duration(value) {
             errs.push(field, reason);
@@ -208,7 +275,10 @@ fn validate_spec(spec: &ClusterSpec, errs: &mut ValidationErrors) {
         errs.push("spec.health.maxUnhealthy", reason);
     }
     if spec.rollout.max_surge == 0 && spec.rollout.max_unavailable == 0 {
-        errs.push("spec.rollout", "maxSurge and maxUnavailable must not both be 0: no rollout could make progress");
+        errs.push(
+            "spec.rollout",
+            "maxSurge and maxUnavailable must not both be 0: no rollout could make progress",
+        );
     }
 }
 
@@ -240,33 +310,61 @@ fn validate_network(spec: &ClusterSpec, errs: &mut ValidationErrors) {
         // Room for the router, the load balancer and 3 + 5 × 1000 machines is not
         // needed, but a node subnet must fit at least the control plane and some workers.
         if node.prefix_len() > node.max_prefix_len().saturating_sub(4) {
-            errs.push("spec.network.nodeCidr", format!("{node} is too small: use a /28 or larger"));
+            errs.push(
+                "spec.network.nodeCidr",
+                format!("{node} is too small: use a /28 or larger"),
+            );
         }
     }
     for (i, dns) in net.dns_servers.iter().enumerate() {
         if dns.parse::<std::net::IpAddr>().is_err() {
-            errs.push(format!("spec.network.dnsServers[{i}]"), format!("{dns:?} is not an IP address"));
+            errs.push(
+                format!("spec.network.dnsServers[{i}]"),
+                format!("{dns:?} is not an IP address"),
+            );
         }
     }
     if net.external_network.trim().is_empty() {
         errs.push("spec.network.externalNetwork", "must not be empty");
     }
-    if let Some(mtu) = net.mtu {
-        if !(1280..=9000).contains(&mtu) {
-            errs.push("spec.network.mtu", format!("must be between 1280 and 9000 (got {mtu})"));
-        }
+    if let Some(mtu) = net.mtu
+        && !(1280..=9000).contains(&mtu)
+    {
+        errs.push(
+            "spec.network.mtu",
+            format!("must be between 1280 and 9000 (got {mtu})"),
+        );
     }
 }
 
 /// Checks a change of spec against the rules of what may change after creation.
-pub fn validate_cluster_update(old: &ClusterSpec, new: &ClusterSpec) -> Result<(), ValidationErrors> {
+pub fn validate_cluster_update(
+    old: &ClusterSpec,
+    new: &ClusterSpec,
+) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     if old.network != new.network {
         for (field, a, b) in [
-            ("spec.network.nodeCidr", &old.network.node_cidr, &new.network.node_cidr),
-            ("spec.network.podCidr", &old.network.pod_cidr, &new.network.pod_cidr),
-            ("spec.network.serviceCidr", &old.network.service_cidr, &new.network.service_cidr),
-            ("spec.network.externalNetwork", &old.network.external_network, &new.network.external_network),
+            (
+                "spec.network.nodeCidr",
+                &old.network.node_cidr,
+                &new.network.node_cidr,
+            ),
+            (
+                "spec.network.podCidr",
+                &old.network.pod_cidr,
+                &new.network.pod_cidr,
+            ),
+            (
+                "spec.network.serviceCidr",
+                &old.network.service_cidr,
+                &new.network.service_cidr,
+            ),
+            (
+                "spec.network.externalNetwork",
+                &old.network.external_network,
+                &new.network.external_network,
+            ),
         ] {
             if a != b {
                 errs.push(field, format!("is immutable after creation (was {a:?})"));
@@ -317,7 +415,15 @@ mod tests {
 
     #[test]
     fn control_plane_replicas() {
-        for (n, ok) in [(0, false), (1, true), (2, false), (3, true), (4, false), (5, true), (7, false)] {
+        for (n, ok) in [
+            (0, false),
+            (1, true),
+            (2, false),
+            (3, true),
+            (4, false),
+            (5, true),
+            (7, false),
+        ] {
             let mut c = cluster();
             c.spec.control_plane.replicas = n;
             assert_eq!(fields(&c).is_empty(), ok, "{n}");
@@ -334,8 +440,19 @@ mod tests {
         let mut c = cluster();
         c.spec.node_pools = vec![NodePool::new("a", 1000), NodePool::new("b", 0)];
         assert!(fields(&c).is_empty());
-        c.spec.node_pools = vec![NodePool::new("a", 1001), NodePool::new("a", 1), NodePool::new("control-plane", 1)];
-        assert_eq!(fields(&c), ["spec.nodePools[0].replicas", "spec.nodePools[1].name", "spec.nodePools[2].name"]);
+        c.spec.node_pools = vec![
+            NodePool::new("a", 1001),
+            NodePool::new("a", 1),
+            NodePool::new("control-plane", 1),
+        ];
+        assert_eq!(
+            fields(&c),
+            [
+                "spec.nodePools[0].replicas",
+                "spec.nodePools[1].name",
+                "spec.nodePools[2].name"
+            ]
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use kaas_api::AppState;
 use kaas_cloud::{CloudProvider, WorkloadClusters};
-use kaas_controller::{ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller};
+use kaas_controller::{
+    ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
+};
 use kaas_core::meta::DEFAULT_TENANT;
 use kaas_core::tenant::{Tenant, TenantSpec};
 use kaas_core::{Cluster, Object};
@@ -97,9 +99,13 @@ fn write_private(path: &Path, content: &str) -> Result<()> {
 /// Intervals scaled to the simulated cloud's speed, so a fast simulation is also
 /// observed quickly.
 fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
-    let scaled = |secs: f64, min: f64, max: f64| Duration::from_secs_f64((secs / speed).clamp(min, max));
+    let scaled =
+        |secs: f64, min: f64, max: f64| Duration::from_secs_f64((secs / speed).clamp(min, max));
     (
-        ClusterControllerConfig { poll_interval: scaled(5.0, 0.02, 5.0), steady_interval: scaled(60.0, 1.0, 60.0) },
+        ClusterControllerConfig {
+            poll_interval: scaled(5.0, 0.02, 5.0),
+            steady_interval: scaled(60.0, 1.0, 60.0),
+        },
         ControllerConfig {
             concurrency: 8,
             resync: scaled(300.0, 5.0, 300.0),
@@ -112,7 +118,10 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
 /// Starts a server and returns once it listens.
 pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     if !(config.sim_speed.is_finite() && config.sim_speed > 0.0) {
-        bail!("--sim-speed must be a positive number (got {})", config.sim_speed);
+        bail!(
+            "--sim-speed must be a positive number (got {})",
+            config.sim_speed
+        );
     }
     create_private_dir(&config.data_dir)?;
     let token = admin_token(&config.data_dir)?;
@@ -165,7 +174,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (is another kaas server running?)", config.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another kaas server running?)",
+                config.listen
+            )
+        })?;
     let addr = listener.local_addr()?;
     std::fs::write(config.data_dir.join("server.addr"), addr.to_string())?;
     let mut stop = shutdown_rx.clone();
@@ -208,12 +222,19 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 async fn ensure_default_tenant(store: &dyn Store) -> Result<()> {
-    if store.get_obj::<Tenant>(DEFAULT_TENANT, DEFAULT_TENANT).await?.is_some() {
+    if store
+        .get_obj::<Tenant>(DEFAULT_TENANT, DEFAULT_TENANT)
+        .await?
+        .is_some()
+    {
         return Ok(());
     }
     let tenant = Tenant::new(
         DEFAULT_TENANT,
-        TenantSpec { display_name: "Default tenant".to_owned(), ..TenantSpec::default() },
+        TenantSpec {
+            display_name: "Default tenant".to_owned(),
+            ..TenantSpec::default()
+        },
     );
     match store.create_obj(DEFAULT_TENANT, &tenant).await {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
@@ -224,7 +245,10 @@ async fn ensure_default_tenant(store: &dyn Store) -> Result<()> {
 /// Runs a server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<()> {
     let server = start(config).await?;
-    eprintln!("kaas server listening on {} (cloud: simulated)", server.url());
+    eprintln!(
+        "kaas server listening on {} (cloud: simulated)",
+        server.url()
+    );
     wait_for_signal().await;
     info!("shutting down");
     server.shutdown().await;

@@ -25,11 +25,23 @@ struct Api {
 
 impl Api {
     fn new(s: &RunningServer) -> Self {
-        Self { http: Client::new(), url: s.url(), token: s.admin_token.clone() }
+        Self {
+            http: Client::new(),
+            url: s.url(),
+            token: s.admin_token.clone(),
+        }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -50,17 +62,34 @@ async fn every_v1_call_needs_the_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let http = Client::new();
-    let no_token = http.get(format!("{}/v1/clusters", s.url())).send().await.unwrap();
+    let no_token = http
+        .get(format!("{}/v1/clusters", s.url()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
     let body: Value = no_token.json().await.unwrap();
     assert_eq!(body["code"], "Unauthorized");
-    let wrong = http.get(format!("{}/v1/clusters", s.url())).bearer_auth("nope").send().await.unwrap();
+    let wrong = http
+        .get(format!("{}/v1/clusters", s.url()))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let right = http.get(format!("{}/v1/clusters", s.url())).bearer_auth(&s.admin_token).send().await.unwrap();
+    let right = http
+        .get(format!("{}/v1/clusters", s.url()))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(right.status(), StatusCode::OK);
     // The token file is private to its owner.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("data/admin.token")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("data/admin.token"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     // Open endpoints.
     for path in ["/healthz", "/readyz", "/openapi.json", "/metrics"] {
@@ -77,13 +106,20 @@ async fn status_codes_and_error_shape() {
     let api = Api::new(&s);
     use reqwest::Method;
 
-    let (st, created) = api.call(Method::POST, "/v1/clusters", Some(cluster("one"))).await;
+    let (st, created) = api
+        .call(Method::POST, "/v1/clusters", Some(cluster("one")))
+        .await;
     assert_eq!(st, StatusCode::CREATED, "{created}");
     assert_eq!(created["metadata"]["generation"], 1);
     assert!(!created["metadata"]["uid"].as_str().unwrap().is_empty());
-    assert_eq!(created["metadata"]["finalizers"][0], "kaas.dev/cloud-resources");
+    assert_eq!(
+        created["metadata"]["finalizers"][0],
+        "kaas.dev/cloud-resources"
+    );
 
-    let (st, err) = api.call(Method::POST, "/v1/clusters", Some(cluster("one"))).await;
+    let (st, err) = api
+        .call(Method::POST, "/v1/clusters", Some(cluster("one")))
+        .await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_eq!(err["code"], "AlreadyExists");
 
@@ -100,7 +136,9 @@ async fn status_codes_and_error_shape() {
     assert_eq!(err["code"], "Invalid");
     assert_eq!(err["details"][0]["field"], "spec.network.serviceCidr");
 
-    let (st, _) = api.call(Method::POST, "/v1/clusters", Some(json!("not an object"))).await;
+    let (st, _) = api
+        .call(Method::POST, "/v1/clusters", Some(json!("not an object")))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 
     // Optimistic concurrency: an update carrying a current resourceVersion succeeds (the
@@ -111,7 +149,9 @@ async fn status_codes_and_error_shape() {
     for _ in 0..20 {
         let (_, mut current) = api.call(Method::GET, "/v1/clusters/one", None).await;
         current["spec"]["nodePools"][0]["replicas"] = json!(2);
-        let (st, body) = api.call(Method::PUT, "/v1/clusters/one", Some(current)).await;
+        let (st, body) = api
+            .call(Method::PUT, "/v1/clusters/one", Some(current))
+            .await;
         if st == StatusCode::OK {
             updated = body;
             break;
@@ -125,18 +165,28 @@ async fn status_codes_and_error_shape() {
     assert_eq!(st, StatusCode::CONFLICT, "{err}");
     assert_eq!(err["code"], "Conflict");
     let (_, now) = api.call(Method::GET, "/v1/clusters/one", None).await;
-    assert_eq!(now["spec"]["nodePools"][0]["replicas"], 2, "a refused update changed something");
+    assert_eq!(
+        now["spec"]["nodePools"][0]["replicas"], 2,
+        "a refused update changed something"
+    );
 
     // The network cannot change after creation (no resourceVersion: last writer wins).
     let mut update = now.clone();
-    update["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    update["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     update["spec"]["network"]["podCidr"] = json!("10.200.0.0/16");
-    let (st, err) = api.call(Method::PUT, "/v1/clusters/one", Some(update)).await;
+    let (st, err) = api
+        .call(Method::PUT, "/v1/clusters/one", Some(update))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(err["details"][0]["field"], "spec.network.podCidr");
 
     // Name in body and path must agree.
-    let (st, _) = api.call(Method::PUT, "/v1/clusters/one", Some(cluster("other"))).await;
+    let (st, _) = api
+        .call(Method::PUT, "/v1/clusters/one", Some(cluster("other")))
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 
     let (st, _) = api.call(Method::PATCH, "/v1/clusters/one", None).await;
@@ -152,10 +202,14 @@ async fn status_codes_and_error_shape() {
     let (st, _) = api.call(Method::DELETE, "/v1/clusters/missing", None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
-    let (st, events) = api.call(Method::GET, "/v1/clusters/one/events?since=-1", None).await;
+    let (st, events) = api
+        .call(Method::GET, "/v1/clusters/one/events?since=-1", None)
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert!(events["items"].is_array());
-    let (st, _) = api.call(Method::GET, "/v1/clusters/one/events?since=abc", None).await;
+    let (st, _) = api
+        .call(Method::GET, "/v1/clusters/one/events?since=abc", None)
+        .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     s.shutdown().await;
 }
@@ -164,20 +218,37 @@ async fn status_codes_and_error_shape() {
 async fn openapi_document_describes_every_route_and_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
-    let doc: Value = reqwest::get(format!("{}/openapi.json", s.url())).await.unwrap().json().await.unwrap();
+    let doc: Value = reqwest::get(format!("{}/openapi.json", s.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/v1/clusters", "/v1/clusters/{name}", "/v1/clusters/{name}/events", "/v1/clusters/{name}/machines", "/v1/sim/inventory"] {
+    for path in [
+        "/v1/clusters",
+        "/v1/clusters/{name}",
+        "/v1/clusters/{name}/events",
+        "/v1/clusters/{name}/machines",
+        "/v1/sim/inventory",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     let cluster = &doc["components"]["schemas"]["Cluster"];
-    assert_eq!(cluster["additionalProperties"], false, "unknown fields must be refused: {cluster}");
+    assert_eq!(
+        cluster["additionalProperties"], false,
+        "unknown fields must be refused: {cluster}"
+    );
     let spec = &doc["components"]["schemas"]["ClusterSpec"];
     assert!(spec["properties"]["controlPlane"].is_object(), "{spec}");
     // Every $ref resolves.
     let text = doc.to_string();
     for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = &piece[..piece.find('"').unwrap()];
-        assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "dangling $ref {name}"
+        );
     }
     s.shutdown().await;
 }
@@ -187,16 +258,25 @@ async fn metrics_count_reconciles() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path()).await;
     let api = Api::new(&s);
-    api.call(reqwest::Method::POST, "/v1/clusters", Some(cluster("m"))).await;
+    api.call(reqwest::Method::POST, "/v1/clusters", Some(cluster("m")))
+        .await;
     let mut text = String::new();
     for _ in 0..100 {
-        text = reqwest::get(format!("{}/metrics", s.url())).await.unwrap().text().await.unwrap();
+        text = reqwest::get(format!("{}/metrics", s.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if text.contains("kaas_reconciles_total{controller=\"Cluster\",result=\"ok\"}") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(text.contains("kaas_reconciles_total{controller=\"Cluster\",result=\"ok\"}"), "{text}");
+    assert!(
+        text.contains("kaas_reconciles_total{controller=\"Cluster\",result=\"ok\"}"),
+        "{text}"
+    );
     assert!(text.contains("kaas_cloud_api_calls_total"), "{text}");
     assert!(text.contains("kaas_clusters{phase="), "{text}");
     s.shutdown().await;

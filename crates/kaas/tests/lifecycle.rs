@@ -14,7 +14,12 @@ fn conditions(cluster: &Value) -> BTreeMap<String, String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["type"].as_str().unwrap().to_owned(), c["status"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap().to_owned(),
+                c["status"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -25,8 +30,15 @@ fn assert_one_cluster(server: &Server, control_planes: usize, workers: usize) {
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
     let mut names: BTreeMap<(String, String), usize> = BTreeMap::new();
     for i in &items {
-        *by_kind.entry(i["kind"].as_str().unwrap().to_owned()).or_default() += 1;
-        *names.entry((i["kind"].as_str().unwrap().to_owned(), i["name"].as_str().unwrap().to_owned())).or_default() += 1;
+        *by_kind
+            .entry(i["kind"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        *names
+            .entry((
+                i["kind"].as_str().unwrap().to_owned(),
+                i["name"].as_str().unwrap().to_owned(),
+            ))
+            .or_default() += 1;
     }
     let twins: Vec<_> = names.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twins.is_empty(), "duplicated resources: {twins:?}");
@@ -52,24 +64,57 @@ fn create_survive_restart_and_delete_leaving_nothing() {
     let mut server = Server::start(&dir.path().join("data"), 200.0);
 
     let started = Instant::now();
-    let out = server.kaas(&["cluster", "create", "alpha", "--control-plane", "3", "--workers", "3", "--wait", "--timeout", "60s"]);
+    let out = server.kaas(&[
+        "cluster",
+        "create",
+        "alpha",
+        "--control-plane",
+        "3",
+        "--workers",
+        "3",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
     let took = started.elapsed();
     assert!(out.status.success(), "create --wait failed: {}", text(&out));
     let progress = text(&out);
-    for expected in ["Created network", "Created load balancer", "joined and is Ready", "is Available at https://"] {
-        assert!(progress.contains(expected), "progress lacks {expected:?}:\n{progress}");
+    for expected in [
+        "Created network",
+        "Created load balancer",
+        "joined and is Ready",
+        "is Available at https://",
+    ] {
+        assert!(
+            progress.contains(expected),
+            "progress lacks {expected:?}:\n{progress}"
+        );
     }
     assert!(took < Duration::from_secs(60), "took {took:?}");
 
     let cluster = server.kaas_json(&["cluster", "get", "alpha", "-o", "json"]);
     assert_eq!(cluster["status"]["phase"], "Available");
     let conds = conditions(&cluster);
-    for c in ["InfrastructureReady", "ControlPlaneReady", "NodePoolsReady", "Available"] {
-        assert_eq!(conds.get(c).map(String::as_str), Some("True"), "{c} in {conds:?}");
+    for c in [
+        "InfrastructureReady",
+        "ControlPlaneReady",
+        "NodePoolsReady",
+        "Available",
+    ] {
+        assert_eq!(
+            conds.get(c).map(String::as_str),
+            Some("True"),
+            "{c} in {conds:?}"
+        );
     }
     assert_eq!(cluster["status"]["controlPlane"]["readyReplicas"], 3);
     assert_eq!(cluster["status"]["nodePools"][0]["readyReplicas"], 3);
-    assert!(cluster["status"]["apiEndpoint"].as_str().unwrap().starts_with("https://203.0.113."));
+    assert!(
+        cluster["status"]["apiEndpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://203.0.113.")
+    );
     assert_one_cluster(&server, 3, 3);
     let machines = server.kaas_json(&["machine", "list", "alpha", "-o", "json"]);
     assert_eq!(machines["items"].as_array().unwrap().len(), 6);
@@ -86,7 +131,11 @@ fn create_survive_restart_and_delete_leaving_nothing() {
 
     let events = server.kaas(&["cluster", "events", "alpha"]);
     assert!(events.status.success());
-    assert!(text(&events).contains("NetworkCreated"), "{}", text(&events));
+    assert!(
+        text(&events).contains("NetworkCreated"),
+        "{}",
+        text(&events)
+    );
 
     let out = server.kaas(&["cluster", "delete", "alpha", "--wait", "--timeout", "60s"]);
     assert!(out.status.success(), "delete --wait failed: {}", text(&out));
@@ -118,15 +167,25 @@ fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
     );
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["cluster", "create", "Bad_Name"], "metadata.name"),
-        (vec!["cluster", "create", "two", "--control-plane", "2"], "spec.controlPlane.replicas"),
-        (vec!["cluster", "create", "big", "--workers", "1001"], "spec.nodePools[0].replicas"),
+        (
+            vec!["cluster", "create", "two", "--control-plane", "2"],
+            "spec.controlPlane.replicas",
+        ),
+        (
+            vec!["cluster", "create", "big", "--workers", "1001"],
+            "spec.nodePools[0].replicas",
+        ),
         (vec!["apply", "-f", &overlap], "spec.network.podCidr"),
         (vec!["apply", "-f", &unknown], "spec.controlPlane.colour"),
     ];
     for (args, field) in cases {
         let out = server.kaas(&args);
         assert!(!out.status.success(), "{args:?} was accepted");
-        assert!(text(&out).contains(field), "{args:?}: error does not name {field}: {}", text(&out));
+        assert!(
+            text(&out).contains(field),
+            "{args:?}: error does not name {field}: {}",
+            text(&out)
+        );
     }
     let list = server.kaas_json(&["cluster", "list", "-o", "json"]);
     assert_eq!(list["items"], Value::Array(vec![]), "something was stored");
@@ -137,11 +196,18 @@ fn wait_for(server: &Server, name: &str, what: &str, done: impl Fn(Option<&Value
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let out = server.kaas(&["cluster", "get", name, "-o", "json"]);
-        let cluster: Option<Value> = if out.status.success() { serde_json::from_slice(&out.stdout).ok() } else { None };
+        let cluster: Option<Value> = if out.status.success() {
+            serde_json::from_slice(&out.stdout).ok()
+        } else {
+            None
+        };
         if done(cluster.as_ref()) {
             return;
         }
-        assert!(Instant::now() < deadline, "cluster {name} never became {what}: {cluster:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "cluster {name} never became {what}: {cluster:#?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -149,7 +215,10 @@ fn wait_for(server: &Server, name: &str, what: &str, done: impl Fn(Option<&Value
 fn assert_no_twins(server: &Server) {
     let mut seen = std::collections::BTreeSet::new();
     for i in server.inventory() {
-        let key = (i["kind"].as_str().unwrap().to_owned(), i["name"].as_str().unwrap().to_owned());
+        let key = (
+            i["kind"].as_str().unwrap().to_owned(),
+            i["name"].as_str().unwrap().to_owned(),
+        );
         assert!(seen.insert(key.clone()), "twin of {key:?}");
     }
 }
@@ -159,7 +228,15 @@ fn a_server_killed_during_create_and_delete_converges_without_duplicates_or_leak
     let dir = tempfile::tempdir().unwrap();
     // Slow enough that the kills land in every stage of the create.
     let mut server = Server::start(&dir.path().join("data"), 40.0);
-    let out = server.kaas(&["cluster", "create", "crash", "--control-plane", "3", "--workers", "2"]);
+    let out = server.kaas(&[
+        "cluster",
+        "create",
+        "crash",
+        "--control-plane",
+        "3",
+        "--workers",
+        "2",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let mut kills = 0;
     for delay_ms in [20, 60, 120, 250, 400, 600, 900, 1300] {
@@ -172,8 +249,13 @@ fn a_server_killed_during_create_and_delete_converges_without_duplicates_or_leak
             break;
         }
     }
-    assert!(kills >= 4, "the create finished before the kills could test anything");
-    wait_for(&server, "crash", "Available", |c| c.is_some_and(|c| c["status"]["phase"] == "Available"));
+    assert!(
+        kills >= 4,
+        "the create finished before the kills could test anything"
+    );
+    wait_for(&server, "crash", "Available", |c| {
+        c.is_some_and(|c| c["status"]["phase"] == "Available")
+    });
     assert_one_cluster(&server, 3, 2);
 
     let out = server.kaas(&["cluster", "delete", "crash"]);

@@ -11,11 +11,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::future::join_all;
-use kaas_cloud::{CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef, WorkloadClusters};
+use kaas_cloud::{
+    CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef, WorkloadClusters,
+};
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
 use kaas_core::naming::{cluster_tag, machine_name};
-use kaas_core::{Cluster, Event, EventType, Machine, MachinePhase, ObjectMeta, ObjectReference, OwnerRef};
+use kaas_core::{
+    Cluster, Event, EventType, Machine, MachinePhase, ObjectMeta, ObjectReference, OwnerRef,
+};
 use kaas_store::{ListFilter, ObjectKey, Store, StoreError, StoreExt};
 use rand::Rng;
 use tracing::{debug, info, warn};
@@ -35,7 +39,10 @@ pub struct ClusterControllerConfig {
 
 impl Default for ClusterControllerConfig {
     fn default() -> Self {
-        Self { poll_interval: Duration::from_secs(5), steady_interval: Duration::from_secs(60) }
+        Self {
+            poll_interval: Duration::from_secs(5),
+            steady_interval: Duration::from_secs(60),
+        }
     }
 }
 
@@ -73,7 +80,13 @@ impl ClusterController {
         config: ClusterControllerConfig,
         metrics: Metrics,
     ) -> Self {
-        Self { store, cloud, workloads, config, metrics }
+        Self {
+            store,
+            cloud,
+            workloads,
+            config,
+            metrics,
+        }
     }
 
     fn count_call(&self, operation: &str, ok: bool) {
@@ -94,16 +107,28 @@ impl ClusterController {
             })
             .await?;
         let tag = cluster_tag(&cluster.metadata.uid);
-        let finds = join_all(ResourceKind::ALL.iter().map(|kind| self.cloud.find(*kind, &tag))).await;
+        let finds = join_all(
+            ResourceKind::ALL
+                .iter()
+                .map(|kind| self.cloud.find(*kind, &tag)),
+        )
+        .await;
         let mut resources: Vec<CloudResource> = Vec::new();
         for found in finds {
             self.count_call("find", found.is_ok());
             resources.extend(found.map_err(ReconcileError::Observe)?);
         }
-        let mut observed = Observed { machines, resources, nodes: None };
+        let mut observed = Observed {
+            machines,
+            resources,
+            nodes: None,
+        };
         let infra = classify(cluster, &observed);
         if let Some(endpoint) = plan::api_endpoint(cluster, &infra) {
-            let target = WorkloadClusterRef { cluster_uid: cluster.metadata.uid.clone(), api_endpoint: endpoint };
+            let target = WorkloadClusterRef {
+                cluster_uid: cluster.metadata.uid.clone(),
+                api_endpoint: endpoint,
+            };
             match self.workloads.nodes(&target).await {
                 Ok(nodes) => observed.nodes = Some(nodes),
                 Err(e) => debug!(error = %e, "workload API not reachable"),
@@ -127,13 +152,21 @@ impl ClusterController {
             Ok(body) => body,
             Err(e) => return warn!(error = %e, "cannot encode event"),
         };
-        if let Err(e) = self.store.append_event(&cluster.metadata.tenant, &cluster.metadata.uid, body).await {
+        if let Err(e) = self
+            .store
+            .append_event(&cluster.metadata.tenant, &cluster.metadata.uid, body)
+            .await
+        {
             warn!(error = %e, "cannot record event");
         }
     }
 
     /// Runs one step; `Ok(Some(text))` is an event message worth recording.
-    async fn execute(&self, cluster: &Cluster, step: &Step) -> Result<Option<(String, String)>, StepError> {
+    async fn execute(
+        &self,
+        cluster: &Cluster,
+        step: &Step,
+    ) -> Result<Option<(String, String)>, StepError> {
         let tenant = cluster.metadata.tenant.as_str();
         match step {
             Step::AddFinalizer => {
@@ -145,7 +178,9 @@ impl ClusterController {
             Step::CreateResource { request, .. } | Step::CreateServer { request, .. } => {
                 let created = self.cloud.create(request).await;
                 self.count_call("create", created.is_ok());
-                let r = created.map_err(|e| StepError::Cloud(format!("creating {} {}", request.kind(), request.name), e))?;
+                let r = created.map_err(|e| {
+                    StepError::Cloud(format!("creating {} {}", request.kind(), request.name), e)
+                })?;
                 let mut text = format!("Created {} {} ({})", r.kind, r.name, r.id);
                 if let Some(address) = &r.address {
                     text.push_str(&format!(" at {address}"));
@@ -156,23 +191,42 @@ impl ClusterController {
                 let deleted = self.cloud.delete(*kind, id).await;
                 self.count_call("delete", deleted.is_ok());
                 deleted.map_err(|e| StepError::Cloud(format!("deleting {kind} {name}"), e))?;
-                Ok(Some((format!("{}Deleting", pascal(*kind)), format!("Deleting {kind} {name} ({id})"))))
+                Ok(Some((
+                    format!("{}Deleting", pascal(*kind)),
+                    format!("Deleting {kind} {name} ({id})"),
+                )))
             }
-            Step::SetLoadBalancerMembers { load_balancer_id, members } => {
-                let set = self.cloud.set_load_balancer_members(load_balancer_id, members).await;
+            Step::SetLoadBalancerMembers {
+                load_balancer_id,
+                members,
+            } => {
+                let set = self
+                    .cloud
+                    .set_load_balancer_members(load_balancer_id, members)
+                    .await;
                 self.count_call("set_members", set.is_ok());
-                set.map_err(|e| StepError::Cloud("updating the API load balancer's members".to_owned(), e))?;
+                set.map_err(|e| {
+                    StepError::Cloud("updating the API load balancer's members".to_owned(), e)
+                })?;
                 let list = member_strings(members).join(", ");
-                Ok(Some(("LoadBalancerMembersSet".to_owned(), format!("The API load balancer forwards to {list}"))))
+                Ok(Some((
+                    "LoadBalancerMembersSet".to_owned(),
+                    format!("The API load balancer forwards to {list}"),
+                )))
             }
             Step::CreateMachine { spec } => {
                 let suffix: String = {
                     let mut rng = rand::rng();
-                    (0..5).map(|_| char::from(b"bcdfghjklmnpqrstvwxz2456789"[rng.random_range(0..27)])).collect()
+                    (0..5)
+                        .map(|_| {
+                            char::from(b"bcdfghjklmnpqrstvwxz2456789"[rng.random_range(0..27)])
+                        })
+                        .collect()
                 };
                 let name = machine_name(&cluster.metadata.name, &spec.pool, &suffix);
                 let mut meta = ObjectMeta::named(&name);
-                meta.labels.insert(CLUSTER_LABEL.to_owned(), cluster.metadata.name.clone());
+                meta.labels
+                    .insert(CLUSTER_LABEL.to_owned(), cluster.metadata.name.clone());
                 meta.labels.insert(POOL_LABEL.to_owned(), spec.pool.clone());
                 meta.finalizers.push(MACHINE_FINALIZER.to_owned());
                 meta.owner = Some(OwnerRef {
@@ -184,7 +238,12 @@ impl ClusterController {
                 self.store.create_obj(tenant, &machine).await?;
                 Ok(Some((
                     "MachineCreated".to_owned(),
-                    format!("Machine {name} created ({}, {}, {})", spec.role.as_str(), spec.version, spec.flavor),
+                    format!(
+                        "Machine {name} created ({}, {}, {})",
+                        spec.role.as_str(),
+                        spec.version,
+                        spec.flavor
+                    ),
                 )))
             }
             Step::DeleteMachine { name, reason } => {
@@ -192,13 +251,21 @@ impl ClusterController {
                     Ok(_) | Err(StoreError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
-                Ok(Some(("MachineDeleting".to_owned(), format!("Deleting machine {name}: {reason}"))))
+                Ok(Some((
+                    "MachineDeleting".to_owned(),
+                    format!("Deleting machine {name}: {reason}"),
+                )))
             }
             Step::ReleaseMachine { name } => {
-                let Some(mut m) = self.store.get_obj::<Machine>(tenant, name).await? else { return Ok(None) };
+                let Some(mut m) = self.store.get_obj::<Machine>(tenant, name).await? else {
+                    return Ok(None);
+                };
                 m.metadata.finalizers.retain(|f| f != MACHINE_FINALIZER);
                 self.store.update_obj(&m).await?;
-                Ok(Some(("MachineDeleted".to_owned(), format!("Machine {name} is gone with its server"))))
+                Ok(Some((
+                    "MachineDeleted".to_owned(),
+                    format!("Machine {name} is gone with its server"),
+                )))
             }
             Step::RemoveFinalizer => {
                 let mut c = cluster.clone();
@@ -232,13 +299,18 @@ impl Reconciler for ClusterController {
     type Error = ReconcileError;
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {
-        let Some(cluster) = self.store.get_obj::<Cluster>(&key.tenant, &key.name).await? else {
+        let Some(cluster) = self
+            .store
+            .get_obj::<Cluster>(&key.tenant, &key.name)
+            .await?
+        else {
             return Ok(Action::await_change());
         };
         let observed = match self.observe(&cluster).await {
             Ok(o) => o,
             Err(e) => {
-                self.event(&cluster, EventType::Warning, "ObserveFailed", e.to_string()).await;
+                self.event(&cluster, EventType::Warning, "ObserveFailed", e.to_string())
+                    .await;
                 return Err(e);
             }
         };
@@ -270,7 +342,13 @@ impl Reconciler for ClusterController {
                         message: format!("{what}: {e}"),
                         retryable: e.is_retryable(),
                     };
-                    self.event(&cluster, EventType::Warning, &failure.reason, failure.message.clone()).await;
+                    self.event(
+                        &cluster,
+                        EventType::Warning,
+                        &failure.reason,
+                        failure.message.clone(),
+                    )
+                    .await;
                     outcome.failures.push(failure);
                 }
             }
@@ -299,7 +377,8 @@ impl Reconciler for ClusterController {
             }
             if st.phase != m.status.phase {
                 let (type_, text) = machine_transition(m, &st);
-                self.event(&cluster, type_, &format!("Machine{}", st.phase), text).await;
+                self.event(&cluster, type_, &format!("Machine{}", st.phase), text)
+                    .await;
             }
             let mut updated = m.clone();
             updated.status = st;
@@ -309,10 +388,15 @@ impl Reconciler for ClusterController {
             }
         }
 
-        let Some(mut fresh) = self.store.get_obj::<Cluster>(&key.tenant, &key.name).await? else {
+        let Some(mut fresh) = self
+            .store
+            .get_obj::<Cluster>(&key.tenant, &key.name)
+            .await?
+        else {
             return Ok(Action::await_change());
         };
-        let mut new_status = cluster_status(&cluster, &observed, &infra, &outcome.failures, Utc::now());
+        let mut new_status =
+            cluster_status(&cluster, &observed, &infra, &outcome.failures, Utc::now());
         if let Some(members) = outcome.members_set.take() {
             new_status.api_members = members;
         }
@@ -343,12 +427,21 @@ impl ClusterController {
         for (role, r) in &new.infrastructure {
             let was = old.infrastructure.get(role).map(|o| o.status.as_str());
             if r.status == "ACTIVE" && was != Some("ACTIVE") {
-                let kind = ResourceKind::ALL.iter().find(|k| k.as_str() == r.kind).map_or("resource", |k| k.human());
+                let kind = ResourceKind::ALL
+                    .iter()
+                    .find(|k| k.as_str() == r.kind)
+                    .map_or("resource", |k| k.human());
                 let mut text = format!("{kind} {} is ACTIVE", r.name);
                 if let Some(a) = &r.address {
                     text.push_str(&format!(" at {a}"));
                 }
-                self.event(cluster, EventType::Normal, "ResourceReady", capitalize(&text)).await;
+                self.event(
+                    cluster,
+                    EventType::Normal,
+                    "ResourceReady",
+                    capitalize(&text),
+                )
+                .await;
             }
         }
         for c in &new.conditions {
@@ -366,8 +459,13 @@ impl ClusterController {
                 },
                 phase => format!("Cluster {} is {phase}", cluster.metadata.name),
             };
-            let type_ = if new.phase == ClusterPhase::Failed { EventType::Warning } else { EventType::Normal };
-            self.event(cluster, type_, &new.phase.to_string(), text).await;
+            let type_ = if new.phase == ClusterPhase::Failed {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            self.event(cluster, type_, &new.phase.to_string(), text)
+                .await;
         }
     }
 
@@ -376,9 +474,19 @@ impl ClusterController {
         if old != new || cluster.status.observed_generation == 0 {
             use crate::metrics::PhaseLabels;
             if cluster.status.observed_generation != 0 {
-                self.metrics.clusters.get_or_create(&PhaseLabels { phase: old.to_string() }).dec();
+                self.metrics
+                    .clusters
+                    .get_or_create(&PhaseLabels {
+                        phase: old.to_string(),
+                    })
+                    .dec();
             }
-            self.metrics.clusters.get_or_create(&PhaseLabels { phase: new.to_string() }).inc();
+            self.metrics
+                .clusters
+                .get_or_create(&PhaseLabels {
+                    phase: new.to_string(),
+                })
+                .inc();
         }
     }
 }
@@ -393,21 +501,42 @@ fn capitalize(s: &str) -> String {
 
 fn machine_transition(m: &Machine, new: &kaas_core::MachineStatus) -> (EventType, String) {
     let name = &m.metadata.name;
-    let address = new.addresses.first().map(String::as_str).unwrap_or("no address yet");
+    let address = new
+        .addresses
+        .first()
+        .map(String::as_str)
+        .unwrap_or("no address yet");
     match new.phase {
-        MachinePhase::Pending => (EventType::Normal, format!("Machine {name} waits for its server")),
+        MachinePhase::Pending => (
+            EventType::Normal,
+            format!("Machine {name} waits for its server"),
+        ),
         MachinePhase::Provisioning => (EventType::Normal, format!("Server {name} is building")),
-        MachinePhase::Provisioned => {
-            (EventType::Normal, format!("Server {name} is ACTIVE at {address}; waiting for its node to join"))
-        }
+        MachinePhase::Provisioned => (
+            EventType::Normal,
+            format!("Server {name} is ACTIVE at {address}; waiting for its node to join"),
+        ),
         MachinePhase::Running => {
             let node = new.node_name.as_deref().unwrap_or(name);
-            (EventType::Normal, format!("Node {node} joined and is Ready ({}, {})", m.spec.role.as_str(), m.spec.version))
+            (
+                EventType::Normal,
+                format!(
+                    "Node {node} joined and is Ready ({}, {})",
+                    m.spec.role.as_str(),
+                    m.spec.version
+                ),
+            )
         }
-        MachinePhase::Deleting => (EventType::Normal, format!("Machine {name} is being deleted")),
+        MachinePhase::Deleting => (
+            EventType::Normal,
+            format!("Machine {name} is being deleted"),
+        ),
         MachinePhase::Failed => (
             EventType::Warning,
-            format!("Server {name} failed: {}", new.failure_message.as_deref().unwrap_or("no reason given")),
+            format!(
+                "Server {name} failed: {}",
+                new.failure_message.as_deref().unwrap_or("no reason given")
+            ),
         ),
     }
 }

@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use kaas_cloud::{CloudResource, Node, ResourceStatus};
-use kaas_core::cluster::{ClusterPhase, InfrastructureResource, NodePoolStatus, ReplicaStatus, conditions};
+use kaas_core::cluster::{
+    ClusterPhase, InfrastructureResource, NodePoolStatus, ReplicaStatus, conditions,
+};
 use kaas_core::meta::set_condition;
 use kaas_core::stack::find_stack;
-use kaas_core::{Cluster, ClusterStatus, Condition, ConditionStatus, Machine, MachinePhase, MachineStatus};
+use kaas_core::{
+    Cluster, ClusterStatus, Condition, ConditionStatus, Machine, MachinePhase, MachineStatus,
+};
 
 use super::plan::{Infrastructure, Observed, Stage, api_endpoint, node_of, wanted_roles};
 
@@ -25,7 +29,11 @@ pub struct StepFailure {
 }
 
 /// The status of one machine as observed.
-pub fn machine_status(m: &Machine, infra: &Infrastructure<'_>, nodes: Option<&[Node]>) -> MachineStatus {
+pub fn machine_status(
+    m: &Machine,
+    infra: &Infrastructure<'_>,
+    nodes: Option<&[Node]>,
+) -> MachineStatus {
     let server = infra.servers.get(&m.metadata.uid);
     let node = node_of(m, infra, nodes);
     let ready = node.is_some_and(|n| n.ready);
@@ -95,11 +103,21 @@ pub fn cluster_status(
     }
     let nodes = observed.nodes.as_deref();
     let version = find_stack(&cluster.spec.stack).map(|s| s.kubernetes_version);
-    let live: Vec<&Machine> = observed.machines.iter().filter(|m| !m.metadata.is_deleting()).collect();
+    let live: Vec<&Machine> = observed
+        .machines
+        .iter()
+        .filter(|m| !m.metadata.is_deleting())
+        .collect();
     let is_ready = |m: &&&Machine| node_of(m, infra, nodes).is_some_and(|n| n.ready);
-    let is_updated = |m: &&&Machine, flavor: &str| Some(m.spec.version.as_str()) == version && m.spec.flavor == flavor;
+    let is_updated = |m: &&&Machine, flavor: &str| {
+        Some(m.spec.version.as_str()) == version && m.spec.flavor == flavor
+    };
 
-    let cps: Vec<&Machine> = live.iter().copied().filter(|m| m.is_control_plane()).collect();
+    let cps: Vec<&Machine> = live
+        .iter()
+        .copied()
+        .filter(|m| m.is_control_plane())
+        .collect();
     let cp = &cluster.spec.control_plane;
     status.control_plane = ReplicaStatus {
         replicas: cps.len() as u32,
@@ -107,7 +125,11 @@ pub fn cluster_status(
         updated_replicas: cps.iter().filter(|m| is_updated(m, &cp.flavor)).count() as u32,
     };
     for pool in &cluster.spec.node_pools {
-        let ms: Vec<&Machine> = live.iter().copied().filter(|m| m.spec.pool == pool.name).collect();
+        let ms: Vec<&Machine> = live
+            .iter()
+            .copied()
+            .filter(|m| m.spec.pool == pool.name)
+            .collect();
         status.node_pools.push(NodePoolStatus {
             name: pool.name.clone(),
             replicas: ms.len() as u32,
@@ -134,8 +156,18 @@ pub fn cluster_status(
         .collect();
     let infra_ready = pending.is_empty();
     conds.push(match (failure(Stage::Infrastructure), infra_ready) {
-        (_, true) => Condition::new(conditions::INFRASTRUCTURE_READY, ConditionStatus::True, "Ready", "all cloud resources are ACTIVE"),
-        (Some(f), false) => Condition::new(conditions::INFRASTRUCTURE_READY, ConditionStatus::False, &f.reason, f.message.clone()),
+        (_, true) => Condition::new(
+            conditions::INFRASTRUCTURE_READY,
+            ConditionStatus::True,
+            "Ready",
+            "all cloud resources are ACTIVE",
+        ),
+        (Some(f), false) => Condition::new(
+            conditions::INFRASTRUCTURE_READY,
+            ConditionStatus::False,
+            &f.reason,
+            f.message.clone(),
+        ),
         (None, false) => Condition::new(
             conditions::INFRASTRUCTURE_READY,
             ConditionStatus::False,
@@ -145,20 +177,36 @@ pub fn cluster_status(
     });
 
     // ControlPlaneReady
-    let cp_ready = status.control_plane.ready_replicas == cp.replicas && status.control_plane.replicas == cp.replicas;
+    let cp_ready = status.control_plane.ready_replicas == cp.replicas
+        && status.control_plane.replicas == cp.replicas;
     conds.push(match (failure(Stage::ControlPlane), cp_ready) {
         (_, true) => Condition::new(
             conditions::CONTROL_PLANE_READY,
             ConditionStatus::True,
             "Ready",
-            format!("{} of {} control-plane nodes ready", cp.replicas, cp.replicas),
+            format!(
+                "{} of {} control-plane nodes ready",
+                cp.replicas, cp.replicas
+            ),
         ),
-        (Some(f), false) => Condition::new(conditions::CONTROL_PLANE_READY, ConditionStatus::False, &f.reason, f.message.clone()),
+        (Some(f), false) => Condition::new(
+            conditions::CONTROL_PLANE_READY,
+            ConditionStatus::False,
+            &f.reason,
+            f.message.clone(),
+        ),
         (None, false) => Condition::new(
             conditions::CONTROL_PLANE_READY,
             ConditionStatus::False,
-            if status.control_plane.ready_replicas == 0 { "WaitingForInit" } else { "ScalingUp" },
-            format!("{} of {} control-plane nodes ready", status.control_plane.ready_replicas, cp.replicas),
+            if status.control_plane.ready_replicas == 0 {
+                "WaitingForInit"
+            } else {
+                "ScalingUp"
+            },
+            format!(
+                "{} of {} control-plane nodes ready",
+                status.control_plane.ready_replicas, cp.replicas
+            ),
         ),
     });
 
@@ -169,28 +217,72 @@ pub fn cluster_status(
         .iter()
         .zip(&status.node_pools)
         .filter(|(spec, st)| st.ready_replicas != spec.replicas || st.replicas != spec.replicas)
-        .map(|(spec, st)| format!("pool {}: {} of {} nodes ready", spec.name, st.ready_replicas, spec.replicas))
+        .map(|(spec, st)| {
+            format!(
+                "pool {}: {} of {} nodes ready",
+                spec.name, st.ready_replicas, spec.replicas
+            )
+        })
         .collect();
     let pools_ready = unready.is_empty();
     conds.push(match (failure(Stage::NodePools), pools_ready) {
-        (_, true) => Condition::new(conditions::NODE_POOLS_READY, ConditionStatus::True, "Ready", "every node pool has all its nodes ready"),
-        (Some(f), false) => Condition::new(conditions::NODE_POOLS_READY, ConditionStatus::False, &f.reason, f.message.clone()),
-        (None, false) => Condition::new(conditions::NODE_POOLS_READY, ConditionStatus::False, "ScalingUp", summarize(&unready)),
+        (_, true) => Condition::new(
+            conditions::NODE_POOLS_READY,
+            ConditionStatus::True,
+            "Ready",
+            "every node pool has all its nodes ready",
+        ),
+        (Some(f), false) => Condition::new(
+            conditions::NODE_POOLS_READY,
+            ConditionStatus::False,
+            &f.reason,
+            f.message.clone(),
+        ),
+        (None, false) => Condition::new(
+            conditions::NODE_POOLS_READY,
+            ConditionStatus::False,
+            "ScalingUp",
+            summarize(&unready),
+        ),
     });
 
     let deleting = cluster.metadata.is_deleting();
     let available = infra_ready && cp_ready && pools_ready && !deleting;
-    let not_ready: Vec<&str> = conds.iter().filter(|c| !c.is_true()).map(|c| c.type_.as_str()).collect();
+    let not_ready: Vec<&str> = conds
+        .iter()
+        .filter(|c| !c.is_true())
+        .map(|c| c.type_.as_str())
+        .collect();
     conds.push(if available {
-        Condition::new(conditions::AVAILABLE, ConditionStatus::True, "Available", "the cluster is ready for workloads")
+        Condition::new(
+            conditions::AVAILABLE,
+            ConditionStatus::True,
+            "Available",
+            "the cluster is ready for workloads",
+        )
     } else if deleting {
-        Condition::new(conditions::AVAILABLE, ConditionStatus::False, "Deleting", "the cluster is being deleted")
+        Condition::new(
+            conditions::AVAILABLE,
+            ConditionStatus::False,
+            "Deleting",
+            "the cluster is being deleted",
+        )
     } else {
-        Condition::new(conditions::AVAILABLE, ConditionStatus::False, "NotReady", format!("waiting for {}", not_ready.join(", ")))
+        Condition::new(
+            conditions::AVAILABLE,
+            ConditionStatus::False,
+            "NotReady",
+            format!("waiting for {}", not_ready.join(", ")),
+        )
     });
     if deleting {
         conds.push(match failure(Stage::Deletion) {
-            Some(f) => Condition::new(conditions::DELETING, ConditionStatus::True, &f.reason, f.message.clone()),
+            Some(f) => Condition::new(
+                conditions::DELETING,
+                ConditionStatus::True,
+                &f.reason,
+                f.message.clone(),
+            ),
             None => Condition::new(
                 conditions::DELETING,
                 ConditionStatus::True,
@@ -224,7 +316,12 @@ pub fn cluster_status(
 
 fn summarize(items: &[String]) -> String {
     const SHOWN: usize = 3;
-    let mut text = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    let mut text = items
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if items.len() > SHOWN {
         text.push_str(&format!("; and {} more", items.len() - SHOWN));
     }

@@ -28,12 +28,16 @@ pub struct Action {
 
 impl Action {
     pub fn requeue(after: Duration) -> Self {
-        Self { requeue_after: Some(after) }
+        Self {
+            requeue_after: Some(after),
+        }
     }
 
     /// Nothing to do until the object changes (or the next resync).
     pub fn await_change() -> Self {
-        Self { requeue_after: None }
+        Self {
+            requeue_after: None,
+        }
     }
 }
 
@@ -71,7 +75,10 @@ impl Default for ControllerConfig {
 /// ±20% jitter so that many failing keys do not retry in lock-step.
 pub fn backoff(config: &ControllerConfig, failures: u32) -> Duration {
     let exp = failures.saturating_sub(1).min(20);
-    let base = config.backoff_base.saturating_mul(1u32 << exp).min(config.backoff_max);
+    let base = config
+        .backoff_base
+        .saturating_mul(1u32 << exp)
+        .min(config.backoff_max);
     let jitter = rand::rng().random_range(0.8..1.2);
     base.mul_f64(jitter)
 }
@@ -87,7 +94,13 @@ pub async fn run_controller<R: Reconciler>(
     shutdown: watch::Receiver<bool>,
 ) {
     let queue = Arc::new(WorkQueue::new());
-    let feed = tokio::spawn(follow_feed(kind, store, queue.clone(), config.resync, shutdown.clone()));
+    let feed = tokio::spawn(follow_feed(
+        kind,
+        store,
+        queue.clone(),
+        config.resync,
+        shutdown.clone(),
+    ));
     let mut workers = Vec::new();
     for _ in 0..config.concurrency.max(1) {
         let worker = Worker {
@@ -117,17 +130,25 @@ struct Worker<R> {
 
 impl<R: Reconciler> Worker<R> {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let labels = ControllerLabels { controller: self.kind.to_owned() };
+        let labels = ControllerLabels {
+            controller: self.kind.to_owned(),
+        };
         loop {
             let key = tokio::select! {
                 key = self.queue.next() => key,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
-            self.metrics.queue_depth.get_or_create(&labels).set(self.queue.len() as i64);
+            self.metrics
+                .queue_depth
+                .get_or_create(&labels)
+                .set(self.queue.len() as i64);
             let started = Instant::now();
             let span = info_span!("reconcile", kind = self.kind, key = %key);
             let result = self.reconciler.reconcile(&key).instrument(span).await;
-            self.metrics.reconcile_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .reconcile_seconds
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
             let next = match result {
                 Ok(action) => {
                     self.count("ok");
@@ -147,7 +168,10 @@ impl<R: Reconciler> Worker<R> {
     }
 
     fn count(&self, result: &str) {
-        let labels = ReconcileLabels { controller: self.kind.to_owned(), result: result.to_owned() };
+        let labels = ReconcileLabels {
+            controller: self.kind.to_owned(),
+            result: result.to_owned(),
+        };
         self.metrics.reconciles.get_or_create(&labels).inc();
     }
 }
@@ -206,7 +230,11 @@ async fn follow_feed(
 
 fn key_of(kind: &str, object: &serde_json::Value) -> Option<ObjectKey> {
     let meta = object.get("metadata")?;
-    Some(ObjectKey::new(kind, meta.get("tenant")?.as_str()?, meta.get("name")?.as_str()?))
+    Some(ObjectKey::new(
+        kind,
+        meta.get("tenant")?.as_str()?,
+        meta.get("name")?.as_str()?,
+    ))
 }
 
 #[cfg(test)]

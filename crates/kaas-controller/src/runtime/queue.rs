@@ -35,7 +35,9 @@ impl WorkQueue {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State inconsistent in a way that
         // matters more than stopping the controller would.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Makes `key` due at `at`, or earlier if it already is.

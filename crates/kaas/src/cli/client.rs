@@ -15,13 +15,23 @@ pub struct ApiFailure {
     pub details: Vec<(String, String)>,
 }
 
-
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.details.is_empty() {
-            return write!(f, "{} ({}): {}", self.code, self.status.as_u16(), self.message);
+            return write!(
+                f,
+                "{} ({}): {}",
+                self.code,
+                self.status.as_u16(),
+                self.message
+            );
         }
-        write!(f, "{} ({}): the request was refused", self.code, self.status.as_u16())?;
+        write!(
+            f,
+            "{} ({}): the request was refused",
+            self.code,
+            self.status.as_u16()
+        )?;
         for (field, reason) in &self.details {
             write!(f, "\n  {field}: {reason}")?;
         }
@@ -40,11 +50,22 @@ pub struct Client {
 
 impl Client {
     pub fn new(server: &str, token: Option<String>) -> Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Self { http, base: server.trim_end_matches('/').to_owned(), token })
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            http,
+            base: server.trim_end_matches('/').to_owned(),
+            token,
+        })
     }
 
-    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(token) = &self.token {
@@ -53,7 +74,10 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
         let status = resp.status();
         let text = resp.text().await?;
         if status.is_success() {
@@ -68,21 +92,31 @@ impl Client {
             .map(|items| {
                 items
                     .iter()
-                    .map(|d| (d["field"].as_str().unwrap_or("").to_owned(), d["reason"].as_str().unwrap_or("").to_owned()))
+                    .map(|d| {
+                        (
+                            d["field"].as_str().unwrap_or("").to_owned(),
+                            d["reason"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
         Err(ApiFailure {
             status,
             code: parsed["code"].as_str().unwrap_or("Error").to_owned(),
-            message: parsed["message"].as_str().map_or_else(|| text.trim().to_owned(), str::to_owned),
+            message: parsed["message"]
+                .as_str()
+                .map_or_else(|| text.trim().to_owned(), str::to_owned),
             details,
         }
         .into())
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
-        Ok(self.request(Method::GET, path, None).await?.unwrap_or(Value::Null))
+        Ok(self
+            .request(Method::GET, path, None)
+            .await?
+            .unwrap_or(Value::Null))
     }
 
     /// `None` on 404.
@@ -96,5 +130,6 @@ impl Client {
 }
 
 pub fn is_status(e: &anyhow::Error, status: StatusCode) -> bool {
-    e.downcast_ref::<ApiFailure>().is_some_and(|f| f.status == status)
+    e.downcast_ref::<ApiFailure>()
+        .is_some_and(|f| f.status == status)
 }

@@ -23,17 +23,27 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
     })
     .await?;
     let url = running.url();
-    println!("kaas server on {url} — cloud: SIMULATED (speed ×{}), data in {}", args.sim_speed, args.data_dir.display());
+    println!(
+        "kaas server on {url} — cloud: SIMULATED (speed ×{}), data in {}",
+        args.sim_speed,
+        args.data_dir.display()
+    );
     let client = Client::new(&url, Some(running.admin_token.clone()))?;
     let name = &args.name;
-    if client.get_opt(&format!("/v1/clusters/{name}")).await?.is_none() {
+    if client
+        .get_opt(&format!("/v1/clusters/{name}"))
+        .await?
+        .is_none()
+    {
         let body = json!({
             "apiVersion": kaas_core::meta::API_VERSION,
             "kind": "Cluster",
             "metadata": {"name": name},
             "spec": {"controlPlane": {"replicas": 3}, "nodePools": [{"name": "workers", "replicas": 3}]}
         });
-        client.request(Method::POST, "/v1/clusters", Some(&body)).await?;
+        client
+            .request(Method::POST, "/v1/clusters", Some(&body))
+            .await?;
         println!("Creating cluster {name}: 3 control-plane and 3 worker machines\n");
     } else {
         println!("Cluster {name} exists already; following it\n");
@@ -43,13 +53,21 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
     let inventory = client.get("/v1/sim/inventory").await?;
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for item in inventory["items"].as_array().into_iter().flatten() {
-        *kinds.entry(item["kind"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+        *kinds
+            .entry(item["kind"].as_str().unwrap_or("?").to_owned())
+            .or_default() += 1;
     }
     let made: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!("\nIn the simulated cloud: {}", made.join(", "));
     println!("\nReach this server from another terminal:");
+    if let Ok(exe) = std::env::current_exe() {
+        println!("  alias kaas={}", exe.display());
+    }
     println!("  export KAAS_SERVER={url}");
-    println!("  export KAAS_TOKEN=$(cat {}/admin.token)", args.data_dir.display());
+    println!(
+        "  export KAAS_TOKEN=$(cat {}/admin.token)",
+        args.data_dir.display()
+    );
     println!("  kaas cluster list");
     println!("  kaas cluster get {name} -o yaml");
     println!("  kaas cluster events {name}");

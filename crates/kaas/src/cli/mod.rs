@@ -21,7 +21,11 @@ use output::{CLUSTER_HEADERS, Format, cluster_row, print_value, table};
 use crate::server::{CloudKind, ServerConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "kaas", version, about = "Kubernetes-as-a-Service for OpenStack clouds")]
+#[command(
+    name = "kaas",
+    version,
+    about = "Kubernetes-as-a-Service for OpenStack clouds"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub conn: Connection,
@@ -32,7 +36,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Connection {
     /// The kaas server's URL.
-    #[arg(long, global = true, env = "KAAS_SERVER", default_value = "http://127.0.0.1:7443")]
+    #[arg(
+        long,
+        global = true,
+        env = "KAAS_SERVER",
+        default_value = "http://127.0.0.1:7443"
+    )]
     pub server: String,
     /// API token (default: ./kaas-data/admin.token when it exists).
     #[arg(long, global = true, env = "KAAS_TOKEN", hide_env_values = true)]
@@ -110,6 +119,30 @@ pub struct WaitArgs {
     pub timeout: Duration,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn only_loopback_servers_get_the_local_token() {
+        for url in [
+            "http://127.0.0.1:7443",
+            "http://localhost:7443/",
+            "http://[::1]:7443",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "http://kaas.example:7443",
+            "https://10.0.0.1",
+            "http://127.0.0.1.example.com:7443",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     kaas_core::validation::parse_duration(text)
 }
@@ -178,14 +211,44 @@ pub enum SimCommand {
 pub fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
+/// The token to send: `--token`/`KAAS_TOKEN`, or, for a server on this machine only,
+/// the one a local server wrote to `./kaas-data/admin.token`.
 fn token(conn: &Connection) -> Option<String> {
     conn.token.clone().or_else(|| {
-        std::fs::read_to_string(Path::new("kaas-data").join("admin.token")).ok().map(|t| t.trim().to_owned())
+        if !is_loopback_url(&conn.server) {
+            return None;
+        }
+        std::fs::read_to_string(Path::new("kaas-data").join("admin.token"))
+            .ok()
+            .map(|t| t.trim().to_owned())
     })
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let host = rest.split('/').next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -205,7 +268,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => demo::run(args, &cli.conn.log).await,
         Command::Cluster(cmd) => cluster(&client()?, cmd).await,
         Command::Machine(MachineCommand::List { cluster, output }) => {
-            let list = client()?.get(&format!("/v1/clusters/{cluster}/machines")).await?;
+            let list = client()?
+                .get(&format!("/v1/clusters/{cluster}/machines"))
+                .await?;
             if output != Format::Table {
                 print_value(&list, output)?;
                 return Ok(ExitCode::SUCCESS);
@@ -225,18 +290,35 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&["NAME", "POOL", "ROLE", "PHASE", "VERSION", "ADDRESS", "SERVER"], &rows));
+            print!(
+                "{}",
+                table(
+                    &[
+                        "NAME", "POOL", "ROLE", "PHASE", "VERSION", "ADDRESS", "SERVER"
+                    ],
+                    &rows
+                )
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply { file, wait } => {
             let client = client()?;
             let body = read_cluster_file(&file)?;
-            let name = body["metadata"]["name"].as_str().map(str::to_owned).context("the file has no metadata.name")?;
+            let name = body["metadata"]["name"]
+                .as_str()
+                .map(str::to_owned)
+                .context("the file has no metadata.name")?;
             let existing = client.get_opt(&format!("/v1/clusters/{name}")).await?;
-            let from = if existing.is_some() && wait.wait { wait::latest_seq(&client, &name).await? } else { 0 };
+            let from = if existing.is_some() && wait.wait {
+                wait::latest_seq(&client, &name).await?
+            } else {
+                0
+            };
             match existing {
                 None => {
-                    client.request(Method::POST, "/v1/clusters", Some(&body)).await?;
+                    client
+                        .request(Method::POST, "/v1/clusters", Some(&body))
+                        .await?;
                     println!("cluster/{name} created");
                 }
                 Some(current) => {
@@ -246,9 +328,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     if let Some(meta) = body["metadata"].as_object_mut() {
                         meta.remove("resourceVersion");
                     }
-                    let updated = client.request(Method::PUT, &format!("/v1/clusters/{name}"), Some(&body)).await?;
-                    let changed = updated.as_ref().map(|u| &u["metadata"]["generation"]) != Some(&current["metadata"]["generation"]);
-                    println!("cluster/{name} {}", if changed { "configured" } else { "unchanged" });
+                    let updated = client
+                        .request(Method::PUT, &format!("/v1/clusters/{name}"), Some(&body))
+                        .await?;
+                    let changed = updated.as_ref().map(|u| &u["metadata"]["generation"])
+                        != Some(&current["metadata"]["generation"]);
+                    println!(
+                        "cluster/{name} {}",
+                        if changed { "configured" } else { "unchanged" }
+                    );
                 }
             }
             if wait.wait {
@@ -274,7 +362,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     ]
                 })
                 .collect();
-            print!("{}", table(&["KIND", "NAME", "STATUS", "ADDRESS", "ID"], &rows));
+            print!(
+                "{}",
+                table(&["KIND", "NAME", "STATUS", "ADDRESS", "ID"], &rows)
+            );
             eprintln!("{} resources in the simulated cloud", rows.len());
             Ok(ExitCode::SUCCESS)
         }
@@ -295,16 +386,26 @@ pub fn read_cluster_file(path: &Path) -> Result<Value> {
     if let Ok(v) = serde_json::from_str::<Value>(&text) {
         return Ok(v);
     }
-    let v: Value = serde_saphyr::from_str(&text).with_context(|| format!("{} is neither JSON nor YAML", path.display()))?;
+    let v: Value = serde_saphyr::from_str(&text)
+        .with_context(|| format!("{} is neither JSON nor YAML", path.display()))?;
     Ok(v)
 }
 
 async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
     match cmd {
-        ClusterCommand::Create { name, control_plane, workers, stack, file, wait } => {
+        ClusterCommand::Create {
+            name,
+            control_plane,
+            workers,
+            stack,
+            file,
+            wait,
+        } => {
             let mut body = match &file {
                 Some(path) => read_cluster_file(path)?,
-                None => json!({"apiVersion": kaas_core::meta::API_VERSION, "kind": "Cluster", "metadata": {}, "spec": {}}),
+                None => {
+                    json!({"apiVersion": kaas_core::meta::API_VERSION, "kind": "Cluster", "metadata": {}, "spec": {}})
+                }
             };
             if !body.is_object() {
                 bail!("the file must hold a Cluster object");
@@ -328,7 +429,9 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             if let Some(s) = stack {
                 body["spec"]["stack"] = json!(s);
             }
-            client.request(Method::POST, "/v1/clusters", Some(&body)).await?;
+            client
+                .request(Method::POST, "/v1/clusters", Some(&body))
+                .await?;
             println!("cluster/{name} created");
             if wait.wait {
                 return wait::until_available(client, &name, wait.timeout).await;
@@ -371,13 +474,22 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
                 .collect();
             if !conds.is_empty() {
                 println!();
-                print!("{}", table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &conds));
+                print!(
+                    "{}",
+                    table(&["CONDITION", "STATUS", "REASON", "MESSAGE"], &conds)
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Delete { name, wait } => {
-            let from = if wait.wait { wait::latest_seq(client, &name).await? } else { 0 };
-            client.request(Method::DELETE, &format!("/v1/clusters/{name}"), None).await?;
+            let from = if wait.wait {
+                wait::latest_seq(client, &name).await?
+            } else {
+                0
+            };
+            client
+                .request(Method::DELETE, &format!("/v1/clusters/{name}"), None)
+                .await?;
             println!("cluster/{name} deletion requested");
             if wait.wait {
                 return wait::until_gone(client, &name, from, wait.timeout).await;
@@ -385,8 +497,26 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Events { name } => {
-            let list = client.get(&format!("/v1/clusters/{name}/events")).await?;
-            let rows: Vec<Vec<String>> = items(&list)
+            let mut all = Vec::new();
+            let mut since = 0;
+            loop {
+                let page = client
+                    .get(&format!(
+                        "/v1/clusters/{name}/events?since={since}&limit=1000"
+                    ))
+                    .await?;
+                let page = items(&page);
+                let Some(last) = page.last().and_then(|e| e["seq"].as_i64()) else {
+                    break;
+                };
+                let full = page.len() == 1000;
+                all.extend(page);
+                if !full {
+                    break;
+                }
+                since = last;
+            }
+            let rows: Vec<Vec<String>> = all
                 .iter()
                 .map(|e| {
                     vec![

@@ -55,7 +55,9 @@ pub fn to_yaml(value: &Value) -> Result<String> {
 
 /// `5s`, `3m`, `2h`, `4d` since `time`.
 pub fn age(time: Option<&str>) -> String {
-    let Some(t) = time.and_then(|t| t.parse::<DateTime<Utc>>().ok()) else { return "-".to_owned() };
+    let Some(t) = time.and_then(|t| t.parse::<DateTime<Utc>>().ok()) else {
+        return "-".to_owned();
+    };
     let secs = (Utc::now() - t).num_seconds().max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
@@ -91,7 +93,15 @@ pub fn cluster_row(c: &Value) -> Vec<String> {
     ]
 }
 
-pub const CLUSTER_HEADERS: [&str; 7] = ["NAME", "PHASE", "CONTROL-PLANE", "WORKERS", "VERSION", "ENDPOINT", "AGE"];
+pub const CLUSTER_HEADERS: [&str; 7] = [
+    "NAME",
+    "PHASE",
+    "CONTROL-PLANE",
+    "WORKERS",
+    "VERSION",
+    "ENDPOINT",
+    "AGE",
+];
 
 #[cfg(test)]
 mod tests {
@@ -99,7 +109,13 @@ mod tests {
 
     #[test]
     fn table_pads_columns() {
-        let t = table(&["NAME", "PHASE"], &[vec!["a".into(), "Available".into()], vec!["longer".into(), "x".into()]]);
+        let t = table(
+            &["NAME", "PHASE"],
+            &[
+                vec!["a".into(), "Available".into()],
+                vec!["longer".into(), "x".into()],
+            ],
+        );
         assert_eq!(t, "NAME     PHASE\na        Available\nlonger   x\n");
     }
 }

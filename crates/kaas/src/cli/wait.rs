@@ -19,7 +19,10 @@ pub fn clock(time: &str) -> String {
 
 /// Prints events after `since`; returns the newest seq.
 async fn print_events(client: &Client, name: &str, since: i64) -> Result<i64> {
-    let Some(list) = client.get_opt(&format!("/v1/clusters/{name}/events?since={since}")).await? else {
+    let Some(list) = client
+        .get_opt(&format!("/v1/clusters/{name}/events?since={since}"))
+        .await?
+    else {
         return Ok(since);
     };
     let mut last = since;
@@ -39,9 +42,16 @@ async fn print_events(client: &Client, name: &str, since: i64) -> Result<i64> {
 /// One line that says where the cluster stands.
 pub fn summary(c: &Value) -> String {
     let s = &c["status"];
-    let mut parts = vec![format!("phase {}", s["phase"].as_str().unwrap_or("Pending"))];
+    let mut parts = vec![format!(
+        "phase {}",
+        s["phase"].as_str().unwrap_or("Pending")
+    )];
     for cond in s["conditions"].as_array().into_iter().flatten() {
-        let mark = if cond["status"] == "True" { "✓" } else { "…" };
+        let mark = if cond["status"] == "True" {
+            "✓"
+        } else {
+            "…"
+        };
         parts.push(format!("{mark} {}", cond["type"].as_str().unwrap_or("")));
     }
     let cp = &s["controlPlane"];
@@ -59,7 +69,10 @@ pub fn summary(c: &Value) -> String {
             .find(|st| st["name"] == name)
             .and_then(|st| st["readyReplicas"].as_u64())
             .unwrap_or(0);
-        parts.push(format!("{name} {ready}/{}", p["replicas"].as_u64().unwrap_or(0)));
+        parts.push(format!(
+            "{name} {ready}/{}",
+            p["replicas"].as_u64().unwrap_or(0)
+        ));
     }
     parts.join(" · ")
 }
@@ -70,7 +83,14 @@ fn failure_reason(c: &Value) -> String {
         .into_iter()
         .flatten()
         .filter(|k| k["status"] != "True" && k["type"] != "Available")
-        .map(|k| format!("{}: {} ({})", k["type"].as_str().unwrap_or(""), k["message"].as_str().unwrap_or(""), k["reason"].as_str().unwrap_or("")))
+        .map(|k| {
+            format!(
+                "{}: {} ({})",
+                k["type"].as_str().unwrap_or(""),
+                k["message"].as_str().unwrap_or(""),
+                k["reason"].as_str().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -79,7 +99,12 @@ fn failure_reason(c: &Value) -> String {
 pub async fn latest_seq(client: &Client, name: &str) -> Result<i64> {
     let mut seq = 0;
     loop {
-        let Some(list) = client.get_opt(&format!("/v1/clusters/{name}/events?since={seq}&limit=5000")).await? else {
+        let Some(list) = client
+            .get_opt(&format!(
+                "/v1/clusters/{name}/events?since={seq}&limit=5000"
+            ))
+            .await?
+        else {
             return Ok(seq);
         };
         let items = list["items"].as_array().cloned().unwrap_or_default();
@@ -96,7 +121,12 @@ pub async fn until_available(client: &Client, name: &str, timeout: Duration) -> 
     until_available_from(client, name, 0, timeout).await
 }
 
-pub async fn until_available_from(client: &Client, name: &str, from: i64, timeout: Duration) -> Result<ExitCode> {
+pub async fn until_available_from(
+    client: &Client,
+    name: &str,
+    from: i64,
+    timeout: Duration,
+) -> Result<ExitCode> {
     let started = Instant::now();
     let mut seq = from;
     let mut last_summary = String::new();
@@ -144,14 +174,22 @@ pub async fn until_available_from(client: &Client, name: &str, from: i64, timeou
     }
 }
 
-pub async fn until_gone(client: &Client, name: &str, from: i64, timeout: Duration) -> Result<ExitCode> {
+pub async fn until_gone(
+    client: &Client,
+    name: &str,
+    from: i64,
+    timeout: Duration,
+) -> Result<ExitCode> {
     let started = Instant::now();
     let mut seq = from;
     let mut last_summary = String::new();
     loop {
         seq = print_events(client, name, seq).await?;
         let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
-            println!("cluster/{name} deleted after {:.1}s", started.elapsed().as_secs_f64());
+            println!(
+                "cluster/{name} deleted after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
             return Ok(ExitCode::SUCCESS);
         };
         let deleting = c["status"]["conditions"]
@@ -167,7 +205,10 @@ pub async fn until_gone(client: &Client, name: &str, from: i64, timeout: Duratio
             last_summary = deleting;
         }
         if started.elapsed() > timeout {
-            eprintln!("error: timed out after {}s waiting for cluster {name} to be deleted; {last_summary}", timeout.as_secs());
+            eprintln!(
+                "error: timed out after {}s waiting for cluster {name} to be deleted; {last_summary}",
+                timeout.as_secs()
+            );
             return Ok(ExitCode::FAILURE);
         }
         tokio::time::sleep(POLL).await;

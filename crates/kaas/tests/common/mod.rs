@@ -11,7 +11,11 @@ use serde_json::Value;
 pub const KAAS: &str = env!("CARGO_BIN_EXE_kaas");
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Server {
@@ -23,7 +27,12 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, speed: f64) -> Self {
-        let mut s = Self { data_dir: data_dir.to_owned(), port: free_port(), speed, child: None };
+        let mut s = Self {
+            data_dir: data_dir.to_owned(),
+            port: free_port(),
+            speed,
+            child: None,
+        };
         s.spawn();
         s
     }
@@ -48,7 +57,11 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "server did not start; see {}", self.data_dir.with_extension("log").display());
+            assert!(
+                Instant::now() < deadline,
+                "server did not start; see {}",
+                self.data_dir.with_extension("log").display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -58,7 +71,10 @@ impl Server {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin.token")).unwrap().trim().to_owned()
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// SIGKILL: no chance to clean up, as in a crash.
@@ -72,7 +88,10 @@ impl Server {
     /// SIGTERM and wait: a graceful stop.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+            Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .unwrap();
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if c.try_wait().unwrap().is_some() {
@@ -102,12 +121,19 @@ impl Server {
     /// Runs the CLI and parses its JSON output; panics with stderr on failure.
     pub fn kaas_json(&self, args: &[&str]) -> Value {
         let out = self.kaas(args);
-        assert!(out.status.success(), "kaas {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kaas {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     pub fn inventory(&self) -> Vec<Value> {
-        self.kaas_json(&["sim", "inventory", "-o", "json"])["items"].as_array().unwrap().clone()
+        self.kaas_json(&["sim", "inventory", "-o", "json"])["items"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 }
 
@@ -118,5 +144,9 @@ impl Drop for Server {
 }
 
 pub fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
