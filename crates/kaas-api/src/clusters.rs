@@ -101,7 +101,12 @@ pub async fn replace(
             current.metadata.resource_version
         )));
     }
-    validate_cluster_update(&current.spec, &sent.spec).map_err(ApiError::invalid)?;
+    validate_cluster_update(
+        &current.spec,
+        &sent.spec,
+        current.status.kubernetes_version.as_deref(),
+    )
+    .map_err(ApiError::invalid)?;
     current.spec = sent.spec;
     current.metadata.labels = sent.metadata.labels;
     let updated = state.store.update_obj(&current).await?;

@@ -9,6 +9,7 @@ mod auth;
 mod clusters;
 mod error;
 mod openapi;
+mod sim;
 
 pub use error::ApiError;
 
@@ -20,6 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use kaas_core::FieldError;
 use kaas_store::Store;
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
@@ -27,8 +29,23 @@ use serde_json::{Value, json};
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
-/// A snapshot of the simulated cloud's resources, for `GET /v1/sim/inventory`.
-pub type InventoryFn = Arc<dyn Fn() -> Value + Send + Sync>;
+/// The knobs of the simulated cloud, for `/v1/sim/*` (admin). Kept abstract so the API
+/// does not depend on the simulation.
+pub trait SimControl: Send + Sync {
+    /// Every resource: `{"items": [{kind, id, name, tags, status}, …]}`.
+    fn inventory(&self) -> Value;
+    /// The fault rates now.
+    fn faults(&self) -> Value;
+    /// Sets the fault rates; an error names the field and the reason.
+    fn set_faults(&self, faults: Value) -> Result<Value, FieldError>;
+    /// Makes a node Ready or NotReady, or its drain blocked by a disruption budget.
+    fn set_node(
+        &self,
+        node: &str,
+        ready: Option<bool>,
+        drain_blocked: Option<bool>,
+    ) -> Result<(), String>;
+}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -39,7 +56,7 @@ pub struct AppState {
     /// `sim` or `openstack`.
     pub cloud: &'static str,
     /// Set when the cloud is the simulation.
-    pub sim_inventory: Option<InventoryFn>,
+    pub sim: Option<Arc<dyn SimControl>>,
     pub registry: Arc<Registry>,
 }
 
@@ -56,7 +73,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/clusters/{name}/events", get(clusters::events))
         .route("/clusters/{name}/machines", get(clusters::machines))
-        .route("/sim/inventory", get(sim_inventory))
+        .route("/sim/inventory", get(sim::inventory))
+        .route("/sim/faults", get(sim::faults).put(sim::set_faults))
+        .route("/sim/nodes/{name}", axum::routing::put(sim::set_node))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -83,7 +102,7 @@ async fn info(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "cloud": state.cloud,
-        "simulated": state.sim_inventory.is_some(),
+        "simulated": state.sim.is_some(),
     }))
 }
 
@@ -110,15 +129,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response(),
         Err(e) => ApiError::internal(format!("cannot encode metrics: {e}")).into_response(),
-    }
-}
-
-async fn sim_inventory(State(state): State<AppState>) -> Result<axum::Json<Value>, ApiError> {
-    match &state.sim_inventory {
-        Some(inventory) => Ok(axum::Json(inventory())),
-        None => Err(ApiError::not_found(
-            "this server does not run the simulated cloud",
-        )),
     }
 }
 

@@ -46,6 +46,25 @@ pub fn document() -> Value {
             }
         }),
     );
+    let rate = json!({"type": "number", "minimum": 0.0, "maximum": 1.0});
+    schemas.insert(
+        "SimFaults".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Probabilities of injected faults in the simulated cloud",
+            "properties": {
+                "apiErrors": rate, "timeouts": rate, "quotaErrors": rate,
+                "serverErrors": rate, "stuckLoadBalancers": rate
+            }
+        }),
+    );
+    schemas.insert(
+        "SimNode".into(),
+        json!({"type": "object", "properties": {
+            "name": {"type": "string"}, "ready": {"type": ["boolean", "null"]}, "drainBlocked": {"type": ["boolean", "null"]}
+        }}),
+    );
     schemas.insert(
         "Info".into(),
         json!({
@@ -170,6 +189,28 @@ pub fn document() -> Value {
                 "operationId": "getSimInventory", "summary": "Every resource of the simulated cloud (a simulation, not a real cloud)",
                 "responses": common(with(ok("200", "Resources", "Inventory"), "404", "The server does not run the simulated cloud"))
             }},
+            "/v1/sim/faults": {
+                "get": {
+                    "operationId": "getSimFaults", "summary": "The simulated cloud's fault rates",
+                    "responses": common(with(ok("200", "Rates", "SimFaults"), "404", "The server does not run the simulated cloud"))
+                },
+                "put": {
+                    "operationId": "setSimFaults", "summary": "Set the simulated cloud's fault rates (each 0..1)",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": r("SimFaults")}}},
+                    "responses": common(with(with(ok("200", "The rates now", "SimFaults"), "400", "Invalid rate"), "404", "The server does not run the simulated cloud"))
+                }
+            },
+            "/v1/sim/nodes/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A node of a simulated workload cluster"}],
+                "put": {
+                    "operationId": "setSimNode", "summary": "Make a simulated node Ready or NotReady, or block its drain",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": false,
+                        "properties": {"ready": {"type": "boolean"}, "drainBlocked": {"type": "boolean"}}
+                    }}}},
+                    "responses": common(with(with(ok("200", "Done", "SimNode"), "400", "Bad body"), "404", "No such node, or not the simulated cloud"))
+                }
+            },
             "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "The process runs"}}}},
             "/readyz": {"get": {"operationId": "readyz", "security": [], "responses": {"200": {"description": "Ready"}, "503": {"description": "The store does not answer"}}}},
             "/metrics": {"get": {"operationId": "metrics", "security": [], "responses": {"200": {"description": "Prometheus metrics"}}}},

@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Enough to reach a workload cluster's Kubernetes API.
@@ -19,6 +20,12 @@ pub struct Node {
     pub ready: bool,
     /// The kubelet's version, e.g. `v1.33.4`.
     pub kubelet_version: String,
+    /// When `ready` last changed (the Ready condition's lastTransitionTime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition: Option<DateTime<Utc>>,
+    /// Cordoned: no new pods are scheduled here.
+    #[serde(default)]
+    pub unschedulable: bool,
 }
 
 impl Node {
@@ -37,8 +44,42 @@ pub enum WorkloadError {
     Api { message: String },
 }
 
+/// How far a drain has come.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum DrainProgress {
+    /// Every evictable pod is gone.
+    Drained,
+    /// Evictions are under way.
+    InProgress { pods_left: u32 },
+    /// An eviction is refused, e.g. by a PodDisruptionBudget; the message says which.
+    Blocked { message: String },
+}
+
 /// The Kubernetes side of each workload cluster.
 #[async_trait]
 pub trait WorkloadClusters: Send + Sync {
     async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError>;
+
+    /// Cordons the node and evicts its pods through the eviction API (so disruption
+    /// budgets are respected). Quick: call again to see progress. Idempotent.
+    async fn drain(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<DrainProgress, WorkloadError>;
+
+    /// The names of the nodes whose etcd members are in the cluster's etcd.
+    async fn etcd_members(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<String>, WorkloadError>;
+
+    /// Removes the etcd member of a control-plane node that is going away. Removing a
+    /// member that is not there succeeds.
+    async fn remove_etcd_member(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError>;
 }

@@ -16,6 +16,10 @@ pub mod conditions {
     pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
     pub const NODE_POOLS_READY: &str = "NodePoolsReady";
     pub const AVAILABLE: &str = "Available";
+    pub const ROLLING_OUT: &str = "RollingOut";
+    pub const SCALING_UP: &str = "ScalingUp";
+    pub const SCALING_DOWN: &str = "ScalingDown";
+    pub const REMEDIATING: &str = "Remediating";
     pub const DELETING: &str = "Deleting";
 }
 
@@ -418,9 +422,15 @@ pub struct ClusterStatus {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaStatus {
+    /// Machines that exist and are not being deleted.
     pub replicas: u32,
+    /// Of those, machines whose node is Ready.
     pub ready_replicas: u32,
+    /// Of those, machines with the current version, image and flavor.
     pub updated_replicas: u32,
+    /// Machines both updated and ready.
+    #[serde(default)]
+    pub available_replicas: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -433,6 +443,9 @@ pub struct NodePoolStatus {
     pub ready_replicas: u32,
     /// Machines with the pool's current version, image and flavor.
     pub updated_replicas: u32,
+    /// Machines both updated and ready.
+    #[serde(default)]
+    pub available_replicas: u32,
 }
 
 /// One cloud resource of the cluster, as last observed.

@@ -131,4 +131,16 @@ pub struct MachineStatus {
     /// Why the machine failed, in the cloud's or the node's words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_message: Option<String>,
+    /// When kaas started draining the node before removing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The drain is over (done, or given up after `drainTimeout`).
+    #[serde(default)]
+    pub drained: bool,
+    /// Why the machine is being deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_reason: Option<String>,
+    /// The machine is being replaced because it was unhealthy.
+    #[serde(default)]
+    pub remediation: bool,
 }

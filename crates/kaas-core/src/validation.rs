@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::stack::{BUILTIN_STACKS, find_stack};
+use crate::stack::{BUILTIN_STACKS, check_upgrade, find_stack};
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -338,11 +338,31 @@ fn validate_network(spec: &ClusterSpec, errs: &mut ValidationErrors) {
 }
 
 /// Checks a change of spec against the rules of what may change after creation.
+/// `running` is the Kubernetes version the control plane runs now, if known.
 pub fn validate_cluster_update(
     old: &ClusterSpec,
     new: &ClusterSpec,
+    running: Option<&str>,
 ) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
+    if old.stack != new.stack
+        && let (Some(from), Some(to)) = (find_stack(&old.stack), find_stack(&new.stack))
+    {
+        // From the older of what the spec says and what runs: a rollout still under
+        // way must finish before the next minor.
+        let mut check = check_upgrade(from.kubernetes_version, to.kubernetes_version);
+        if let Some(running) = running
+            && check.is_ok()
+        {
+            check = check_upgrade(running, to.kubernetes_version);
+        }
+        if let Err(reason) = check {
+            errs.push(
+                "spec.stack",
+                format!("{} → {}: {reason}", old.stack, new.stack),
+            );
+        }
+    }
     if old.network != new.network {
         for (field, a, b) in [
             (
@@ -494,10 +514,29 @@ mod tests {
         let old = ClusterSpec::default();
         let mut new = old.clone();
         new.network.pod_cidr = "10.200.0.0/16".to_owned();
-        let err = validate_cluster_update(&old, &new).unwrap_err();
+        let err = validate_cluster_update(&old, &new, None).unwrap_err();
         assert_eq!(err.0[0].field, "spec.network.podCidr");
         let mut new = old.clone();
         new.control_plane.replicas = 5;
-        assert!(validate_cluster_update(&old, &new).is_ok());
+        assert!(validate_cluster_update(&old, &new, None).is_ok());
+    }
+
+    #[test]
+    fn stack_changes_move_one_minor_at_a_time() {
+        let spec = |stack: &str| ClusterSpec {
+            stack: stack.to_owned(),
+            ..ClusterSpec::default()
+        };
+        assert!(
+            validate_cluster_update(&spec("scs-1.32"), &spec("scs-1.33"), Some("v1.32.9")).is_ok()
+        );
+        let err = validate_cluster_update(&spec("scs-1.32"), &spec("scs-1.34"), None).unwrap_err();
+        assert_eq!(err.0[0].field, "spec.stack");
+        assert!(err.0[0].reason.contains("skips a minor version"), "{err}");
+        // The spec says 1.33 but the control plane still runs 1.32: 1.34 must wait.
+        let err = validate_cluster_update(&spec("scs-1.33"), &spec("scs-1.34"), Some("v1.32.9"))
+            .unwrap_err();
+        assert!(err.0[0].reason.contains("1.32"), "{err}");
+        assert!(validate_cluster_update(&spec("scs-1.33"), &spec("scs-1.32"), None).is_err());
     }
 }

@@ -14,8 +14,11 @@ pub struct SimConfig {
     pub state_file: Option<PathBuf>,
     pub quotas: Quotas,
     pub latencies: Latencies,
-    /// Seed for ids and latencies; `None` draws one from the operating system.
+    /// Seed for ids, latencies and faults; `None` draws one from the operating system.
     pub seed: Option<u64>,
+    /// The fault rates the cloud starts with ([`crate::SimCloud::set_faults`] changes
+    /// them at run time).
+    pub faults: SimFaults,
 }
 
 impl Default for SimConfig {
@@ -26,6 +29,7 @@ impl Default for SimConfig {
             quotas: Quotas::default(),
             latencies: Latencies::default(),
             seed: None,
+            faults: SimFaults::default(),
         }
     }
 }
@@ -50,7 +54,51 @@ impl SimConfig {
                 )));
             }
         }
+        self.faults
+            .validate()
+            .map_err(|e| SimError::InvalidConfig(format!("faults: {e}")))
+    }
+}
+
+/// Fault injection: the probability (`0.0..=1.0`) of each kind of trouble, per call or
+/// per resource created. All zero (the default) is a well-behaved cloud.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SimFaults {
+    /// A cloud call fails with a 503 before doing anything.
+    pub api_errors: f64,
+    /// A cloud call times out: the caller waits a little, then gets an error; a create,
+    /// delete or member update was carried out all the same (only the answer was lost).
+    pub timeouts: f64,
+    /// A create fails with a quota error although the quota is not used up.
+    pub quota_errors: f64,
+    /// A new server ends in `ERROR` ("No valid host was found") instead of `ACTIVE`.
+    pub server_errors: f64,
+    /// A new load balancer stays `PENDING_CREATE` until this rate is set back to zero.
+    pub stuck_load_balancers: f64,
+}
+
+impl SimFaults {
+    /// Each rate must be a probability; the error names the first field that is not.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in self.named() {
+            if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+                return Err(format!(
+                    "{name} must be a probability between 0.0 and 1.0, not {rate}"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    fn named(&self) -> [(&'static str, f64); 5] {
+        [
+            ("apiErrors", self.api_errors),
+            ("timeouts", self.timeouts),
+            ("quotaErrors", self.quota_errors),
+            ("serverErrors", self.server_errors),
+            ("stuckLoadBalancers", self.stuck_load_balancers),
+        ]
     }
 }
 
@@ -140,6 +188,8 @@ pub struct Latencies {
     pub kubeadm_init: LatencyRange,
     /// From a server being `ACTIVE` (and the API answering) until its node is `Ready`.
     pub node_join: LatencyRange,
+    /// From the first drain call until every pod of the node is evicted.
+    pub drain: LatencyRange,
 }
 
 impl Default for Latencies {
@@ -157,6 +207,7 @@ impl Default for Latencies {
             load_balancer_delete: LatencyRange::new(5.0, 15.0),
             kubeadm_init: LatencyRange::new(50.0, 70.0),
             node_join: LatencyRange::new(25.0, 35.0),
+            drain: LatencyRange::new(5.0, 20.0),
         }
     }
 }
@@ -179,6 +230,7 @@ impl Latencies {
             load_balancer_delete: zero,
             kubeadm_init: zero,
             node_join: zero,
+            drain: zero,
         }
     }
 
@@ -196,7 +248,7 @@ impl Latencies {
         }
     }
 
-    fn named(&self) -> [(&'static str, LatencyRange); 12] {
+    fn named(&self) -> [(&'static str, LatencyRange); 13] {
         [
             ("network", self.network),
             ("subnet", self.subnet),
@@ -210,6 +262,7 @@ impl Latencies {
             ("loadBalancerDelete", self.load_balancer_delete),
             ("kubeadmInit", self.kubeadm_init),
             ("nodeJoin", self.node_join),
+            ("drain", self.drain),
         ]
     }
 }

@@ -2,7 +2,12 @@
 //! server groups, load balancers, floating IPs and servers that take realistic (scalable)
 //! time to become active and to go away, obey quotas and dependency rules, and get
 //! addresses from their subnets; and simulated workload clusters whose Kubernetes API
-//! comes up and whose nodes join as kubeadm would on those servers.
+//! comes up and whose nodes join as kubeadm would on those servers, become NotReady,
+//! drain and leave etcd when told.
+//!
+//! Faults can be injected at configurable rates ([`SimFaults`]): 503s, timeouts (after
+//! the request was carried out), quota errors, servers that end in `ERROR` and load
+//! balancers stuck in `PENDING_CREATE`.
 //!
 //! It is always a *simulation*: nothing is booted anywhere. With a state file it outlives
 //! the process that uses it, as a real cloud outlives its clients: every mutation is on
@@ -18,21 +23,27 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, Node, PoolMember, ResourceKind, ResourceRequest,
-    ResourceStatus, WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    CloudError, CloudProvider, CloudResource, DrainProgress, Node, PoolMember, ResourceKind,
+    ResourceRequest, ResourceStatus, WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-pub use config::{Latencies, LatencyRange, Quotas, SimConfig, SimError};
+pub use config::{Latencies, LatencyRange, Quotas, SimConfig, SimError, SimFaults};
 pub use state::{META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE};
 
-use state::State;
+use state::{CreateFaults, State};
+
+/// How long an injected timeout keeps the caller waiting (real time, not scaled).
+const TIMEOUT_DELAY: Duration = Duration::from_millis(50);
+
+/// The message of an injected 503.
+const INJECTED_503: &str = "503 Service Unavailable: the simulated cloud injected an error";
 
 /// The simulated cloud. Cheap to clone: clones share one cloud.
 #[derive(Clone)]
@@ -49,7 +60,9 @@ struct Shared {
     state: State,
     rng: StdRng,
     /// Creates still to fail, by kind (not persisted).
-    faults: BTreeMap<ResourceKind, u32>,
+    fail_next: BTreeMap<ResourceKind, u32>,
+    /// The fault rates now (not persisted).
+    faults: SimFaults,
 }
 
 /// One resource of the simulated cloud, for people and the API.
@@ -94,6 +107,12 @@ impl SimCloud {
             None => State::default(),
         };
         state.format = state::STATE_FORMAT;
+        let now = now_ms();
+        state.purge(now);
+        if config.faults.stuck_load_balancers == 0.0 {
+            // The fault that held them is not there any more (rates are not persisted).
+            state.release_stuck(now);
+        }
         if let Some(path) = &config.state_file {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
@@ -117,13 +136,15 @@ impl SimCloud {
             resources = state.resources.len(),
             "simulated cloud started"
         );
+        let faults = config.faults.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 shared: Mutex::new(Shared {
                     state,
                     rng,
-                    faults: BTreeMap::new(),
+                    fail_next: BTreeMap::new(),
+                    faults,
                 }),
             }),
         })
@@ -134,7 +155,8 @@ impl SimCloud {
         self.inner.config.speed
     }
 
-    /// The configuration the cloud runs with.
+    /// The configuration the cloud started with ([`SimCloud::faults`] has the fault
+    /// rates now).
     pub fn config(&self) -> &SimConfig {
         &self.inner.config
     }
@@ -171,10 +193,60 @@ impl SimCloud {
     pub fn fail_next_creates(&self, kind: ResourceKind, n: u32) {
         let mut shared = self.lock();
         if n == 0 {
-            shared.faults.remove(&kind);
+            shared.fail_next.remove(&kind);
         } else {
-            shared.faults.insert(kind, n);
+            shared.fail_next.insert(kind, n);
         }
+    }
+
+    /// The fault rates now.
+    pub fn faults(&self) -> SimFaults {
+        self.lock().faults.clone()
+    }
+
+    /// Changes the fault rates (not persisted). Setting `stuck_load_balancers` to zero
+    /// lets the stuck load balancers go on: each becomes `ACTIVE` at its ready time or
+    /// now, whichever is later. An error names the invalid rate.
+    pub fn set_faults(&self, faults: SimFaults) -> Result<(), String> {
+        faults.validate()?;
+        let release = faults.stuck_load_balancers == 0.0;
+        tracing::info!(?faults, "simulated cloud: fault rates changed");
+        self.lock().faults = faults;
+        if release {
+            self.mutate(|state, _, now| Ok(((), state.release_stuck(now))))
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Makes the node on server `node_name` Ready or NotReady, as a kubelet that stops
+    /// (or resumes) posting its status would. [`CloudError::NotFound`] when no such
+    /// server exists (or it is being deleted).
+    pub fn set_node_ready(&self, node_name: &str, ready: bool) -> Result<(), CloudError> {
+        self.mutate(|state, _, now| {
+            workload::set_node_ready(state, node_name, ready, now).map(|changed| ((), changed))
+        })?;
+        tracing::info!(
+            node = node_name,
+            ready,
+            "simulated cloud: node readiness set"
+        );
+        Ok(())
+    }
+
+    /// Makes the evictions from node `node_name` fail, as a PodDisruptionBudget would,
+    /// or lets them go on. [`CloudError::NotFound`] when no such server exists (or it is
+    /// being deleted).
+    pub fn block_drain(&self, node_name: &str, blocked: bool) -> Result<(), CloudError> {
+        self.mutate(|state, _, now| {
+            workload::block_drain(state, node_name, blocked, now).map(|changed| ((), changed))
+        })?;
+        tracing::info!(
+            node = node_name,
+            blocked,
+            "simulated cloud: drain blocking set"
+        );
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared> {
@@ -197,6 +269,15 @@ impl SimCloud {
         &self,
         f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<(R, bool), CloudError>,
     ) -> Result<R, CloudError> {
+        self.mutate_with(f, |message| CloudError::Unavailable { message })
+    }
+
+    /// [`SimCloud::mutate`] for any error type; `save_error` turns a failed save into one.
+    fn mutate_with<R, E>(
+        &self,
+        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<(R, bool), E>,
+        save_error: impl FnOnce(String) -> E,
+    ) -> Result<R, E> {
         let mut shared = self.lock();
         let now = now_ms();
         let mut state = shared.state.clone();
@@ -206,16 +287,24 @@ impl SimCloud {
         if (changed || purged)
             && let Some(path) = &self.inner.config.state_file
         {
-            save(path, &state)?;
+            save(path, &state).map_err(save_error)?;
         }
         shared.state = state;
         shared.rng = rng;
         Ok(result)
     }
 
+    /// A workload call that changes the state.
+    fn mutate_workload<R>(
+        &self,
+        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<(R, bool), WorkloadError>,
+    ) -> Result<R, WorkloadError> {
+        self.mutate_with(f, |message| WorkloadError::Api { message })
+    }
+
     fn take_fault(&self, kind: ResourceKind) -> bool {
         let mut shared = self.lock();
-        match shared.faults.get_mut(&kind) {
+        match shared.fail_next.get_mut(&kind) {
             Some(n) if *n > 0 => {
                 *n -= 1;
                 true
@@ -223,17 +312,51 @@ impl SimCloud {
             _ => false,
         }
     }
+
+    /// Whether a fault of probability `rate` happens, drawn from the seeded generator
+    /// (which is not touched when the rate is zero).
+    fn roll(&self, rate: impl FnOnce(&SimFaults) -> f64) -> bool {
+        let mut shared = self.lock();
+        let rate = rate(&shared.faults);
+        rate > 0.0 && shared.rng.random::<f64>() < rate
+    }
+
+    /// The faults every cloud call may meet: an injected 503 (returned), or a timeout
+    /// (`true`: the caller waits, then fails with [`timed_out`]).
+    fn call_faults(&self, call: &str) -> Result<bool, CloudError> {
+        if self.roll(|f| f.api_errors) {
+            tracing::debug!(call, "simulated cloud: injected 503");
+            return Err(CloudError::Unavailable {
+                message: INJECTED_503.to_owned(),
+            });
+        }
+        let timeout = self.roll(|f| f.timeouts);
+        if timeout {
+            tracing::debug!(call, "simulated cloud: injected timeout");
+        }
+        Ok(timeout)
+    }
 }
 
-fn save(path: &Path, state: &State) -> Result<(), CloudError> {
+/// An injected timeout: the caller waits a little, and never learns what happened.
+async fn timed_out() -> CloudError {
+    tokio::time::sleep(TIMEOUT_DELAY).await;
+    CloudError::Unavailable {
+        message: format!(
+            "timed out after {} ms waiting for the simulated cloud to answer (the request \
+             may have been carried out)",
+            TIMEOUT_DELAY.as_millis()
+        ),
+    }
+}
+
+fn save(path: &Path, state: &State) -> Result<(), String> {
     persist::save(path, state).map_err(|e| {
         tracing::error!(path = %path.display(), error = %e, "saving the simulated cloud failed");
-        CloudError::Unavailable {
-            message: format!(
-                "the simulated cloud could not save its state to {}: {e}",
-                path.display()
-            ),
-        }
+        format!(
+            "the simulated cloud could not save its state to {}: {e}",
+            path.display()
+        )
     })
 }
 
@@ -259,10 +382,24 @@ impl CloudProvider for SimCloud {
                 message: format!("simulated fault: creating a {kind} failed (503)"),
             });
         }
+        let timeout = self.call_faults("create")?;
+        if self.roll(|f| f.quota_errors) {
+            tracing::debug!(
+                kind = kind.as_str(),
+                "simulated cloud: injected quota error"
+            );
+            return Err(CloudError::QuotaExceeded {
+                message: format!("Quota exceeded for resources: ['{}'].", kind.as_str()),
+            });
+        }
+        let faults = CreateFaults {
+            server_error: kind == ResourceKind::Server && self.roll(|f| f.server_errors),
+            stuck: kind == ResourceKind::LoadBalancer && self.roll(|f| f.stuck_load_balancers),
+        };
         let config = &self.inner.config;
         let result = self.mutate(|state, rng, now| {
             state
-                .create(request, config, rng, now)
+                .create(request, config, faults, rng, now)
                 .map(|created| (created, true))
         });
         match &result {
@@ -279,14 +416,24 @@ impl CloudProvider for SimCloud {
                 "simulated cloud: create refused"
             ),
         }
+        if timeout {
+            // The cloud did its part; the answer was lost on the way back.
+            return Err(timed_out().await);
+        }
         result
     }
 
     async fn get(&self, kind: ResourceKind, id: &str) -> Result<Option<CloudResource>, CloudError> {
+        if self.call_faults("get")? {
+            return Err(timed_out().await);
+        }
         Ok(self.read(|state, now| state.get(kind, id, now).map(|r| r.view(now))))
     }
 
     async fn find(&self, kind: ResourceKind, tag: &str) -> Result<Vec<CloudResource>, CloudError> {
+        if self.call_faults("find")? {
+            return Err(timed_out().await);
+        }
         Ok(self.read(|state, now| {
             state
                 .existing(now)
@@ -298,16 +445,20 @@ impl CloudProvider for SimCloud {
     }
 
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError> {
+        let timeout = self.call_faults("delete")?;
         let config = &self.inner.config;
-        let started = self.mutate(|state, rng, now| {
+        let result = self.mutate(|state, rng, now| {
             state
                 .delete(kind, id, config, rng, now)
                 .map(|changed| (changed, changed))
-        })?;
-        if started {
+        });
+        if let Ok(true) = result {
             tracing::debug!(kind = kind.as_str(), id, "simulated cloud: deleting");
         }
-        Ok(())
+        if timeout {
+            return Err(timed_out().await);
+        }
+        result.map(|_| ())
     }
 
     async fn set_load_balancer_members(
@@ -315,11 +466,16 @@ impl CloudProvider for SimCloud {
         load_balancer_id: &str,
         members: &[PoolMember],
     ) -> Result<(), CloudError> {
-        self.mutate(|state, _, now| {
+        let timeout = self.call_faults("set_load_balancer_members")?;
+        let result = self.mutate(|state, _, now| {
             state
                 .set_members(load_balancer_id, members, now)
                 .map(|()| ((), true))
-        })
+        });
+        if timeout {
+            return Err(timed_out().await);
+        }
+        result
     }
 }
 
@@ -329,6 +485,57 @@ impl WorkloadClusters for SimCloud {
         self.read(|state, now| {
             workload::nodes(state, &cluster.cluster_uid, &cluster.api_endpoint, now)
         })
+    }
+
+    async fn drain(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<DrainProgress, WorkloadError> {
+        let config = &self.inner.config;
+        let progress = self.mutate_workload(|state, rng, now| {
+            workload::drain(
+                state,
+                &cluster.cluster_uid,
+                &cluster.api_endpoint,
+                node,
+                config,
+                rng,
+                now,
+            )
+        })?;
+        tracing::debug!(node, ?progress, "simulated cluster: drain");
+        Ok(progress)
+    }
+
+    async fn etcd_members(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<String>, WorkloadError> {
+        self.read(|state, now| {
+            workload::etcd_members(state, &cluster.cluster_uid, &cluster.api_endpoint, now)
+        })
+    }
+
+    async fn remove_etcd_member(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError> {
+        let removed = self.mutate_workload(|state, _, now| {
+            workload::remove_etcd_member(
+                state,
+                &cluster.cluster_uid,
+                &cluster.api_endpoint,
+                node,
+                now,
+            )
+            .map(|changed| (changed, changed))
+        })?;
+        if removed {
+            tracing::debug!(node, "simulated cluster: etcd member removed");
+        }
+        Ok(())
     }
 }
 

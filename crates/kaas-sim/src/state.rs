@@ -2,7 +2,7 @@
 //! the simulated APIs applied to it. Everything here is pure: times come in as unix
 //! milliseconds, randomness from the caller's generator.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -15,10 +15,11 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LatencyRange, SimConfig};
-use crate::net;
+use crate::{net, workload};
 
-/// The version of the state file format this code writes.
-pub(crate) const STATE_FORMAT: u32 = 1;
+/// The version of the state file format this code writes (2: workload clusters and
+/// nodes have state of their own; format 1 files read as they are).
+pub(crate) const STATE_FORMAT: u32 = 2;
 
 /// The cursor key of the floating IP pool in [`State::next_host`].
 const FLOATING_POOL_KEY: &str = "floatingIp";
@@ -45,7 +46,94 @@ pub(crate) struct State {
     /// IPAM cursors: the next host offset to try, by subnet id (and the floating pool).
     #[serde(default)]
     pub next_host: BTreeMap<String, u64>,
+    /// What a workload cluster remembers beyond its servers, by cluster uid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clusters: BTreeMap<String, SimCluster>,
 }
+
+/// A workload cluster's memory: what its API server and etcd know that the servers
+/// alone do not tell once some of them are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SimCluster {
+    /// Only servers created from this one on (by [`SimResource::seq`]) belong to the
+    /// cluster: a cluster whose API went down for good starts afresh with the next
+    /// `init` server.
+    #[serde(default)]
+    pub since_seq: u64,
+    /// The API that came up, remembered once its `init` server leaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<SimApi>,
+    /// When the last control-plane node left: the API is down for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub down_at_ms: Option<u64>,
+    /// Etcd members whose servers are gone (or going) but which nobody removed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub departed_members: BTreeSet<String>,
+}
+
+/// The `init` server that ran kubeadm init, and when the API answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SimApi {
+    pub init_server_id: String,
+    pub up_at_ms: u64,
+}
+
+/// A server's node, as far as it differs from a node that joined and stayed Ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub(crate) struct SimNode {
+    /// Made NotReady by [`crate::SimCloud::set_node_ready`].
+    #[serde(skip_serializing_if = "is_false")]
+    pub not_ready: bool,
+    /// When `not_ready` last flipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_changed_at_ms: Option<u64>,
+    /// Cordoned.
+    #[serde(skip_serializing_if = "is_false")]
+    pub unschedulable: bool,
+    /// When the drain started and when it finishes (unless blocked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<SimDrain>,
+    /// Evictions are refused, as by a PodDisruptionBudget.
+    #[serde(skip_serializing_if = "is_false")]
+    pub drain_blocked: bool,
+    /// Its etcd member was removed.
+    #[serde(skip_serializing_if = "is_false")]
+    pub etcd_removed: bool,
+}
+
+impl SimNode {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SimDrain {
+    pub started_at_ms: u64,
+    pub ends_at_ms: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Faults decided for a resource when it is created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CreateFaults {
+    /// A server ends in `ERROR` when its boot latency has passed.
+    pub server_error: bool,
+    /// A load balancer stays `PENDING_CREATE` until released.
+    pub stuck: bool,
+}
+
+/// The error a server marked by [`CreateFaults::server_error`] ends in.
+pub(crate) const NO_VALID_HOST: &str =
+    "No valid host was found. There are not enough hosts available.";
 
 /// One resource, with absolute timestamps (unix milliseconds) for its transitions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +171,15 @@ pub(crate) struct SimResource {
     /// Set when the resource broke for good.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Servers: the error the boot ends in, instead of `ACTIVE`, at `ready_at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_error: Option<String>,
+    /// Load balancers: stuck in `PENDING_CREATE` (until the fault is cleared).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stuck: bool,
+    /// Servers: the state of the node on it.
+    #[serde(default, skip_serializing_if = "SimNode::is_default")]
+    pub node: SimNode,
 }
 
 impl SimResource {
@@ -106,8 +203,12 @@ impl SimResource {
             ResourceStatus::Error {
                 message: message.clone(),
             }
-        } else if now < self.ready_at_ms {
+        } else if self.stuck || now < self.ready_at_ms {
             ResourceStatus::Pending
+        } else if let Some(message) = &self.boot_error {
+            ResourceStatus::Error {
+                message: message.clone(),
+            }
         } else {
             ResourceStatus::Active
         }
@@ -200,7 +301,16 @@ impl State {
             self.next_host
                 .retain(|key, _| key == FLOATING_POOL_KEY || resources.contains_key(key));
         }
-        purged
+        // A cluster without any server left has nothing to remember: its API is down
+        // and its etcd gone.
+        let clusters_before = self.clusters.len();
+        let uids: HashSet<&str> = self
+            .resources
+            .values()
+            .filter_map(|r| r.metadata(META_CLUSTER_UID))
+            .collect();
+        self.clusters.retain(|uid, _| uids.contains(uid.as_str()));
+        purged || self.clusters.len() != clusters_before
     }
 
     fn usable(&self, kind: ResourceKind, id: &str, now: u64) -> Option<&SimResource> {
@@ -399,6 +509,7 @@ impl State {
         &mut self,
         request: &ResourceRequest,
         config: &SimConfig,
+        faults: CreateFaults,
         rng: &mut StdRng,
         now: u64,
     ) -> Result<CloudResource, CloudError> {
@@ -455,8 +566,15 @@ impl State {
             kubeadm_init_ms,
             join_ms,
             error: None,
+            boot_error: (faults.server_error && kind == ResourceKind::Server)
+                .then(|| NO_VALID_HOST.to_owned()),
+            stuck: faults.stuck && kind == ResourceKind::LoadBalancer,
+            node: SimNode::default(),
         };
         self.next_seq += 1;
+        if kind == ResourceKind::Server {
+            workload::server_created(self, &resource);
+        }
         let view = resource.view(now);
         self.resources.insert(id, resource);
         Ok(view)
@@ -540,6 +658,10 @@ impl State {
         if let Some(message) = self.delete_conflict(target, now) {
             return Err(conflict(message));
         }
+        let uid = target.metadata(META_CLUSTER_UID).map(str::to_owned);
+        if let Some(uid) = &uid {
+            workload::server_leaving(self, uid, id, now);
+        }
         let linger = match kind {
             ResourceKind::Server => Some(config.latencies.server_delete),
             ResourceKind::LoadBalancer => Some(config.latencies.load_balancer_delete),
@@ -558,7 +680,22 @@ impl State {
                 self.next_host.remove(id);
             }
         }
+        if let Some(uid) = &uid {
+            workload::server_left(self, uid, now);
+        }
         Ok(true)
+    }
+
+    /// Lets stuck load balancers go on: each becomes `ACTIVE` at its ready time or now,
+    /// whichever is later. Whether any was stuck.
+    pub fn release_stuck(&mut self, now: u64) -> bool {
+        let mut released = false;
+        for r in self.resources.values_mut().filter(|r| r.stuck) {
+            r.stuck = false;
+            r.ready_at_ms = r.ready_at_ms.max(now);
+            released = true;
+        }
+        released
     }
 
     /// Replaces a load balancer's pool members.

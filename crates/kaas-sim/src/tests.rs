@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, PoolMember, ResourceKind, ResourceRequest,
-    ResourceSpec, ResourceStatus, ServerGroupPolicy, WorkloadClusterRef, WorkloadClusters,
-    WorkloadError,
+    CloudError, CloudProvider, CloudResource, DrainProgress, PoolMember, ResourceKind,
+    ResourceRequest, ResourceSpec, ResourceStatus, ServerGroupPolicy, WorkloadClusterRef,
+    WorkloadClusters, WorkloadError,
 };
 
 use super::*;
@@ -881,11 +881,15 @@ async fn the_api_comes_up_after_kubeadm_init_and_nodes_join() {
         assert_eq!(node.kubelet_version, "v1.33.4");
     }
 
-    // A deleted server's node leaves; deleting the init server takes the API down.
+    // A deleted server's node leaves; the API answers as long as a control plane is
+    // left, even without the init server, and no longer once the last one goes.
     sim.delete(ResourceKind::Server, &worker.id).await.unwrap();
     let nodes = sim.nodes(&cluster(uid)).await.unwrap();
     assert_eq!(node_names(&nodes), ["c1-cp-0", "c1-cp-1"]);
     sim.delete(ResourceKind::Server, &cp0.id).await.unwrap();
+    let nodes = sim.nodes(&cluster(uid)).await.unwrap();
+    assert_eq!(node_names(&nodes), ["c1-cp-1"]);
+    sim.delete(ResourceKind::Server, &cp1.id).await.unwrap();
     assert!(matches!(
         sim.nodes(&cluster(uid)).await,
         Err(WorkloadError::Unreachable { .. })
@@ -942,4 +946,993 @@ async fn nodes_follow_the_timeline() {
     assert_eq!(node_names(&nodes), ["cp", "w"]);
     assert_eq!(nodes[1].kubelet_version, "v0.0.0");
     assert_eq!(nodes[1].provider_id, format!("openstack:///{}", worker.id));
+}
+
+// ---- the API outlives the init server ----
+
+/// Polls `f` until it returns `Some`; fails after 10 s.
+async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = f().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The nodes of `c`, failing the test when the API does not answer.
+async fn nodes_up(sim: &SimCloud, c: &WorkloadClusterRef, when: &str) -> Vec<kaas_cloud::Node> {
+    sim.nodes(c)
+        .await
+        .unwrap_or_else(|e| panic!("the API is down {when}: {e}"))
+}
+
+#[tokio::test]
+async fn a_rolling_replacement_of_every_control_plane_keeps_the_api_up() {
+    let mut latencies = Latencies::instant();
+    latencies.server_boot = LatencyRange::fixed(20.0);
+    latencies.kubeadm_init = LatencyRange::fixed(20.0);
+    latencies.node_join = LatencyRange::fixed(10.0);
+    latencies.server_delete = LatencyRange::fixed(20.0);
+    let sim = sim(latencies);
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let uid = "uid-roll";
+    let c = cluster(uid);
+    let mut old = vec![];
+    for (i, role) in ["init", "control-plane", "control-plane"]
+        .into_iter()
+        .enumerate()
+    {
+        let spec = cluster_server(&network_id, uid, role);
+        old.push(create(&sim, &format!("cp-{i}"), &[], spec).await);
+    }
+    create(&sim, "w-0", &[], cluster_server(&network_id, uid, "worker")).await;
+    until("the first nodes join", async || {
+        sim.nodes(&c).await.ok().filter(|n| n.len() == 4)
+    })
+    .await;
+    assert_eq!(
+        sim.etcd_members(&c).await.unwrap(),
+        ["cp-0", "cp-1", "cp-2"]
+    );
+
+    // Surge one, wait for it, remove an old one (the init one first); repeat.
+    for (i, leaving) in old.iter().enumerate() {
+        let name = format!("cp-new-{i}");
+        let spec = cluster_server(&network_id, uid, "control-plane");
+        create(&sim, &name, &[], spec).await;
+        assert!(
+            !sim.etcd_members(&c).await.unwrap().contains(&name),
+            "a member before it joined"
+        );
+        until("the new control plane joins", async || {
+            let nodes = nodes_up(&sim, &c, &format!("while {name} joins")).await;
+            nodes
+                .iter()
+                .any(|n| n.name == name && n.ready)
+                .then_some(())
+        })
+        .await;
+        assert!(sim.etcd_members(&c).await.unwrap().contains(&name));
+        assert_eq!(
+            sim.drain(&c, &leaving.name).await.unwrap(),
+            DrainProgress::Drained
+        );
+        sim.remove_etcd_member(&c, &leaving.name).await.unwrap();
+        sim.delete(ResourceKind::Server, &leaving.id).await.unwrap();
+        let nodes = nodes_up(&sim, &c, &format!("after deleting {}", leaving.name)).await;
+        assert!(!nodes.iter().any(|n| n.name == leaving.name), "{nodes:?}");
+    }
+    // Up while the old servers finish going, and after they are gone.
+    for leaving in &old {
+        until("the old server is gone", async || {
+            nodes_up(&sim, &c, "while the old servers go").await;
+            let got = sim.get(ResourceKind::Server, &leaving.id).await.unwrap();
+            got.is_none().then_some(())
+        })
+        .await;
+    }
+    let nodes = nodes_up(&sim, &c, "after the replacement").await;
+    assert_eq!(
+        node_names(&nodes),
+        ["cp-new-0", "cp-new-1", "cp-new-2", "w-0"]
+    );
+    assert_eq!(
+        sim.etcd_members(&c).await.unwrap(),
+        ["cp-new-0", "cp-new-1", "cp-new-2"]
+    );
+    // Servers still join: the cluster remembers its API without the init server.
+    create(&sim, "w-1", &[], cluster_server(&network_id, uid, "worker")).await;
+    until("a worker joins after the replacement", async || {
+        let nodes = nodes_up(&sim, &c, "while the worker joins").await;
+        nodes.iter().any(|n| n.name == "w-1").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_api_goes_down_with_the_last_control_plane_and_a_new_init_starts_afresh() {
+    let sim = sim(Latencies::instant());
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let uid = "uid-down";
+    let c = cluster(uid);
+    let cp0 = create(&sim, "cp-0", &[], cluster_server(&network_id, uid, "init")).await;
+    create(&sim, "w-0", &[], cluster_server(&network_id, uid, "worker")).await;
+    assert_eq!(node_names(&sim.nodes(&c).await.unwrap()), ["cp-0", "w-0"]);
+
+    sim.delete(ResourceKind::Server, &cp0.id).await.unwrap();
+    let unreachable = |result: Result<_, WorkloadError>| match result {
+        Err(WorkloadError::Unreachable { message, .. }) => message,
+        other => panic!("expected Unreachable, got {other:?}"),
+    };
+    let message = unreachable(sim.nodes(&c).await.map(|_| ()));
+    assert!(
+        message.contains("every control-plane node is gone"),
+        "{message}"
+    );
+    // A control plane cannot join a cluster whose API is gone.
+    create(
+        &sim,
+        "cp-1",
+        &[],
+        cluster_server(&network_id, uid, "control-plane"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    unreachable(sim.nodes(&c).await.map(|_| ()));
+    unreachable(sim.etcd_members(&c).await.map(|_| ()));
+    unreachable(sim.drain(&c, "w-0").await.map(|_| ()));
+    unreachable(sim.remove_etcd_member(&c, "cp-0").await);
+
+    // A new init server runs kubeadm init afresh: a new cluster without the old servers.
+    create(&sim, "cp-2", &[], cluster_server(&network_id, uid, "init")).await;
+    assert_eq!(node_names(&sim.nodes(&c).await.unwrap()), ["cp-2"]);
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-2"]);
+}
+
+// ---- node readiness ----
+
+fn ms_time(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(i64::try_from(ms).unwrap())
+}
+
+fn node<'a>(nodes: &'a [kaas_cloud::Node], name: &str) -> &'a kaas_cloud::Node {
+    nodes.iter().find(|n| n.name == name).unwrap()
+}
+
+#[tokio::test]
+async fn nodes_report_when_they_joined_and_can_be_made_not_ready() {
+    let mut latencies = Latencies::instant();
+    latencies.kubeadm_init = LatencyRange::fixed(5.0);
+    latencies.node_join = LatencyRange::fixed(7.0);
+    let sim = sim(latencies);
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let uid = "uid-ready";
+    let c = cluster(uid);
+    let cp = create(&sim, "cp-0", &[], cluster_server(&network_id, uid, "init")).await;
+    let w = create(&sim, "w-0", &[], cluster_server(&network_id, uid, "worker")).await;
+    let nodes = until("both nodes join", async || {
+        sim.nodes(&c).await.ok().filter(|n| n.len() == 2)
+    })
+    .await;
+    let api_up = stored(&sim, &cp.id).ready_at_ms + 5;
+    let w_joined = stored(&sim, &w.id).ready_at_ms.max(api_up) + 7;
+    assert_eq!(node(&nodes, "cp-0").last_transition, ms_time(api_up));
+    assert_eq!(node(&nodes, "w-0").last_transition, ms_time(w_joined));
+    assert!(nodes.iter().all(|n| n.ready && !n.unschedulable));
+
+    assert_eq!(
+        sim.set_node_ready("nope", false),
+        Err(CloudError::NotFound {
+            kind: ResourceKind::Server,
+            id: "nope".to_owned()
+        })
+    );
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let before = now_ms();
+    sim.set_node_ready("w-0", false).unwrap();
+    let after = now_ms();
+    let nodes = sim.nodes(&c).await.unwrap();
+    let worker = node(&nodes, "w-0");
+    assert!(!worker.ready);
+    let flipped = worker.last_transition.unwrap();
+    assert!(
+        ms_time(before).unwrap() <= flipped && flipped <= ms_time(after).unwrap(),
+        "{flipped}"
+    );
+    assert!(node(&nodes, "cp-0").ready);
+    assert!(stored(&sim, &w.id).node.not_ready, "persisted");
+
+    // Saying it again changes nothing; flipping back is a new transition.
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    sim.set_node_ready("w-0", false).unwrap();
+    let nodes = sim.nodes(&c).await.unwrap();
+    assert_eq!(node(&nodes, "w-0").last_transition, Some(flipped));
+    sim.set_node_ready("w-0", true).unwrap();
+    let nodes = sim.nodes(&c).await.unwrap();
+    let worker = node(&nodes, "w-0");
+    assert!(worker.ready);
+    assert!(worker.last_transition.unwrap() > flipped);
+
+    // A NotReady control plane still serves the API.
+    sim.set_node_ready("cp-0", false).unwrap();
+    assert!(!node(&sim.nodes(&c).await.unwrap(), "cp-0").ready);
+    // A server being deleted has no node any more.
+    sim.delete(ResourceKind::Server, &w.id).await.unwrap();
+    assert!(matches!(
+        sim.set_node_ready("w-0", true),
+        Err(CloudError::NotFound { .. })
+    ));
+}
+
+// ---- drain ----
+
+/// Drains node `name` of cluster `uid` as if it were `now`.
+fn drain_at(
+    sim: &SimCloud,
+    uid: &str,
+    name: &str,
+    now: u64,
+) -> Result<(DrainProgress, bool), WorkloadError> {
+    let mut shared = sim.lock();
+    let Shared { state, rng, .. } = &mut *shared;
+    workload::drain(state, uid, "https://x:6443", name, sim.config(), rng, now)
+}
+
+fn block_at(sim: &SimCloud, name: &str, blocked: bool, now: u64) {
+    let mut shared = sim.lock();
+    workload::block_drain(&mut shared.state, name, blocked, now).unwrap();
+}
+
+fn in_progress(pods_left: u32) -> DrainProgress {
+    DrainProgress::InProgress { pods_left }
+}
+
+fn blocked() -> DrainProgress {
+    DrainProgress::Blocked {
+        message: "Cannot evict pod default/web-0: it would violate the pod's disruption budget."
+            .to_owned(),
+    }
+}
+
+/// Drains evaluated at chosen instants: no waiting, no flakiness.
+#[tokio::test]
+async fn drains_follow_the_timeline() {
+    let mut latencies = Latencies::instant();
+    latencies.drain = LatencyRange::fixed(200.0); // 200 ms at this speed
+    let sim = sim(latencies);
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let uid = "uid-drain";
+    create(&sim, "cp", &[], cluster_server(&network_id, uid, "init")).await;
+    let mut workers = vec![];
+    for name in ["w-1", "w-2", "w-3"] {
+        let spec = cluster_server(&network_id, uid, "worker");
+        workers.push(create(&sim, name, &[], spec).await);
+    }
+    let t0 = now_ms() + 1000;
+
+    assert_eq!(
+        drain_at(&sim, uid, "nope", t0),
+        Err(WorkloadError::Api {
+            message: "nodes \"nope\" not found".to_owned()
+        })
+    );
+    // Cordoned at once, then pods go until the drawn duration has passed.
+    assert_eq!(drain_at(&sim, uid, "w-1", t0), Ok((in_progress(10), true)));
+    let stored_w1 = stored(&sim, &workers[0].id);
+    assert!(stored_w1.node.unschedulable);
+    let nodes = workload::nodes(&sim.lock().state, uid, "https://x:6443", t0).unwrap();
+    assert!(node(&nodes, "w-1").unschedulable);
+    assert!(!node(&nodes, "w-2").unschedulable);
+    assert_eq!(
+        drain_at(&sim, uid, "w-1", t0 + 1),
+        Ok((in_progress(10), false))
+    );
+    assert_eq!(
+        drain_at(&sim, uid, "w-1", t0 + 100),
+        Ok((in_progress(5), false))
+    );
+    assert_eq!(
+        drain_at(&sim, uid, "w-1", t0 + 181),
+        Ok((in_progress(1), false))
+    );
+    assert_eq!(
+        drain_at(&sim, uid, "w-1", t0 + 199),
+        Ok((in_progress(1), false))
+    );
+    assert_eq!(
+        drain_at(&sim, uid, "w-1", t0 + 200),
+        Ok((DrainProgress::Drained, false))
+    );
+    assert_eq!(
+        drain_at(&sim, uid, "w-1", t0 + 9000),
+        Ok((DrainProgress::Drained, false))
+    );
+    assert_eq!(
+        stored(&sim, &workers[0].id).node,
+        stored_w1.node,
+        "never restarted"
+    );
+
+    // Blocked for a while, unblocked before the end: it ends when it would have.
+    assert_eq!(drain_at(&sim, uid, "w-2", t0), Ok((in_progress(10), true)));
+    block_at(&sim, "w-2", true, t0 + 50);
+    assert_eq!(drain_at(&sim, uid, "w-2", t0 + 60), Ok((blocked(), false)));
+    block_at(&sim, "w-2", false, t0 + 150);
+    assert_eq!(
+        drain_at(&sim, uid, "w-2", t0 + 150),
+        Ok((in_progress(3), false))
+    );
+    assert_eq!(
+        drain_at(&sim, uid, "w-2", t0 + 200),
+        Ok((DrainProgress::Drained, false))
+    );
+
+    // Blocked past the end: it does not finish while blocked, and finishes when unblocked.
+    block_at(&sim, "w-3", true, t0);
+    assert_eq!(drain_at(&sim, uid, "w-3", t0), Ok((blocked(), true)));
+    assert!(stored(&sim, &workers[2].id).node.unschedulable);
+    assert_eq!(drain_at(&sim, uid, "w-3", t0 + 500), Ok((blocked(), false)));
+    block_at(&sim, "w-3", false, t0 + 700);
+    assert_eq!(
+        drain_at(&sim, uid, "w-3", t0 + 700),
+        Ok((DrainProgress::Drained, false))
+    );
+}
+
+#[tokio::test]
+async fn a_drain_takes_its_time_and_can_be_blocked() {
+    let mut latencies = Latencies::instant();
+    latencies.drain = LatencyRange::fixed(100.0); // 100 ms at this speed
+    let sim = sim(latencies);
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let uid = "uid-drain2";
+    let c = cluster(uid);
+    create(&sim, "cp", &[], cluster_server(&network_id, uid, "init")).await;
+    let w = create(&sim, "w", &[], cluster_server(&network_id, uid, "worker")).await;
+    assert!(matches!(
+        sim.block_drain("nope", true),
+        Err(CloudError::NotFound { .. })
+    ));
+    let err = sim.drain(&c, "nope").await.unwrap_err();
+    assert!(
+        matches!(&err, WorkloadError::Api { message } if message == "nodes \"nope\" not found"),
+        "{err:?}"
+    );
+
+    let start = Instant::now();
+    let first = sim.drain(&c, "w").await.unwrap();
+    assert!(
+        matches!(first, DrainProgress::InProgress { pods_left } if (1..=10).contains(&pods_left)),
+        "{first:?}"
+    );
+    assert!(node(&sim.nodes(&c).await.unwrap(), "w").unschedulable);
+    sim.block_drain("w", true).unwrap();
+    assert_eq!(sim.drain(&c, "w").await.unwrap(), blocked());
+    assert!(stored(&sim, &w.id).node.drain_blocked, "persisted");
+    sim.block_drain("w", false).unwrap();
+    let mut last = 10;
+    until("the drain finishes", async || {
+        match sim.drain(&c, "w").await.unwrap() {
+            DrainProgress::Drained => Some(()),
+            DrainProgress::InProgress { pods_left } => {
+                assert!(
+                    pods_left <= last && pods_left >= 1,
+                    "{pods_left} after {last}"
+                );
+                last = pods_left;
+                None
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "drained after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(sim.drain(&c, "w").await.unwrap(), DrainProgress::Drained);
+}
+
+#[test]
+fn the_default_drain_takes_5_to_20_seconds() {
+    assert_eq!(Latencies::default().drain, LatencyRange::new(5.0, 20.0));
+    assert_eq!(Latencies::instant().drain, LatencyRange::fixed(0.0));
+    let json = serde_json::to_value(Latencies::default()).unwrap();
+    assert_eq!(json["drain"]["maxSecs"], 20.0);
+}
+
+// ---- etcd ----
+
+#[tokio::test]
+async fn control_planes_are_etcd_members_until_removed() {
+    let sim = sim(Latencies::instant());
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let uid = "uid-etcd";
+    let c = cluster(uid);
+    create(&sim, "cp-b", &[], cluster_server(&network_id, uid, "init")).await;
+    let cp_a = create(
+        &sim,
+        "cp-a",
+        &[],
+        cluster_server(&network_id, uid, "control-plane"),
+    )
+    .await;
+    create(&sim, "w-0", &[], cluster_server(&network_id, uid, "worker")).await;
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-a", "cp-b"]);
+
+    // Deleting the server leaves the member behind, as in real etcd.
+    sim.delete(ResourceKind::Server, &cp_a.id).await.unwrap();
+    assert_eq!(node_names(&sim.nodes(&c).await.unwrap()), ["cp-b", "w-0"]);
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-a", "cp-b"]);
+    // Still there once the server is purged.
+    create(&sim, "unrelated", &[], network_spec()).await;
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-a", "cp-b"]);
+    sim.remove_etcd_member(&c, "cp-a").await.unwrap();
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-b"]);
+    // Removing what is not a member is fine.
+    sim.remove_etcd_member(&c, "cp-a").await.unwrap();
+    sim.remove_etcd_member(&c, "w-0").await.unwrap();
+    sim.remove_etcd_member(&c, "nope").await.unwrap();
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-b"]);
+
+    // A new control plane joins etcd; removing a running one's member keeps its node.
+    create(
+        &sim,
+        "cp-c",
+        &[],
+        cluster_server(&network_id, uid, "control-plane"),
+    )
+    .await;
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-b", "cp-c"]);
+    sim.remove_etcd_member(&c, "cp-c").await.unwrap();
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-b"]);
+    assert_eq!(
+        node_names(&sim.nodes(&c).await.unwrap()),
+        ["cp-b", "cp-c", "w-0"]
+    );
+
+    for result in [
+        sim.etcd_members(&cluster("unknown")).await.map(|_| ()),
+        sim.remove_etcd_member(&cluster("unknown"), "cp-b").await,
+        sim.drain(&cluster("unknown"), "cp-b").await.map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(WorkloadError::Unreachable { .. })),
+            "{result:?}"
+        );
+    }
+}
+
+// ---- fault injection ----
+
+#[test]
+fn fault_rates_are_validated() {
+    let cases = [
+        (
+            "apiErrors",
+            SimFaults {
+                api_errors: 1.5,
+                ..SimFaults::default()
+            },
+        ),
+        (
+            "timeouts",
+            SimFaults {
+                timeouts: -0.1,
+                ..SimFaults::default()
+            },
+        ),
+        (
+            "quotaErrors",
+            SimFaults {
+                quota_errors: f64::NAN,
+                ..SimFaults::default()
+            },
+        ),
+        (
+            "serverErrors",
+            SimFaults {
+                server_errors: f64::INFINITY,
+                ..SimFaults::default()
+            },
+        ),
+        (
+            "stuckLoadBalancers",
+            SimFaults {
+                stuck_load_balancers: 2.0,
+                ..SimFaults::default()
+            },
+        ),
+    ];
+    let sim = sim(Latencies::instant());
+    for (field, faults) in cases {
+        let err = faults.validate().unwrap_err();
+        assert!(err.starts_with(field), "{err}");
+        let err = SimCloud::new(SimConfig {
+            faults: faults.clone(),
+            ..SimConfig::default()
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, SimError::InvalidConfig(m) if m.contains(field)),
+            "{err}"
+        );
+        let err = sim.set_faults(faults).unwrap_err();
+        assert!(err.contains(field), "{err}");
+        assert_eq!(sim.faults(), SimFaults::default(), "unchanged");
+    }
+    let all = SimFaults {
+        api_errors: 1.0,
+        timeouts: 0.0,
+        quota_errors: 0.5,
+        server_errors: 1.0,
+        stuck_load_balancers: 0.25,
+    };
+    all.validate().unwrap();
+    sim.set_faults(all.clone()).unwrap();
+    assert_eq!(sim.faults(), all);
+    assert_eq!(sim.config().faults, SimFaults::default());
+
+    let json = serde_json::to_value(&all).unwrap();
+    assert_eq!(json["stuckLoadBalancers"], 0.25);
+    let parsed: SimFaults = serde_json::from_str(r#"{"apiErrors": 0.5}"#).unwrap();
+    assert_eq!(
+        parsed,
+        SimFaults {
+            api_errors: 0.5,
+            ..SimFaults::default()
+        }
+    );
+}
+
+fn lb_spec(subnet_id: &str) -> ResourceSpec {
+    ResourceSpec::LoadBalancer {
+        subnet_id: subnet_id.to_owned(),
+        port: 6443,
+    }
+}
+
+#[tokio::test]
+async fn api_errors_fail_every_cloud_call_before_it_does_anything() {
+    let sim = sim(Latencies::instant());
+    let (network_id, subnet_id) = network_with_subnet(&sim).await;
+    let lb = create(&sim, "lb", &["t"], lb_spec(&subnet_id)).await;
+    sim.set_faults(SimFaults {
+        api_errors: 1.0,
+        ..SimFaults::default()
+    })
+    .unwrap();
+    let injected = CloudError::Unavailable {
+        message: "503 Service Unavailable: the simulated cloud injected an error".to_owned(),
+    };
+    let members = [PoolMember {
+        address: "10.0.0.10".to_owned(),
+        port: 6443,
+    }];
+    assert_eq!(
+        sim.create(&request("n", &["t"], network_spec()))
+            .await
+            .unwrap_err(),
+        injected
+    );
+    assert_eq!(
+        sim.get(ResourceKind::Network, &network_id)
+            .await
+            .unwrap_err(),
+        injected
+    );
+    assert_eq!(
+        sim.find(ResourceKind::Network, "t").await.unwrap_err(),
+        injected
+    );
+    assert_eq!(
+        sim.delete(ResourceKind::LoadBalancer, &lb.id)
+            .await
+            .unwrap_err(),
+        injected
+    );
+    assert_eq!(
+        sim.set_load_balancer_members(&lb.id, &members)
+            .await
+            .unwrap_err(),
+        injected
+    );
+    assert!(injected.is_retryable());
+
+    sim.set_faults(SimFaults::default()).unwrap();
+    assert_eq!(sim.inventory().len(), 3, "nothing was created");
+    let lb = sim
+        .get(ResourceKind::LoadBalancer, &lb.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lb.status, ResourceStatus::Active, "nothing was deleted");
+    assert_eq!(sim.load_balancer_members(&lb.id).unwrap(), []);
+}
+
+#[tokio::test]
+async fn faults_happen_at_their_rate_and_a_seed_makes_them_repeatable() {
+    async fn run(seed: u64) -> Vec<bool> {
+        let sim = SimCloud::new(SimConfig {
+            speed: SPEED,
+            latencies: Latencies::instant(),
+            seed: Some(seed),
+            faults: SimFaults {
+                api_errors: 0.3,
+                ..SimFaults::default()
+            },
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let mut failed = vec![];
+        for _ in 0..400 {
+            failed.push(sim.find(ResourceKind::Network, "t").await.is_err());
+        }
+        failed
+    }
+    let a = run(7).await;
+    let errors = a.iter().filter(|f| **f).count();
+    assert!(
+        (80..=160).contains(&errors),
+        "{errors} errors in 400 calls at 0.3"
+    );
+    assert_eq!(run(7).await, a);
+    assert_ne!(run(8).await, a);
+}
+
+#[tokio::test]
+async fn a_timed_out_create_was_carried_out_and_is_found_by_its_tags() {
+    let sim = sim(Latencies::instant());
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let timeouts = SimFaults {
+        timeouts: 1.0,
+        ..SimFaults::default()
+    };
+    sim.set_faults(timeouts.clone()).unwrap();
+    let timed_out = |err: CloudError| match err {
+        CloudError::Unavailable { message } => {
+            assert!(message.starts_with("timed out"), "{message}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+
+    let start = Instant::now();
+    let err = sim
+        .create(&request(
+            "vm",
+            &["cluster-x"],
+            server_spec(&network_id, &[], &[]),
+        ))
+        .await
+        .unwrap_err();
+    let waited = start.elapsed();
+    assert!(err.is_retryable());
+    timed_out(err);
+    assert!(
+        (Duration::from_millis(50)..Duration::from_secs(5)).contains(&waited),
+        "{waited:?}"
+    );
+    timed_out(
+        sim.find(ResourceKind::Server, "cluster-x")
+            .await
+            .unwrap_err(),
+    );
+    timed_out(sim.get(ResourceKind::Server, "x").await.unwrap_err());
+
+    // The request reached the cloud: a retry adopts the server by its tag.
+    sim.set_faults(SimFaults::default()).unwrap();
+    let found = sim.find(ResourceKind::Server, "cluster-x").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "vm");
+
+    // So did a timed-out delete.
+    sim.set_faults(timeouts).unwrap();
+    timed_out(
+        sim.delete(ResourceKind::Server, &found[0].id)
+            .await
+            .unwrap_err(),
+    );
+    sim.set_faults(SimFaults::default()).unwrap();
+    assert_eq!(
+        sim.get(ResourceKind::Server, &found[0].id).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn quota_errors_refuse_creates() {
+    let sim = sim(Latencies::instant());
+    sim.set_faults(SimFaults {
+        quota_errors: 1.0,
+        ..SimFaults::default()
+    })
+    .unwrap();
+    let err = sim
+        .create(&request("n", &[], network_spec()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        CloudError::QuotaExceeded {
+            message: "Quota exceeded for resources: ['network'].".to_owned()
+        }
+    );
+    assert!(sim.inventory().is_empty());
+    // Other calls are not affected.
+    sim.find(ResourceKind::Network, "t").await.unwrap();
+    sim.set_faults(SimFaults::default()).unwrap();
+    create(&sim, "n", &[], network_spec()).await;
+}
+
+#[tokio::test]
+async fn server_errors_end_the_boot_in_error() {
+    let mut latencies = Latencies::instant();
+    latencies.server_boot = LatencyRange::fixed(30.0); // 30 ms
+    let sim = sim(latencies);
+    let (network_id, _) = network_with_subnet(&sim).await;
+    sim.set_faults(SimFaults {
+        server_errors: 1.0,
+        ..SimFaults::default()
+    })
+    .unwrap();
+    let uid = "uid-err";
+    let c = cluster(uid);
+    let broken = create(&sim, "cp-0", &[], cluster_server(&network_id, uid, "init")).await;
+    assert_eq!(broken.status, ResourceStatus::Pending);
+    // Only servers break.
+    let network = create(&sim, "n2", &[], network_spec()).await;
+    assert_eq!(network.status, ResourceStatus::Active);
+
+    let (got, _) = wait_for(&sim, ResourceKind::Server, &broken.id, |g| {
+        g.as_ref()
+            .is_some_and(|r| r.status != ResourceStatus::Pending)
+    })
+    .await;
+    assert_eq!(
+        got.unwrap().status,
+        ResourceStatus::Error {
+            message: "No valid host was found. There are not enough hosts available.".to_owned()
+        }
+    );
+    let item = sim
+        .inventory()
+        .into_iter()
+        .find(|i| i.id == broken.id)
+        .unwrap();
+    assert_eq!(item.status, "ERROR");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(matches!(
+        sim.nodes(&c).await,
+        Err(WorkloadError::Unreachable { .. })
+    ));
+
+    // The replacement boots, and the broken one can be deleted.
+    sim.set_faults(SimFaults::default()).unwrap();
+    create(&sim, "cp-1", &[], cluster_server(&network_id, uid, "init")).await;
+    let nodes = until("the replacement comes up", async || {
+        sim.nodes(&c).await.ok()
+    })
+    .await;
+    assert_eq!(node_names(&nodes), ["cp-1"]);
+    sim.delete(ResourceKind::Server, &broken.id).await.unwrap();
+    wait_for(&sim, ResourceKind::Server, &broken.id, Option::is_none).await;
+}
+
+#[tokio::test]
+async fn stuck_load_balancers_converge_once_the_fault_clears() {
+    let mut latencies = Latencies::instant();
+    latencies.load_balancer = LatencyRange::fixed(20.0); // 20 ms
+    let sim = sim(latencies);
+    let (_, subnet_id) = network_with_subnet(&sim).await;
+    sim.set_faults(SimFaults {
+        stuck_load_balancers: 1.0,
+        ..SimFaults::default()
+    })
+    .unwrap();
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id)).await;
+    assert!(stored(&sim, &lb.id).stuck, "persisted");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let pending = |sim: &SimCloud| {
+        let sim = sim.clone();
+        let id = lb.id.clone();
+        async move {
+            sim.get(ResourceKind::LoadBalancer, &id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+                == ResourceStatus::Pending
+        }
+    };
+    assert!(pending(&sim).await);
+    let err = sim
+        .set_load_balancer_members(&lb.id, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CloudError::Conflict { message } if message.contains("PENDING_CREATE")),
+        "{err}"
+    );
+    // A lower rate is still a fault.
+    sim.set_faults(SimFaults {
+        stuck_load_balancers: 0.5,
+        ..SimFaults::default()
+    })
+    .unwrap();
+    assert!(pending(&sim).await);
+
+    sim.set_faults(SimFaults::default()).unwrap();
+    assert!(!pending(&sim).await, "its ready time had passed");
+    assert!(!stored(&sim, &lb.id).stuck);
+    // A new one is not stuck.
+    let other = create(&sim, "lb2", &[], lb_spec(&subnet_id)).await;
+    assert!(!stored(&sim, &other.id).stuck);
+}
+
+#[test]
+fn released_load_balancers_become_active_at_their_ready_time_or_now() {
+    let mut state = state::State::default();
+    for (id, ready_at_ms) in [("early", 100), ("late", 500)] {
+        let resource = state::SimResource {
+            seq: 0,
+            id: id.to_owned(),
+            name: id.to_owned(),
+            tags: vec![],
+            spec: lb_spec("s"),
+            created_at_ms: 0,
+            ready_at_ms,
+            deleting_since_ms: None,
+            gone_at_ms: None,
+            address: None,
+            port_subnet_id: None,
+            members: vec![],
+            kubeadm_init_ms: None,
+            join_ms: None,
+            error: None,
+            boot_error: None,
+            stuck: true,
+            node: state::SimNode::default(),
+        };
+        assert_eq!(resource.status(1000), ResourceStatus::Pending);
+        state.resources.insert(id.to_owned(), resource);
+    }
+    assert!(state.release_stuck(300));
+    assert!(!state.release_stuck(300), "nothing left to release");
+    assert_eq!(state.resources["early"].ready_at_ms, 300);
+    assert_eq!(state.resources["late"].ready_at_ms, 500);
+    assert_eq!(state.resources["late"].status(499), ResourceStatus::Pending);
+    assert_eq!(state.resources["late"].status(500), ResourceStatus::Active);
+}
+
+// ---- persistence of the new state ----
+
+#[tokio::test]
+async fn nodes_drains_etcd_and_stuck_load_balancers_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let mut latencies = Latencies::instant();
+    latencies.drain = LatencyRange::fixed(3600.0);
+    let stuck = SimFaults {
+        stuck_load_balancers: 1.0,
+        ..SimFaults::default()
+    };
+    let config = SimConfig {
+        speed: 1.0,
+        state_file: Some(path.clone()),
+        latencies,
+        seed: Some(3),
+        faults: stuck.clone(),
+        ..SimConfig::default()
+    };
+    let uid = "uid-persist";
+    let c = cluster(uid);
+
+    let sim = SimCloud::new(config.clone()).unwrap();
+    let (network_id, subnet_id) = network_with_subnet(&sim).await;
+    let cp0 = create(&sim, "cp-0", &[], cluster_server(&network_id, uid, "init")).await;
+    create(
+        &sim,
+        "cp-1",
+        &[],
+        cluster_server(&network_id, uid, "control-plane"),
+    )
+    .await;
+    let w = create(&sim, "w-0", &[], cluster_server(&network_id, uid, "worker")).await;
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id)).await;
+    sim.set_node_ready("w-0", false).unwrap();
+    assert!(matches!(
+        sim.drain(&c, "w-0").await.unwrap(),
+        DrainProgress::InProgress { .. }
+    ));
+    sim.block_drain("cp-1", true).unwrap();
+    sim.delete(ResourceKind::Server, &cp0.id).await.unwrap();
+    let nodes = sim.nodes(&c).await.unwrap();
+    let (resources, clusters) = {
+        let shared = sim.lock();
+        (
+            shared.state.resources.clone(),
+            shared.state.clusters.clone(),
+        )
+    };
+    assert!(clusters[uid].api.is_some());
+    assert!(clusters[uid].departed_members.contains("cp-0"));
+    drop(sim);
+    // What finished going in the meantime is forgotten at the start.
+    let mut resources = resources;
+    resources.retain(|_, r| r.gone_at_ms.is_none());
+
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(json["format"], 2);
+
+    // With the fault still on, everything is as it was.
+    let sim = SimCloud::new(config.clone()).unwrap();
+    {
+        let shared = sim.lock();
+        assert_eq!(shared.state.resources, resources);
+        assert_eq!(shared.state.clusters, clusters);
+    }
+    assert_eq!(sim.nodes(&c).await.unwrap(), nodes);
+    let worker = node(&nodes, "w-0");
+    assert!(!worker.ready && worker.unschedulable);
+    assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-0", "cp-1"]);
+    let drain = stored(&sim, &w.id).node.drain;
+    assert!(matches!(
+        sim.drain(&c, "w-0").await.unwrap(),
+        DrainProgress::InProgress { .. }
+    ));
+    assert_eq!(stored(&sim, &w.id).node.drain, drain, "not restarted");
+    assert_eq!(sim.drain(&c, "cp-1").await.unwrap(), blocked());
+    let status = |sim: &SimCloud| {
+        sim.inventory()
+            .into_iter()
+            .find(|i| i.id == lb.id)
+            .unwrap()
+            .status
+    };
+    assert_eq!(status(&sim), "PENDING");
+    drop(sim);
+
+    // Started without the fault, stuck load balancers go on.
+    let sim = SimCloud::new(SimConfig {
+        faults: SimFaults::default(),
+        ..config
+    })
+    .unwrap();
+    assert_eq!(status(&sim), "ACTIVE");
+    assert!(!stored(&sim, &lb.id).stuck);
+}
+
+#[test]
+fn a_format_1_state_file_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let old = serde_json::json!({
+        "format": 1,
+        "nextSeq": 1,
+        "resources": {
+            "n1": {
+                "seq": 0, "id": "n1", "name": "net", "tags": ["t"],
+                "spec": serde_json::to_value(network_spec()).unwrap(),
+                "createdAtMs": 1, "readyAtMs": 2
+            }
+        },
+        "nextHost": {}
+    });
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    let sim = SimCloud::new(SimConfig {
+        state_file: Some(path),
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let inventory = sim.inventory();
+    assert_eq!(inventory.len(), 1);
+    assert_eq!(inventory[0].status, "ACTIVE");
+    assert_eq!(stored(&sim, "n1").node, state::SimNode::default());
 }

@@ -11,10 +11,11 @@ use kaas_cloud::{CloudProvider, WorkloadClusters};
 use kaas_controller::{
     ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
 };
+use kaas_core::FieldError;
 use kaas_core::meta::DEFAULT_TENANT;
 use kaas_core::tenant::{Tenant, TenantSpec};
 use kaas_core::{Cluster, Object};
-use kaas_sim::{SimCloud, SimConfig};
+use kaas_sim::{SimCloud, SimConfig, SimFaults};
 use kaas_store::{SqliteStore, Store, StoreError, StoreExt};
 use prometheus_client::registry::Registry;
 use rand::Rng;
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub cloud: CloudKind,
     /// Time-scale factor of the simulated cloud.
     pub sim_speed: f64,
+    /// Fault rates of the simulated cloud at start.
+    pub sim_faults: SimFaults,
 }
 
 /// A server running in this process.
@@ -105,6 +108,7 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
         ClusterControllerConfig {
             poll_interval: scaled(5.0, 0.02, 5.0),
             steady_interval: scaled(60.0, 1.0, 60.0),
+            time_scale: speed,
         },
         ControllerConfig {
             concurrency: 8,
@@ -136,14 +140,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let sim = SimCloud::new(SimConfig {
         speed: config.sim_speed,
         state_file: Some(config.data_dir.join("sim-cloud.json")),
+        faults: config.sim_faults.clone(),
         ..SimConfig::default()
     })
     .context("cannot start the simulated cloud")?;
     let cloud: Arc<dyn CloudProvider> = Arc::new(sim.clone());
     let workloads: Arc<dyn WorkloadClusters> = Arc::new(sim.clone());
-    let inventory_sim = sim.clone();
-    let sim_inventory: kaas_api::InventoryFn =
-        Arc::new(move || serde_json::json!({ "items": inventory_sim.inventory() }));
+    let sim_control: Arc<dyn kaas_api::SimControl> = Arc::new(SimKnobs(sim.clone()));
 
     let mut registry = Registry::with_prefix("");
     let metrics = Metrics::new(&mut registry);
@@ -169,7 +172,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         store,
         admin_token: token.clone().into(),
         cloud: "sim",
-        sim_inventory: Some(sim_inventory),
+        sim: Some(sim_control),
         registry: Arc::new(registry),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -275,4 +278,77 @@ pub async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The simulated cloud's knobs, as the API sees them.
+struct SimKnobs(SimCloud);
+
+impl kaas_api::SimControl for SimKnobs {
+    fn inventory(&self) -> serde_json::Value {
+        serde_json::json!({ "items": self.0.inventory() })
+    }
+
+    fn faults(&self) -> serde_json::Value {
+        serde_json::to_value(self.0.faults()).unwrap_or_default()
+    }
+
+    fn set_faults(&self, faults: serde_json::Value) -> Result<serde_json::Value, FieldError> {
+        let faults: SimFaults =
+            kaas_core::decode::decode_value(faults).map_err(|mut e| e.0.remove(0))?;
+        self.0.set_faults(faults).map_err(|reason| FieldError {
+            field: "body".to_owned(),
+            reason,
+        })?;
+        Ok(self.faults())
+    }
+
+    fn set_node(
+        &self,
+        node: &str,
+        ready: Option<bool>,
+        drain_blocked: Option<bool>,
+    ) -> Result<(), String> {
+        if let Some(ready) = ready {
+            self.0
+                .set_node_ready(node, ready)
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(blocked) = drain_blocked {
+            self.0
+                .block_drain(node, blocked)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `--sim-faults apiErrors=0.1,serverErrors=0.05` (kebab-case works too).
+pub fn parse_sim_faults(text: &str) -> Result<SimFaults, String> {
+    let mut map = serde_json::Map::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected NAME=RATE"))?;
+        let rate: f64 = value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{key}: {value:?} is not a number"))?;
+        let mut camel = String::new();
+        let mut upper = false;
+        for c in key.trim().chars() {
+            if c == '-' || c == '_' {
+                upper = true;
+            } else if upper {
+                camel.extend(c.to_uppercase());
+                upper = false;
+            } else {
+                camel.push(c);
+            }
+        }
+        map.insert(camel, serde_json::json!(rate));
+    }
+    let faults: SimFaults = kaas_core::decode::decode_value(serde_json::Value::Object(map))
+        .map_err(|e| e.to_string())?;
+    faults.validate()?;
+    Ok(faults)
 }

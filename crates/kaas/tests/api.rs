@@ -12,6 +12,7 @@ async fn server(dir: &std::path::Path) -> RunningServer {
         listen: "127.0.0.1:0".parse().unwrap(),
         cloud: CloudKind::Sim,
         sim_speed: 500.0,
+        sim_faults: Default::default(),
     })
     .await
     .unwrap()

@@ -2,6 +2,7 @@
 //! load (I/O) → observe (I/O) → [`plan`] (pure) → execute (I/O, idempotent steps) →
 //! [`status`] (pure) → record status and events (I/O).
 
+pub mod machines;
 pub mod plan;
 pub mod status;
 
@@ -12,10 +13,12 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::future::join_all;
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef, WorkloadClusters,
+    CloudError, CloudProvider, CloudResource, DrainProgress, ResourceKind, WorkloadClusterRef,
+    WorkloadClusters, WorkloadError,
 };
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
+use kaas_core::meta::set_condition;
 use kaas_core::naming::{cluster_tag, machine_name};
 use kaas_core::{
     Cluster, Event, EventType, Machine, MachinePhase, ObjectMeta, ObjectReference, OwnerRef,
@@ -35,6 +38,9 @@ pub struct ClusterControllerConfig {
     pub poll_interval: Duration,
     /// How soon to look again at a settled cluster (health).
     pub steady_interval: Duration,
+    /// How much faster than real time the cloud runs (the simulation's speed; 1 for a
+    /// real cloud). The spec's timeouts are divided by it.
+    pub time_scale: f64,
 }
 
 impl Default for ClusterControllerConfig {
@@ -42,6 +48,7 @@ impl Default for ClusterControllerConfig {
         Self {
             poll_interval: Duration::from_secs(5),
             steady_interval: Duration::from_secs(60),
+            time_scale: 1.0,
         }
     }
 }
@@ -107,34 +114,74 @@ impl ClusterController {
             })
             .await?;
         let tag = cluster_tag(&cluster.metadata.uid);
-        let finds = join_all(
-            ResourceKind::ALL
-                .iter()
-                .map(|kind| self.cloud.find(*kind, &tag)),
-        )
-        .await;
+        let finds = join_all(ResourceKind::ALL.iter().map(|kind| self.find(*kind, &tag))).await;
         let mut resources: Vec<CloudResource> = Vec::new();
         for found in finds {
-            self.count_call("find", found.is_ok());
             resources.extend(found.map_err(ReconcileError::Observe)?);
         }
         let mut observed = Observed {
             machines,
             resources,
             nodes: None,
+            etcd_members: None,
+            now: Utc::now(),
+            time_scale: self.config.time_scale,
         };
-        let infra = classify(cluster, &observed);
-        if let Some(endpoint) = plan::api_endpoint(cluster, &infra) {
-            let target = WorkloadClusterRef {
-                cluster_uid: cluster.metadata.uid.clone(),
-                api_endpoint: endpoint,
-            };
+        if let Some(target) = self.workload_ref(cluster, &observed) {
             match self.workloads.nodes(&target).await {
                 Ok(nodes) => observed.nodes = Some(nodes),
                 Err(e) => debug!(error = %e, "workload API not reachable"),
             }
+            if observed.nodes.is_some()
+                && observed.machines.iter().any(|m| m.metadata.is_deleting())
+            {
+                match self.workloads.etcd_members(&target).await {
+                    Ok(members) => observed.etcd_members = Some(members),
+                    Err(e) => debug!(error = %e, "cannot list etcd members"),
+                }
+            }
         }
         Ok(observed)
+    }
+
+    /// Lists are idempotent: a passing 5xx or timeout is retried at once, a few times,
+    /// before the whole reconcile backs off.
+    async fn find(&self, kind: ResourceKind, tag: &str) -> Result<Vec<CloudResource>, CloudError> {
+        let mut attempt = 0;
+        loop {
+            let found = self.cloud.find(kind, tag).await;
+            self.count_call("find", found.is_ok());
+            match found {
+                Err(e) if e.is_retryable() && attempt < 3 => {
+                    attempt += 1;
+                    let jitter = rand::rng().random_range(5..20) * attempt;
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn workload_ref(&self, cluster: &Cluster, observed: &Observed) -> Option<WorkloadClusterRef> {
+        let infra = classify(cluster, observed);
+        plan::api_endpoint(cluster, &infra).map(|endpoint| WorkloadClusterRef {
+            cluster_uid: cluster.metadata.uid.clone(),
+            api_endpoint: endpoint,
+        })
+    }
+
+    async fn update_machine(
+        &self,
+        tenant: &str,
+        name: &str,
+        change: impl FnOnce(&mut Machine),
+    ) -> Result<(), StepError> {
+        let Some(mut m) = self.store.get_obj::<Machine>(tenant, name).await? else {
+            return Ok(());
+        };
+        change(&mut m);
+        self.store.update_obj(&m).await?;
+        Ok(())
     }
 
     async fn event(&self, cluster: &Cluster, type_: EventType, reason: &str, message: String) {
@@ -162,9 +209,11 @@ impl ClusterController {
     }
 
     /// Runs one step; `Ok(Some(text))` is an event message worth recording.
+    /// Runs one step; `workload` is the cluster's API as observed in this reconcile.
     async fn execute(
         &self,
         cluster: &Cluster,
+        workload: Option<&WorkloadClusterRef>,
         step: &Step,
     ) -> Result<Option<(String, String)>, StepError> {
         let tenant = cluster.metadata.tenant.as_str();
@@ -246,14 +295,107 @@ impl ClusterController {
                     ),
                 )))
             }
-            Step::DeleteMachine { name, reason } => {
+            Step::DeleteMachine {
+                name,
+                reason,
+                remediation,
+            } => {
+                // Why first, so that the record says it while the machine is leaving.
+                self.update_machine(tenant, name, |m| {
+                    m.status.deletion_reason = Some(reason.clone());
+                    m.status.remediation = *remediation;
+                })
+                .await?;
                 match self.store.delete_obj::<Machine>(tenant, name).await {
                     Ok(_) | Err(StoreError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
+                if *remediation {
+                    self.event(
+                        cluster,
+                        EventType::Warning,
+                        "Remediating",
+                        format!("Replacing machine {name}: {reason}"),
+                    )
+                    .await;
+                    return Ok(None);
+                }
                 Ok(Some((
                     "MachineDeleting".to_owned(),
                     format!("Deleting machine {name}: {reason}"),
+                )))
+            }
+            Step::DrainNode { machine, node } => {
+                let target = workload.ok_or_else(unreachable)?;
+                let progress = self
+                    .workloads
+                    .drain(target, node)
+                    .await
+                    .map_err(StepError::Workload)?;
+                let Some(m) = self.store.get_obj::<Machine>(tenant, machine).await? else {
+                    return Ok(None);
+                };
+                let first = m.status.drain_started_at.is_none();
+                let (drained, message) = match &progress {
+                    DrainProgress::Drained => (true, None),
+                    DrainProgress::InProgress { .. } => (false, None),
+                    DrainProgress::Blocked { message } => (false, Some(message.clone())),
+                };
+                let changed_message = message.is_some() && message != m.status.failure_message;
+                self.update_machine(tenant, machine, |m| {
+                    m.status.drain_started_at.get_or_insert_with(Utc::now);
+                    m.status.drained = drained;
+                    m.status.failure_message = message.clone();
+                })
+                .await?;
+                if changed_message && let Some(text) = &message {
+                    self.event(
+                        cluster,
+                        EventType::Warning,
+                        "DrainBlocked",
+                        format!("Draining node {node}: {text}"),
+                    )
+                    .await;
+                }
+                Ok(match (first, drained) {
+                    (_, true) => {
+                        Some(("NodeDrained".to_owned(), format!("Node {node} is drained")))
+                    }
+                    (true, false) => Some((
+                        "DrainingNode".to_owned(),
+                        format!(
+                            "Cordoned node {node}; evicting its pods (drainTimeout {})",
+                            cluster.spec.rollout.drain_timeout
+                        ),
+                    )),
+                    (false, false) => None,
+                })
+            }
+            Step::AbandonDrain {
+                machine,
+                node,
+                timeout,
+            } => {
+                self.update_machine(tenant, machine, |m| m.status.drained = true)
+                    .await?;
+                self.event(
+                    cluster,
+                    EventType::Warning,
+                    "DrainTimeout",
+                    format!("Node {node} did not drain within drainTimeout ({timeout}); removing it anyway"),
+                )
+                .await;
+                Ok(None)
+            }
+            Step::RemoveEtcdMember { node, .. } => {
+                let target = workload.ok_or_else(unreachable)?;
+                self.workloads
+                    .remove_etcd_member(target, node)
+                    .await
+                    .map_err(StepError::Workload)?;
+                Ok(Some((
+                    "EtcdMemberRemoved".to_owned(),
+                    format!("Removed the etcd member of control-plane node {node}"),
                 )))
             }
             Step::ReleaseMachine { name } => {
@@ -277,8 +419,17 @@ impl ClusterController {
     }
 }
 
+fn unreachable() -> StepError {
+    StepError::Workload(WorkloadError::Unreachable {
+        endpoint: "-".to_owned(),
+        message: "the cluster has no API endpoint yet".to_owned(),
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 enum StepError {
+    #[error("the workload cluster: {0}")]
+    Workload(WorkloadError),
     #[error("{0}: {1}")]
     Cloud(String, CloudError),
     #[error(transparent)]
@@ -311,13 +462,20 @@ impl Reconciler for ClusterController {
             Err(e) => {
                 self.event(&cluster, EventType::Warning, "ObserveFailed", e.to_string())
                     .await;
+                self.observation_failed(&cluster, &e).await?;
                 return Err(e);
             }
         };
         let plan = plan::plan(&cluster, &observed);
         debug!(steps = plan.steps.len(), waiting = ?plan.waiting, "planned");
 
-        let results = join_all(plan.steps.iter().map(|s| self.execute(&cluster, s))).await;
+        let workload = self.workload_ref(&cluster, &observed);
+        let results = join_all(
+            plan.steps
+                .iter()
+                .map(|s| self.execute(&cluster, workload.as_ref(), s)),
+        )
+        .await;
         let mut outcome = Outcome::default();
         let mut store_conflict = false;
         for (step, result) in plan.steps.iter().zip(results) {
@@ -335,6 +493,22 @@ impl Reconciler for ClusterController {
                 }
                 Err(StepError::Store(StoreError::Conflict { .. })) => store_conflict = true,
                 Err(StepError::Store(e)) => return Err(e.into()),
+                Err(StepError::Workload(e)) => {
+                    let failure = StepFailure {
+                        stage: step.stage(),
+                        reason: "WorkloadClusterError".to_owned(),
+                        message: format!("the workload cluster: {e}"),
+                        retryable: true,
+                    };
+                    self.event(
+                        &cluster,
+                        EventType::Warning,
+                        &failure.reason,
+                        failure.message.clone(),
+                    )
+                    .await;
+                    outcome.failures.push(failure);
+                }
                 Err(StepError::Cloud(what, e)) => {
                     let failure = StepFailure {
                         stage: step.stage(),
@@ -395,8 +569,14 @@ impl Reconciler for ClusterController {
         else {
             return Ok(Action::await_change());
         };
-        let mut new_status =
-            cluster_status(&cluster, &observed, &infra, &outcome.failures, Utc::now());
+        let mut new_status = cluster_status(
+            &cluster,
+            &observed,
+            &infra,
+            &plan,
+            &outcome.failures,
+            Utc::now(),
+        );
         if let Some(members) = outcome.members_set.take() {
             new_status.api_members = members;
         }
@@ -467,6 +647,37 @@ impl ClusterController {
             self.event(cluster, type_, &new.phase.to_string(), text)
                 .await;
         }
+    }
+
+    /// What kaas cannot see, it cannot vouch for: the infrastructure's state becomes
+    /// Unknown, with the cloud's own words.
+    async fn observation_failed(
+        &self,
+        cluster: &Cluster,
+        e: &ReconcileError,
+    ) -> Result<(), ReconcileError> {
+        let reason = match e {
+            ReconcileError::Observe(c) => c.reason(),
+            _ => "ObserveFailed",
+        };
+        let mut fresh = cluster.clone();
+        set_condition(
+            &mut fresh.status.conditions,
+            kaas_core::Condition::new(
+                kaas_core::cluster::conditions::INFRASTRUCTURE_READY,
+                kaas_core::ConditionStatus::Unknown,
+                reason,
+                e.to_string(),
+            ),
+            Utc::now(),
+        );
+        if fresh.status != cluster.status {
+            match self.store.update_obj(&fresh).await {
+                Ok(_) | Err(StoreError::Conflict { .. }) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     fn metrics_phase(&self, cluster: &Cluster, new: ClusterPhase) {

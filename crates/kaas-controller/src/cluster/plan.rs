@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::{DateTime, Utc};
 use kaas_cloud::{
     CloudResource, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec, ResourceStatus,
     SecurityGroupRule, ServerGroupPolicy,
@@ -18,7 +19,6 @@ use kaas_cloud::{
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::machine::CONTROL_PLANE_POOL;
 use kaas_core::naming::{cluster_tag, machine_tag, resource_prefix};
-use kaas_core::stack::find_stack;
 use kaas_core::{Cluster, Machine, MachineRole, MachineSpec};
 
 /// The Kubernetes API port on the load balancer and the control planes.
@@ -36,6 +36,26 @@ pub struct Observed {
     pub resources: Vec<CloudResource>,
     /// The workload cluster's nodes; `None` while its API does not answer.
     pub nodes: Option<Vec<Node>>,
+    /// The nodes whose etcd members are in the cluster's etcd; `None` if unknown.
+    pub etcd_members: Option<Vec<String>>,
+    /// When the observation was made.
+    pub now: DateTime<Utc>,
+    /// How much faster than real time the cloud runs (the simulation's speed; 1 for a
+    /// real cloud): the spec's timeouts are divided by it.
+    pub time_scale: f64,
+}
+
+impl Observed {
+    /// A duration from the spec (`10m`) in this cloud's time.
+    pub fn scaled(&self, text: &str) -> chrono::Duration {
+        let d = kaas_core::validation::parse_duration(text).unwrap_or_default();
+        let scale = if self.time_scale > 0.0 {
+            self.time_scale
+        } else {
+            1.0
+        };
+        chrono::Duration::from_std(d.div_f64(scale)).unwrap_or(chrono::Duration::MAX)
+    }
 }
 
 /// One idempotent action.
@@ -69,6 +89,24 @@ pub enum Step {
     DeleteMachine {
         name: String,
         reason: String,
+        /// The machine is replaced because it is unhealthy.
+        remediation: bool,
+    },
+    /// Cordon the machine's node and evict its pods (call again to see progress).
+    DrainNode {
+        machine: String,
+        node: String,
+    },
+    /// The drain did not finish within `drainTimeout`: go on without it.
+    AbandonDrain {
+        machine: String,
+        node: String,
+        timeout: String,
+    },
+    /// Remove a leaving control plane's etcd member before its server goes.
+    RemoveEtcdMember {
+        machine: String,
+        node: String,
     },
     /// The machine's server is gone: drop its finalizer so the store removes it.
     ReleaseMachine {
@@ -88,6 +126,9 @@ impl Step {
             Step::AddFinalizer | Step::CreateResource { .. } => Stage::Infrastructure,
             Step::DeleteResource { .. }
             | Step::DeleteMachine { .. }
+            | Step::DrainNode { .. }
+            | Step::AbandonDrain { .. }
+            | Step::RemoveEtcdMember { .. }
             | Step::ReleaseMachine { .. }
             | Step::RemoveFinalizer => Stage::Deletion,
         }
@@ -247,10 +288,12 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Things in progress that the controller waits for (for the requeue decision).
     pub waiting: Vec<String>,
+    /// Why unhealthy machines are not being replaced (maxUnhealthy exceeded, …).
+    pub remediation_blocked: Vec<String>,
 }
 
 impl Plan {
-    fn wait(&mut self, what: impl Into<String>) {
+    pub(super) fn wait(&mut self, what: impl Into<String>) {
         self.waiting.push(what.into());
     }
 
@@ -279,7 +322,7 @@ pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
     }
     plan_infrastructure(cluster, &infra, &mut plan);
     plan_unwanted(&infra, &mut plan);
-    plan_machines(cluster, observed, &infra, &mut plan);
+    super::machines::plan_machines(cluster, observed, &infra, &mut plan);
     plan
 }
 
@@ -289,7 +332,7 @@ fn plan_unwanted(infra: &Infrastructure<'_>, plan: &mut Plan) {
     }
 }
 
-fn delete_resource(r: &CloudResource, plan: &mut Plan) {
+pub(super) fn delete_resource(r: &CloudResource, plan: &mut Plan) {
     if r.status == ResourceStatus::Deleting {
         plan.wait(format!("{} {} to be deleted", r.kind, r.name));
     } else {
@@ -480,161 +523,7 @@ pub fn node_of<'n>(
         .find(|n| n.server_id() == Some(server.id.as_str()))
 }
 
-fn plan_machines(
-    cluster: &Cluster,
-    observed: &Observed,
-    infra: &Infrastructure<'_>,
-    plan: &mut Plan,
-) {
-    let nodes = observed.nodes.as_deref();
-    let (deleting, live): (Vec<&Machine>, Vec<&Machine>) = observed
-        .machines
-        .iter()
-        .partition(|m| m.metadata.is_deleting());
-    // Removals go on whatever else is wrong.
-    for m in &deleting {
-        plan_machine_removal(m, infra, plan);
-    }
-    let cps: Vec<&Machine> = live
-        .iter()
-        .copied()
-        .filter(|m| m.is_control_plane())
-        .collect();
-    plan_load_balancer_members(cluster, cps.as_slice(), infra, plan);
-
-    let Some(stack) = find_stack(&cluster.spec.stack) else {
-        plan.wait(format!("cluster stack {} to exist", cluster.spec.stack));
-        return;
-    };
-    // Machines this plan deletes get no server.
-    let mut doomed: BTreeSet<String> = BTreeSet::new();
-    let mut delete_machine = |plan: &mut Plan, m: &Machine, reason: String| {
-        doomed.insert(m.metadata.name.clone());
-        plan.steps.push(Step::DeleteMachine {
-            name: m.metadata.name.clone(),
-            reason,
-        });
-    };
-
-    let cp = &cluster.spec.control_plane;
-    let cp_spec = |role| MachineSpec {
-        pool: CONTROL_PLANE_POOL.to_owned(),
-        role,
-        version: stack.kubernetes_version.to_owned(),
-        image: stack.image.to_owned(),
-        flavor: cp.flavor.clone(),
-        zone: None,
-    };
-    let all_cp_ready = cps.iter().all(|m| node_ready(m, infra, nodes));
-    let cp_leaving = deleting.iter().any(|m| m.is_control_plane());
-    let cp_count = cps.len() as u32;
-    if cps.is_empty() && !cp_leaving {
-        plan.steps.push(Step::CreateMachine {
-            spec: cp_spec(MachineRole::Init),
-        });
-    } else if cp_count < cp.replicas && all_cp_ready && !cps.is_empty() {
-        // One control plane at a time: etcd grows by one member, only when healthy.
-        plan.steps.push(Step::CreateMachine {
-            spec: cp_spec(MachineRole::ControlPlane),
-        });
-    } else if cp_count > cp.replicas && all_cp_ready && !cp_leaving {
-        // One at a time too: the next leaves only when the last is gone.
-        if let Some(newest) = newest(&cps) {
-            delete_machine(
-                plan,
-                newest,
-                format!("control plane scaled down to {}", cp.replicas),
-            );
-        }
-    } else if cp_count != cp.replicas || !all_cp_ready {
-        plan.wait("control plane machines to become ready");
-    }
-
-    // Workers join once the workload API answers.
-    let api_up = nodes.is_some_and(|ns| ns.iter().any(|n| n.ready));
-    for pool in &cluster.spec.node_pools {
-        let machines: Vec<&Machine> = live
-            .iter()
-            .copied()
-            .filter(|m| !m.is_control_plane() && m.spec.pool == pool.name)
-            .collect();
-        let have = machines.len() as u32;
-        if have < pool.replicas {
-            if api_up {
-                for _ in have..pool.replicas {
-                    plan.steps.push(Step::CreateMachine {
-                        spec: MachineSpec {
-                            pool: pool.name.clone(),
-                            role: MachineRole::Worker,
-                            version: stack.kubernetes_version.to_owned(),
-                            image: stack.image.to_owned(),
-                            flavor: pool.flavor.clone(),
-                            zone: None,
-                        },
-                    });
-                }
-            } else {
-                plan.wait(format!(
-                    "the workload API before creating pool {}",
-                    pool.name
-                ));
-            }
-        } else if have > pool.replicas {
-            let mut victims = machines.clone();
-            // Unready first, then newest.
-            victims.sort_by_key(|m| {
-                (
-                    node_ready(m, infra, nodes),
-                    std::cmp::Reverse(m.metadata.created_at),
-                    m.metadata.name.clone(),
-                )
-            });
-            for m in victims.into_iter().take((have - pool.replicas) as usize) {
-                delete_machine(
-                    plan,
-                    m,
-                    format!("pool {} scaled down to {}", pool.name, pool.replicas),
-                );
-            }
-        }
-    }
-    for m in live.iter().filter(|m| !m.is_control_plane()) {
-        if !cluster
-            .spec
-            .node_pools
-            .iter()
-            .any(|p| p.name == m.spec.pool)
-        {
-            delete_machine(
-                plan,
-                m,
-                format!("pool {} was removed from the spec", m.spec.pool),
-            );
-        }
-    }
-
-    for m in live.iter().filter(|m| !doomed.contains(&m.metadata.name)) {
-        plan_server(cluster, m, infra, nodes, plan);
-    }
-}
-
-fn newest<'a>(machines: &[&'a Machine]) -> Option<&'a Machine> {
-    machines
-        .iter()
-        .copied()
-        .max_by_key(|m| (m.metadata.created_at, m.metadata.name.clone()))
-}
-
-fn plan_machine_removal(m: &Machine, infra: &Infrastructure<'_>, plan: &mut Plan) {
-    match infra.servers.get(&m.metadata.uid) {
-        Some(server) => delete_resource(server, plan),
-        None => plan.steps.push(Step::ReleaseMachine {
-            name: m.metadata.name.clone(),
-        }),
-    }
-}
-
-fn plan_server(
+pub(super) fn plan_server(
     cluster: &Cluster,
     m: &Machine,
     infra: &Infrastructure<'_>,
@@ -643,7 +532,13 @@ fn plan_server(
 ) {
     if let Some(server) = infra.servers.get(&m.metadata.uid) {
         match &server.status {
-            ResourceStatus::Error { .. } => delete_resource(server, plan),
+            // A server that failed before its node ever joined is a failed boot: try
+            // again with a new server. A node that had joined and then failed is the
+            // health check's business (the machine is replaced).
+            ResourceStatus::Error { .. } if m.status.node_name.is_none() => {
+                delete_resource(server, plan)
+            }
+            ResourceStatus::Error { .. } => {}
             ResourceStatus::Active if node_ready(m, infra, nodes) => {}
             _ => plan.wait(format!(
                 "machine {} to become a ready node",
@@ -737,7 +632,7 @@ pub fn member_strings(members: &[PoolMember]) -> Vec<String> {
         .collect()
 }
 
-fn plan_load_balancer_members(
+pub(super) fn plan_load_balancer_members(
     cluster: &Cluster,
     cps: &[&Machine],
     infra: &Infrastructure<'_>,
@@ -776,11 +671,13 @@ fn plan_deletion(
         }
         for m in machines {
             if m.metadata.is_deleting() {
-                plan_machine_removal(m, infra, plan);
+                // The whole cluster goes: no drain, no etcd bookkeeping.
+                super::machines::plan_machine_removal(cluster, observed, m, infra, plan);
             } else {
                 plan.steps.push(Step::DeleteMachine {
                     name: m.metadata.name.clone(),
                     reason: "the cluster is being deleted".to_owned(),
+                    remediation: false,
                 });
             }
         }

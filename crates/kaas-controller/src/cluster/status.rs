@@ -1,5 +1,5 @@
 //! The pure status step: what the cluster and its machines look like, computed from
-//! what was observed and what failed in this reconcile.
+//! what was observed, what was planned and what failed in this reconcile.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +9,13 @@ use kaas_core::cluster::{
     ClusterPhase, InfrastructureResource, NodePoolStatus, ReplicaStatus, conditions,
 };
 use kaas_core::meta::set_condition;
-use kaas_core::stack::find_stack;
 use kaas_core::{
-    Cluster, ClusterStatus, Condition, ConditionStatus, Machine, MachinePhase, MachineStatus,
+    Cluster, ClusterStatus, Condition, ConditionStatus, Machine, MachinePhase, MachineSpec,
+    MachineStatus,
 };
 
-use super::plan::{Infrastructure, Observed, Stage, api_endpoint, node_of, wanted_roles};
+use super::machines::{Targets, is_outdated, targets};
+use super::plan::{Infrastructure, Observed, Plan, Stage, api_endpoint, node_of, wanted_roles};
 
 /// A step that failed in this reconcile.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +29,8 @@ pub struct StepFailure {
     pub retryable: bool,
 }
 
-/// The status of one machine as observed.
+/// The status of one machine as observed. What only the executor knows (drain,
+/// deletion reason) is kept from `m.status`.
 pub fn machine_status(
     m: &Machine,
     infra: &Infrastructure<'_>,
@@ -46,16 +48,24 @@ pub fn machine_status(
         (false, Some(ResourceStatus::Active)) if ready => MachinePhase::Running,
         (false, Some(ResourceStatus::Active)) => MachinePhase::Provisioned,
     };
+    let failure_message = match server.map(|s| &s.status) {
+        Some(ResourceStatus::Error { message }) => Some(message.clone()),
+        _ if m.status.drain_started_at.is_some() && !m.status.drained => {
+            m.status.failure_message.clone()
+        }
+        _ => None,
+    };
     MachineStatus {
         phase,
         server_id: server.map(|s| s.id.clone()),
         addresses: server.and_then(|s| s.address.clone()).into_iter().collect(),
         node_name: node.map(|n| n.name.clone()),
         ready,
-        failure_message: match server.map(|s| &s.status) {
-            Some(ResourceStatus::Error { message }) => Some(message.clone()),
-            _ => None,
-        },
+        failure_message,
+        drain_started_at: m.status.drain_started_at,
+        drained: m.status.drained,
+        deletion_reason: m.status.deletion_reason.clone(),
+        remediation: m.status.remediation,
     }
 }
 
@@ -69,22 +79,99 @@ fn resource_status(r: &CloudResource) -> String {
     .to_owned()
 }
 
+/// Counts of one part of the cluster (the control plane or a pool).
+struct Part<'a> {
+    name: String,
+    desired: u32,
+    live: Vec<&'a Machine>,
+    target: Option<&'a MachineSpec>,
+}
+
+impl Part<'_> {
+    fn counts(&self, ready: &dyn Fn(&Machine) -> bool) -> ReplicaStatus {
+        let updated = |m: &&&Machine| self.target.is_some_and(|t| !is_outdated(m, t));
+        ReplicaStatus {
+            replicas: self.live.len() as u32,
+            ready_replicas: self.live.iter().filter(|m| ready(m)).count() as u32,
+            updated_replicas: self.live.iter().filter(updated).count() as u32,
+            available_replicas: self
+                .live
+                .iter()
+                .filter(updated)
+                .filter(|m| ready(m))
+                .count() as u32,
+        }
+    }
+}
+
+fn parts<'a>(
+    cluster: &'a Cluster,
+    observed: &'a Observed,
+    targets: Option<&'a Targets>,
+) -> Vec<Part<'a>> {
+    let live: Vec<&Machine> = observed
+        .machines
+        .iter()
+        .filter(|m| !m.metadata.is_deleting())
+        .collect();
+    let mut parts = vec![Part {
+        name: "control plane".to_owned(),
+        desired: cluster.spec.control_plane.replicas,
+        live: live
+            .iter()
+            .copied()
+            .filter(|m| m.is_control_plane())
+            .collect(),
+        target: targets.map(|t| &t.control_plane),
+    }];
+    for pool in &cluster.spec.node_pools {
+        parts.push(Part {
+            name: format!("pool {}", pool.name),
+            desired: pool.replicas,
+            live: live
+                .iter()
+                .copied()
+                .filter(|m| !m.is_control_plane() && m.spec.pool == pool.name)
+                .collect(),
+            target: targets.and_then(|t| t.pool(&pool.name)),
+        });
+    }
+    parts
+}
+
 /// The cluster's status after this reconcile.
 pub fn cluster_status(
     cluster: &Cluster,
     observed: &Observed,
     infra: &Infrastructure<'_>,
+    plan: &Plan,
     failures: &[StepFailure],
     now: DateTime<Utc>,
 ) -> ClusterStatus {
     let old = &cluster.status;
+    let nodes = observed.nodes.as_deref();
+    let ready = |m: &Machine| node_of(m, infra, nodes).is_some_and(|n| n.ready);
+    let targets = targets(cluster, &observed.machines);
+    let parts = parts(cluster, observed, targets.as_ref());
+    let counts: Vec<ReplicaStatus> = parts.iter().map(|p| p.counts(&ready)).collect();
+
     let mut status = ClusterStatus {
         phase: old.phase,
         conditions: old.conditions.clone(),
         api_endpoint: api_endpoint(cluster, infra),
         kubernetes_version: old.kubernetes_version.clone(),
-        control_plane: ReplicaStatus::default(),
-        node_pools: Vec::new(),
+        control_plane: counts[0].clone(),
+        node_pools: parts[1..]
+            .iter()
+            .zip(&counts[1..])
+            .map(|(p, c)| NodePoolStatus {
+                name: p.name.trim_start_matches("pool ").to_owned(),
+                replicas: c.replicas,
+                ready_replicas: c.ready_replicas,
+                updated_replicas: c.updated_replicas,
+                available_replicas: c.available_replicas,
+            })
+            .collect(),
         infrastructure: BTreeMap::new(),
         api_members: old.api_members.clone(),
         observed_generation: cluster.metadata.generation,
@@ -101,52 +188,37 @@ pub fn cluster_status(
             },
         );
     }
-    let nodes = observed.nodes.as_deref();
-    let version = find_stack(&cluster.spec.stack).map(|s| s.kubernetes_version);
-    let live: Vec<&Machine> = observed
-        .machines
+    // The version the control plane runs: the oldest among its ready machines.
+    let cp_versions: Vec<&str> = parts[0]
+        .live
         .iter()
-        .filter(|m| !m.metadata.is_deleting())
+        .filter(|m| ready(m))
+        .map(|m| m.spec.version.as_str())
         .collect();
-    let is_ready = |m: &&&Machine| node_of(m, infra, nodes).is_some_and(|n| n.ready);
-    let is_updated = |m: &&&Machine, flavor: &str| {
-        Some(m.spec.version.as_str()) == version && m.spec.flavor == flavor
-    };
-
-    let cps: Vec<&Machine> = live
+    if let Some(v) = cp_versions
         .iter()
-        .copied()
-        .filter(|m| m.is_control_plane())
-        .collect();
-    let cp = &cluster.spec.control_plane;
-    status.control_plane = ReplicaStatus {
-        replicas: cps.len() as u32,
-        ready_replicas: cps.iter().filter(is_ready).count() as u32,
-        updated_replicas: cps.iter().filter(|m| is_updated(m, &cp.flavor)).count() as u32,
-    };
-    for pool in &cluster.spec.node_pools {
-        let ms: Vec<&Machine> = live
-            .iter()
-            .copied()
-            .filter(|m| m.spec.pool == pool.name)
-            .collect();
-        status.node_pools.push(NodePoolStatus {
-            name: pool.name.clone(),
-            replicas: ms.len() as u32,
-            ready_replicas: ms.iter().filter(is_ready).count() as u32,
-            updated_replicas: ms.iter().filter(|m| is_updated(m, &pool.flavor)).count() as u32,
-        });
-    }
-    if status.control_plane.ready_replicas > 0 {
-        status.kubernetes_version = version.map(str::to_owned);
+        .min_by_key(|v| kaas_core::stack::minor_of(v).unwrap_or((0, 0)))
+    {
+        status.kubernetes_version = Some((*v).to_owned());
     }
 
     let failure = |stage: Stage| failures.iter().find(|f| f.stage == stage);
+    let c = |type_: &str, ok: bool, reason: &str, message: String| {
+        Condition::new(
+            type_,
+            if ok {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            reason,
+            message,
+        )
+    };
     let mut conds: Vec<Condition> = Vec::new();
 
     // InfrastructureReady
-    let wanted = wanted_roles(cluster);
-    let pending: Vec<String> = wanted
+    let pending: Vec<String> = wanted_roles(cluster)
         .iter()
         .filter_map(|(role, kind, name)| match infra.get(role) {
             Some(r) if r.is_active() => None,
@@ -156,121 +228,230 @@ pub fn cluster_status(
         .collect();
     let infra_ready = pending.is_empty();
     conds.push(match (failure(Stage::Infrastructure), infra_ready) {
-        (_, true) => Condition::new(
+        (_, true) => c(
             conditions::INFRASTRUCTURE_READY,
-            ConditionStatus::True,
+            true,
             "Ready",
-            "all cloud resources are ACTIVE",
+            "all cloud resources are ACTIVE".to_owned(),
         ),
-        (Some(f), false) => Condition::new(
+        (Some(f), false) => c(
             conditions::INFRASTRUCTURE_READY,
-            ConditionStatus::False,
+            false,
             &f.reason,
             f.message.clone(),
         ),
-        (None, false) => Condition::new(
+        (None, false) => c(
             conditions::INFRASTRUCTURE_READY,
-            ConditionStatus::False,
+            false,
             "Provisioning",
             summarize(&pending),
         ),
     });
 
     // ControlPlaneReady
-    let cp_ready = status.control_plane.ready_replicas == cp.replicas
-        && status.control_plane.replicas == cp.replicas;
+    let cp = &counts[0];
+    let cp_desired = parts[0].desired;
+    let cp_ready = cp.ready_replicas >= cp_desired;
+    let cp_text = format!(
+        "{} of {} control-plane nodes ready",
+        cp.ready_replicas, cp_desired
+    );
     conds.push(match (failure(Stage::ControlPlane), cp_ready) {
-        (_, true) => Condition::new(
+        (_, true) => c(conditions::CONTROL_PLANE_READY, true, "Ready", cp_text),
+        (Some(f), false) => c(
             conditions::CONTROL_PLANE_READY,
-            ConditionStatus::True,
-            "Ready",
-            format!(
-                "{} of {} control-plane nodes ready",
-                cp.replicas, cp.replicas
-            ),
-        ),
-        (Some(f), false) => Condition::new(
-            conditions::CONTROL_PLANE_READY,
-            ConditionStatus::False,
+            false,
             &f.reason,
             f.message.clone(),
         ),
-        (None, false) => Condition::new(
-            conditions::CONTROL_PLANE_READY,
-            ConditionStatus::False,
-            if status.control_plane.ready_replicas == 0 {
+        (None, false) => {
+            let reason = if cp.ready_replicas == 0 {
                 "WaitingForInit"
             } else {
-                "ScalingUp"
-            },
-            format!(
-                "{} of {} control-plane nodes ready",
-                status.control_plane.ready_replicas, cp.replicas
-            ),
-        ),
+                "NotEnoughReady"
+            };
+            c(conditions::CONTROL_PLANE_READY, false, reason, cp_text)
+        }
     });
 
     // NodePoolsReady
-    let unready: Vec<String> = cluster
-        .spec
-        .node_pools
+    let unready: Vec<String> = parts[1..]
         .iter()
-        .zip(&status.node_pools)
-        .filter(|(spec, st)| st.ready_replicas != spec.replicas || st.replicas != spec.replicas)
-        .map(|(spec, st)| {
+        .zip(&counts[1..])
+        .filter(|(p, c)| c.ready_replicas < p.desired)
+        .map(|(p, c)| {
             format!(
-                "pool {}: {} of {} nodes ready",
-                spec.name, st.ready_replicas, spec.replicas
+                "{}: {} of {} nodes ready",
+                p.name, c.ready_replicas, p.desired
             )
         })
         .collect();
     let pools_ready = unready.is_empty();
     conds.push(match (failure(Stage::NodePools), pools_ready) {
-        (_, true) => Condition::new(
+        (_, true) => c(
             conditions::NODE_POOLS_READY,
-            ConditionStatus::True,
+            true,
             "Ready",
-            "every node pool has all its nodes ready",
+            "every node pool has its nodes ready".to_owned(),
         ),
-        (Some(f), false) => Condition::new(
+        (Some(f), false) => c(
             conditions::NODE_POOLS_READY,
-            ConditionStatus::False,
+            false,
             &f.reason,
             f.message.clone(),
         ),
-        (None, false) => Condition::new(
+        (None, false) => c(
             conditions::NODE_POOLS_READY,
-            ConditionStatus::False,
-            "ScalingUp",
+            false,
+            "NotEnoughReady",
             summarize(&unready),
         ),
     });
 
+    // RollingOut, ScalingUp, ScalingDown
+    let mut rolling = Vec::new();
+    let mut up = Vec::new();
+    let mut down = Vec::new();
+    for (p, n) in parts.iter().zip(&counts) {
+        // Machines still leaving count too: a rollout or a scale-down is over when the
+        // last of them is gone.
+        let leaving: Vec<&Machine> = observed
+            .machines
+            .iter()
+            .filter(|m| m.metadata.is_deleting() && !m.status.remediation)
+            .filter(|m| {
+                if p.name == "control plane" {
+                    m.is_control_plane()
+                } else {
+                    !m.is_control_plane() && p.name == format!("pool {}", m.spec.pool)
+                }
+            })
+            .collect();
+        let old_leaving = leaving
+            .iter()
+            .any(|m| p.target.is_some_and(|t| is_outdated(m, t)));
+        let outdated = n.replicas - n.updated_replicas;
+        if outdated > 0 || old_leaving {
+            let to = p
+                .target
+                .map(|t| format!(" to {} ({})", t.version, t.flavor))
+                .unwrap_or_default();
+            rolling.push(format!(
+                "{}: {} of {} updated{to}",
+                p.name,
+                n.updated_replicas,
+                n.replicas.max(p.desired)
+            ));
+        } else if n.replicas < p.desired {
+            up.push(format!(
+                "{}: {} of {} machines",
+                p.name, n.replicas, p.desired
+            ));
+        } else if n.replicas > p.desired || !leaving.is_empty() {
+            down.push(format!(
+                "{}: {} machines, {} wanted",
+                p.name, n.replicas, p.desired
+            ));
+        }
+    }
     let deleting = cluster.metadata.is_deleting();
+    conds.push(if rolling.is_empty() || deleting {
+        c(
+            conditions::ROLLING_OUT,
+            false,
+            "UpToDate",
+            "every machine has its current version, image and flavor".to_owned(),
+        )
+    } else {
+        c(
+            conditions::ROLLING_OUT,
+            true,
+            "RollingOut",
+            summarize(&rolling),
+        )
+    });
+    conds.push(if up.is_empty() || deleting {
+        c(conditions::SCALING_UP, false, "NotScalingUp", String::new())
+    } else {
+        c(conditions::SCALING_UP, true, "ScalingUp", summarize(&up))
+    });
+    conds.push(if down.is_empty() || deleting {
+        c(
+            conditions::SCALING_DOWN,
+            false,
+            "NotScalingDown",
+            String::new(),
+        )
+    } else {
+        c(
+            conditions::SCALING_DOWN,
+            true,
+            "ScalingDown",
+            summarize(&down),
+        )
+    });
+
+    // Remediating
+    let replacing: Vec<String> = observed
+        .machines
+        .iter()
+        .filter(|m| m.metadata.is_deleting() && m.status.remediation)
+        .map(|m| {
+            format!(
+                "{} ({})",
+                m.metadata.name,
+                m.status.deletion_reason.as_deref().unwrap_or("unhealthy")
+            )
+        })
+        .collect();
+    conds.push(if !plan.remediation_blocked.is_empty() {
+        c(
+            conditions::REMEDIATING,
+            false,
+            "TooManyUnhealthy",
+            summarize(&plan.remediation_blocked),
+        )
+    } else if !replacing.is_empty() {
+        c(
+            conditions::REMEDIATING,
+            true,
+            "Remediating",
+            format!("replacing {}", summarize(&replacing)),
+        )
+    } else {
+        c(
+            conditions::REMEDIATING,
+            false,
+            "NoUnhealthyMachines",
+            String::new(),
+        )
+    });
+
     let available = infra_ready && cp_ready && pools_ready && !deleting;
     let not_ready: Vec<&str> = conds
         .iter()
+        .take(3)
         .filter(|c| !c.is_true())
         .map(|c| c.type_.as_str())
         .collect();
     conds.push(if available {
-        Condition::new(
+        c(
             conditions::AVAILABLE,
-            ConditionStatus::True,
+            true,
             "Available",
-            "the cluster is ready for workloads",
+            "the cluster is ready for workloads".to_owned(),
         )
     } else if deleting {
-        Condition::new(
+        c(
             conditions::AVAILABLE,
-            ConditionStatus::False,
+            false,
             "Deleting",
-            "the cluster is being deleted",
+            "the cluster is being deleted".to_owned(),
         )
     } else {
-        Condition::new(
+        c(
             conditions::AVAILABLE,
-            ConditionStatus::False,
+            false,
             "NotReady",
             format!("waiting for {}", not_ready.join(", ")),
         )
@@ -295,18 +476,21 @@ pub fn cluster_status(
             ),
         });
     }
-    for c in conds {
-        set_condition(&mut status.conditions, c, now);
+    let changing =
+        !rolling.is_empty() || !up.is_empty() || !down.is_empty() || !replacing.is_empty();
+    for cond in conds {
+        set_condition(&mut status.conditions, cond, now);
     }
 
     let hard_failure = failures.iter().any(|f| !f.retryable);
+    let was_available = matches!(old.phase, ClusterPhase::Available | ClusterPhase::Updating);
     status.phase = if deleting {
         ClusterPhase::Deleting
-    } else if available {
-        ClusterPhase::Available
     } else if hard_failure {
         ClusterPhase::Failed
-    } else if matches!(old.phase, ClusterPhase::Available | ClusterPhase::Updating) {
+    } else if available && !changing {
+        ClusterPhase::Available
+    } else if was_available || available {
         ClusterPhase::Updating
     } else {
         ClusterPhase::Provisioning

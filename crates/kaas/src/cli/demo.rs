@@ -20,6 +20,7 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
         listen: args.listen,
         cloud: CloudKind::Sim,
         sim_speed: args.sim_speed,
+        sim_faults: Default::default(),
     })
     .await?;
     let url = running.url();

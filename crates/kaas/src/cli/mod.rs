@@ -87,6 +87,10 @@ pub struct ServerArgs {
     /// Time-scale factor of the simulated cloud (200: two hundred times faster).
     #[arg(long, default_value_t = 1.0)]
     pub sim_speed: f64,
+    /// Fault rates of the simulated cloud, e.g. `api-errors=0.05,server-errors=0.1`
+    /// (also timeouts, quota-errors, stuck-load-balancers).
+    #[arg(long, value_parser = crate::server::parse_sim_faults)]
+    pub sim_faults: Option<kaas_sim::SimFaults>,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -187,6 +191,35 @@ pub enum ClusterCommand {
     },
     /// A cluster's events, oldest first.
     Events { name: String },
+    /// Set the number of machines of a node pool (or of the control plane).
+    Scale {
+        name: String,
+        /// The node pool to scale.
+        #[arg(
+            long,
+            required_unless_present = "control_plane",
+            conflicts_with = "control_plane"
+        )]
+        pool: Option<String>,
+        /// The pool's new number of machines (0..1000).
+        #[arg(long, requires = "pool")]
+        replicas: Option<u32>,
+        /// The control plane's new number of machines (1, 3 or 5).
+        #[arg(long)]
+        control_plane: Option<u32>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Move a cluster to another cluster stack (one Kubernetes minor version at a time).
+    Upgrade {
+        name: String,
+        #[arg(long)]
+        stack: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Follow a cluster's events and status until Ctrl-C (or until it is gone).
+    Watch { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +238,30 @@ pub enum SimCommand {
     Inventory {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+    },
+    /// Show or set the simulated cloud's fault rates (probabilities 0..1).
+    Faults {
+        #[arg(long)]
+        api_errors: Option<f64>,
+        #[arg(long)]
+        timeouts: Option<f64>,
+        #[arg(long)]
+        quota_errors: Option<f64>,
+        #[arg(long)]
+        server_errors: Option<f64>,
+        #[arg(long)]
+        stuck_load_balancers: Option<f64>,
+        /// Set every rate to 0.
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Make a simulated node Ready or NotReady, or block its drain.
+    Node {
+        name: String,
+        #[arg(long)]
+        ready: Option<bool>,
+        #[arg(long)]
+        drain_blocked: Option<bool>,
     },
 }
 
@@ -261,6 +318,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 listen: args.listen,
                 cloud: args.cloud,
                 sim_speed: args.sim_speed,
+                sim_faults: args.sim_faults.unwrap_or_default(),
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -344,6 +402,64 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sim(SimCommand::Faults {
+            api_errors,
+            timeouts,
+            quota_errors,
+            server_errors,
+            stuck_load_balancers,
+            clear,
+        }) => {
+            let client = client()?;
+            let mut faults = if clear {
+                json!({})
+            } else {
+                client.get("/v1/sim/faults").await?
+            };
+            for (key, value) in [
+                ("apiErrors", api_errors),
+                ("timeouts", timeouts),
+                ("quotaErrors", quota_errors),
+                ("serverErrors", server_errors),
+                ("stuckLoadBalancers", stuck_load_balancers),
+            ] {
+                if let Some(v) = value {
+                    faults[key] = json!(v);
+                }
+            }
+            let changed = clear
+                || [
+                    api_errors,
+                    timeouts,
+                    quota_errors,
+                    server_errors,
+                    stuck_load_balancers,
+                ]
+                .iter()
+                .any(Option::is_some);
+            let now = if changed {
+                client
+                    .request(Method::PUT, "/v1/sim/faults", Some(&faults))
+                    .await?
+                    .unwrap_or_default()
+            } else {
+                faults
+            };
+            print_value(&now, Format::Json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Node {
+            name,
+            ready,
+            drain_blocked,
+        }) => {
+            let body = json!({"ready": ready, "drainBlocked": drain_blocked});
+            client()?
+                .request(Method::PUT, &format!("/v1/sim/nodes/{name}"), Some(&body))
+                .await?;
+            println!("node/{name} changed in the simulated cloud");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim(SimCommand::Inventory { output }) => {
             let inv = client()?.get("/v1/sim/inventory").await?;
             if output != Format::Table {
@@ -374,6 +490,34 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 
 fn items(list: &Value) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Reads the cluster, changes its spec, and writes it back with its resourceVersion;
+/// reads again and retries when someone else (the controller's status) came between.
+async fn change_spec(
+    client: &Client,
+    name: &str,
+    change: impl Fn(&mut Value) -> Result<()>,
+) -> Result<Value> {
+    let mut attempt = 0;
+    loop {
+        let mut cluster = client.get(&format!("/v1/clusters/{name}")).await?;
+        change(&mut cluster["spec"])?;
+        match client
+            .request(Method::PUT, &format!("/v1/clusters/{name}"), Some(&cluster))
+            .await
+        {
+            Ok(updated) => return Ok(updated.unwrap_or_default()),
+            Err(e) if client::is_status(&e, reqwest::StatusCode::CONFLICT) && attempt < 10 => {
+                let being_deleted = e.to_string().contains("being deleted");
+                if being_deleted {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Reads a Cluster from YAML or JSON.
@@ -496,6 +640,62 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        ClusterCommand::Scale {
+            name,
+            pool,
+            replicas,
+            control_plane,
+            wait,
+        } => {
+            let from = if wait.wait {
+                wait::latest_seq(client, &name).await?
+            } else {
+                0
+            };
+            let what = match (&pool, replicas, control_plane) {
+                (_, _, Some(n)) => format!("control plane to {n}"),
+                (Some(p), Some(n), None) => format!("pool {p} to {n}"),
+                _ => bail!("give --pool P --replicas N, or --control-plane N"),
+            };
+            change_spec(client, &name, |spec| {
+                if let Some(n) = control_plane {
+                    spec["controlPlane"]["replicas"] = json!(n);
+                    return Ok(());
+                }
+                let (Some(pool), Some(n)) = (&pool, replicas) else { return Ok(()) };
+                let pools = spec["nodePools"].as_array_mut().context("the cluster has no node pools")?;
+                let Some(p) = pools.iter_mut().find(|p| p["name"] == pool.as_str()) else {
+                    let names: Vec<&str> = pools.iter().filter_map(|p| p["name"].as_str()).collect();
+                    bail!("cluster {name} has no node pool {pool:?} (pools: {}); add pools with kaas apply -f", names.join(", "));
+                };
+                p["replicas"] = json!(n);
+                Ok(())
+            })
+            .await?;
+            println!("cluster/{name} scaled: {what}");
+            if wait.wait {
+                return wait::until_available_from(client, &name, from, wait.timeout).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Upgrade { name, stack, wait } => {
+            let from = if wait.wait {
+                wait::latest_seq(client, &name).await?
+            } else {
+                0
+            };
+            change_spec(client, &name, |spec| {
+                spec["stack"] = json!(stack);
+                Ok(())
+            })
+            .await?;
+            println!("cluster/{name} upgrading to stack {stack}");
+            if wait.wait {
+                return wait::until_available_from(client, &name, from, wait.timeout).await;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Watch { name } => wait::watch(client, &name).await,
         ClusterCommand::Events { name } => {
             let mut all = Vec::new();
             let mut since = 0;

@@ -46,13 +46,26 @@ pub fn summary(c: &Value) -> String {
         "phase {}",
         s["phase"].as_str().unwrap_or("Pending")
     )];
+    let busy = [
+        "RollingOut",
+        "ScalingUp",
+        "ScalingDown",
+        "Remediating",
+        "Deleting",
+    ];
     for cond in s["conditions"].as_array().into_iter().flatten() {
-        let mark = if cond["status"] == "True" {
-            "✓"
+        let type_ = cond["type"].as_str().unwrap_or("");
+        let on = cond["status"] == "True";
+        if busy.contains(&type_) {
+            if on {
+                parts.push(format!(
+                    "{type_}: {}",
+                    cond["message"].as_str().unwrap_or("")
+                ));
+            }
         } else {
-            "…"
-        };
-        parts.push(format!("{mark} {}", cond["type"].as_str().unwrap_or("")));
+            parts.push(format!("{} {type_}", if on { "✓" } else { "…" }));
+        }
     }
     let cp = &s["controlPlane"];
     parts.push(format!(
@@ -75,6 +88,41 @@ pub fn summary(c: &Value) -> String {
         ));
     }
     parts.join(" · ")
+}
+
+/// Available, with every change of the spec carried out: the status describes the
+/// current generation, and nothing is rolling out, scaling or being replaced.
+pub fn settled(c: &Value) -> bool {
+    let busy = ["RollingOut", "ScalingUp", "ScalingDown", "Remediating"];
+    c["metadata"]["generation"] == c["status"]["observedGeneration"]
+        && c["status"]["phase"] == "Available"
+        && c["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|k| !(busy.contains(&k["type"].as_str().unwrap_or("")) && k["status"] == "True"))
+}
+
+/// Follows a cluster until Ctrl-C, or until it is gone.
+pub async fn watch(client: &Client, name: &str) -> Result<ExitCode> {
+    let mut seq = 0;
+    let mut last_summary = String::new();
+    loop {
+        seq = print_events(client, name, seq).await?;
+        let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
+            println!("cluster/{name} is gone");
+            return Ok(ExitCode::SUCCESS);
+        };
+        let line = summary(&c);
+        if line != last_summary {
+            println!("  ── {line}");
+            last_summary = line;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
 }
 
 fn failure_reason(c: &Value) -> String {
@@ -141,10 +189,8 @@ pub async fn until_available_from(
             println!("  ── {line}");
             last_summary = line;
         }
-        let generation = c["metadata"]["generation"].as_i64();
-        let observed = c["status"]["observedGeneration"].as_i64();
         match c["status"]["phase"].as_str() {
-            Some("Available") if generation == observed => {
+            Some("Available") if settled(&c) => {
                 println!(
                     "cluster/{name} is Available at {} after {:.1}s",
                     c["status"]["apiEndpoint"].as_str().unwrap_or("-"),

@@ -22,15 +22,22 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub port: u16,
     pub speed: f64,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl Server {
     pub fn start(data_dir: &Path, speed: f64) -> Self {
+        Self::start_with(data_dir, speed, &[])
+    }
+
+    /// A server with extra flags (`--sim-faults …`).
+    pub fn start_with(data_dir: &Path, speed: f64, extra: &[&str]) -> Self {
         let mut s = Self {
             data_dir: data_dir.to_owned(),
             port: free_port(),
             speed,
+            extra: extra.iter().map(|e| (*e).to_owned()).collect(),
             child: None,
         };
         s.spawn();
@@ -48,6 +55,7 @@ impl Server {
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--sim-speed", &self.speed.to_string()])
+            .args(&self.extra)
             .env("KAAS_LOG", "info,kaas_controller=debug")
             .stdout(Stdio::null())
             .stderr(log)
@@ -127,6 +135,53 @@ impl Server {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<Value> {
+        let out = self.kaas(&["cluster", "get", name, "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    }
+
+    pub fn machines(&self, cluster: &str) -> Vec<Value> {
+        self.kaas_json(&["machine", "list", cluster, "-o", "json"])["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Polls until `done` holds for the cluster (None: gone), or panics after `secs`.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        secs: u64,
+        done: impl Fn(Option<&Value>) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let cluster = self.cluster(name);
+            if done(cluster.as_ref()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster {name} never became {what}: {cluster:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs the CLI and asserts it succeeded.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kaas(args);
+        assert!(
+            out.status.success(),
+            "kaas {args:?} failed:\n{}",
+            text(&out)
+        );
+        text(&out)
     }
 
     pub fn inventory(&self) -> Vec<Value> {

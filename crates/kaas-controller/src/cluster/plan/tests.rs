@@ -250,6 +250,8 @@ fn mk_node(server_id: &str, ready: bool) -> Node {
         provider_id: format!("openstack:///{server_id}"),
         ready,
         kubelet_version: VERSION.to_owned(),
+        last_transition: None,
+        unschedulable: false,
     }
 }
 
@@ -321,6 +323,9 @@ fn step_name(step: &Step) -> String {
         Step::CreateServer { machine, .. } => format!("create-server {machine}"),
         Step::DeleteMachine { name, .. } => format!("delete-machine {name}"),
         Step::ReleaseMachine { name } => format!("release-machine {name}"),
+        Step::DrainNode { node, .. } => format!("drain {node}"),
+        Step::AbandonDrain { node, .. } => format!("abandon-drain {node}"),
+        Step::RemoveEtcdMember { node, .. } => format!("remove-etcd-member {node}"),
         Step::RemoveFinalizer => "remove-finalizer".to_owned(),
     }
 }
@@ -511,7 +516,10 @@ fn a_fresh_cluster_creates_what_needs_no_ids_and_records_the_init_machine() {
     ] {
         assert_waiting_for(&plan, &format!("{what} (needs what comes before it)"));
     }
-    assert_waiting_for(&plan, "the workload API before creating pool workers");
+    assert_waiting_for(
+        &plan,
+        "the workload API before creating machines of pool workers",
+    );
     assert!(!plan.is_settled());
 }
 
@@ -1159,7 +1167,11 @@ fn control_plane_grows_one_ready_machine_at_a_time() {
                 ("m2", Cp, M::Ready),
                 ("m3", Cp, M::Ready),
             ],
-            vec!["delete-machine demo-control-plane-m3"],
+            // The leaving machine is out of the load balancer at once.
+            vec![
+                "delete-machine demo-control-plane-m3",
+                "set-members 10.0.0.11:6443,10.0.0.12:6443",
+            ],
         ),
         (
             1,
@@ -1242,7 +1254,7 @@ fn a_waiting_control_plane_is_not_settled() {
     );
     let plan = plan(&with_members(cluster, &["10.0.0.11:6443"]), &observed);
     assert_steps(&plan, &[]);
-    assert_waiting_for(&plan, "control plane machines to become ready");
+    assert_waiting_for(&plan, "the control plane to settle");
     assert_waiting_for(
         &plan,
         "machine demo-control-plane-m1 to become a ready node",
@@ -1297,7 +1309,7 @@ fn no_second_init_while_the_first_is_being_deleted() {
     let plan = plan(&cluster, &observed);
     assert_steps(&plan, &[]);
     assert_waiting_for(&plan, "server demo-control-plane-m1 to be deleted");
-    assert_waiting_for(&plan, "control plane machines to become ready");
+    assert_waiting_for(&plan, "the control plane to settle");
 }
 
 #[test]
@@ -1503,7 +1515,10 @@ fn workers_wait_for_a_ready_node() {
             "{init:?}: {:?}",
             step_names(&plan)
         );
-        assert_waiting_for(&plan, "the workload API before creating pool workers");
+        assert_waiting_for(
+            &plan,
+            "the workload API before creating machines of pool workers",
+        );
     }
 }
 
@@ -1633,7 +1648,7 @@ fn scale_down_removes_unready_first_then_newest() {
             .steps
             .iter()
             .filter_map(|s| match s {
-                Step::DeleteMachine { name, reason } => {
+                Step::DeleteMachine { name, reason, .. } => {
                     assert_eq!(reason, &format!("pool workers scaled down to {replicas}"));
                     Some(name.as_str())
                 }
@@ -1893,9 +1908,9 @@ fn a_deleting_control_plane_leaves_the_load_balancer() {
     let plan = plan(&cluster, &observed);
     assert_steps(
         &plan,
+        // Its node is drained first; no new control plane joins while one leaves.
         &[
-            "delete server demo-control-plane-m3",
-            "create-machine control-plane",
+            "drain node-srv-m3",
             "set-members 10.0.0.11:6443,10.0.0.12:6443",
         ],
     );
@@ -2253,7 +2268,8 @@ fn a_server_of_a_deleting_machine_is_not_an_orphan() {
     assert!(infra.unwanted.is_empty());
     assert_eq!(infra.servers.len(), 2);
     let plan = plan(&with_members(cluster, &["10.0.0.11:6443"]), &observed);
-    assert_steps(&plan, &["delete server demo-control-plane-m2"]);
+    // A ready node is drained before its server goes.
+    assert_steps(&plan, &["drain node-srv-m2"]);
 }
 
 // ---------------------------------------------------------------------------------------
