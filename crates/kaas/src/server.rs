@@ -15,7 +15,7 @@ use kaas_core::FieldError;
 use kaas_core::meta::DEFAULT_TENANT;
 use kaas_core::tenant::{Tenant, TenantSpec};
 use kaas_core::{Cluster, Object};
-use kaas_sim::{SimCloud, SimConfig, SimFaults};
+use kaas_sim::{Latencies, SimCloud, SimConfig, SimFaults};
 use kaas_store::{SqliteStore, Store, StoreError, StoreExt};
 use prometheus_client::registry::Registry;
 use rand::Rng;
@@ -39,6 +39,21 @@ pub struct ServerConfig {
     pub sim_speed: f64,
     /// Fault rates of the simulated cloud at start.
     pub sim_faults: SimFaults,
+    /// Latencies of the simulated cloud; `None`: realistic ranges.
+    pub sim_latencies: Option<Latencies>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./kaas-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            cloud: CloudKind::Sim,
+            sim_speed: 1.0,
+            sim_faults: SimFaults::default(),
+            sim_latencies: None,
+        }
+    }
 }
 
 /// A server running in this process.
@@ -106,7 +121,8 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
         |secs: f64, min: f64, max: f64| Duration::from_secs_f64((secs / speed).clamp(min, max));
     (
         ClusterControllerConfig {
-            poll_interval: scaled(5.0, 0.02, 5.0),
+            // One simulated second: each wait in a chain of steps costs up to this.
+            poll_interval: scaled(1.0, 0.01, 5.0),
             steady_interval: scaled(60.0, 1.0, 60.0),
             time_scale: speed,
         },
@@ -141,6 +157,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         speed: config.sim_speed,
         state_file: Some(config.data_dir.join("sim-cloud.json")),
         faults: config.sim_faults.clone(),
+        latencies: config.sim_latencies.unwrap_or_default(),
         ..SimConfig::default()
     })
     .context("cannot start the simulated cloud")?;

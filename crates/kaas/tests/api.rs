@@ -13,6 +13,7 @@ async fn server(dir: &std::path::Path) -> RunningServer {
         cloud: CloudKind::Sim,
         sim_speed: 500.0,
         sim_faults: Default::default(),
+        sim_latencies: None,
     })
     .await
     .unwrap()

@@ -515,3 +515,6 @@ pub fn plan_machine_removal(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

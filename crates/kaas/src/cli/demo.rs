@@ -21,6 +21,7 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
         cloud: CloudKind::Sim,
         sim_speed: args.sim_speed,
         sim_faults: Default::default(),
+        sim_latencies: None,
     })
     .await?;
     let url = running.url();

@@ -319,6 +319,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 cloud: args.cloud,
                 sim_speed: args.sim_speed,
                 sim_faults: args.sim_faults.unwrap_or_default(),
+                sim_latencies: None,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
