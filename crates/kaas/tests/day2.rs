@@ -380,3 +380,74 @@ fn injected_faults_show_in_conditions_and_heal() {
     server.ok(&["cluster", "delete", "f", "--wait", "--timeout", "60s"]);
     assert_eq!(server.inventory(), Vec::<Value>::new());
 }
+
+#[test]
+fn node_pools_are_added_and_removed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), 200.0);
+    let file = dir.path().join("p.yaml");
+    let write = |pools: &str| {
+        std::fs::write(
+            &file,
+            format!("apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: p\nspec:\n  controlPlane:\n    replicas: 1\n  nodePools:\n{pools}"),
+        )
+        .unwrap();
+    };
+    write("    - {name: general, replicas: 2}\n");
+    server.ok(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+
+    write("    - {name: general, replicas: 2}\n    - {name: gpu, replicas: 2, flavor: g1.large}\n");
+    let out = server.ok(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.contains("cluster/p configured"), "{out}");
+    let pools: Vec<String> = server
+        .machines("p")
+        .iter()
+        .map(|m| m["spec"]["pool"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(pools.iter().filter(|p| *p == "gpu").count(), 2, "{pools:?}");
+    let gpu_group = server
+        .inventory()
+        .iter()
+        .any(|i| i["kind"] == "serverGroup" && i["name"].as_str().unwrap().ends_with("-gpu"));
+    assert!(gpu_group, "no server group for the new pool");
+    let get = server.ok(&["cluster", "get", "p"]);
+    assert!(get.contains("gpu") && get.contains("AVAILABLE"), "{get}");
+
+    write("    - {name: gpu, replicas: 2, flavor: g1.large}\n");
+    server.ok(&[
+        "apply",
+        "-f",
+        file.to_str().unwrap(),
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    let pools: Vec<String> = server
+        .machines("p")
+        .iter()
+        .map(|m| m["spec"]["pool"].as_str().unwrap().to_owned())
+        .collect();
+    let mut pools = pools;
+    pools.sort();
+    assert_eq!(pools, ["control-plane", "gpu", "gpu"]);
+    server.wait_for("p", "without the general pool's server group", 30, |_| {
+        !server.inventory().iter().any(|i| {
+            i["kind"] == "serverGroup" && i["name"].as_str().unwrap().ends_with("-general")
+        })
+    });
+    assert_eq!(servers(&server), 3);
+}

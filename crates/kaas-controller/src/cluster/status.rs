@@ -354,6 +354,23 @@ pub fn cluster_status(
             ));
         }
     }
+    // Pools taken out of the spec are scaling down until their last machine is gone.
+    let mut removed: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in observed.machines.iter().filter(|m| !m.is_control_plane()) {
+        if !cluster
+            .spec
+            .node_pools
+            .iter()
+            .any(|p| p.name == m.spec.pool)
+        {
+            *removed.entry(m.spec.pool.as_str()).or_default() += 1;
+        }
+    }
+    for (pool, n) in removed {
+        down.push(format!(
+            "pool {pool}: removed from the spec, {n} machines left"
+        ));
+    }
     let deleting = cluster.metadata.is_deleting();
     conds.push(if rolling.is_empty() || deleting {
         c(

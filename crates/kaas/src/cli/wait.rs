@@ -75,17 +75,21 @@ pub fn summary(c: &Value) -> String {
     ));
     for p in c["spec"]["nodePools"].as_array().into_iter().flatten() {
         let name = p["name"].as_str().unwrap_or("");
-        let ready = s["nodePools"]
+        let st = s["nodePools"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|st| st["name"] == name)
-            .and_then(|st| st["readyReplicas"].as_u64())
-            .unwrap_or(0);
-        parts.push(format!(
-            "{name} {ready}/{}",
+            .find(|st| st["name"] == name);
+        let field = |k: &str| st.and_then(|st| st[k].as_u64()).unwrap_or(0);
+        let mut text = format!(
+            "{name} {}/{}",
+            field("readyReplicas"),
             p["replicas"].as_u64().unwrap_or(0)
-        ));
+        );
+        if field("updatedReplicas") < field("replicas") {
+            text.push_str(&format!(" ({} updated)", field("updatedReplicas")));
+        }
+        parts.push(text);
     }
     parts.join(" · ")
 }
