@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use kaas_cloud::{Node, ResourceStatus};
 use kaas_core::machine::CONTROL_PLANE_POOL;
-use kaas_core::stack::{find_stack, minor_of, stack_for_version};
+use kaas_core::stack::find_stack;
 use kaas_core::{Cluster, Machine, MachineRole, MachineSpec, NodePool};
 
 use super::plan::{
@@ -75,13 +75,11 @@ pub fn targets(cluster: &Cluster, machines: &[Machine]) -> Option<Targets> {
     let control_plane_rolling = cps.iter().any(|m| is_outdated(m, &control_plane));
     // While the control plane rolls, workers stay at the oldest version it runs.
     let (version, image) = if control_plane_rolling {
-        let oldest = cps
-            .iter()
-            .map(|m| m.spec.version.as_str())
-            .min_by_key(|v| minor_of(v).unwrap_or((0, 0)))
-            .unwrap_or(stack.kubernetes_version);
-        let image = stack_for_version(oldest).map_or(stack.image, |s| s.image);
-        (oldest.to_owned(), image.to_owned())
+        // The oldest control plane by full version, with its own image.
+        match cps.iter().min_by_key(|m| version_key(&m.spec.version)) {
+            Some(oldest) => (oldest.spec.version.clone(), oldest.spec.image.clone()),
+            None => (stack.kubernetes_version.to_owned(), stack.image.to_owned()),
+        }
     } else {
         (stack.kubernetes_version.to_owned(), stack.image.to_owned())
     };
@@ -108,6 +106,19 @@ pub fn targets(cluster: &Cluster, machines: &[Machine]) -> Option<Targets> {
         pools,
         control_plane_rolling,
     })
+}
+
+/// `(major, minor, patch)` of `v1.33.5`, for ordering versions.
+fn version_key(version: &str) -> (u32, u32, u32) {
+    let mut parts = version
+        .trim_start_matches('v')
+        .split(['.', '-', '+'])
+        .map(|p| p.parse().unwrap_or(0));
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
 }
 
 /// Why a machine is unhealthy, if it is.
@@ -282,6 +293,14 @@ pub fn plan_machines(
         let healthy = cps.iter().filter(|m| p.ready(m)).count() as u32;
         if healthy > cp.replicas / 2 {
             p.remediate(plan, "control plane", &cps, cp.replicas, true);
+        } else if cps
+            .iter()
+            .any(|m| unhealthy(cluster, observed, m, infra).is_some())
+        {
+            plan.remediation_blocked.push(format!(
+                "control plane: only {healthy} of {} machines are Ready; replacing one now could lose etcd quorum",
+                cp.replicas
+            ));
         }
     }
     let cps = p.live(observed.machines.iter().filter(|m| m.is_control_plane()));
@@ -371,6 +390,7 @@ fn plan_pool(
             .iter()
             .filter(|m| !m.is_control_plane() && m.spec.pool == pool.name),
     );
+    let blocked_before = plan.remediation_blocked.len();
     p.remediate(
         plan,
         &format!("pool {}", pool.name),
@@ -378,6 +398,10 @@ fn plan_pool(
         pool.replicas,
         false,
     );
+    // Unready outdated machines may go without using the availability budget, but
+    // only when readiness is known (the API answers) and repair is not being held
+    // back by maxUnhealthy (a rollout must not do what repair refuses to).
+    let unready_may_go = p.nodes().is_some() && plan.remediation_blocked.len() == blocked_before;
     let live = p.live(machines.into_iter());
     let (old, new): (Vec<&Machine>, Vec<&Machine>) =
         live.iter().partition(|m| is_outdated(m, target));
@@ -438,7 +462,9 @@ fn plan_pool(
             target.version, target.image, target.flavor
         );
         if !p.ready(m) {
-            p.delete(plan, m, reason, false);
+            if unready_may_go {
+                p.delete(plan, m, reason, false);
+            }
         } else if budget > 0 {
             budget -= 1;
             p.delete(plan, m, reason, false);
@@ -496,6 +522,13 @@ pub fn plan_machine_removal(
     }
     if !whole_cluster && m.is_control_plane() {
         let node_name = node.map_or(m.metadata.name.as_str(), |n| n.name.as_str());
+        // A control plane that ever joined may hold an etcd member; while membership
+        // cannot be read, its server stays (deleting it would leave a dead member
+        // eating into quorum).
+        if observed.etcd_members.is_none() && m.status.node_name.is_some() {
+            plan.wait(format!("the etcd membership of {node_name} to be readable"));
+            return;
+        }
         if observed
             .etcd_members
             .as_ref()
