@@ -4,7 +4,8 @@
 //! The [`Store`] trait works on JSON documents of any kind so that it stays
 //! dyn-compatible and backend-neutral; [`StoreExt`] adds typed access for every
 //! [`kaas_core::Object`]. Implementations: [`SqliteStore`] (embedded default); a
-//! PostgreSQL one implements the same trait.
+//! PostgreSQL one implements the same trait. Sensitive data is stored as kind `Secret`
+//! through [`Secrets`], sealed with envelope encryption (see [`SecretBox`]).
 //!
 //! **Invariants:**
 //! - `metadata.resourceVersion` is the sequence number of the object's last change in
@@ -15,9 +16,14 @@
 //! - Deleting an object with finalizers only sets `deletionRequestedAt`; the object
 //!   disappears when an update leaves it with no finalizers.
 
+mod secrets;
 mod sqlite;
 mod typed;
 
+pub use secrets::{
+    ENV_KEY_ID, KEY_DIR, KEY_ENV_VAR, KEY_LEN, SECRET_KIND, Sealed, SecretBox, SecretError,
+    Secrets, add_key, rewrap_all,
+};
 pub use sqlite::SqliteStore;
 pub use typed::StoreExt;
 

@@ -1,0 +1,36 @@
+//! Bootstrap material for kaas workload clusters.
+//!
+//! Per cluster: the Kubernetes, etcd and front-proxy CAs and the service-account key
+//! pair ([`pki`]), short-lived admin client certificates and their kubeconfigs
+//! ([`kubeconfig`]). Per machine: a bootstrap token ([`token`]), the kubeadm
+//! configuration with the SCS hardening settings ([`kubeadm`]) and the cloud-init user
+//! data that carries it all and fits Nova's limit ([`cloudinit`]).
+//!
+//! **Architecture invariant:** this crate does no I/O. It renders documents and
+//! generates keys (drawing on the system random number generator); storing, encrypting
+//! and shipping them is someone else's job.
+//!
+//! **Architecture invariant:** secret material never appears in a `Debug` output or an
+//! error message, and a worker's user data never contains a private key.
+
+pub mod cloudinit;
+mod error;
+pub mod kubeadm;
+pub mod kubeconfig;
+pub mod pki;
+pub mod token;
+
+pub use cloudinit::{
+    ControlPlaneMaterial, MachineBootstrap, NOVA_USER_DATA_LIMIT, UserData, render_user_data,
+};
+pub use error::BootstrapError;
+pub use kubeadm::{
+    ApiServerFile, KubeadmApiVersion, KubernetesVersion, NodeBootstrap, NodeRole, api_server_files,
+    render_kubeadm_config,
+};
+pub use kubeconfig::render_admin_kubeconfig;
+pub use pki::{
+    ApiServerSans, CertAndKey, ClusterPki, KeyPairPem, ca_cert_hash, issue_admin_client_cert,
+    issue_apiserver_cert,
+};
+pub use token::BootstrapToken;
