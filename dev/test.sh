@@ -1,8 +1,32 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs all of them: formatting, lints, unit tests,
-# and the end-to-end tests that drive the real binary against the simulated cloud.
+# the tests that check rendered artifacts with real tools (cloud-init's schema
+# validator, openssl, kubectl), and the end-to-end tests that drive the real binary
+# against the simulated cloud.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" = 0 ] || sudo=sudo
+
+# Debian packages for the tools the tests check artifacts with.
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v cloud-init >/dev/null 2>&1 || missing+=(cloud-init)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]}"
+  # There is no init system here: keep the packages' scripts from starting services.
+  created_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$created_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::{ApiError, AppState};
 
 /// Every caller works in the default tenant until tenants are managed.
-fn tenant() -> &'static str {
+pub(crate) fn tenant() -> &'static str {
     DEFAULT_TENANT
 }
 
@@ -37,7 +37,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     ))
 }
 
-async fn load(state: &AppState, name: &str) -> Result<Cluster, ApiError> {
+pub(crate) async fn load(state: &AppState, name: &str) -> Result<Cluster, ApiError> {
     state
         .store
         .get_obj::<Cluster>(tenant(), name)

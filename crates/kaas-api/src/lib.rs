@@ -5,6 +5,7 @@
 //! state; it never calls the cloud. Whatever it refuses, it refuses before anything is
 //! stored.
 
+mod access;
 mod auth;
 mod clusters;
 mod error;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The bootstrap admin token.
     pub admin_token: Arc<str>,
+    /// Opens the secrets kaas keeps (cluster CAs for kubeconfigs, bootstrap data).
+    pub sealer: Arc<kaas_store::SecretBox>,
     /// `sim` or `openstack`.
     pub cloud: &'static str,
     /// Set when the cloud is the simulation.
@@ -73,6 +76,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/clusters/{name}/events", get(clusters::events))
         .route("/clusters/{name}/machines", get(clusters::machines))
+        .route("/clusters/{name}/kubeconfig", get(access::kubeconfig))
+        .route(
+            "/clusters/{name}/machines/{machine}/user-data",
+            get(access::user_data),
+        )
         .route("/sim/inventory", get(sim::inventory))
         .route("/sim/faults", get(sim::faults).put(sim::set_faults))
         .route("/sim/nodes/{name}", axum::routing::put(sim::set_node))

@@ -185,6 +185,34 @@ pub fn document() -> Value {
                     "responses": common(with(ok("200", "Machines", "MachineList"), "404", "No such cluster"))
                 }
             },
+                        "/v1/clusters/{name}/kubeconfig": {
+                "parameters": [name_param],
+                "get": {
+                    "operationId": "getClusterKubeconfig",
+                    "summary": "An admin kubeconfig with a short-lived client certificate (group kubeadm:cluster-admins) signed by the cluster's CA",
+                    "parameters": [{"name": "ttl", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Validity of the client certificate: 1m to 7d, e.g. 24h (default)"}],
+                    "responses": common(with(with(with({
+                        let mut m = serde_json::Map::new();
+                        m.insert("200".into(), json!({"description": "The kubeconfig", "content": {"application/yaml": {"schema": {"type": "string"}}}}));
+                        m
+                    }, "400", "Invalid ttl"), "404", "No such cluster"), "409", "The cluster has no API endpoint or CA yet"))
+                }
+            },
+            "/v1/clusters/{name}/machines/{machine}/user-data": {
+                "parameters": [name_param, {"name": "machine", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {
+                    "operationId": "getMachineUserData",
+                    "summary": "The user data the machine's server was created with (what cloud-init reads; gzip when it had to be compressed). Administrators only: it holds keys.",
+                    "responses": common(with({
+                        let mut m = serde_json::Map::new();
+                        m.insert("200".into(), json!({"description": "The user data", "content": {
+                            "text/cloud-config": {"schema": {"type": "string"}},
+                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
+                        }}));
+                        m
+                    }, "404", "No such cluster or machine, or no user data yet"))
+                }
+            },
             "/v1/sim/inventory": {"get": {
                 "operationId": "getSimInventory", "summary": "Every resource of the simulated cloud (a simulation, not a real cloud)",
                 "responses": common(with(ok("200", "Resources", "Inventory"), "404", "The server does not run the simulated cloud"))

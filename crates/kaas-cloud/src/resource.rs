@@ -3,6 +3,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// cloud-init user data as Nova's API takes it: base64 of the bytes cloud-init reads.
+/// It carries keys and tokens, so its `Debug` shows only its size.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserData(pub String);
+
+impl fmt::Debug for UserData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserData(<{} bytes of base64>)", self.0.len())
+    }
+}
+
 /// The kinds of cloud resource a cluster is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -119,7 +131,7 @@ pub enum ResourceSpec {
         server_group_id: Option<String>,
         availability_zone: Option<String>,
         /// cloud-init user data, as given to Nova.
-        user_data: String,
+        user_data: UserData,
         metadata: BTreeMap<String, String>,
     },
 }

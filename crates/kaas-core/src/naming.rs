@@ -18,6 +18,16 @@ pub fn resource_prefix(cluster_name: &str, cluster_uid: &str) -> String {
     format!("kaas-{cluster_name}-{short}")
 }
 
+/// The Secret holding a cluster's CAs and service-account key.
+pub fn pki_secret(cluster_name: &str) -> String {
+    format!("{cluster_name}-pki")
+}
+
+/// The Secret holding a machine's bootstrap token and user data.
+pub fn bootstrap_secret(machine_name: &str) -> String {
+    format!("{machine_name}-bootstrap")
+}
+
 /// A machine name `CLUSTER-POOL-SUFFIX`, shortened to fit a DNS-1123 label (63).
 pub fn machine_name(cluster: &str, pool: &str, suffix: &str) -> String {
     let budget = 63usize.saturating_sub(suffix.len() + 1);

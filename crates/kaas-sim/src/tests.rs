@@ -65,7 +65,7 @@ fn server_spec(
         security_group_ids: security_groups.iter().map(|s| (*s).to_owned()).collect(),
         server_group_id: None,
         availability_zone: None,
-        user_data: "#cloud-config\n".to_owned(),
+        user_data: kaas_cloud::UserData("I2Nsb3VkLWNvbmZpZwo=".to_owned()),
         metadata: metadata
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -16,7 +16,7 @@ use kaas_core::meta::DEFAULT_TENANT;
 use kaas_core::tenant::{Tenant, TenantSpec};
 use kaas_core::{Cluster, Object};
 use kaas_sim::{Latencies, SimCloud, SimConfig, SimFaults};
-use kaas_store::{SqliteStore, Store, StoreError, StoreExt};
+use kaas_store::{SecretBox, SqliteStore, Store, StoreError, StoreExt};
 use prometheus_client::registry::Registry;
 use rand::Rng;
 use tokio::sync::watch;
@@ -151,6 +151,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     ensure_default_tenant(store.as_ref()).await?;
+    let sealer = Arc::new(
+        SecretBox::load(&config.data_dir)
+            .context("cannot load the keys that seal secrets at rest")?,
+    );
 
     let CloudKind::Sim = config.cloud;
     let sim = SimCloud::new(SimConfig {
@@ -171,6 +175,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let (cluster_config, controller_config) = intervals(config.sim_speed);
     let controller = Arc::new(ClusterController::new(
         store.clone(),
+        sealer.clone(),
         cloud,
         workloads,
         cluster_config,
@@ -188,6 +193,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let state = AppState {
         store,
         admin_token: token.clone().into(),
+        sealer,
         cloud: "sim",
         sim: Some(sim_control),
         registry: Arc::new(registry),

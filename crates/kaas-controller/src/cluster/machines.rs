@@ -373,7 +373,7 @@ pub fn plan_machines(
     let cps = p.live(observed.machines.iter().filter(|m| m.is_control_plane()));
     plan_load_balancer_members(cluster, &cps, infra, plan);
     for m in p.live(observed.machines.iter()) {
-        plan_server(cluster, m, infra, nodes, plan);
+        plan_server(cluster, observed, m, infra, plan);
     }
 }
 

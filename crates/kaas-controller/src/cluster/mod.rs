@@ -12,18 +12,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use futures::future::join_all;
+use kaas_bootstrap::{
+    BootstrapToken, ClusterPki, KubernetesVersion, MachineBootstrap, NodeBootstrap, NodeRole,
+    ca_cert_hash, render_user_data,
+};
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, DrainProgress, ResourceKind, WorkloadClusterRef,
-    WorkloadClusters, WorkloadError,
+    CloudError, CloudProvider, CloudResource, DrainProgress, ResourceKind, ResourceSpec, UserData,
+    WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
 use kaas_core::meta::set_condition;
-use kaas_core::naming::{cluster_tag, machine_name};
+use kaas_core::naming::{bootstrap_secret, cluster_tag, machine_name};
 use kaas_core::{
     Cluster, Event, EventType, Machine, MachinePhase, ObjectMeta, ObjectReference, OwnerRef,
 };
-use kaas_store::{ListFilter, ObjectKey, Store, StoreError, StoreExt};
+use kaas_store::{
+    ListFilter, ObjectKey, SECRET_KIND, SecretBox, Secrets, Store, StoreError, StoreExt,
+};
 use rand::Rng;
 use tracing::{debug, info, warn};
 
@@ -65,6 +71,8 @@ pub enum ReconcileError {
 
 pub struct ClusterController {
     store: Arc<dyn Store>,
+    /// Seals the cluster's keys and each machine's bootstrap data at rest.
+    sealer: Arc<SecretBox>,
     cloud: Arc<dyn CloudProvider>,
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
@@ -82,6 +90,7 @@ struct Outcome {
 impl ClusterController {
     pub fn new(
         store: Arc<dyn Store>,
+        sealer: Arc<SecretBox>,
         cloud: Arc<dyn CloudProvider>,
         workloads: Arc<dyn WorkloadClusters>,
         config: ClusterControllerConfig,
@@ -89,6 +98,7 @@ impl ClusterController {
     ) -> Self {
         Self {
             store,
+            sealer,
             cloud,
             workloads,
             config,
@@ -124,6 +134,15 @@ impl ClusterController {
             resources,
             nodes: None,
             etcd_members: None,
+            pki_exists: self
+                .store
+                .get(&ObjectKey::new(
+                    SECRET_KIND,
+                    &cluster.metadata.tenant,
+                    &pki_secret(cluster),
+                ))
+                .await?
+                .is_some(),
             now: Utc::now(),
             time_scale: self.config.time_scale,
         };
@@ -225,6 +244,20 @@ impl ClusterController {
                 Ok(None)
             }
             Step::CreateResource { request, .. } | Step::CreateServer { request, .. } => {
+                let mut request = request.clone();
+                if let Step::CreateServer {
+                    machine,
+                    endpoint,
+                    api_sans,
+                    ..
+                } = step
+                    && let ResourceSpec::Server { user_data, .. } = &mut request.spec
+                {
+                    *user_data = self
+                        .bootstrap_data(cluster, machine, endpoint, api_sans)
+                        .await?;
+                }
+                let request = &request;
                 let created = self.cloud.create(request).await;
                 self.count_call("create", created.is_ok());
                 let r = created.map_err(|e| {
@@ -402,6 +435,9 @@ impl ClusterController {
                 let Some(mut m) = self.store.get_obj::<Machine>(tenant, name).await? else {
                     return Ok(None);
                 };
+                self.secrets()
+                    .delete(tenant, &bootstrap_secret(name))
+                    .await?;
                 m.metadata.finalizers.retain(|f| f != MACHINE_FINALIZER);
                 self.store.update_obj(&m).await?;
                 Ok(Some((
@@ -409,7 +445,31 @@ impl ClusterController {
                     format!("Machine {name} is gone with its server"),
                 )))
             }
+            Step::EnsurePki => {
+                let pki = ClusterPki::generate(&cluster.metadata.name, Utc::now())
+                    .map_err(|e| StepError::Bootstrap(e.to_string()))?;
+                let data =
+                    serde_json::to_value(&pki).map_err(|e| StepError::Bootstrap(e.to_string()))?;
+                let owner = Some(owner_ref(cluster));
+                match self.secrets().put(tenant, &pki_secret(cluster), owner, PKI_SECRET_TYPE, &data).await {
+                    Ok(()) => Ok(Some((
+                        "PkiCreated".to_owned(),
+                        "Generated the cluster's Kubernetes, etcd and front-proxy CAs (10 years) and service-account key; sealed at rest".to_owned(),
+                    ))),
+                    // An earlier attempt stored it: keep that one.
+                    Err(StoreError::AlreadyExists { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
             Step::RemoveFinalizer => {
+                // The cluster's secrets go with it: its CAs and any bootstrap data left.
+                let secrets = self.secrets();
+                for name in secrets
+                    .list_names(tenant, Some(&cluster.metadata.uid))
+                    .await?
+                {
+                    secrets.delete(tenant, &name).await?;
+                }
                 let mut c = cluster.clone();
                 c.metadata.finalizers.retain(|f| f != CLUSTER_FINALIZER);
                 self.store.update_obj(&c).await?;
@@ -417,6 +477,121 @@ impl ClusterController {
             }
         }
     }
+}
+
+/// The type of the Secret that holds a cluster's CAs and service-account key.
+pub const PKI_SECRET_TYPE: &str = "kaas.dev/cluster-pki";
+/// The type of the Secret that holds a machine's bootstrap token and user data.
+pub const BOOTSTRAP_SECRET_TYPE: &str = "kaas.dev/machine-bootstrap";
+/// How long a machine's bootstrap token is accepted.
+const BOOTSTRAP_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+
+fn pki_secret(cluster: &Cluster) -> String {
+    kaas_core::naming::pki_secret(&cluster.metadata.name)
+}
+
+fn owner_ref(cluster: &Cluster) -> OwnerRef {
+    OwnerRef {
+        kind: "Cluster".to_owned(),
+        name: cluster.metadata.name.clone(),
+        uid: cluster.metadata.uid.clone(),
+    }
+}
+
+impl ClusterController {
+    fn secrets(&self) -> Secrets<'_> {
+        Secrets::new(self.store.as_ref(), &self.sealer)
+    }
+
+    /// The user data of a machine, rendered once and sealed before its server is
+    /// created, so that a retry boots with the same token and files.
+    async fn bootstrap_data(
+        &self,
+        cluster: &Cluster,
+        machine: &str,
+        endpoint: &str,
+        api_sans: &[String],
+    ) -> Result<UserData, StepError> {
+        let tenant = cluster.metadata.tenant.as_str();
+        let secrets = self.secrets();
+        let name = bootstrap_secret(machine);
+        if let Some(data) = secrets.get(tenant, &name).await? {
+            return sealed_user_data(&data);
+        }
+        let bootstrap_err = |e: kaas_bootstrap::BootstrapError| StepError::Bootstrap(e.to_string());
+        let m = self
+            .store
+            .get_obj::<Machine>(tenant, machine)
+            .await?
+            .ok_or_else(|| StepError::Bootstrap(format!("machine {machine} is gone")))?;
+        let pki_data = secrets
+            .get(tenant, &pki_secret(cluster))
+            .await?
+            .ok_or_else(|| {
+                StepError::Bootstrap("the cluster's PKI is not stored yet".to_owned())
+            })?;
+        let pki: ClusterPki = serde_json::from_value(pki_data)
+            .map_err(|e| StepError::Bootstrap(format!("the stored PKI: {e}")))?;
+        let now = Utc::now();
+        let token = BootstrapToken::generate(now, BOOTSTRAP_TOKEN_TTL).map_err(bootstrap_err)?;
+        let node = NodeBootstrap {
+            cluster_name: cluster.metadata.name.clone(),
+            kubernetes_version: KubernetesVersion::parse(&m.spec.version).map_err(bootstrap_err)?,
+            control_plane_endpoint: endpoint.trim_start_matches("https://").to_owned(),
+            pod_cidr: cluster.spec.network.pod_cidr.clone(),
+            service_cidr: cluster.spec.network.service_cidr.clone(),
+            node_name: machine.to_owned(),
+            role: match m.spec.role {
+                kaas_core::MachineRole::Init => NodeRole::Init,
+                kaas_core::MachineRole::ControlPlane => NodeRole::JoinControlPlane,
+                kaas_core::MachineRole::Worker => NodeRole::Worker,
+            },
+            zone: m.spec.zone.clone(),
+            region: None,
+            token: token.clone(),
+            ca_cert_hash: ca_cert_hash(&pki.kubernetes_ca.cert_pem).map_err(bootstrap_err)?,
+            cert_sans: api_sans.to_vec(),
+        };
+        let rendered = if m.is_control_plane() {
+            // kubeadm issues each node's API server certificate from the CA and
+            // certSANs: only the node knows its own address for sure.
+            render_user_data(&MachineBootstrap::control_plane(&node, &pki, None))
+        } else {
+            render_user_data(&MachineBootstrap::worker(&node))
+        }
+        .map_err(bootstrap_err)?;
+        let data = serde_json::json!({
+            "token": token,
+            "userData": rendered.nova_base64(),
+            "compressed": rendered.compressed,
+        });
+        match secrets
+            .put(
+                tenant,
+                &name,
+                Some(owner_ref(cluster)),
+                BOOTSTRAP_SECRET_TYPE,
+                &data,
+            )
+            .await
+        {
+            Ok(()) => sealed_user_data(&data),
+            Err(StoreError::AlreadyExists { .. }) => match secrets.get(tenant, &name).await? {
+                Some(data) => sealed_user_data(&data),
+                None => Err(StepError::Bootstrap(format!(
+                    "the bootstrap data of {machine} vanished"
+                ))),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn sealed_user_data(data: &serde_json::Value) -> Result<UserData, StepError> {
+    data["userData"]
+        .as_str()
+        .map(|s| UserData(s.to_owned()))
+        .ok_or_else(|| StepError::Bootstrap("stored bootstrap data has no user data".to_owned()))
 }
 
 fn unreachable() -> StepError {
@@ -428,6 +603,8 @@ fn unreachable() -> StepError {
 
 #[derive(Debug, thiserror::Error)]
 enum StepError {
+    #[error("bootstrap data: {0}")]
+    Bootstrap(String),
     #[error("the workload cluster: {0}")]
     Workload(WorkloadError),
     #[error("{0}: {1}")]
@@ -493,6 +670,22 @@ impl Reconciler for ClusterController {
                 }
                 Err(StepError::Store(StoreError::Conflict { .. })) => store_conflict = true,
                 Err(StepError::Store(e)) => return Err(e.into()),
+                Err(StepError::Bootstrap(e)) => {
+                    let failure = StepFailure {
+                        stage: step.stage(),
+                        reason: "BootstrapFailed".to_owned(),
+                        message: format!("preparing bootstrap data: {e}"),
+                        retryable: true,
+                    };
+                    self.event(
+                        &cluster,
+                        EventType::Warning,
+                        &failure.reason,
+                        failure.message.clone(),
+                    )
+                    .await;
+                    outcome.failures.push(failure);
+                }
                 Err(StepError::Workload(e)) => {
                     let failure = StepFailure {
                         stage: step.stage(),

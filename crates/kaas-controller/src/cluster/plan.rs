@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use kaas_cloud::{
     CloudResource, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec, ResourceStatus,
-    SecurityGroupRule, ServerGroupPolicy,
+    SecurityGroupRule, ServerGroupPolicy, UserData,
 };
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::machine::CONTROL_PLANE_POOL;
@@ -38,6 +38,8 @@ pub struct Observed {
     pub nodes: Option<Vec<Node>>,
     /// The nodes whose etcd members are in the cluster's etcd; `None` if unknown.
     pub etcd_members: Option<Vec<String>>,
+    /// Whether the cluster's PKI (CAs and service-account key) is stored.
+    pub pki_exists: bool,
     /// When the observation was made.
     pub now: DateTime<Utc>,
     /// How much faster than real time the cloud runs (the simulation's speed; 1 for a
@@ -81,10 +83,17 @@ pub enum Step {
     CreateMachine {
         spec: MachineSpec,
     },
+    /// Create a machine's server; the executor renders its bootstrap user data (which
+    /// needs the cluster's keys) for the API `endpoint`.
     CreateServer {
         machine: String,
         request: ResourceRequest,
+        endpoint: String,
+        /// Addresses the API server's certificate must cover (VIP, floating IP).
+        api_sans: Vec<String>,
     },
+    /// Generate and store the cluster's CAs and service-account key (once).
+    EnsurePki,
     /// Ask the store to delete a machine (it stays, marked, until its server is gone).
     DeleteMachine {
         name: String,
@@ -122,7 +131,9 @@ impl Step {
         match self {
             Step::CreateServer { request, .. } => server_stage(request),
             Step::CreateMachine { spec } if spec.role == MachineRole::Worker => Stage::NodePools,
-            Step::CreateMachine { .. } | Step::SetLoadBalancerMembers { .. } => Stage::ControlPlane,
+            Step::CreateMachine { .. } | Step::SetLoadBalancerMembers { .. } | Step::EnsurePki => {
+                Stage::ControlPlane
+            }
             Step::AddFinalizer | Step::CreateResource { .. } => Stage::Infrastructure,
             Step::DeleteResource { .. }
             | Step::DeleteMachine { .. }
@@ -321,6 +332,9 @@ pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
         return plan;
     }
     plan_infrastructure(cluster, &infra, &mut plan);
+    if !observed.pki_exists {
+        plan.steps.push(Step::EnsurePki);
+    }
     plan_unwanted(&infra, &mut plan);
     super::machines::plan_machines(cluster, observed, &infra, &mut plan);
     plan
@@ -525,11 +539,12 @@ pub fn node_of<'n>(
 
 pub(super) fn plan_server(
     cluster: &Cluster,
+    observed: &Observed,
     m: &Machine,
     infra: &Infrastructure<'_>,
-    nodes: Option<&[Node]>,
     plan: &mut Plan,
 ) {
+    let nodes = observed.nodes.as_deref();
     if let Some(server) = infra.servers.get(&m.metadata.uid) {
         match &server.status {
             // A server that failed before its node ever joined is a failed boot: try
@@ -557,6 +572,13 @@ pub(super) fn plan_server(
     } else {
         "worker"
     };
+    if !observed.pki_exists {
+        plan.wait(format!(
+            "the cluster's PKI before machine {}",
+            m.metadata.name
+        ));
+        return;
+    }
     let (Some(network), Some(_subnet), Some(group), Some(server_group), Some(endpoint)) = (
         infra.usable("network"),
         infra.usable("subnet"),
@@ -577,6 +599,11 @@ pub(super) fn plan_server(
     tags.push(machine_tag(&m.metadata.uid));
     plan.steps.push(Step::CreateServer {
         machine: m.metadata.name.clone(),
+        endpoint,
+        api_sans: ["loadBalancer", "floatingIp"]
+            .iter()
+            .filter_map(|role| infra.get(role).and_then(|r| r.address.clone()))
+            .collect(),
         request: ResourceRequest {
             name: m.metadata.name.clone(),
             tags,
@@ -587,25 +614,11 @@ pub(super) fn plan_server(
                 security_group_ids: vec![group.id.clone()],
                 server_group_id: Some(server_group.id.clone()),
                 availability_zone: m.spec.zone.clone(),
-                user_data: user_data(cluster, m, &endpoint),
+                user_data: UserData::default(),
                 metadata,
             },
         },
     });
-}
-
-/// The user data a machine boots with. It names the machine and its part in the
-/// cluster; the kubeadm bootstrap (certificates, kubeadm configuration) is rendered
-/// into it by the bootstrap module.
-pub fn user_data(cluster: &Cluster, m: &Machine, endpoint: &str) -> String {
-    format!(
-        "#cloud-config\n# kaas machine {machine} of cluster {cluster} ({uid})\n# role: {role}, Kubernetes {version}, API endpoint {endpoint}\nhostname: {machine}\nfqdn: {machine}\n",
-        machine = m.metadata.name,
-        cluster = cluster.metadata.name,
-        uid = cluster.metadata.uid,
-        role = m.spec.role.as_str(),
-        version = m.spec.version,
-    )
 }
 
 /// The API load balancer forwards to every control plane with an address.

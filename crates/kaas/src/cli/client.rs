@@ -87,29 +87,27 @@ impl Client {
             return Ok(Some(serde_json::from_str(&text)?));
         }
         let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let details = parsed["details"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|d| {
-                        (
-                            d["field"].as_str().unwrap_or("").to_owned(),
-                            d["reason"].as_str().unwrap_or("").to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Err(ApiFailure {
-            status,
-            code: parsed["code"].as_str().unwrap_or("Error").to_owned(),
-            message: parsed["message"]
-                .as_str()
-                .map_or_else(|| text.trim().to_owned(), str::to_owned),
-            details,
+        Err(failure(status, &parsed, &text).into())
+    }
+
+    /// A body that is not JSON (a kubeconfig, user data).
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.get(&url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
-        .into())
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?.to_vec();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Err(failure(status, &parsed, &String::from_utf8_lossy(&bytes)).into())
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
@@ -132,4 +130,30 @@ impl Client {
 pub fn is_status(e: &anyhow::Error, status: StatusCode) -> bool {
     e.downcast_ref::<ApiFailure>()
         .is_some_and(|f| f.status == status)
+}
+
+/// The API's error answer, as the API worded it.
+fn failure(status: StatusCode, parsed: &Value, text: &str) -> ApiFailure {
+    let details = parsed["details"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|d| {
+                    (
+                        d["field"].as_str().unwrap_or("").to_owned(),
+                        d["reason"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ApiFailure {
+        status,
+        code: parsed["code"].as_str().unwrap_or("Error").to_owned(),
+        message: parsed["message"]
+            .as_str()
+            .map_or_else(|| text.trim().to_owned(), str::to_owned),
+        details,
+    }
 }

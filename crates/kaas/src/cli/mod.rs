@@ -3,6 +3,7 @@
 
 mod client;
 mod demo;
+mod kubeconfig;
 mod output;
 mod wait;
 
@@ -220,6 +221,16 @@ pub enum ClusterCommand {
     },
     /// Follow a cluster's events and status until Ctrl-C (or until it is gone).
     Watch { name: String },
+    /// An admin kubeconfig with a short-lived client certificate.
+    Kubeconfig {
+        name: String,
+        /// How long the client certificate is valid (1m to 7d).
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Merge into $KUBECONFIG (or ~/.kube/config) instead of printing.
+        #[arg(long)]
+        merge: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +241,9 @@ pub enum MachineCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
     },
+    /// The user data a machine's server was created with, as cloud-init reads it
+    /// (administrators only: it holds keys).
+    UserData { cluster: String, machine: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +340,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(args, &cli.conn.log).await,
         Command::Cluster(cmd) => cluster(&client()?, cmd).await,
+        Command::Machine(MachineCommand::UserData { cluster, machine }) => {
+            use std::io::Write;
+            let bytes = client()?
+                .get_bytes(&format!(
+                    "/v1/clusters/{cluster}/machines/{machine}/user-data"
+                ))
+                .await?;
+            std::io::stdout().write_all(&bytes)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Machine(MachineCommand::List { cluster, output }) => {
             let list = client()?
                 .get(&format!("/v1/clusters/{cluster}/machines"))
@@ -789,6 +813,22 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Watch { name } => wait::watch(client, &name).await,
+        ClusterCommand::Kubeconfig { name, ttl, merge } => {
+            let bytes = client
+                .get_bytes(&format!("/v1/clusters/{name}/kubeconfig?ttl={ttl}"))
+                .await?;
+            let text = String::from_utf8(bytes).context("the kubeconfig is not UTF-8")?;
+            if merge {
+                let path = kubeconfig::merge(&text)?;
+                println!(
+                    "merged cluster {name} into {} (context kaas-{name})",
+                    path.display()
+                );
+            } else {
+                print!("{text}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ClusterCommand::Events { name } => {
             let mut all = Vec::new();
             let mut since = 0;

@@ -370,6 +370,7 @@ impl World {
             resources,
             nodes: self.api.then(|| self.nodes.clone()),
             etcd_members: self.etcd.clone(),
+            pki_exists: true,
             now: self.now,
             time_scale: self.time_scale,
         }
@@ -560,6 +561,7 @@ fn show(step: &Step) -> String {
         Step::DrainNode { node, .. } => format!("drain {node}"),
         Step::AbandonDrain { node, .. } => format!("abandon-drain {node}"),
         Step::RemoveEtcdMember { node, .. } => format!("remove-etcd-member {node}"),
+        Step::EnsurePki => "ensure-pki".to_owned(),
         Step::DeleteResource { kind, name, .. } => format!("delete-{} {name}", kind.as_str()),
         Step::ReleaseMachine { name } => format!("release {name}"),
         Step::CreateServer { machine, .. } => format!("create-server {machine}"),

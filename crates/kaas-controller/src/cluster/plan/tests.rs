@@ -297,6 +297,7 @@ fn add(observed: &mut Observed, machine: Machine, state: M, ip: &str) {
 fn with_resources(resources: Vec<CloudResource>) -> Observed {
     Observed {
         resources,
+        pki_exists: true,
         ..Observed::default()
     }
 }
@@ -326,6 +327,7 @@ fn step_name(step: &Step) -> String {
         Step::DrainNode { node, .. } => format!("drain {node}"),
         Step::AbandonDrain { node, .. } => format!("abandon-drain {node}"),
         Step::RemoveEtcdMember { node, .. } => format!("remove-etcd-member {node}"),
+        Step::EnsurePki => "ensure-pki".to_owned(),
         Step::RemoveFinalizer => "remove-finalizer".to_owned(),
     }
 }
@@ -365,13 +367,20 @@ fn create_resource(plan: &Plan, kind: ResourceKind) -> (&str, &ResourceRequest) 
 }
 
 fn create_server<'p>(plan: &'p Plan, machine: &str) -> &'p ResourceRequest {
+    create_server_at(plan, machine).0
+}
+
+/// The request and the API endpoint its user data is rendered for.
+fn create_server_at<'p>(plan: &'p Plan, machine: &str) -> (&'p ResourceRequest, &'p str) {
     plan.steps
         .iter()
         .find_map(|s| match s {
             Step::CreateServer {
                 machine: m,
                 request,
-            } if m == machine => Some(request),
+                endpoint,
+                ..
+            } if m == machine => Some((request, endpoint.as_str())),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no CreateServer for {machine}: {:#?}", plan.steps))
@@ -505,6 +514,7 @@ fn a_fresh_cluster_creates_what_needs_no_ids_and_records_the_init_machine() {
             "create serverGroup kaas-demo-1a2b3c4d-control-plane",
             "create serverGroup kaas-demo-1a2b3c4d-workers",
             "create-machine init",
+            "ensure-pki",
         ],
     );
     // Subnet, router, load balancer and floating IP need an id from what comes before.
@@ -1374,15 +1384,11 @@ fn a_control_plane_server_request_has_tags_metadata_and_control_plane_groups() {
             ),
         ])
     );
-    assert!(user_data.starts_with("#cloud-config\n"), "{user_data}");
-    assert!(
-        user_data.contains(&format!("API endpoint https://{FIP}:6443")),
-        "{user_data}"
-    );
-    assert!(
-        user_data.contains("hostname: demo-control-plane-m1\n"),
-        "{user_data}"
-    );
+    // The executor renders the user data (it needs the cluster's keys) for the
+    // endpoint the plan chose: the floating IP.
+    assert_eq!(user_data, &UserData::default());
+    let (_, endpoint) = create_server_at(&plan, "demo-control-plane-m1");
+    assert_eq!(endpoint, format!("https://{FIP}:6443"));
 }
 
 #[test]
@@ -1428,10 +1434,9 @@ fn a_worker_server_request_uses_the_worker_group_and_its_pool_server_group() {
     assert_eq!(metadata.get(ROLE_KEY).map(String::as_str), Some("worker"));
     assert_eq!(metadata.get(CLUSTER_UID_KEY).map(String::as_str), Some(UID));
     // No floating IP: the nodes join through the load balancer's VIP.
-    assert!(
-        user_data.contains(&format!("API endpoint https://{LB_VIP}:6443")),
-        "{user_data}"
-    );
+    assert_eq!(user_data, &UserData::default());
+    let (_, endpoint) = create_server_at(&plan, "demo-workers-w1");
+    assert_eq!(endpoint, format!("https://{LB_VIP}:6443"));
 }
 
 #[test]
@@ -2468,4 +2473,21 @@ fn no_duplicate_api_rule() {
             "tcp 6443-6443 from 192.0.2.0/24"
         ]
     );
+}
+
+#[test]
+fn no_server_before_the_cluster_pki_exists() {
+    let cluster = mk_cluster(1, 0);
+    let mut observed = infra_only(&cluster);
+    add(&mut observed, mk_init(&cluster, "m1"), M::NoServer, "");
+    observed.pki_exists = false;
+    let plan = plan(&cluster, &observed);
+    assert_steps(&plan, &["ensure-pki"]);
+    assert_waiting_for(
+        &plan,
+        "the cluster's PKI before machine demo-control-plane-m1",
+    );
+    observed.pki_exists = true;
+    let plan = super::plan(&cluster, &observed);
+    assert_steps(&plan, &["create-server demo-control-plane-m1"]);
 }
