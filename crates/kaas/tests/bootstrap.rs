@@ -45,7 +45,13 @@ fn kubeconfig_user_data_and_keys_at_rest() {
         "--timeout",
         "60s",
     ]);
-    let endpoint = server.cluster("b").unwrap()["status"]["apiEndpoint"]
+    let status = server.cluster("b").unwrap()["status"].clone();
+    let endpoint = status["apiEndpoint"].as_str().unwrap().to_owned();
+    let vip = status["infrastructure"]["loadBalancer"]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fip = status["infrastructure"]["floatingIp"]["address"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -186,7 +192,20 @@ fn kubeconfig_user_data_and_keys_at_rest() {
             "{name}: cloud-init schema: {}",
             text(&schema)
         );
-        inits += usize::from(doc.contains("kubeadm init"));
+        if doc.contains("kubeadm init") {
+            inits += 1;
+            // kubeadm issues the API server certificate for these, beside the service IP.
+            let sans = &doc[doc
+                .find("certSANs")
+                .expect("no certSANs in the init configuration")..];
+            let sans = &sans[..sans.find("kubernetesVersion").unwrap_or(sans.len())];
+            for address in [&vip, &fip] {
+                assert!(
+                    sans.contains(address.as_str()),
+                    "certSANs lacks {address}: {sans}"
+                );
+            }
+        }
         match role {
             "worker" => {
                 assert!(
