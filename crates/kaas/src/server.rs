@@ -23,6 +23,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+/// The simulated cloud's one region (OpenStack's default name).
+pub const SIM_REGION: &str = "RegionOne";
+
 /// Which cloud the server drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CloudKind {
@@ -125,6 +128,7 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
             poll_interval: scaled(1.0, 0.01, 5.0),
             steady_interval: scaled(60.0, 1.0, 60.0),
             time_scale: speed,
+            region: Some(SIM_REGION.to_owned()),
         },
         ControllerConfig {
             concurrency: 8,

@@ -33,18 +33,12 @@ fn kubeconfig_user_data_and_keys_at_rest() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, 200.0);
-    server.ok(&[
-        "cluster",
-        "create",
-        "b",
-        "--control-plane",
-        "3",
-        "--workers",
-        "2",
-        "--wait",
-        "--timeout",
-        "60s",
-    ]);
+    let spec = write(
+        dir.path(),
+        "b.yaml",
+        b"apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: b\nspec:\n  controlPlane:\n    replicas: 3\n    zones: [az1, az2, az3]\n  nodePools:\n    - {name: workers, replicas: 2}\n",
+    );
+    server.ok(&["apply", "-f", &spec, "--wait", "--timeout", "60s"]);
     let status = server.cluster("b").unwrap()["status"].clone();
     let endpoint = status["apiEndpoint"].as_str().unwrap().to_owned();
     let vip = status["infrastructure"]["loadBalancer"]["address"]
@@ -173,6 +167,7 @@ fn kubeconfig_user_data_and_keys_at_rest() {
     // User data: valid for cloud-init; one kubeadm init in the whole cluster; workers
     // get no private key; control planes get the CAs.
     let mut inits = 0;
+    let mut zones = std::collections::BTreeSet::new();
     for m in server.machines("b") {
         let name = m["metadata"]["name"].as_str().unwrap();
         let role = m["spec"]["role"].as_str().unwrap();
@@ -214,17 +209,33 @@ fn kubeconfig_user_data_and_keys_at_rest() {
                 );
                 assert!(doc.contains("kubeadm join"), "{name}");
             }
-            _ => assert!(
-                doc.contains("/etc/kubernetes/pki/ca.key"),
-                "{name}: a control plane without its CA"
-            ),
+            _ => {
+                assert!(
+                    doc.contains("/etc/kubernetes/pki/ca.key"),
+                    "{name}: a control plane without its CA"
+                );
+                let zone = doc
+                    .split("topology.kubernetes.io/zone=")
+                    .nth(1)
+                    .expect("no zone label");
+                zones.insert(zone[..3].to_owned());
+            }
         }
+        assert!(
+            doc.contains("topology.kubernetes.io/region=RegionOne"),
+            "{name}: no region label"
+        );
         assert!(
             doc.contains(endpoint.trim_start_matches("https://")),
             "{name}: not joined to {endpoint}"
         );
     }
     assert_eq!(inits, 1, "exactly one machine runs kubeadm init");
+    assert_eq!(
+        zones.into_iter().collect::<Vec<_>>(),
+        ["az1", "az2", "az3"],
+        "control planes not spread over zones"
+    );
     let out = server.kaas(&["machine", "user-data", "b", "nope"]);
     assert!(!out.status.success());
 

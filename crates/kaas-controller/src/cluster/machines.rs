@@ -312,8 +312,10 @@ pub fn plan_machines(
         .collect();
     let cp_count = cps.len() as u32;
     let ever_initialized = cluster.status.kubernetes_version.is_some();
+    let cp_zone = pick_zone(&cp.zones, &cps, &[]);
     let new_cp = |role| MachineSpec {
         role,
+        zone: cp_zone.clone(),
         ..targets.control_plane.clone()
     };
     if cps.is_empty() && !cp_leaving && p.doomed.is_empty() {
@@ -437,9 +439,15 @@ fn plan_pool(
         let create = wanted.min(room);
         if create > 0 {
             if api_up {
+                let mut planned: Vec<String> = Vec::new();
                 for _ in 0..create {
+                    let zone = pick_zone(&pool.zones, &live, &planned);
+                    planned.extend(zone.clone());
                     plan.steps.push(Step::CreateMachine {
-                        spec: target.clone(),
+                        spec: MachineSpec {
+                            zone,
+                            ..target.clone()
+                        },
                     });
                 }
             } else {
@@ -470,6 +478,21 @@ fn plan_pool(
             p.delete(plan, m, reason, false);
         }
     }
+}
+
+/// The zone for a new machine of a part: the one with the fewest machines (counting
+/// those this plan creates), the first listed on a tie; `None` without zones.
+pub fn pick_zone(zones: &[String], machines: &[&Machine], planned: &[String]) -> Option<String> {
+    zones
+        .iter()
+        .min_by_key(|z| {
+            let existing = machines
+                .iter()
+                .filter(|m| m.spec.zone.as_ref() == Some(*z))
+                .count();
+            existing + planned.iter().filter(|p| p == z).count()
+        })
+        .cloned()
 }
 
 fn newest<'a>(machines: &[&'a Machine]) -> Option<&'a Machine> {

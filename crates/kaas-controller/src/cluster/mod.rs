@@ -47,6 +47,8 @@ pub struct ClusterControllerConfig {
     /// How much faster than real time the cloud runs (the simulation's speed; 1 for a
     /// real cloud). The spec's timeouts are divided by it.
     pub time_scale: f64,
+    /// The cloud region, for the nodes' `topology.kubernetes.io/region` label.
+    pub region: Option<String>,
 }
 
 impl Default for ClusterControllerConfig {
@@ -55,6 +57,7 @@ impl Default for ClusterControllerConfig {
             poll_interval: Duration::from_secs(5),
             steady_interval: Duration::from_secs(60),
             time_scale: 1.0,
+            region: None,
         }
     }
 }
@@ -547,7 +550,7 @@ impl ClusterController {
                 kaas_core::MachineRole::Worker => NodeRole::Worker,
             },
             zone: m.spec.zone.clone(),
-            region: None,
+            region: self.config.region.clone(),
             token: token.clone(),
             ca_cert_hash: ca_cert_hash(&pki.kubernetes_ca.cert_pem).map_err(bootstrap_err)?,
             cert_sans: api_sans.to_vec(),

@@ -2615,3 +2615,52 @@ fn while_a_patch_rollout_runs_workers_keep_the_oldest_patch_and_its_image() {
         .into();
     assert_eq!(got, want);
 }
+
+#[test]
+fn new_machines_spread_over_their_zones() {
+    let zones: Vec<String> = ["az1", "az2", "az3"].map(String::from).to_vec();
+    let in_zone = |zone: &str| {
+        let mut m = Machine::new(
+            ObjectMeta::named(format!("m-{zone}")),
+            MachineSpec {
+                pool: "workers".to_owned(),
+                role: MachineRole::Worker,
+                version: "v1.33.5".to_owned(),
+                image: "img".to_owned(),
+                flavor: "m1.medium".to_owned(),
+                zone: Some(zone.to_owned()),
+            },
+        );
+        m.metadata.uid = zone.to_owned();
+        m
+    };
+    let (a, b) = (in_zone("az1"), in_zone("az2"));
+    assert_eq!(pick_zone(&zones, &[], &[]).as_deref(), Some("az1"));
+    assert_eq!(pick_zone(&zones, &[&a], &[]).as_deref(), Some("az2"));
+    assert_eq!(pick_zone(&zones, &[&a, &b], &[]).as_deref(), Some("az3"));
+    assert_eq!(
+        pick_zone(&zones, &[&a, &b], &["az3".to_owned()]).as_deref(),
+        Some("az1")
+    );
+    assert_eq!(pick_zone(&[], &[&a], &[]), None);
+}
+
+#[test]
+fn a_scale_up_spreads_its_new_machines_in_one_plan() {
+    let mut cluster = mk_cluster("scs-1.33", 1, &[("workers", 6)]);
+    cluster.spec.node_pools[0].zones = vec!["az1".to_owned(), "az2".to_owned()];
+    let mut world = World::new(cluster);
+    let cp = world.cp("c1", V133);
+    world.add(cp, S::Ready);
+    let plan = world.plan();
+    let mut zones: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::CreateMachine { spec } if spec.role == MachineRole::Worker => spec.zone.clone(),
+            _ => None,
+        })
+        .collect();
+    zones.sort();
+    assert_eq!(zones, ["az1", "az1", "az1", "az2", "az2", "az2"]);
+}
