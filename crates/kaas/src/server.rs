@@ -99,8 +99,9 @@ pub fn admin_token(data_dir: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// Writes a file only its owner may read, atomically (temporary file, fsync, rename).
 #[cfg(unix)]
-fn write_private(path: &Path, content: &str) -> Result<()> {
+pub fn write_private(path: &Path, content: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");

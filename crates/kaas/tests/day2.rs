@@ -426,6 +426,11 @@ fn node_pools_are_added_and_removed_whole() {
     assert!(gpu_group, "no server group for the new pool");
     let get = server.ok(&["cluster", "get", "p"]);
     assert!(get.contains("gpu") && get.contains("AVAILABLE"), "{get}");
+    assert_eq!(
+        get.matches("POOL").count(),
+        1,
+        "the pool table is printed once: {get}"
+    );
 
     write("    - {name: gpu, replicas: 2, flavor: g1.large}\n");
     server.ok(&[

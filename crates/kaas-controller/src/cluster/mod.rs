@@ -35,7 +35,7 @@ use tracing::{debug, info, warn};
 
 use crate::metrics::{CloudCallLabels, Metrics};
 use crate::runtime::{Action, Reconciler};
-use plan::{MACHINE_FINALIZER, Observed, Step, classify, member_strings};
+use plan::{MACHINE_FINALIZER, Observed, Stage, Step, classify, member_strings};
 use status::{StepFailure, cluster_status, machine_status};
 
 #[derive(Debug, Clone)]
@@ -597,6 +597,24 @@ fn sealed_user_data(data: &serde_json::Value) -> Result<UserData, StepError> {
         .ok_or_else(|| StepError::Bootstrap("stored bootstrap data has no user data".to_owned()))
 }
 
+impl StepError {
+    /// What a failed step means for the cluster's conditions.
+    fn failure(&self, stage: Stage) -> StepFailure {
+        let (reason, retryable) = match self {
+            StepError::Bootstrap(_) => ("BootstrapFailed".to_owned(), true),
+            StepError::Workload(_) => ("WorkloadClusterError".to_owned(), true),
+            StepError::Cloud(_, e) => (e.reason().to_owned(), e.is_retryable()),
+            StepError::Store(_) => ("StoreError".to_owned(), true),
+        };
+        StepFailure {
+            stage,
+            reason,
+            message: self.to_string(),
+            retryable,
+        }
+    }
+}
+
 fn unreachable() -> StepError {
     StepError::Workload(WorkloadError::Unreachable {
         endpoint: "-".to_owned(),
@@ -673,45 +691,8 @@ impl Reconciler for ClusterController {
                 }
                 Err(StepError::Store(StoreError::Conflict { .. })) => store_conflict = true,
                 Err(StepError::Store(e)) => return Err(e.into()),
-                Err(StepError::Bootstrap(e)) => {
-                    let failure = StepFailure {
-                        stage: step.stage(),
-                        reason: "BootstrapFailed".to_owned(),
-                        message: format!("preparing bootstrap data: {e}"),
-                        retryable: true,
-                    };
-                    self.event(
-                        &cluster,
-                        EventType::Warning,
-                        &failure.reason,
-                        failure.message.clone(),
-                    )
-                    .await;
-                    outcome.failures.push(failure);
-                }
-                Err(StepError::Workload(e)) => {
-                    let failure = StepFailure {
-                        stage: step.stage(),
-                        reason: "WorkloadClusterError".to_owned(),
-                        message: format!("the workload cluster: {e}"),
-                        retryable: true,
-                    };
-                    self.event(
-                        &cluster,
-                        EventType::Warning,
-                        &failure.reason,
-                        failure.message.clone(),
-                    )
-                    .await;
-                    outcome.failures.push(failure);
-                }
-                Err(StepError::Cloud(what, e)) => {
-                    let failure = StepFailure {
-                        stage: step.stage(),
-                        reason: e.reason().to_owned(),
-                        message: format!("{what}: {e}"),
-                        retryable: e.is_retryable(),
-                    };
+                Err(e) => {
+                    let failure = e.failure(step.stage());
                     self.event(
                         &cluster,
                         EventType::Warning,

@@ -663,52 +663,6 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
                 count(cp, "updatedReplicas"),
                 count(cp, "availableReplicas"),
             ]);
-            for (spec, st) in c["spec"]["nodePools"].as_array().into_iter().flatten().zip(
-                status["nodePools"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .chain(std::iter::repeat(&Value::Null)),
-            ) {
-                parts.push(vec![
-                    spec["name"].as_str().unwrap_or("").to_owned(),
-                    spec["replicas"].as_u64().unwrap_or(0).to_string(),
-                    count(st, "replicas"),
-                    count(st, "readyReplicas"),
-                    count(st, "updatedReplicas"),
-                    count(st, "availableReplicas"),
-                ]);
-            }
-            println!();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "POOL",
-                        "DESIRED",
-                        "MACHINES",
-                        "READY",
-                        "UPDATED",
-                        "AVAILABLE"
-                    ],
-                    &parts
-                )
-            );
-            let mut parts: Vec<Vec<String>> = Vec::new();
-            let status = &c["status"];
-            let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0).to_string();
-            let cp = &status["controlPlane"];
-            parts.push(vec![
-                "control-plane".to_owned(),
-                c["spec"]["controlPlane"]["replicas"]
-                    .as_u64()
-                    .unwrap_or(0)
-                    .to_string(),
-                count(cp, "replicas"),
-                count(cp, "readyReplicas"),
-                count(cp, "updatedReplicas"),
-                count(cp, "availableReplicas"),
-            ]);
             for spec in c["spec"]["nodePools"].as_array().into_iter().flatten() {
                 let st = status["nodePools"]
                     .as_array()
