@@ -53,14 +53,14 @@ pub async fn get(
 }
 
 /// Decodes and validates a cluster from a request body; keeps only what clients own.
-fn accept(body: &[u8]) -> Result<Cluster, ApiError> {
+fn accept(state: &AppState, body: &[u8]) -> Result<Cluster, ApiError> {
     let sent: Cluster = decode_json(body).map_err(ApiError::invalid)?;
-    validate_cluster(&sent).map_err(ApiError::invalid)?;
+    validate_cluster(&sent, &state.stacks).map_err(ApiError::invalid)?;
     Ok(sent)
 }
 
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let sent = accept(&body)?;
+    let sent = accept(&state, &body)?;
     let mut metadata = ObjectMeta::named(&sent.metadata.name);
     metadata.labels = sent.metadata.labels;
     metadata.finalizers = vec![CLUSTER_FINALIZER.to_owned()];
@@ -78,7 +78,7 @@ pub async fn replace(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Cluster>, ApiError> {
-    let sent = accept(&body)?;
+    let sent = accept(&state, &body)?;
     if sent.metadata.name != name {
         return Err(ApiError::invalid(ValidationErrors::single(
             "metadata.name",
@@ -105,6 +105,7 @@ pub async fn replace(
         &current.spec,
         &sent.spec,
         current.status.kubernetes_version.as_deref(),
+        &state.stacks,
     )
     .map_err(ApiError::invalid)?;
     current.spec = sent.spec;

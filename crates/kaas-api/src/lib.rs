@@ -11,6 +11,7 @@ mod clusters;
 mod error;
 mod openapi;
 mod sim;
+mod stacks;
 
 pub use error::ApiError;
 
@@ -58,6 +59,10 @@ pub struct AppState {
     pub sealer: Arc<kaas_store::SecretBox>,
     /// `sim` or `openstack`.
     pub cloud: &'static str,
+    /// The cluster stacks clusters may use.
+    pub stacks: Arc<kaas_core::stack::StackCatalog>,
+    /// Kubernetes release data for the SCS version policy.
+    pub kubernetes_versions: Arc<kaas_core::stack::KubernetesVersions>,
     /// Set when the cloud is the simulation.
     pub sim: Option<Arc<dyn SimControl>>,
     pub registry: Arc<Registry>,
@@ -81,6 +86,8 @@ pub fn router(state: AppState) -> Router {
             "/clusters/{name}/machines/{machine}/user-data",
             get(access::user_data),
         )
+        .route("/stacks", get(stacks::list))
+        .route("/stacks/{name}", get(stacks::get))
         .route("/sim/inventory", get(sim::inventory))
         .route("/sim/faults", get(sim::faults).put(sim::set_faults))
         .route("/sim/nodes/{name}", axum::routing::put(sim::set_node))

@@ -15,6 +15,9 @@ pub fn document() -> Value {
     let cluster = generator.subschema_for::<Cluster>().to_value();
     let machine = generator.subschema_for::<Machine>().to_value();
     let event = generator.subschema_for::<Event>().to_value();
+    let stack = generator
+        .subschema_for::<kaas_core::stack::ClusterStack>()
+        .to_value();
     let mut schemas = generator.take_definitions(true);
     let list = |item: &Value, kind: &str| {
         json!({
@@ -30,6 +33,7 @@ pub fn document() -> Value {
     schemas.insert("ClusterList".into(), list(&cluster, "Cluster"));
     schemas.insert("MachineList".into(), list(&machine, "Machine"));
     schemas.insert("EventList".into(), list(&event, "Event"));
+    schemas.insert("ClusterStackList".into(), list(&stack, "ClusterStack"));
     schemas.insert(
         "Error".into(),
         json!({
@@ -211,6 +215,18 @@ pub fn document() -> Value {
                         }}));
                         m
                     }, "404", "No such cluster or machine, or no user data yet"))
+                }
+            },
+                        "/v1/stacks": {"get": {
+                "operationId": "listStacks",
+                "summary": "The cluster stacks, each with status.policy: what the SCS version policy says about it today",
+                "responses": common(ok("200", "Stacks", "ClusterStackList"))
+            }},
+            "/v1/stacks/{name}": {
+                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "get": {
+                    "operationId": "getStack", "summary": "One cluster stack",
+                    "responses": common(with(ok("200", "The stack", "ClusterStack"), "404", "No such stack"))
                 }
             },
             "/v1/sim/inventory": {"get": {

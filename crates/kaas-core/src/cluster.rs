@@ -71,7 +71,7 @@ impl Cluster {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClusterSpec {
-    /// The cluster stack (Kubernetes version, node image, addons), e.g. `scs-1.33`.
+    /// The cluster stack (Kubernetes version, node image, addons), e.g. `scs-1.36`.
     #[serde(default = "default_stack")]
     pub stack: String,
     #[serde(default)]

@@ -1,44 +1,376 @@
-//! The cluster stacks kaas knows. A stack pins the Kubernetes version and node image of
-//! a cluster. (Stacks as data folders, with addons and upgrade paths, replace this table.)
+//! Cluster stacks: versioned bundles of a Kubernetes version, a node image and addons,
+//! kept as data (a folder with a `stack.yaml`), and the SCS version policy that says
+//! which of them are past end of life or behind on patches.
+//!
+//! The built-in stacks and release data live in the repository's `stacks/` folder and
+//! are compiled in; an operator adds stacks from a folder at run time.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::API_VERSION;
 
 /// The stack a cluster gets when its spec names none.
-pub const DEFAULT_STACK: &str = "scs-1.33";
+pub const DEFAULT_STACK: &str = "scs-1.36";
 
-/// A known cluster stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stack {
-    pub name: &'static str,
-    pub kubernetes_version: &'static str,
-    pub image: &'static str,
-}
-
-pub const BUILTIN_STACKS: &[Stack] = &[
-    Stack {
-        name: "scs-1.32",
-        kubernetes_version: "v1.32.9",
-        image: "ubuntu-capi-image-v1.32.9",
-    },
-    Stack {
-        name: "scs-1.33",
-        kubernetes_version: "v1.33.5",
-        image: "ubuntu-capi-image-v1.33.5",
-    },
-    Stack {
-        name: "scs-1.34",
-        kubernetes_version: "v1.34.1",
-        image: "ubuntu-capi-image-v1.34.1",
-    },
+/// The stacks compiled into kaas, from `stacks/*/stack.yaml`.
+const BUILTIN_STACK_FILES: [(&str, &str); 3] = [
+    (
+        "stacks/scs-1.35/stack.yaml",
+        include_str!("../../../stacks/scs-1.35/stack.yaml"),
+    ),
+    (
+        "stacks/scs-1.36/stack.yaml",
+        include_str!("../../../stacks/scs-1.36/stack.yaml"),
+    ),
+    (
+        "stacks/scs-1.37/stack.yaml",
+        include_str!("../../../stacks/scs-1.37/stack.yaml"),
+    ),
 ];
 
-pub fn find_stack(name: &str) -> Option<&'static Stack> {
-    BUILTIN_STACKS.iter().find(|s| s.name == name)
+/// The Kubernetes release data compiled into kaas.
+pub const BUILTIN_KUBERNETES_VERSIONS: &str =
+    include_str!("../../../stacks/kubernetes-versions.yaml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterStack {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: StackMeta,
+    pub spec: StackSpec,
 }
 
-/// The stack whose Kubernetes version is `version`.
-pub fn stack_for_version(version: &str) -> Option<&'static Stack> {
-    BUILTIN_STACKS
-        .iter()
-        .find(|s| s.kubernetes_version == version)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackMeta {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackSpec {
+    /// The stack's own version (`v1`, `v2`): a stack changes when an addon or the image
+    /// does, even at the same Kubernetes version.
+    pub version: String,
+    /// The exact Kubernetes version, e.g. `v1.36.4`.
+    pub kubernetes_version: String,
+    pub node_image: NodeImage,
+    /// Addons in the order they are applied.
+    #[serde(default)]
+    pub addons: Vec<StackAddon>,
+    /// The stacks a cluster may be upgraded from to this one.
+    #[serde(default)]
+    pub upgrades_from: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeImage {
+    /// The image's name in the cloud.
+    pub name: String,
+    /// Where the image can be downloaded from, for clouds that do not have it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `sha256:<64 hex>` of the image file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+    /// Glance image properties (`os_distro`, `hw_disk_bus`, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StackAddon {
+    pub name: String,
+    pub version: String,
+    /// Installed only when the cluster's spec asks for it.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+impl ClusterStack {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn kubernetes_version(&self) -> &str {
+        &self.spec.kubernetes_version
+    }
+
+    pub fn image(&self) -> &str {
+        &self.spec.node_image.name
+    }
+
+    /// Reads a `stack.yaml`; `origin` names it in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<ClusterStack, String> {
+        let stack: ClusterStack =
+            serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        stack.validate().map_err(|e| format!("{origin}: {e}"))?;
+        Ok(stack)
+    }
+
+    /// Checks what serde cannot: names, versions, checksums.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.api_version != API_VERSION || self.kind != "ClusterStack" {
+            return Err(format!(
+                "must be apiVersion {API_VERSION}, kind ClusterStack"
+            ));
+        }
+        // A DNS-1123 subdomain: labels joined by dots (`scs-1.36`).
+        let name = &self.metadata.name;
+        if name.len() > 63
+            || name
+                .split('.')
+                .any(|label| crate::validation::check_dns_label(label).is_err())
+        {
+            return Err(format!(
+                "metadata.name: {name:?} must be lower-case letters, digits, '-' and '.', at most 63 characters"
+            ));
+        }
+        if version_triple(&self.spec.kubernetes_version).is_none() {
+            return Err(format!(
+                "spec.kubernetesVersion: {:?} is not an exact version such as v1.36.4",
+                self.spec.kubernetes_version
+            ));
+        }
+        if self.spec.node_image.name.trim().is_empty() {
+            return Err("spec.nodeImage.name: must not be empty".to_owned());
+        }
+        if let Some(sum) = &self.spec.node_image.checksum {
+            let hex = sum.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "spec.nodeImage.checksum: {sum:?} is not sha256:<64 hex digits>"
+                ));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, addon) in self.spec.addons.iter().enumerate() {
+            if !seen.insert(addon.name.as_str()) {
+                return Err(format!(
+                    "spec.addons[{i}].name: {:?} is listed twice",
+                    addon.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every stack kaas knows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StackCatalog {
+    stacks: Vec<ClusterStack>,
+}
+
+impl StackCatalog {
+    /// The stacks compiled into kaas.
+    pub fn builtin() -> Result<StackCatalog, String> {
+        let mut catalog = StackCatalog::default();
+        for (origin, text) in BUILTIN_STACK_FILES {
+            catalog.add(ClusterStack::parse(origin, text)?)?;
+        }
+        Ok(catalog)
+    }
+
+    /// Adds a stack; a second stack of the same name is refused.
+    pub fn add(&mut self, stack: ClusterStack) -> Result<(), String> {
+        if self.find(stack.name()).is_some() {
+            return Err(format!("stack {} is defined twice", stack.name()));
+        }
+        self.stacks.push(stack);
+        self.stacks
+            .sort_by_key(|s| (version_triple(s.kubernetes_version()), s.name().to_owned()));
+        Ok(())
+    }
+
+    pub fn find(&self, name: &str) -> Option<&ClusterStack> {
+        self.stacks.iter().find(|s| s.name() == name)
+    }
+
+    /// The stack whose Kubernetes version is `version`.
+    pub fn for_version(&self, version: &str) -> Option<&ClusterStack> {
+        self.stacks
+            .iter()
+            .find(|s| s.kubernetes_version() == version)
+    }
+
+    /// Oldest Kubernetes first.
+    pub fn all(&self) -> &[ClusterStack] {
+        &self.stacks
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.stacks.iter().map(|s| s.name()).collect()
+    }
+
+    /// Whether a cluster on `from` may move to `to` (running `running` now, if known):
+    /// `to` lists `from` in `upgradesFrom` (or only its version changes within the same
+    /// stack name), and Kubernetes moves by at most one minor, never down.
+    pub fn check_change(
+        &self,
+        from: &ClusterStack,
+        to: &ClusterStack,
+        running: Option<&str>,
+    ) -> Result<(), String> {
+        check_upgrade(from.kubernetes_version(), to.kubernetes_version())?;
+        if let Some(running) = running {
+            check_upgrade(running, to.kubernetes_version())?;
+        }
+        let same_minor = minor_of(from.kubernetes_version()) == minor_of(to.kubernetes_version());
+        if !same_minor && !to.spec.upgrades_from.iter().any(|f| f == from.name()) {
+            return Err(format!(
+                "stack {} does not list {} among the stacks it upgrades from ({})",
+                to.name(),
+                from.name(),
+                if to.spec.upgrades_from.is_empty() {
+                    "none".to_owned()
+                } else {
+                    to.spec.upgrades_from.join(", ")
+                }
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Kubernetes release data: end of life per minor, and patch releases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesVersions {
+    pub api_version: String,
+    pub kind: String,
+    /// How many days a newer patch release may go unprovided.
+    pub patch_grace_days: u32,
+    pub releases: Vec<KubernetesRelease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesRelease {
+    /// `1.36`.
+    pub minor: String,
+    pub end_of_life: NaiveDate,
+    #[serde(default)]
+    pub patches: Vec<PatchRelease>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchRelease {
+    pub version: String,
+    pub released: NaiveDate,
+}
+
+impl KubernetesVersions {
+    pub fn parse(origin: &str, text: &str) -> Result<KubernetesVersions, String> {
+        let v: KubernetesVersions =
+            serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        if v.kind != "KubernetesVersions" {
+            return Err(format!("{origin}: kind must be KubernetesVersions"));
+        }
+        Ok(v)
+    }
+
+    pub fn builtin() -> Result<KubernetesVersions, String> {
+        Self::parse(
+            "stacks/kubernetes-versions.yaml",
+            BUILTIN_KUBERNETES_VERSIONS,
+        )
+    }
+
+    /// What the SCS version policy says about `stack` on `today`; empty: compliant.
+    pub fn assess(&self, stack: &ClusterStack, today: NaiveDate) -> Vec<PolicyFinding> {
+        let version = stack.kubernetes_version();
+        let Some((major, minor, patch)) = version_triple(version) else {
+            return Vec::new();
+        };
+        let Some(release) = self
+            .releases
+            .iter()
+            .find(|r| r.minor == format!("{major}.{minor}"))
+        else {
+            return vec![PolicyFinding::Unknown {
+                minor: format!("{major}.{minor}"),
+            }];
+        };
+        let mut findings = Vec::new();
+        if today > release.end_of_life {
+            findings.push(PolicyFinding::EndOfLife {
+                minor: release.minor.clone(),
+                since: release.end_of_life,
+            });
+        }
+        let overdue = release
+            .patches
+            .iter()
+            .filter(|p| version_triple(&p.version).is_some_and(|(_, _, n)| n > patch))
+            .filter(|p| (today - p.released).num_days() > i64::from(self.patch_grace_days))
+            .max_by_key(|p| version_triple(&p.version));
+        if let Some(p) = overdue {
+            findings.push(PolicyFinding::PatchBehind {
+                newer: p.version.clone(),
+                released: p.released,
+                days: (today - p.released).num_days(),
+                grace_days: self.patch_grace_days,
+            });
+        }
+        findings
+    }
+}
+
+/// One way a stack falls short of the SCS version policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum PolicyFinding {
+    /// The minor version no longer receives fixes.
+    EndOfLife { minor: String, since: NaiveDate },
+    /// A newer patch release has been out longer than the policy allows.
+    PatchBehind {
+        newer: String,
+        released: NaiveDate,
+        days: i64,
+        grace_days: u32,
+    },
+    /// kaas has no release data for this minor.
+    Unknown { minor: String },
+}
+
+impl std::fmt::Display for PolicyFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::EndOfLife { minor, since } => {
+                write!(f, "Kubernetes {minor} is past end of life (since {since})")
+            }
+            Self::PatchBehind {
+                newer,
+                released,
+                days,
+                grace_days,
+            } => write!(
+                f,
+                "{newer} was released on {released}, {days} days ago (the policy allows {grace_days})"
+            ),
+            Self::Unknown { minor } => write!(f, "no release data for Kubernetes {minor}"),
+        }
+    }
+}
+
+/// `(major, minor, patch)` of `v1.36.4`.
+pub fn version_triple(version: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = version.strip_prefix('v')?.split('.');
+    let t = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    parts.next().is_none().then_some(t)
 }
 
 /// `(major, minor)` of a version such as `v1.33.5`.
@@ -82,32 +414,134 @@ pub fn check_upgrade(from: &str, to: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn upgrades_move_one_minor_at_a_time() {
-        assert!(check_upgrade("v1.32.9", "v1.32.10").is_ok());
-        assert!(check_upgrade("v1.32.9", "v1.33.5").is_ok());
-        let skip = check_upgrade("v1.32.9", "v1.34.1").unwrap_err();
-        assert!(
-            skip.contains("skips a minor version") && skip.contains("1.33 first"),
-            "{skip}"
-        );
-        assert!(
-            check_upgrade("v1.33.5", "v1.32.9")
-                .unwrap_err()
-                .contains("downgrading")
-        );
-        assert!(check_upgrade("v1.33.5", "v2.0.0").is_err());
-        assert!(check_upgrade("x", "v1.33.5").is_err());
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
     }
 
     #[test]
-    fn builtin_stacks_cover_consecutive_minors() {
-        let minors: Vec<u32> = BUILTIN_STACKS
+    fn upgrades_move_one_minor_at_a_time() {
+        assert!(check_upgrade("v1.35.9", "v1.35.10").is_ok());
+        assert!(check_upgrade("v1.35.9", "v1.36.4").is_ok());
+        let skip = check_upgrade("v1.35.9", "v1.37.1").unwrap_err();
+        assert!(
+            skip.contains("skips a minor version") && skip.contains("1.36 first"),
+            "{skip}"
+        );
+        assert!(
+            check_upgrade("v1.36.4", "v1.35.9")
+                .unwrap_err()
+                .contains("downgrading")
+        );
+        assert!(check_upgrade("v1.36.4", "v2.0.0").is_err());
+        assert!(check_upgrade("x", "v1.36.4").is_err());
+    }
+
+    #[test]
+    fn builtin_stacks_parse_and_cover_consecutive_minors_with_upgrade_paths() {
+        let catalog = StackCatalog::builtin().unwrap();
+        let minors: Vec<u32> = catalog
+            .all()
             .iter()
-            .filter_map(|s| minor_of(s.kubernetes_version))
+            .filter_map(|s| minor_of(s.kubernetes_version()))
             .map(|m| m.1)
             .collect();
-        assert!(minors.windows(2).all(|w| w[1] == w[0] + 1), "{minors:?}");
-        assert!(find_stack(DEFAULT_STACK).is_some());
+        assert!(
+            minors.len() >= 2 && minors.windows(2).all(|w| w[1] == w[0] + 1),
+            "{minors:?}"
+        );
+        assert!(catalog.find(DEFAULT_STACK).is_some());
+        for pair in catalog.all().windows(2) {
+            assert!(
+                catalog.check_change(&pair[0], &pair[1], None).is_ok(),
+                "{} -> {}",
+                pair[0].name(),
+                pair[1].name()
+            );
+        }
+        let all = catalog.all();
+        assert!(
+            catalog
+                .check_change(&all[0], &all[2], None)
+                .unwrap_err()
+                .contains("skips")
+        );
+    }
+
+    #[test]
+    fn a_stack_must_list_where_it_upgrades_from() {
+        let catalog = StackCatalog::builtin().unwrap();
+        let mut lonely = catalog.find("scs-1.37").unwrap().clone();
+        lonely.metadata.name = "lonely-1.37".to_owned();
+        lonely.spec.upgrades_from.clear();
+        let from = catalog.find("scs-1.36").unwrap();
+        assert!(
+            catalog
+                .check_change(from, &lonely, None)
+                .unwrap_err()
+                .contains("does not list scs-1.36")
+        );
+    }
+
+    #[test]
+    fn stack_files_are_validated() {
+        let good = BUILTIN_STACK_FILES[0].1;
+        assert!(ClusterStack::parse("x", good).is_ok());
+        let bad = good.replace("kubernetesVersion: v1.35.9", "kubernetesVersion: 1.35");
+        assert!(
+            ClusterStack::parse("x", &bad)
+                .unwrap_err()
+                .contains("spec.kubernetesVersion")
+        );
+        let unknown = good.replace("  version: v1\n", "  version: v1\n  colour: red\n");
+        assert!(
+            ClusterStack::parse("x", &unknown)
+                .unwrap_err()
+                .contains("colour")
+        );
+        let sum = good.replace(
+            "    name: ubuntu",
+            "    checksum: md5:abc\n    name: ubuntu",
+        );
+        assert!(
+            ClusterStack::parse("x", &sum)
+                .unwrap_err()
+                .contains("checksum")
+        );
+        let mut catalog = StackCatalog::builtin().unwrap();
+        assert!(
+            catalog
+                .add(ClusterStack::parse("x", good).unwrap())
+                .unwrap_err()
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn the_version_policy_marks_end_of_life_and_late_patches() {
+        let versions = KubernetesVersions::builtin().unwrap();
+        let catalog = StackCatalog::builtin().unwrap();
+        let s136 = catalog.find("scs-1.36").unwrap();
+        assert_eq!(versions.assess(s136, day("2026-08-20")), vec![]);
+        let mut old = s136.clone();
+        old.spec.kubernetes_version = "v1.36.2".to_owned();
+        // v1.36.3 (2026-07-14) is 10 days old on 2026-07-24: within the grace.
+        assert_eq!(versions.assess(&old, day("2026-07-24")), vec![]);
+        let findings = versions.assess(&old, day("2026-09-01"));
+        assert!(
+            matches!(&findings[..], [PolicyFinding::PatchBehind { newer, .. }] if newer == "v1.36.4"),
+            "{findings:?}"
+        );
+        let mut eol = s136.clone();
+        eol.spec.kubernetes_version = "v1.34.9".to_owned();
+        assert!(matches!(
+            versions.assess(&eol, day("2026-11-25"))[..],
+            [PolicyFinding::EndOfLife { .. }]
+        ));
+        let mut unknown = s136.clone();
+        unknown.spec.kubernetes_version = "v1.99.0".to_owned();
+        assert!(matches!(
+            versions.assess(&unknown, day("2026-11-25"))[..],
+            [PolicyFinding::Unknown { .. }]
+        ));
     }
 }

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::stack::{BUILTIN_STACKS, check_upgrade, find_stack};
+use crate::stack::StackCatalog;
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +126,7 @@ pub fn check_int_or_percent(text: &str) -> Result<(), String> {
 }
 
 /// Validates a whole Cluster as it arrives from a client.
-pub fn validate_cluster(cluster: &Cluster) -> Result<(), ValidationErrors> {
+pub fn validate_cluster(cluster: &Cluster, stacks: &StackCatalog) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     if cluster.api_version != crate::meta::API_VERSION {
         errs.push(
@@ -147,13 +147,13 @@ pub fn validate_cluster(cluster: &Cluster) -> Result<(), ValidationErrors> {
     if let Err(reason) = check_dns_label(&cluster.metadata.name) {
         errs.push("metadata.name", reason);
     }
-    validate_spec(&cluster.spec, &mut errs);
+    validate_spec(&cluster.spec, stacks, &mut errs);
     errs.into_result()
 }
 
-fn validate_spec(spec: &ClusterSpec, errs: &mut ValidationErrors) {
-    if find_stack(&spec.stack).is_none() {
-        let known: Vec<&str> = BUILTIN_STACKS.iter().map(|s| s.name).collect();
+fn validate_spec(spec: &ClusterSpec, stacks: &StackCatalog, errs: &mut ValidationErrors) {
+    if stacks.find(&spec.stack).is_none() {
+        let known = stacks.names();
         errs.push(
             "spec.stack",
             format!(
@@ -343,20 +343,15 @@ pub fn validate_cluster_update(
     old: &ClusterSpec,
     new: &ClusterSpec,
     running: Option<&str>,
+    stacks: &StackCatalog,
 ) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     if old.stack != new.stack
-        && let (Some(from), Some(to)) = (find_stack(&old.stack), find_stack(&new.stack))
+        && let (Some(from), Some(to)) = (stacks.find(&old.stack), stacks.find(&new.stack))
     {
         // From the older of what the spec says and what runs: a rollout still under
         // way must finish before the next minor.
-        let mut check = check_upgrade(from.kubernetes_version, to.kubernetes_version);
-        if let Some(running) = running
-            && check.is_ok()
-        {
-            check = check_upgrade(running, to.kubernetes_version);
-        }
-        if let Err(reason) = check {
+        if let Err(reason) = stacks.check_change(from, to, running) {
             errs.push(
                 "spec.stack",
                 format!("{} → {}: {reason}", old.stack, new.stack),
@@ -403,8 +398,12 @@ mod tests {
     use super::*;
     use crate::cluster::NodePool;
 
+    fn stacks() -> StackCatalog {
+        StackCatalog::builtin().unwrap()
+    }
+
     fn fields(cluster: &Cluster) -> Vec<String> {
-        match validate_cluster(cluster) {
+        match validate_cluster(cluster, &stacks()) {
             Ok(()) => Vec::new(),
             Err(e) => e.0.into_iter().map(|f| f.field).collect(),
         }
@@ -450,7 +449,7 @@ mod tests {
         }
         let mut c = cluster();
         c.spec.control_plane.replicas = 2;
-        let err = validate_cluster(&c).unwrap_err();
+        let err = validate_cluster(&c, &stacks()).unwrap_err();
         assert_eq!(err.0[0].field, "spec.controlPlane.replicas");
         assert!(err.0[0].reason.contains("1, 3 or 5"), "{}", err.0[0].reason);
     }
@@ -491,7 +490,7 @@ mod tests {
         assert_eq!(fields(&c), ["spec.network.nodeCidr"]);
         let mut c = cluster();
         c.spec.network.pod_cidr = "10.96.128.0/17".to_owned(); // inside the service CIDR
-        let err = validate_cluster(&c).unwrap_err();
+        let err = validate_cluster(&c, &stacks()).unwrap_err();
         assert_eq!(err.0.len(), 1);
         assert!(err.0[0].reason.contains("overlaps"), "{err}");
     }
@@ -514,11 +513,11 @@ mod tests {
         let old = ClusterSpec::default();
         let mut new = old.clone();
         new.network.pod_cidr = "10.200.0.0/16".to_owned();
-        let err = validate_cluster_update(&old, &new, None).unwrap_err();
+        let err = validate_cluster_update(&old, &new, None, &stacks()).unwrap_err();
         assert_eq!(err.0[0].field, "spec.network.podCidr");
         let mut new = old.clone();
         new.control_plane.replicas = 5;
-        assert!(validate_cluster_update(&old, &new, None).is_ok());
+        assert!(validate_cluster_update(&old, &new, None, &stacks()).is_ok());
     }
 
     #[test]
@@ -528,15 +527,29 @@ mod tests {
             ..ClusterSpec::default()
         };
         assert!(
-            validate_cluster_update(&spec("scs-1.32"), &spec("scs-1.33"), Some("v1.32.9")).is_ok()
+            validate_cluster_update(
+                &spec("scs-1.35"),
+                &spec("scs-1.36"),
+                Some("v1.35.9"),
+                &stacks()
+            )
+            .is_ok()
         );
-        let err = validate_cluster_update(&spec("scs-1.32"), &spec("scs-1.34"), None).unwrap_err();
+        let err = validate_cluster_update(&spec("scs-1.35"), &spec("scs-1.37"), None, &stacks())
+            .unwrap_err();
         assert_eq!(err.0[0].field, "spec.stack");
         assert!(err.0[0].reason.contains("skips a minor version"), "{err}");
-        // The spec says 1.33 but the control plane still runs 1.32: 1.34 must wait.
-        let err = validate_cluster_update(&spec("scs-1.33"), &spec("scs-1.34"), Some("v1.32.9"))
-            .unwrap_err();
-        assert!(err.0[0].reason.contains("1.32"), "{err}");
-        assert!(validate_cluster_update(&spec("scs-1.33"), &spec("scs-1.32"), None).is_err());
+        // The spec says 1.36 but the control plane still runs 1.35: 1.37 must wait.
+        let err = validate_cluster_update(
+            &spec("scs-1.36"),
+            &spec("scs-1.37"),
+            Some("v1.35.9"),
+            &stacks(),
+        )
+        .unwrap_err();
+        assert!(err.0[0].reason.contains("1.35"), "{err}");
+        assert!(
+            validate_cluster_update(&spec("scs-1.36"), &spec("scs-1.35"), None, &stacks()).is_err()
+        );
     }
 }

@@ -106,7 +106,7 @@ async fn main() -> Result<()> {
     // (The load balancer, 90 s, and the workers, init + boot + join, run alongside.)
     let started = Instant::now();
     let body = json!({"metadata": {"name": "bench"}, "spec": {
-        "stack": "scs-1.32",
+        "stack": "scs-1.35",
         "controlPlane": {"replicas": 3},
         "nodePools": [{"name": "workers", "replicas": 3}],
         "rollout": {"maxSurge": 1, "maxUnavailable": 0}
@@ -140,7 +140,7 @@ async fn main() -> Result<()> {
     // Workers, ten times: a new machine boots and joins; the old one's drain overlaps
     // the next boot. The last old worker's drain and deletion end the rollout.
     let started = Instant::now();
-    change(&client, "bench", |spec| spec["stack"] = json!("scs-1.33")).await?;
+    change(&client, "bench", |spec| spec["stack"] = json!("scs-1.36")).await?;
     let wall = until_settled(&client, "bench", started).await?;
     let control_plane = 3.0 * (BOOT + JOIN + DRAIN + SERVER_DELETE);
     let workers = 10.0 * (BOOT + JOIN) + DRAIN + SERVER_DELETE;

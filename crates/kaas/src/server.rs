@@ -13,6 +13,7 @@ use kaas_controller::{
 };
 use kaas_core::FieldError;
 use kaas_core::meta::DEFAULT_TENANT;
+use kaas_core::stack::{ClusterStack, KubernetesVersions, StackCatalog};
 use kaas_core::tenant::{Tenant, TenantSpec};
 use kaas_core::{Cluster, Object};
 use kaas_sim::{Latencies, SimCloud, SimConfig, SimFaults};
@@ -44,6 +45,10 @@ pub struct ServerConfig {
     pub sim_faults: SimFaults,
     /// Latencies of the simulated cloud; `None`: realistic ranges.
     pub sim_latencies: Option<Latencies>,
+    /// A folder of operator stacks (`NAME/stack.yaml`), beside the built-in ones.
+    pub stacks_dir: Option<PathBuf>,
+    /// Kubernetes release data replacing the built-in data.
+    pub kubernetes_versions: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +60,8 @@ impl Default for ServerConfig {
             sim_speed: 1.0,
             sim_faults: SimFaults::default(),
             sim_latencies: None,
+            stacks_dir: None,
+            kubernetes_versions: None,
         }
     }
 }
@@ -156,6 +163,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     ensure_default_tenant(store.as_ref()).await?;
+    let stacks = Arc::new(load_stacks(config.stacks_dir.as_deref())?);
+    let kubernetes_versions = Arc::new(match &config.kubernetes_versions {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            KubernetesVersions::parse(&path.display().to_string(), &text)
+                .map_err(anyhow::Error::msg)?
+        }
+        None => KubernetesVersions::builtin().map_err(anyhow::Error::msg)?,
+    });
     let sealer = Arc::new(
         SecretBox::load(&config.data_dir)
             .context("cannot load the keys that seal secrets at rest")?,
@@ -181,6 +198,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let controller = Arc::new(ClusterController::new(
         store.clone(),
         sealer.clone(),
+        stacks.clone(),
         cloud,
         workloads,
         cluster_config,
@@ -199,6 +217,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         store,
         admin_token: token.clone().into(),
         sealer,
+        stacks,
+        kubernetes_versions,
         cloud: "sim",
         sim: Some(sim_control),
         registry: Arc::new(registry),
@@ -271,6 +291,29 @@ async fn ensure_default_tenant(store: &dyn Store) -> Result<()> {
         Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The built-in stacks and those in `dir/*/stack.yaml`.
+pub fn load_stacks(dir: Option<&Path>) -> Result<StackCatalog> {
+    let mut catalog = StackCatalog::builtin().map_err(anyhow::Error::msg)?;
+    let Some(dir) = dir else { return Ok(catalog) };
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the stacks folder {}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("stack.yaml"))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let stack =
+            ClusterStack::parse(&file.display().to_string(), &text).map_err(anyhow::Error::msg)?;
+        info!(stack = stack.name(), file = %file.display(), "loaded an operator stack");
+        catalog.add(stack).map_err(anyhow::Error::msg)?;
+    }
+    Ok(catalog)
 }
 
 /// Runs a server until Ctrl-C or SIGTERM.

@@ -148,13 +148,13 @@ fn killed_at_random_during_create_scale_upgrade_and_delete_converges_without_twi
     expect(&server, 3, 7);
 
     // Rolling upgrade.
-    server.ok(&["cluster", "upgrade", "chaos", "--stack", "scs-1.34"]);
+    server.ok(&["cluster", "upgrade", "chaos", "--stack", "scs-1.37"]);
     kills += kill_repeatedly(&mut server, &mut rng, "upgrade");
     server.wait_for("chaos", "Available after upgrade", 240, settled);
     std::thread::sleep(Duration::from_millis(300));
     expect(&server, 3, 7);
     for m in server.machines("chaos") {
-        assert_eq!(m["spec"]["version"], "v1.34.1", "seed {seed}: {m:#}");
+        assert_eq!(m["spec"]["version"], "v1.37.1", "seed {seed}: {m:#}");
     }
 
     // Delete.

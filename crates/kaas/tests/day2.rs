@@ -130,7 +130,7 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     let file = dir.path().join("u.yaml");
     std::fs::write(
         &file,
-        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: u\nspec:\n  stack: scs-1.32\n  controlPlane:\n    replicas: 3\n  nodePools:\n    - name: workers\n      replicas: 3\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n",
+        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: u\nspec:\n  stack: scs-1.35\n  controlPlane:\n    replicas: 3\n  nodePools:\n    - name: workers\n      replicas: 3\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n",
     )
     .unwrap();
     server.ok(&[
@@ -144,20 +144,20 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     assert_eq!(
         versions(&server, "u"),
         BTreeMap::from([
-            ("control-plane v1.32.9".into(), 3),
-            ("workers v1.32.9".into(), 3)
+            ("control-plane v1.35.9".into(), 3),
+            ("workers v1.35.9".into(), 3)
         ])
     );
 
     // Skipping a minor is refused, and nothing changes.
-    let out = server.kaas(&["cluster", "upgrade", "u", "--stack", "scs-1.34"]);
+    let out = server.kaas(&["cluster", "upgrade", "u", "--stack", "scs-1.37"]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("skips a minor version"),
         "{}",
         text(&out)
     );
-    assert_eq!(server.cluster("u").unwrap()["spec"]["stack"], "scs-1.32");
+    assert_eq!(server.cluster("u").unwrap()["spec"]["stack"], "scs-1.35");
 
     // Watch availability from the side while the upgrade runs.
     let stop = Arc::new(AtomicBool::new(false));
@@ -187,7 +187,7 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
         "upgrade",
         "u",
         "--stack",
-        "scs-1.33",
+        "scs-1.36",
         "--wait",
         "--timeout",
         "120s",
@@ -204,8 +204,8 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     assert_eq!(
         versions(&server, "u"),
         BTreeMap::from([
-            ("control-plane v1.33.5".into(), 3),
-            ("workers v1.33.5".into(), 3)
+            ("control-plane v1.36.4".into(), 3),
+            ("workers v1.36.4".into(), 3)
         ])
     );
     assert_eq!(
@@ -215,7 +215,7 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
         "{out}"
     );
     let c = server.cluster("u").unwrap();
-    assert_eq!(c["status"]["kubernetesVersion"], "v1.33.5");
+    assert_eq!(c["status"]["kubernetesVersion"], "v1.36.4");
     assert_eq!(condition(&c, "RollingOut").unwrap()["status"], "False");
     // Control plane first: the first new worker came after the last old control plane left.
     let first_worker = out.find("Machine u-workers-").unwrap();
@@ -226,8 +226,8 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     );
     assert_eq!(servers(&server), 6, "old servers left behind");
 
-    // Now 1.34 is one step away.
-    server.ok(&["cluster", "upgrade", "u", "--stack", "scs-1.34"]);
+    // Now 1.37 is one step away.
+    server.ok(&["cluster", "upgrade", "u", "--stack", "scs-1.37"]);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use kaas_cloud::{Node, ResourceStatus};
 use kaas_core::machine::CONTROL_PLANE_POOL;
-use kaas_core::stack::find_stack;
+use kaas_core::stack::ClusterStack;
 use kaas_core::{Cluster, Machine, MachineRole, MachineSpec, NodePool};
 
 use super::plan::{
@@ -58,14 +58,19 @@ pub fn is_outdated(m: &Machine, target: &MachineSpec) -> bool {
 }
 
 /// The targets, or `None` when the cluster's stack is unknown.
-pub fn targets(cluster: &Cluster, machines: &[Machine]) -> Option<Targets> {
-    let stack = find_stack(&cluster.spec.stack)?;
+/// `stack` is the cluster's stack as the catalog has it.
+pub fn targets(
+    cluster: &Cluster,
+    stack: Option<&ClusterStack>,
+    machines: &[Machine],
+) -> Option<Targets> {
+    let stack = stack?;
     let cp = &cluster.spec.control_plane;
     let control_plane = MachineSpec {
         pool: CONTROL_PLANE_POOL.to_owned(),
         role: MachineRole::ControlPlane,
-        version: stack.kubernetes_version.to_owned(),
-        image: stack.image.to_owned(),
+        version: stack.kubernetes_version().to_owned(),
+        image: stack.image().to_owned(),
         flavor: cp.flavor.clone(),
         zone: None,
     };
@@ -78,10 +83,16 @@ pub fn targets(cluster: &Cluster, machines: &[Machine]) -> Option<Targets> {
         // The oldest control plane by full version, with its own image.
         match cps.iter().min_by_key(|m| version_key(&m.spec.version)) {
             Some(oldest) => (oldest.spec.version.clone(), oldest.spec.image.clone()),
-            None => (stack.kubernetes_version.to_owned(), stack.image.to_owned()),
+            None => (
+                stack.kubernetes_version().to_owned(),
+                stack.image().to_owned(),
+            ),
         }
     } else {
-        (stack.kubernetes_version.to_owned(), stack.image.to_owned())
+        (
+            stack.kubernetes_version().to_owned(),
+            stack.image().to_owned(),
+        )
     };
     let pools = cluster
         .spec
@@ -276,7 +287,7 @@ pub fn plan_machines(
         doomed: BTreeSet::new(),
     };
 
-    let Some(targets) = targets(cluster, &observed.machines) else {
+    let Some(targets) = targets(cluster, observed.stack.as_ref(), &observed.machines) else {
         let cps = p.live(observed.machines.iter().filter(|m| m.is_control_plane()));
         plan_load_balancer_members(cluster, &cps, infra, plan);
         plan.wait(format!("cluster stack {} to exist", cluster.spec.stack));

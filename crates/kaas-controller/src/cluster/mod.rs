@@ -24,6 +24,7 @@ use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
 use kaas_core::meta::set_condition;
 use kaas_core::naming::{bootstrap_secret, cluster_tag, machine_name};
+use kaas_core::stack::StackCatalog;
 use kaas_core::{
     Cluster, Event, EventType, Machine, MachinePhase, ObjectMeta, ObjectReference, OwnerRef,
 };
@@ -76,6 +77,8 @@ pub struct ClusterController {
     store: Arc<dyn Store>,
     /// Seals the cluster's keys and each machine's bootstrap data at rest.
     sealer: Arc<SecretBox>,
+    /// The cluster stacks kaas knows.
+    stacks: Arc<StackCatalog>,
     cloud: Arc<dyn CloudProvider>,
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
@@ -94,6 +97,7 @@ impl ClusterController {
     pub fn new(
         store: Arc<dyn Store>,
         sealer: Arc<SecretBox>,
+        stacks: Arc<StackCatalog>,
         cloud: Arc<dyn CloudProvider>,
         workloads: Arc<dyn WorkloadClusters>,
         config: ClusterControllerConfig,
@@ -102,6 +106,7 @@ impl ClusterController {
         Self {
             store,
             sealer,
+            stacks,
             cloud,
             workloads,
             config,
@@ -137,6 +142,7 @@ impl ClusterController {
             resources,
             nodes: None,
             etcd_members: None,
+            stack: self.stacks.find(&cluster.spec.stack).cloned(),
             pki_exists: self
                 .store
                 .get(&ObjectKey::new(

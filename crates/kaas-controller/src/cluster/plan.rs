@@ -19,6 +19,7 @@ use kaas_cloud::{
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::machine::CONTROL_PLANE_POOL;
 use kaas_core::naming::{cluster_tag, machine_tag, resource_prefix};
+use kaas_core::stack::ClusterStack;
 use kaas_core::{Cluster, Machine, MachineRole, MachineSpec};
 
 /// The Kubernetes API port on the load balancer and the control planes.
@@ -38,6 +39,9 @@ pub struct Observed {
     pub nodes: Option<Vec<Node>>,
     /// The nodes whose etcd members are in the cluster's etcd; `None` if unknown.
     pub etcd_members: Option<Vec<String>>,
+    /// The cluster's stack as the catalog has it; `None` if the catalog has no such
+    /// stack (any more).
+    pub stack: Option<ClusterStack>,
     /// Whether the cluster's PKI (CAs and service-account key) is stored.
     pub pki_exists: bool,
     /// When the observation was made.

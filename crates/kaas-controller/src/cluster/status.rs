@@ -151,7 +151,7 @@ pub fn cluster_status(
     let old = &cluster.status;
     let nodes = observed.nodes.as_deref();
     let ready = |m: &Machine| node_of(m, infra, nodes).is_some_and(|n| n.ready);
-    let targets = targets(cluster, &observed.machines);
+    let targets = targets(cluster, observed.stack.as_ref(), &observed.machines);
     let parts = parts(cluster, observed, targets.as_ref());
     let counts: Vec<ReplicaStatus> = parts.iter().map(|p| p.counts(&ready)).collect();
 

@@ -72,9 +72,27 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// The cluster stacks clusters may use.
+    #[command(subcommand)]
+    Stack(StackCommand),
     /// The simulated cloud (a simulation: nothing real is created).
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// List the stacks, marking those the SCS version policy objects to.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Show one stack: Kubernetes version, node image, addons, upgrade paths, policy.
+    Show {
+        name: String,
+        #[arg(short, long, value_enum, default_value = "yaml")]
+        output: Format,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +110,12 @@ pub struct ServerArgs {
     /// (also timeouts, quota-errors, stuck-load-balancers).
     #[arg(long, value_parser = crate::server::parse_sim_faults)]
     pub sim_faults: Option<kaas_sim::SimFaults>,
+    /// A folder of operator stacks (`NAME/stack.yaml`), offered beside the built-in ones.
+    #[arg(long)]
+    pub stacks_dir: Option<PathBuf>,
+    /// Kubernetes release data for the SCS version policy, replacing the built-in data.
+    #[arg(long)]
+    pub kubernetes_versions: Option<PathBuf>,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -164,7 +188,7 @@ pub enum ClusterCommand {
         /// Machines of the `workers` node pool.
         #[arg(long)]
         workers: Option<u32>,
-        /// Cluster stack, e.g. scs-1.33.
+        /// Cluster stack, e.g. scs-1.36.
         #[arg(long)]
         stack: Option<String>,
         /// YAML or JSON file with a Cluster; flags override it.
@@ -334,6 +358,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 sim_speed: args.sim_speed,
                 sim_faults: args.sim_faults.unwrap_or_default(),
                 sim_latencies: None,
+                stacks_dir: args.stacks_dir,
+                kubernetes_versions: args.kubernetes_versions,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -483,6 +509,77 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .request(Method::PUT, &format!("/v1/sim/nodes/{name}"), Some(&body))
                 .await?;
             println!("node/{name} changed in the simulated cloud");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::List { output }) => {
+            let list = client()?.get("/v1/stacks").await?;
+            if output != Format::Table {
+                print_value(&list, output)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|s| {
+                    let policy = &s["status"]["policy"];
+                    let verdict = if policy["compliant"] == true {
+                        "ok".to_owned()
+                    } else {
+                        policy["findings"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|f| f["message"].as_str())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    };
+                    vec![
+                        s["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                        s["spec"]["version"].as_str().unwrap_or("").to_owned(),
+                        s["spec"]["kubernetesVersion"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        s["spec"]["nodeImage"]["name"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                        s["spec"]["upgradesFrom"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        verdict,
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(
+                    &[
+                        "NAME",
+                        "VERSION",
+                        "KUBERNETES",
+                        "IMAGE",
+                        "UPGRADES-FROM",
+                        "SCS-POLICY"
+                    ],
+                    &rows
+                )
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Show { name, output }) => {
+            let stack = client()?.get(&format!("/v1/stacks/{name}")).await?;
+            print_value(
+                &stack,
+                if output == Format::Table {
+                    Format::Yaml
+                } else {
+                    output
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim(SimCommand::Inventory { output }) => {

@@ -19,7 +19,7 @@ use kaas_core::{ClusterSpec, ObjectMeta, OwnerRef};
 
 use super::*;
 use crate::cluster::plan::*;
-use kaas_core::stack::{minor_of, stack_for_version};
+use kaas_core::stack::{ClusterStack, StackCatalog, minor_of};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -29,12 +29,12 @@ const UID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 const LB_VIP: &str = "10.0.0.100";
 const FIP: &str = "203.0.113.10";
 
-const V132: &str = "v1.32.9";
-const IMG132: &str = "ubuntu-capi-image-v1.32.9";
-const V133: &str = "v1.33.5";
-const IMG133: &str = "ubuntu-capi-image-v1.33.5";
-const V134: &str = "v1.34.1";
-const IMG134: &str = "ubuntu-capi-image-v1.34.1";
+const V132: &str = "v1.35.9";
+const IMG132: &str = "ubuntu-2404-kube-v1.35.9";
+const V133: &str = "v1.36.4";
+const IMG133: &str = "ubuntu-2404-kube-v1.36.4";
+const V134: &str = "v1.37.1";
+const IMG134: &str = "ubuntu-2404-kube-v1.37.1";
 
 /// When the static cases observe the world (seconds since the epoch).
 const NOW: i64 = 1_000_000;
@@ -95,10 +95,20 @@ fn full_infra(cluster: &Cluster) -> Vec<CloudResource> {
         .collect()
 }
 
+fn catalog() -> &'static StackCatalog {
+    static CATALOG: std::sync::OnceLock<StackCatalog> = std::sync::OnceLock::new();
+    CATALOG.get_or_init(|| StackCatalog::builtin().unwrap())
+}
+
+/// The cluster's stack as the controller would look it up.
+fn stack_of(cluster: &Cluster) -> Option<ClusterStack> {
+    catalog().find(&cluster.spec.stack).cloned()
+}
+
 fn image_of(version: &str) -> String {
-    stack_for_version(version).map_or_else(
-        || format!("ubuntu-capi-image-{version}"),
-        |s| s.image.to_owned(),
+    catalog().for_version(version).map_or_else(
+        || format!("ubuntu-2404-kube-{version}"),
+        |s| s.image().to_owned(),
     )
 }
 
@@ -371,6 +381,7 @@ impl World {
             nodes: self.api.then(|| self.nodes.clone()),
             etcd_members: self.etcd.clone(),
             pki_exists: true,
+            stack: stack_of(&self.cluster),
             now: self.now,
             time_scale: self.time_scale,
         }
@@ -654,7 +665,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
     let cases = [
         TargetCase {
             what: "no control plane yet",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[],
             version: V133,
             image: IMG133,
@@ -662,7 +673,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "every control plane current",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V133, false), (V133, false), (V133, false)],
             version: V133,
             image: IMG133,
@@ -670,7 +681,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "stack changed, nothing replaced yet",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V132, false), (V132, false), (V132, false)],
             version: V132,
             image: IMG132,
@@ -678,7 +689,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "one replaced, listed first",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V133, false), (V132, false), (V132, false)],
             version: V132,
             image: IMG132,
@@ -686,7 +697,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "two replaced, the old one listed last",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V133, false), (V133, false), (V132, false)],
             version: V132,
             image: IMG132,
@@ -694,7 +705,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "the surge machine joined",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V132, false), (V132, false), (V132, false), (V133, false)],
             version: V132,
             image: IMG132,
@@ -702,7 +713,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "only a leaving control plane is outdated",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V133, false), (V133, false), (V133, false), (V132, true)],
             version: V132,
             image: IMG132,
@@ -710,15 +721,15 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "a current control plane is leaving",
-            stack: "scs-1.33",
+            stack: "scs-1.36",
             cps: &[(V133, false), (V133, false), (V133, true)],
             version: V133,
             image: IMG133,
             rolling: false,
         },
         TargetCase {
-            what: "every control plane current on scs-1.34",
-            stack: "scs-1.34",
+            what: "every control plane current on scs-1.37",
+            stack: "scs-1.37",
             cps: &[(V134, false), (V134, false), (V134, false)],
             version: V134,
             image: IMG134,
@@ -726,7 +737,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "the oldest of three versions",
-            stack: "scs-1.34",
+            stack: "scs-1.37",
             cps: &[(V134, false), (V133, false), (V132, false)],
             version: V132,
             image: IMG132,
@@ -734,7 +745,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "one minor behind the new stack",
-            stack: "scs-1.34",
+            stack: "scs-1.37",
             cps: &[(V134, false), (V133, false)],
             version: V133,
             image: IMG133,
@@ -742,7 +753,7 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
         },
         TargetCase {
             what: "newest listed last",
-            stack: "scs-1.34",
+            stack: "scs-1.37",
             cps: &[(V133, false), (V134, false)],
             version: V133,
             image: IMG133,
@@ -763,15 +774,15 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
             let m = w.worker("workers", &format!("w{i}"), version);
             w.add(m, S::Ready);
         }
-        let t = targets(&w.cluster, &w.machines).expect(case.what);
-        let stack = find_stack(case.stack).unwrap();
+        let t = targets(&w.cluster, stack_of(&w.cluster).as_ref(), &w.machines).expect(case.what);
+        let stack = catalog().find(case.stack).cloned().unwrap();
         assert_eq!(
             t.control_plane,
             MachineSpec {
                 pool: CONTROL_PLANE_POOL.to_owned(),
                 role: MachineRole::ControlPlane,
-                version: stack.kubernetes_version.to_owned(),
-                image: stack.image.to_owned(),
+                version: stack.kubernetes_version().to_owned(),
+                image: stack.image().to_owned(),
                 flavor: "m1.large".to_owned(),
                 zone: None,
             },
@@ -801,13 +812,13 @@ fn targets_follow_the_stack_and_keep_workers_at_the_oldest_control_plane() {
 
 #[test]
 fn a_control_plane_flavor_change_rolls_the_control_plane_but_not_the_version() {
-    let mut w = World::new(mk_cluster("scs-1.33", 3, &[("workers", 3)]));
+    let mut w = World::new(mk_cluster("scs-1.36", 3, &[("workers", 3)]));
     for uid in ["c1", "c2", "c3"] {
         let m = w.cp(uid, V133);
         w.add(m, S::Ready);
     }
     w.cluster.spec.control_plane.flavor = "m1.large".to_owned();
-    let t = targets(&w.cluster, &w.machines).unwrap();
+    let t = targets(&w.cluster, stack_of(&w.cluster).as_ref(), &w.machines).unwrap();
     assert!(t.control_plane_rolling);
     assert_eq!(t.control_plane.flavor, "m1.large");
     let pool = t.pool("workers").unwrap();
@@ -818,14 +829,17 @@ fn a_control_plane_flavor_change_rolls_the_control_plane_but_not_the_version() {
 #[test]
 fn targets_of_an_unknown_stack_are_none() {
     let w = World::new(mk_cluster("scs-0.99", 3, &[("workers", 3)]));
-    assert_eq!(targets(&w.cluster, &[]), None);
+    assert_eq!(
+        targets(&w.cluster, stack_of(&w.cluster).as_ref(), &[]),
+        None
+    );
 }
 
 #[test]
 fn targets_of_a_machine_are_its_parts() {
-    let mut w = World::new(mk_cluster("scs-1.33", 3, &[("workers", 3), ("gpu", 1)]));
+    let mut w = World::new(mk_cluster("scs-1.36", 3, &[("workers", 3), ("gpu", 1)]));
     w.cluster.spec.node_pools[1].flavor = "g1.xlarge".to_owned();
-    let t = targets(&w.cluster, &[]).unwrap();
+    let t = targets(&w.cluster, stack_of(&w.cluster).as_ref(), &[]).unwrap();
     let init = w.cp("c1", V133);
     let cp = w.cp("c2", V133);
     let gpu = w.worker("gpu", "g1", V133);
@@ -839,7 +853,7 @@ fn targets_of_a_machine_are_its_parts() {
 
 #[test]
 fn a_machine_is_outdated_by_version_image_or_flavor_only() {
-    let w = World::new(mk_cluster("scs-1.33", 3, &[("workers", 3)]));
+    let w = World::new(mk_cluster("scs-1.36", 3, &[("workers", 3)]));
     let target = worker_spec(&w.cluster, "workers", V133);
     type Edit = fn(&mut MachineSpec);
     let cases: [(&str, Edit, bool); 7] = [
@@ -927,10 +941,10 @@ fn add_cp(w: &mut World, cp: Cp) {
     w.add(m, cp.state);
 }
 
-/// A cluster moved from scs-1.32 to scs-1.33: `cps` as given, up to three Ready 1.32
+/// A cluster moved from scs-1.35 to scs-1.36: `cps` as given, up to three Ready 1.35
 /// workers (pool `workers` of `workers` replicas).
 fn upgrade_world(replicas: u32, workers: u32, cps: &[Cp]) -> World {
-    let mut w = World::new(mk_cluster("scs-1.32", replicas, &[("workers", workers)]));
+    let mut w = World::new(mk_cluster("scs-1.35", replicas, &[("workers", workers)]));
     for cp in cps {
         add_cp(&mut w, *cp);
     }
@@ -942,7 +956,7 @@ fn upgrade_world(replicas: u32, workers: u32, cps: &[Cp]) -> World {
         let m = created(w.worker("workers", uid, V132), 1000 - i as i64);
         w.add(m, S::Ready);
     }
-    w.cluster.spec.stack = "scs-1.33".to_owned();
+    w.cluster.spec.stack = "scs-1.36".to_owned();
     w
 }
 
@@ -976,7 +990,7 @@ fn a_control_plane_rollout_surges_one_then_removes_the_oldest_outdated() {
         (
             "all ready and as many as wanted: surge one",
             vec![C1, C2, C3],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
             None,
         ),
         (
@@ -1062,7 +1076,7 @@ fn a_control_plane_rollout_surges_one_then_removes_the_oldest_outdated() {
         (
             "the oldest is gone: surge the next",
             vec![C1, C3, new_cp("n1", S::Ready)],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
             None,
         ),
         (
@@ -1078,13 +1092,13 @@ fn a_control_plane_rollout_surges_one_then_removes_the_oldest_outdated() {
                 new_cp("n2", S::Ready),
                 new_cp("n3", S::Ready),
             ],
-            vec!["create worker workers v1.33.5"],
+            vec!["create worker workers v1.36.4"],
             None,
         ),
         (
             "one short of the replicas while rolling: create, do not delete",
             vec![C1, new_cp("n1", S::Ready)],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
             None,
         ),
     ];
@@ -1109,7 +1123,7 @@ fn a_control_plane_rollout_surges_one_then_removes_the_oldest_outdated() {
             assert_eq!(
                 deletion(&plan, name),
                 (
-                    "replaced by a machine with v1.33.5 (ubuntu-capi-image-v1.33.5)",
+                    "replaced by a machine with v1.36.4 (ubuntu-2404-kube-v1.36.4)",
                     false
                 ),
                 "{what}"
@@ -1124,7 +1138,7 @@ fn a_single_control_plane_is_replaced_surge_first() {
         (
             "the init machine is outdated",
             vec![C1],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
         ),
         (
             "its replacement is booting",
@@ -1151,7 +1165,7 @@ fn control_plane_scaling_adds_and_removes_one_at_a_time() {
             "3 to 5: one at a time",
             5,
             vec![current("c1", 500), current("c2", 400), current("c3", 300)],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
         ),
         (
             "4 of 5, the fourth booting: wait",
@@ -1193,7 +1207,7 @@ fn control_plane_scaling_adds_and_removes_one_at_a_time() {
             vec!["remove-etcd-member demo-control-plane-c5"],
         ),
     ] {
-        let mut w = World::new(mk_cluster("scs-1.33", replicas, &[]));
+        let mut w = World::new(mk_cluster("scs-1.36", replicas, &[]));
         for cp in cps {
             add_cp(&mut w, cp);
         }
@@ -1219,10 +1233,10 @@ fn workers_keep_the_old_version_while_the_control_plane_rolls() {
         (
             "nothing replaced yet",
             vec![C1, C2, C3],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
             vec![
-                "create control-plane v1.33.5",
-                "create worker workers v1.32.9",
+                "create control-plane v1.36.4",
+                "create worker workers v1.35.9",
             ],
         ),
         (
@@ -1232,16 +1246,16 @@ fn workers_keep_the_old_version_while_the_control_plane_rolls() {
             vec![
                 "delete demo-control-plane-c2",
                 "set-members 3",
-                "create worker workers v1.32.9",
+                "create worker workers v1.35.9",
             ],
         ),
         (
             "two replaced",
             vec![C3, new_cp("n1", S::Ready), new_cp("n2", S::Ready)],
-            vec!["create control-plane v1.33.5"],
+            vec!["create control-plane v1.36.4"],
             vec![
-                "create control-plane v1.33.5",
-                "create worker workers v1.32.9",
+                "create control-plane v1.36.4",
+                "create worker workers v1.35.9",
             ],
         ),
         (
@@ -1258,7 +1272,7 @@ fn workers_keep_the_old_version_while_the_control_plane_rolls() {
             vec!["remove-etcd-member demo-control-plane-c3"],
             vec![
                 "remove-etcd-member demo-control-plane-c3",
-                "create worker workers v1.32.9",
+                "create worker workers v1.35.9",
             ],
         ),
         (
@@ -1269,10 +1283,10 @@ fn workers_keep_the_old_version_while_the_control_plane_rolls() {
                 new_cp("n2", S::Ready),
                 new_cp("n3", S::Ready),
             ],
-            vec!["create worker workers v1.33.5"],
+            vec!["create worker workers v1.36.4"],
             vec![
-                "create worker workers v1.33.5",
-                "create worker workers v1.33.5",
+                "create worker workers v1.36.4",
+                "create worker workers v1.36.4",
             ],
         ),
     ];
@@ -1317,7 +1331,7 @@ struct Rollout {
 /// maxSurge and maxUnavailable; returns the number of rounds.
 fn simulate_pool_rollout(case: Rollout) -> usize {
     let ctx = format!("{case:?}");
-    let mut cluster = mk_cluster("scs-1.33", 1, &[("workers", case.replicas)]);
+    let mut cluster = mk_cluster("scs-1.36", 1, &[("workers", case.replicas)]);
     cluster.spec.rollout.max_surge = case.max_surge;
     cluster.spec.rollout.max_unavailable = case.max_unavailable;
     let mut w = World::new(cluster);
@@ -1339,7 +1353,7 @@ fn simulate_pool_rollout(case: Rollout) -> usize {
     w.cluster.spec.node_pools[0].flavor = new_flavor.to_owned();
     let updated = |m: &Machine| m.spec.version == V133 && m.spec.flavor == new_flavor;
     let replaced =
-        format!("replaced by a machine with v1.33.5 (ubuntu-capi-image-v1.33.5, {new_flavor})");
+        format!("replaced by a machine with v1.36.4 (ubuntu-2404-kube-v1.36.4, {new_flavor})");
 
     let r = case.replicas as usize;
     let (surge, unavailable) = (case.max_surge as usize, case.max_unavailable as usize);
@@ -1443,7 +1457,7 @@ fn a_stack_upgrade_rolls_the_control_plane_one_at_a_time_then_the_workers() {
             let ctx = format!(
                 "{cps} control planes, {workers} workers, boot delay {boot_delay}, {failing} failing servers"
             );
-            let mut w = World::new(mk_cluster("scs-1.32", cps, &[("workers", workers)]));
+            let mut w = World::new(mk_cluster("scs-1.35", cps, &[("workers", workers)]));
             w.boot_delay = boot_delay;
             w.failing_servers = failing;
             for i in 1..=cps {
@@ -1457,7 +1471,7 @@ fn a_stack_upgrade_rolls_the_control_plane_one_at_a_time_then_the_workers() {
                 );
                 w.add(m, S::Ready);
             }
-            w.cluster.spec.stack = "scs-1.33".to_owned();
+            w.cluster.spec.stack = "scs-1.36".to_owned();
             let (r, total) = (cps as usize, workers as usize);
             let rounds = w.run(300, |w, plan| {
                 let cp_creations = created_specs(plan)
@@ -1539,9 +1553,9 @@ fn a_stack_upgrade_rolls_the_control_plane_one_at_a_time_then_the_workers() {
 // Scaling
 // ---------------------------------------------------------------------------------------
 
-/// One ready init machine on scs-1.33 and pool `workers` of `replicas`.
+/// One ready init machine on scs-1.36 and pool `workers` of `replicas`.
 fn pool_world(replicas: u32) -> World {
-    let mut w = World::new(mk_cluster("scs-1.33", 1, &[("workers", replicas)]));
+    let mut w = World::new(mk_cluster("scs-1.36", 1, &[("workers", replicas)]));
     let init = w.cp("c1", V133);
     w.add(init, S::Ready);
     w
@@ -1565,7 +1579,7 @@ fn scale_up_creates_every_missing_machine_at_once() {
             w.add(m, S::Ready);
         }
         let plan = w.plan();
-        let expected = vec!["create worker workers v1.33.5"; creations];
+        let expected = vec!["create worker workers v1.36.4"; creations];
         assert_steps(&plan, &expected, what);
         if !api {
             assert_waiting_for(
@@ -1578,7 +1592,7 @@ fn scale_up_creates_every_missing_machine_at_once() {
 
 #[test]
 fn scale_up_of_several_pools_is_independent() {
-    let mut w = World::new(mk_cluster("scs-1.33", 1, &[("a", 3), ("b", 2), ("c", 0)]));
+    let mut w = World::new(mk_cluster("scs-1.36", 1, &[("a", 3), ("b", 2), ("c", 0)]));
     let init = w.cp("c1", V133);
     w.add(init, S::Ready);
     for (pool, uid) in [("a", "a1"), ("b", "b1"), ("b", "b2")] {
@@ -1588,7 +1602,7 @@ fn scale_up_of_several_pools_is_independent() {
     let plan = w.plan();
     assert_steps(
         &plan,
-        &["create worker a v1.33.5", "create worker a v1.33.5"],
+        &["create worker a v1.36.4", "create worker a v1.36.4"],
         "pools",
     );
 }
@@ -1684,12 +1698,12 @@ fn sick(what: &'static str, w1: (S, i64), expected: &'static [&'static str]) -> 
     }
 }
 
-const REPLACED: &[&str] = &["remediate demo-workers-w1", "create worker workers v1.33.5"];
+const REPLACED: &[&str] = &["remediate demo-workers-w1", "create worker workers v1.36.4"];
 const TWO_REPLACED: &[&str] = &[
     "remediate demo-workers-w1",
     "remediate demo-workers-w2",
-    "create worker workers v1.33.5",
-    "create worker workers v1.33.5",
+    "create worker workers v1.36.4",
+    "create worker workers v1.36.4",
 ];
 
 #[test]
@@ -2080,7 +2094,7 @@ fn control_planes_are_remediated_one_at_a_time_and_only_with_a_ready_majority() 
         ),
     ];
     for (what, replicas, max, cps, expected) in cases {
-        let mut w = World::new(mk_cluster("scs-1.33", replicas, &[]));
+        let mut w = World::new(mk_cluster("scs-1.36", replicas, &[]));
         w.cluster.spec.health.max_unhealthy = max.to_owned();
         for cp in cps {
             add_cp(&mut w, cp);
@@ -2096,7 +2110,7 @@ fn control_planes_are_remediated_one_at_a_time_and_only_with_a_ready_majority() 
         }
     }
     // With the API down nothing is known to be unhealthy.
-    let mut w = World::new(mk_cluster("scs-1.33", 3, &[]));
+    let mut w = World::new(mk_cluster("scs-1.36", 3, &[]));
     for cp in [sick_cp("c1"), fine("c2"), fine("c3")] {
         add_cp(&mut w, cp);
     }
@@ -2108,7 +2122,7 @@ fn control_planes_are_remediated_one_at_a_time_and_only_with_a_ready_majority() 
 fn a_remediated_control_plane_is_replaced_once_it_is_gone() {
     let fine = |uid| cp_entry(uid, V133, S::Ready, 600);
     // c1 was remediated: leaving and NotReady, so not drained; its etcd member goes.
-    let mut w = World::new(mk_cluster("scs-1.33", 3, &[]));
+    let mut w = World::new(mk_cluster("scs-1.36", 3, &[]));
     add_cp(
         &mut w,
         Cp {
@@ -2127,7 +2141,7 @@ fn a_remediated_control_plane_is_replaced_once_it_is_gone() {
     w.machines
         .retain(|m| m.metadata.name != "demo-control-plane-c1");
     w.servers.retain(|s| s.name != "demo-control-plane-c1");
-    assert_steps(&w.plan(), &["create control-plane v1.33.5"], "gone");
+    assert_steps(&w.plan(), &["create control-plane v1.36.4"], "gone");
 }
 
 #[test]
@@ -2196,7 +2210,7 @@ fn removal(
 
 /// Three ready control planes, two ready workers, and the leaving machine `x`.
 fn removal_world(case: &Removal) -> (World, String) {
-    let mut w = World::new(mk_cluster("scs-1.33", 3, &[("workers", 2)]));
+    let mut w = World::new(mk_cluster("scs-1.36", 3, &[("workers", 2)]));
     for uid in ["c1", "c2", "c3"] {
         let m = w.cp(uid, V133);
         w.add(m, S::Ready);
@@ -2478,7 +2492,7 @@ fn a_leaving_worker_is_drained_while_its_replacement_is_created() {
     let plan = w.plan();
     assert_steps(
         &plan,
-        &["drain demo-workers-w3", "create worker workers v1.33.5"],
+        &["drain demo-workers-w3", "create worker workers v1.36.4"],
         "replacement",
     );
 }
@@ -2499,7 +2513,7 @@ fn when_the_whole_cluster_goes_there_is_no_drain_and_no_etcd_step() {
     }
 
     // Through the planner: workers go first, then the control planes.
-    let mut w = World::new(mk_cluster("scs-1.33", 3, &[("workers", 2)]));
+    let mut w = World::new(mk_cluster("scs-1.36", 3, &[("workers", 2)]));
     for uid in ["c1", "c2", "c3"] {
         let m = leaving(w.cp(uid, V133));
         w.add(m, S::Ready);
@@ -2588,10 +2602,10 @@ fn a_rollout_does_not_delete_what_max_unhealthy_holds_back() {
 #[test]
 
 fn while_a_patch_rollout_runs_workers_keep_the_oldest_patch_and_its_image() {
-    const OLD: &str = "v1.33.1";
+    const OLD: &str = "v1.36.1";
     let mut got = Vec::new();
     for new_first in [true, false] {
-        let mut w = World::new(mk_cluster("scs-1.33", 3, &[("workers", 3)]));
+        let mut w = World::new(mk_cluster("scs-1.36", 3, &[("workers", 3)]));
         let mut cps = vec![w.cp("c1", OLD), w.cp("c2", OLD), w.cp("n1", V133)];
         if new_first {
             cps.rotate_right(1);
@@ -2599,7 +2613,7 @@ fn while_a_patch_rollout_runs_workers_keep_the_oldest_patch_and_its_image() {
         for m in cps {
             w.add(m, S::Ready);
         }
-        let t = targets(&w.cluster, &w.machines).unwrap();
+        let t = targets(&w.cluster, stack_of(&w.cluster).as_ref(), &w.machines).unwrap();
         assert!(t.control_plane_rolling);
         let pool = t.pool("workers").unwrap();
         got.push((new_first, pool.version.clone(), pool.image.clone()));
@@ -2609,7 +2623,7 @@ fn while_a_patch_rollout_runs_workers_keep_the_oldest_patch_and_its_image() {
             (
                 new_first,
                 OLD.to_owned(),
-                "ubuntu-capi-image-v1.33.1".to_owned(),
+                "ubuntu-2404-kube-v1.36.1".to_owned(),
             )
         })
         .into();
@@ -2625,7 +2639,7 @@ fn new_machines_spread_over_their_zones() {
             MachineSpec {
                 pool: "workers".to_owned(),
                 role: MachineRole::Worker,
-                version: "v1.33.5".to_owned(),
+                version: "v1.36.4".to_owned(),
                 image: "img".to_owned(),
                 flavor: "m1.medium".to_owned(),
                 zone: Some(zone.to_owned()),
@@ -2647,7 +2661,7 @@ fn new_machines_spread_over_their_zones() {
 
 #[test]
 fn a_scale_up_spreads_its_new_machines_in_one_plan() {
-    let mut cluster = mk_cluster("scs-1.33", 1, &[("workers", 6)]);
+    let mut cluster = mk_cluster("scs-1.36", 1, &[("workers", 6)]);
     cluster.spec.node_pools[0].zones = vec!["az1".to_owned(), "az2".to_owned()];
     let mut world = World::new(cluster);
     let cp = world.cp("c1", V133);

@@ -17,8 +17,8 @@ use kaas_core::{ClusterSpec, NodePool, Object, ObjectMeta, OwnerRef};
 const UID: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 const LB_VIP: &str = "10.0.0.100";
 const FIP: &str = "203.0.113.10";
-const VERSION: &str = "v1.33.5";
-const IMAGE: &str = "ubuntu-capi-image-v1.33.5";
+const VERSION: &str = "v1.36.4";
+const IMAGE: &str = "ubuntu-2404-kube-v1.36.4";
 
 // Ids `full_infra` gives (see `mk_resource`).
 const NETWORK_ID: &str = "network:kaas-demo-1a2b3c4d";
@@ -300,6 +300,19 @@ fn with_resources(resources: Vec<CloudResource>) -> Observed {
         pki_exists: true,
         ..Observed::default()
     }
+}
+
+/// The planner, with the cluster's stack looked up in the built-in catalog as the
+/// controller does.
+fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
+    let mut observed = observed.clone();
+    if observed.stack.is_none() {
+        static CATALOG: std::sync::OnceLock<kaas_core::stack::StackCatalog> =
+            std::sync::OnceLock::new();
+        let catalog = CATALOG.get_or_init(|| kaas_core::stack::StackCatalog::builtin().unwrap());
+        observed.stack = catalog.find(&cluster.spec.stack).cloned();
+    }
+    super::plan(cluster, &observed)
 }
 
 fn infra_only(cluster: &Cluster) -> Observed {
@@ -2488,6 +2501,6 @@ fn no_server_before_the_cluster_pki_exists() {
         "the cluster's PKI before machine demo-control-plane-m1",
     );
     observed.pki_exists = true;
-    let plan = super::plan(&cluster, &observed);
-    assert_steps(&plan, &["create-server demo-control-plane-m1"]);
+    let with_pki = self::plan(&cluster, &observed);
+    assert_steps(&with_pki, &["create-server demo-control-plane-m1"]);
 }

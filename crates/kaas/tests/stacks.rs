@@ -1,0 +1,114 @@
+//! Cluster stacks as data: built-in and operator stacks, upgrade paths, and the SCS
+//! version policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Server, text};
+
+#[test]
+fn stacks_are_listed_checked_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let stacks = dir.path().join("stacks");
+    let builtin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../stacks/scs-1.36/stack.yaml"
+    ))
+    .unwrap();
+    // An operator's stacks: one past end of life, one a patch behind, one with no path
+    // from anywhere.
+    for (name, version, from) in [
+        ("acme-1.34", "v1.34.7", "[]"),
+        ("acme-1.35", "v1.35.7", "[acme-1.34]"),
+        ("island-1.36", "v1.36.4", "[]"),
+    ] {
+        std::fs::create_dir_all(stacks.join(name)).unwrap();
+        let text = builtin
+            .replace("name: scs-1.36", &format!("name: {name}"))
+            .replace("v1.36.4", version)
+            .replace(
+                "upgradesFrom:\n    - scs-1.35",
+                &format!("upgradesFrom: {from}"),
+            );
+        std::fs::write(stacks.join(name).join("stack.yaml"), text).unwrap();
+    }
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        200.0,
+        &["--stacks-dir", stacks.to_str().unwrap()],
+    );
+
+    let list = server.ok(&["stack", "list"]);
+    for name in [
+        "scs-1.35",
+        "scs-1.36",
+        "scs-1.37",
+        "acme-1.34",
+        "acme-1.35",
+        "island-1.36",
+    ] {
+        assert!(list.contains(name), "{name} missing:\n{list}");
+    }
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line("acme-1.34").contains("past end of life"), "{list}");
+    assert!(line("acme-1.35").contains("v1.35.9 was released"), "{list}");
+    assert!(line("scs-1.36").trim_end().ends_with("ok"), "{list}");
+
+    let show = server.ok(&["stack", "show", "scs-1.37", "-o", "json"]);
+    let show: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(show["spec"]["kubernetesVersion"], "v1.37.1");
+    assert_eq!(show["spec"]["upgradesFrom"][0], "scs-1.36");
+    assert!(
+        show["spec"]["addons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["name"] == "cilium")
+    );
+    let out = server.kaas(&["stack", "show", "nope"]);
+    assert!(
+        !out.status.success() && text(&out).contains("scs-1.36"),
+        "{}",
+        text(&out)
+    );
+
+    // A cluster on an operator stack follows that stack's version and image...
+    let out = server.kaas(&[
+        "cluster",
+        "create",
+        "c",
+        "--control-plane",
+        "1",
+        "--workers",
+        "1",
+        "--stack",
+        "acme-1.35",
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    for m in server.machines("c") {
+        assert_eq!(m["spec"]["version"], "v1.35.7");
+        assert_eq!(m["spec"]["image"], "ubuntu-2404-kube-v1.35.7");
+    }
+    // ...and moves only along upgrade paths.
+    let out = server.kaas(&["cluster", "upgrade", "c", "--stack", "island-1.36"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not list acme-1.35"),
+        "{}",
+        text(&out)
+    );
+    let out = server.kaas(&["cluster", "create", "d", "--stack", "scs-1.99"]);
+    assert!(
+        !out.status.success() && text(&out).contains("spec.stack"),
+        "{}",
+        text(&out)
+    );
+}
