@@ -177,6 +177,22 @@ fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
         ),
         (vec!["apply", "-f", &overlap], "spec.network.podCidr"),
         (vec!["apply", "-f", &unknown], "spec.controlPlane.colour"),
+        (
+            vec![
+                "cluster",
+                "create",
+                "mail",
+                "--addons",
+                "cert-manager",
+                "--acme-email",
+                "nope",
+            ],
+            "spec.addons.certManager.acmeEmail",
+        ),
+        (
+            vec!["cluster", "create", "mesh", "--addons", "istio"],
+            "unknown addon",
+        ),
     ];
     for (args, field) in cases {
         let out = server.kaas(&args);
@@ -189,6 +205,28 @@ fn bad_input_is_refused_naming_the_field_and_nothing_is_stored() {
     }
     let list = server.kaas_json(&["cluster", "list", "-o", "json"]);
     assert_eq!(list["items"], Value::Array(vec![]), "something was stored");
+
+    // The same flags, right, are taken into the spec.
+    server.ok(&[
+        "cluster",
+        "create",
+        "web",
+        "--addons",
+        "ingress,cert-manager",
+        "--acme-email",
+        "ops@example.com",
+    ]);
+    let web = server.kaas_json(&["cluster", "get", "web", "-o", "json"]);
+    assert_eq!(web["spec"]["addons"]["ingress"]["proxyProtocol"], true);
+    assert_eq!(
+        web["spec"]["addons"]["certManager"]["acmeEmail"],
+        "ops@example.com"
+    );
+    assert_eq!(
+        web["spec"]["addons"]["certManager"]["issuer"],
+        "letsencrypt-staging"
+    );
+    server.ok(&["cluster", "delete", "web", "--wait", "--timeout", "60s"]);
     assert_eq!(server.inventory(), Vec::<Value>::new());
 }
 

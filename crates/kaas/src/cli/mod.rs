@@ -149,8 +149,28 @@ pub struct WaitArgs {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::is_loopback_url;
+    use super::{apply_addon_flags, is_loopback_url};
+    use serde_json::json;
+
+    #[test]
+    fn addon_flags_fill_the_spec() {
+        let mut spec = json!({});
+        let addons = ["ingress".to_owned(), "cert-manager".to_owned()];
+        apply_addon_flags(&mut spec, &addons, Some("ops@example.com")).unwrap();
+        assert_eq!(spec["addons"]["ingress"]["proxyProtocol"], true);
+        assert_eq!(
+            spec["addons"]["certManager"]["acmeEmail"],
+            "ops@example.com"
+        );
+        let err =
+            apply_addon_flags(&mut json!({}), &["cert-manager".to_owned()], None).unwrap_err();
+        assert!(err.to_string().contains("--acme-email"));
+        let err = apply_addon_flags(&mut json!({}), &["istio".to_owned()], None).unwrap_err();
+        assert!(err.to_string().contains("unknown addon \"istio\""));
+        assert!(apply_addon_flags(&mut json!({}), &[], Some("a@b.c")).is_err());
+    }
 
     #[test]
     fn only_loopback_servers_get_the_local_token() {
@@ -191,6 +211,14 @@ pub enum ClusterCommand {
         /// Cluster stack, e.g. scs-1.36.
         #[arg(long)]
         stack: Option<String>,
+        /// Optional addons, comma-separated: ingress (ingress-nginx behind the load
+        /// balancer with PROXY protocol), cert-manager (with Let's Encrypt issuers),
+        /// registry.
+        #[arg(long, value_delimiter = ',')]
+        addons: Vec<String>,
+        /// The e-mail address for Let's Encrypt (needed with cert-manager).
+        #[arg(long)]
+        acme_email: Option<String>,
         /// YAML or JSON file with a Cluster; flags override it.
         #[arg(short = 'f', long = "filename")]
         file: Option<PathBuf>,
@@ -642,6 +670,32 @@ async fn change_spec(
     }
 }
 
+/// `--addons ingress,cert-manager,registry --acme-email ADDR` into the spec.
+fn apply_addon_flags(spec: &mut Value, addons: &[String], acme_email: Option<&str>) -> Result<()> {
+    for addon in addons.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+        match addon {
+            "ingress" => spec["addons"]["ingress"] = json!({"proxyProtocol": true}),
+            "cert-manager" => {
+                let Some(email) = acme_email else {
+                    bail!(
+                        "--addons cert-manager needs --acme-email ADDRESS (Let's Encrypt writes there about expiring certificates)"
+                    );
+                };
+                spec["addons"]["certManager"] = json!({"acmeEmail": email});
+            }
+            "registry" => spec["addons"]["registry"] = json!(true),
+            "metrics-server" => spec["addons"]["metricsServer"] = json!(true),
+            other => bail!(
+                "--addons: unknown addon {other:?}; choose from ingress, cert-manager, registry, metrics-server"
+            ),
+        }
+    }
+    if acme_email.is_some() && !addons.iter().any(|a| a.trim() == "cert-manager") {
+        bail!("--acme-email is only used with --addons cert-manager");
+    }
+    Ok(())
+}
+
 /// Reads a Cluster from YAML or JSON.
 pub fn read_cluster_file(path: &Path) -> Result<Value> {
     let text = if path == Path::new("-") {
@@ -664,6 +718,8 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             control_plane,
             workers,
             stack,
+            addons,
+            acme_email,
             file,
             wait,
         } => {
@@ -695,6 +751,7 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             if let Some(s) = stack {
                 body["spec"]["stack"] = json!(s);
             }
+            apply_addon_flags(&mut body["spec"], &addons, acme_email.as_deref())?;
             client
                 .request(Method::POST, "/v1/clusters", Some(&body))
                 .await?;
