@@ -107,20 +107,50 @@ pub fn settled(c: &Value) -> bool {
             .all(|k| !(busy.contains(&k["type"].as_str().unwrap_or("")) && k["status"] == "True"))
 }
 
+/// Follows one cluster: prints its new events and, when it changes, a line that says
+/// where it stands.
+struct Follow<'a> {
+    client: &'a Client,
+    name: &'a str,
+    seq: i64,
+    last_summary: String,
+}
+
+impl<'a> Follow<'a> {
+    fn new(client: &'a Client, name: &'a str, from: i64) -> Self {
+        Self {
+            client,
+            name,
+            seq: from,
+            last_summary: String::new(),
+        }
+    }
+
+    /// One look: the cluster as it is now, `None` when it is gone.
+    async fn poll(&mut self) -> Result<Option<Value>> {
+        self.seq = print_events(self.client, self.name, self.seq).await?;
+        let cluster = self
+            .client
+            .get_opt(&format!("/v1/clusters/{}", self.name))
+            .await?;
+        if let Some(c) = &cluster {
+            let line = summary(c);
+            if line != self.last_summary {
+                println!("  ── {line}");
+                self.last_summary = line;
+            }
+        }
+        Ok(cluster)
+    }
+}
+
 /// Follows a cluster until Ctrl-C, or until it is gone.
 pub async fn watch(client: &Client, name: &str) -> Result<ExitCode> {
-    let mut seq = 0;
-    let mut last_summary = String::new();
+    let mut follow = Follow::new(client, name, 0);
     loop {
-        seq = print_events(client, name, seq).await?;
-        let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
+        if follow.poll().await?.is_none() {
             println!("cluster/{name} is gone");
             return Ok(ExitCode::SUCCESS);
-        };
-        let line = summary(&c);
-        if line != last_summary {
-            println!("  ── {line}");
-            last_summary = line;
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
@@ -180,19 +210,12 @@ pub async fn until_available_from(
     timeout: Duration,
 ) -> Result<ExitCode> {
     let started = Instant::now();
-    let mut seq = from;
-    let mut last_summary = String::new();
+    let mut follow = Follow::new(client, name, from);
     loop {
-        seq = print_events(client, name, seq).await?;
-        let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
+        let Some(c) = follow.poll().await? else {
             eprintln!("error: cluster {name} does not exist (any more)");
             return Ok(ExitCode::FAILURE);
         };
-        let line = summary(&c);
-        if line != last_summary {
-            println!("  ── {line}");
-            last_summary = line;
-        }
         match c["status"]["phase"].as_str() {
             Some("Available") if settled(&c) => {
                 println!(
@@ -231,33 +254,20 @@ pub async fn until_gone(
     timeout: Duration,
 ) -> Result<ExitCode> {
     let started = Instant::now();
-    let mut seq = from;
-    let mut last_summary = String::new();
+    let mut follow = Follow::new(client, name, from);
     loop {
-        seq = print_events(client, name, seq).await?;
-        let Some(c) = client.get_opt(&format!("/v1/clusters/{name}")).await? else {
+        let Some(c) = follow.poll().await? else {
             println!(
                 "cluster/{name} deleted after {:.1}s",
                 started.elapsed().as_secs_f64()
             );
             return Ok(ExitCode::SUCCESS);
         };
-        let deleting = c["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|k| k["type"] == "Deleting")
-            .and_then(|k| k["message"].as_str())
-            .unwrap_or("")
-            .to_owned();
-        if !deleting.is_empty() && deleting != last_summary {
-            println!("  ── {deleting}");
-            last_summary = deleting;
-        }
         if started.elapsed() > timeout {
             eprintln!(
-                "error: timed out after {}s waiting for cluster {name} to be deleted; {last_summary}",
-                timeout.as_secs()
+                "error: timed out after {}s waiting for cluster {name} to be deleted; {}",
+                timeout.as_secs(),
+                failure_reason(&c)
             );
             return Ok(ExitCode::FAILURE);
         }
