@@ -66,6 +66,52 @@ pub struct AppState {
     /// Set when the cloud is the simulation.
     pub sim: Option<Arc<dyn SimControl>>,
     pub registry: Arc<Registry>,
+    pub metrics: ApiMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
+}
+
+/// Metrics the API computes when scraped, from the store.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    clusters: prometheus_client::metrics::family::Family<
+        PhaseLabels,
+        prometheus_client::metrics::gauge::Gauge,
+    >,
+}
+
+impl ApiMetrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            clusters: Default::default(),
+        };
+        registry.register(
+            "kaas_clusters",
+            "Clusters by phase",
+            metrics.clusters.clone(),
+        );
+        metrics
+    }
+
+    /// Counts the clusters of every tenant by phase, as the store has them now.
+    async fn refresh(&self, store: &dyn Store) -> Result<(), kaas_store::StoreError> {
+        use kaas_core::ClusterPhase::*;
+        use kaas_store::StoreExt;
+        let clusters: Vec<kaas_core::Cluster> =
+            store.list_obj(&kaas_store::ListFilter::default()).await?;
+        for phase in [Pending, Provisioning, Available, Updating, Deleting, Failed] {
+            let n = clusters.iter().filter(|c| c.status.phase == phase).count();
+            self.clusters
+                .get_or_create(&PhaseLabels {
+                    phase: phase.to_string(),
+                })
+                .set(n as i64);
+        }
+        Ok(())
+    }
 }
 
 /// The whole HTTP application.
@@ -133,6 +179,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    if let Err(e) = state.metrics.refresh(state.store.as_ref()).await {
+        return ApiError::internal(format!("cannot count clusters: {e}")).into_response();
+    }
     let mut text = String::new();
     match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         Ok(()) => (

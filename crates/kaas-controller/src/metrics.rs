@@ -25,11 +25,6 @@ pub struct CloudCallLabels {
     pub result: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhaseLabels {
-    pub phase: String,
-}
-
 /// Handles to every metric the controllers update.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -37,7 +32,6 @@ pub struct Metrics {
     pub reconcile_seconds: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     pub queue_depth: Family<ControllerLabels, Gauge>,
     pub cloud_calls: Family<CloudCallLabels, Counter>,
-    pub clusters: Family<PhaseLabels, Gauge>,
 }
 
 fn reconcile_histogram() -> Histogram {
@@ -51,7 +45,6 @@ impl Metrics {
             reconcile_seconds: Family::new_with_constructor(reconcile_histogram),
             queue_depth: Family::default(),
             cloud_calls: Family::default(),
-            clusters: Family::default(),
         };
         registry.register(
             "kaas_reconciles",
@@ -72,11 +65,6 @@ impl Metrics {
             "kaas_cloud_api_calls",
             "Cloud API calls by provider, operation and result",
             metrics.cloud_calls.clone(),
-        );
-        registry.register(
-            "kaas_clusters",
-            "Clusters by phase",
-            metrics.clusters.clone(),
         );
         metrics
     }

@@ -193,6 +193,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
 
     let mut registry = Registry::with_prefix("");
     let metrics = Metrics::new(&mut registry);
+    let api_metrics = kaas_api::ApiMetrics::new(&mut registry);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (cluster_config, controller_config) = intervals(config.sim_speed);
     let controller = Arc::new(ClusterController::new(
@@ -222,6 +223,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         cloud: "sim",
         sim: Some(sim_control),
         registry: Arc::new(registry),
+        metrics: api_metrics,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -126,6 +126,11 @@ fn create_survive_restart_and_delete_leaving_nothing() {
     let again = server.kaas_json(&["cluster", "get", "alpha", "-o", "json"]);
     assert_eq!(again["metadata"]["uid"], cluster["metadata"]["uid"]);
     assert_eq!(again["status"]["phase"], "Available");
+    let metrics = server.get_open("/metrics");
+    assert!(
+        metrics.contains("kaas_clusters{phase=\"Available\"} 1"),
+        "after a restart:\n{metrics}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_one_cluster(&server, 3, 3);
 

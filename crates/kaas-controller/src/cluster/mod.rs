@@ -764,7 +764,6 @@ impl Reconciler for ClusterController {
             new_status.api_members = members;
         }
         self.record_transitions(&cluster, &new_status).await;
-        self.metrics_phase(&cluster, new_status.phase);
         if fresh.status != new_status {
             fresh.status = new_status.clone();
             match self.store.update_obj(&fresh).await {
@@ -861,27 +860,6 @@ impl ClusterController {
             }
         }
         Ok(())
-    }
-
-    fn metrics_phase(&self, cluster: &Cluster, new: ClusterPhase) {
-        let old = cluster.status.phase;
-        if old != new || cluster.status.observed_generation == 0 {
-            use crate::metrics::PhaseLabels;
-            if cluster.status.observed_generation != 0 {
-                self.metrics
-                    .clusters
-                    .get_or_create(&PhaseLabels {
-                        phase: old.to_string(),
-                    })
-                    .dec();
-            }
-            self.metrics
-                .clusters
-                .get_or_create(&PhaseLabels {
-                    phase: new.to_string(),
-                })
-                .inc();
-        }
     }
 }
 

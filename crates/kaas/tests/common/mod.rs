@@ -184,6 +184,23 @@ impl Server {
         text(&out)
     }
 
+    /// A plain HTTP GET of an open endpoint (`/metrics`), body only.
+    pub fn get_open(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default()
+    }
+
     pub fn inventory(&self) -> Vec<Value> {
         self.kaas_json(&["sim", "inventory", "-o", "json"])["items"]
             .as_array()
