@@ -68,9 +68,4 @@ impl Metrics {
         );
         metrics
     }
-
-    /// Metrics that are counted but exported nowhere (tests).
-    pub fn unregistered() -> Self {
-        Self::new(&mut Registry::default())
-    }
 }

@@ -42,21 +42,10 @@ fn latencies() -> Latencies {
     }
 }
 
-fn settled(c: &Value) -> bool {
-    let busy = ["RollingOut", "ScalingUp", "ScalingDown", "Remediating"];
-    c["metadata"]["generation"] == c["status"]["observedGeneration"]
-        && c["status"]["phase"] == "Available"
-        && c["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .all(|k| !(busy.contains(&k["type"].as_str().unwrap_or("")) && k["status"] == "True"))
-}
-
 async fn until_settled(client: &Client, name: &str, started: Instant) -> Result<Duration> {
     loop {
         let c = client.get(&format!("/v1/clusters/{name}")).await?;
-        if settled(&c) {
+        if kaas::cli::settled(&c) {
             return Ok(started.elapsed());
         }
         if started.elapsed() > Duration::from_secs(600) {

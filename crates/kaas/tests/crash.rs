@@ -55,15 +55,7 @@ fn counts(server: &Server) -> BTreeMap<String, usize> {
 }
 
 fn settled(c: Option<&Value>) -> bool {
-    let Some(c) = c else { return false };
-    let busy = ["RollingOut", "ScalingUp", "ScalingDown", "Remediating"];
-    c["metadata"]["generation"] == c["status"]["observedGeneration"]
-        && c["status"]["phase"] == "Available"
-        && c["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|k| !(busy.contains(&k["type"].as_str().unwrap()) && k["status"] == "True"))
+    c.is_some_and(kaas::cli::settled)
 }
 
 /// Kills the server KILLS_PER_PHASE times at random moments, checking for twins

@@ -181,10 +181,6 @@ pub fn max_unhealthy(text: &str, replicas: u32) -> u32 {
     }
 }
 
-fn ready(m: &Machine, infra: &Infrastructure<'_>, nodes: Option<&[Node]>) -> bool {
-    node_ready(m, infra, nodes)
-}
-
 struct Planner<'a, 'i> {
     cluster: &'a Cluster,
     observed: &'a Observed,
@@ -199,7 +195,7 @@ impl Planner<'_, '_> {
     }
 
     fn ready(&self, m: &Machine) -> bool {
-        ready(m, self.infra, self.nodes())
+        node_ready(m, self.infra, self.nodes())
     }
 
     fn delete(&mut self, plan: &mut Plan, m: &Machine, reason: String, remediation: bool) {

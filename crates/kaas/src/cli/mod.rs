@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 pub use client::{ApiFailure, Client};
 use output::{CLUSTER_HEADERS, Format, cluster_row, print_value, table};
+pub use wait::settled;
 
 use crate::server::{CloudKind, ServerConfig};
 

@@ -94,17 +94,12 @@ pub fn summary(c: &Value) -> String {
     parts.join(" · ")
 }
 
-/// Available, with every change of the spec carried out: the status describes the
-/// current generation, and nothing is rolling out, scaling or being replaced.
+/// Available, with every change of the spec carried out. The controller calls a
+/// cluster Available only when nothing rolls out, scales or is being replaced, so
+/// this is its phase for the current generation.
 pub fn settled(c: &Value) -> bool {
-    let busy = ["RollingOut", "ScalingUp", "ScalingDown", "Remediating"];
-    c["metadata"]["generation"] == c["status"]["observedGeneration"]
-        && c["status"]["phase"] == "Available"
-        && c["status"]["conditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .all(|k| !(busy.contains(&k["type"].as_str().unwrap_or("")) && k["status"] == "True"))
+    c["status"]["phase"] == "Available"
+        && c["metadata"]["generation"] == c["status"]["observedGeneration"]
 }
 
 /// Follows one cluster: prints its new events and, when it changes, a line that says
