@@ -32,10 +32,28 @@ fn stacks_are_listed_checked_and_followed() {
             );
         std::fs::write(stacks.join(name).join("stack.yaml"), text).unwrap();
     }
+    // Release data of the test's own, so that the verdicts do not move with the clock:
+    // 1.34 long past end of life, v1.35.9 long out, 1.36 current, and a v1.37.5 that
+    // only this file knows of (so the test sees the flag is used).
+    let versions = dir.path().join("kubernetes-versions.yaml");
+    std::fs::write(
+        &versions,
+        "apiVersion: kaas.dev/v1alpha1\nkind: KubernetesVersions\npatchGraceDays: 14\nreleases:\n\
+         - {minor: \"1.34\", endOfLife: 2020-01-01, patches: [{version: v1.34.7, released: 2019-06-01}]}\n\
+         - {minor: \"1.35\", endOfLife: 2099-01-01, patches: [{version: v1.35.9, released: 2020-01-01}]}\n\
+         - {minor: \"1.36\", endOfLife: 2099-01-01, patches: [{version: v1.36.4, released: 2020-01-01}]}\n\
+         - {minor: \"1.37\", endOfLife: 2099-01-01, patches: [{version: v1.37.5, released: 2020-01-01}, {version: v1.37.1, released: 2019-12-01}]}\n",
+    )
+    .unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
         200.0,
-        &["--stacks-dir", stacks.to_str().unwrap()],
+        &[
+            "--stacks-dir",
+            stacks.to_str().unwrap(),
+            "--kubernetes-versions",
+            versions.to_str().unwrap(),
+        ],
     );
 
     let list = server.ok(&["stack", "list"]);
@@ -58,6 +76,7 @@ fn stacks_are_listed_checked_and_followed() {
     assert!(line("acme-1.34").contains("past end of life"), "{list}");
     assert!(line("acme-1.35").contains("v1.35.9 was released"), "{list}");
     assert!(line("scs-1.36").trim_end().ends_with("ok"), "{list}");
+    assert!(line("scs-1.37").contains("v1.37.5 was released"), "{list}");
 
     let show = server.ok(&["stack", "show", "scs-1.37", "-o", "json"]);
     let show: serde_json::Value = serde_json::from_str(&show).unwrap();
