@@ -35,6 +35,11 @@ pub trait CloudProvider: Send + Sync {
     /// Starts deleting a resource. Idempotent: deleting what is gone succeeds.
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError>;
 
+    /// Checks, before anything is built, that the flavors and images exist and that
+    /// the project's quota holds `needs` on top of what it already uses. The error
+    /// carries the cloud's own words.
+    async fn preflight(&self, needs: &Capacity) -> Result<(), CloudError>;
+
     /// Makes the load balancer's backend pool exactly `members`.
     async fn set_load_balancer_members(
         &self,

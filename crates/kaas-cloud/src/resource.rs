@@ -15,6 +15,18 @@ impl fmt::Debug for UserData {
     }
 }
 
+/// A secret the cloud is given once (an application credential's secret). Its `Debug`
+/// shows nothing of it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Credential(pub String);
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential(<redacted>)")
+    }
+}
+
 /// The kinds of cloud resource a cluster is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,21 +36,25 @@ pub enum ResourceKind {
     Router,
     SecurityGroup,
     ServerGroup,
+    Port,
     LoadBalancer,
     FloatingIp,
     Server,
+    ApplicationCredential,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 8] = [
+    pub const ALL: [ResourceKind; 10] = [
         Self::Network,
         Self::Subnet,
         Self::Router,
         Self::SecurityGroup,
         Self::ServerGroup,
+        Self::Port,
         Self::LoadBalancer,
         Self::FloatingIp,
         Self::Server,
+        Self::ApplicationCredential,
     ];
 
     /// The camelCase name used in the API and the inventory (`securityGroup`).
@@ -49,9 +65,11 @@ impl ResourceKind {
             Self::Router => "router",
             Self::SecurityGroup => "securityGroup",
             Self::ServerGroup => "serverGroup",
+            Self::Port => "port",
             Self::LoadBalancer => "loadBalancer",
             Self::FloatingIp => "floatingIp",
             Self::Server => "server",
+            Self::ApplicationCredential => "applicationCredential",
         }
     }
 
@@ -63,9 +81,11 @@ impl ResourceKind {
             Self::Router => "router",
             Self::SecurityGroup => "security group",
             Self::ServerGroup => "server group",
+            Self::Port => "port",
             Self::LoadBalancer => "load balancer",
             Self::FloatingIp => "floating IP",
             Self::Server => "server",
+            Self::ApplicationCredential => "application credential",
         }
     }
 }
@@ -113,16 +133,36 @@ pub enum ResourceSpec {
     ServerGroup {
         policy: ServerGroupPolicy,
     },
-    /// A TCP load balancer with one listener, pool and health monitor on `port`.
+    /// A port of its own, e.g. the API load balancer's VIP: made by kaas, named and
+    /// tagged, so it is found again and never leaked.
+    Port {
+        network_id: String,
+        subnet_id: String,
+        security_group_ids: Vec<String>,
+    },
+    /// A TCP load balancer with one listener, pool and health monitor on `port`, whose
+    /// VIP is the port `vip_port_id` on `subnet_id`.
     LoadBalancer {
         subnet_id: String,
+        vip_port_id: String,
         port: u16,
     },
-    /// A floating IP on the external network, associated with a load balancer's VIP.
+    /// A floating IP on the external network, associated with the port `port_id`.
     FloatingIp {
         external_network: String,
-        load_balancer_id: String,
+        port_id: String,
     },
+    /// A restricted application credential of the cluster's own (for its cloud
+    /// controller and CSI): it cannot make credentials or trusts itself. kaas chooses
+    /// the secret, and stores it sealed before the cloud sees it, so that a retry
+    /// after a crash creates a credential whose secret is known.
+    ApplicationCredential {
+        secret: Credential,
+        /// Role names; empty means the roles of the credential kaas itself uses.
+        roles: Vec<String>,
+        description: String,
+    },
+    /// A server on its own port (named and tagged like the server) on `network_id`.
     Server {
         flavor: String,
         image: String,
@@ -144,9 +184,11 @@ impl ResourceSpec {
             Self::Router { .. } => ResourceKind::Router,
             Self::SecurityGroup { .. } => ResourceKind::SecurityGroup,
             Self::ServerGroup { .. } => ResourceKind::ServerGroup,
+            Self::Port { .. } => ResourceKind::Port,
             Self::LoadBalancer { .. } => ResourceKind::LoadBalancer,
             Self::FloatingIp { .. } => ResourceKind::FloatingIp,
             Self::Server { .. } => ResourceKind::Server,
+            Self::ApplicationCredential { .. } => ResourceKind::ApplicationCredential,
         }
     }
 }
@@ -215,4 +257,21 @@ impl CloudResource {
     pub fn is_active(&self) -> bool {
         self.status == ResourceStatus::Active
     }
+}
+
+/// What a cluster's machines will take from the cloud, checked before anything is
+/// built so that a cluster the project cannot hold is refused whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    pub servers: Vec<ServerNeed>,
+}
+
+/// `count` servers of one flavor and image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerNeed {
+    pub flavor: String,
+    pub image: String,
+    pub count: u32,
 }

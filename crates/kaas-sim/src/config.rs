@@ -112,9 +112,11 @@ pub struct Quotas {
     pub router: u32,
     pub security_group: u32,
     pub server_group: u32,
+    pub port: u32,
     pub load_balancer: u32,
     pub floating_ip: u32,
     pub server: u32,
+    pub application_credential: u32,
 }
 
 impl Default for Quotas {
@@ -125,9 +127,11 @@ impl Default for Quotas {
             router: 50,
             security_group: 100,
             server_group: 100,
+            port: 1000,
             load_balancer: 50,
             floating_ip: 50,
             server: 500,
+            application_credential: 100,
         }
     }
 }
@@ -141,9 +145,11 @@ impl Quotas {
             ResourceKind::Router => self.router,
             ResourceKind::SecurityGroup => self.security_group,
             ResourceKind::ServerGroup => self.server_group,
+            ResourceKind::Port => self.port,
             ResourceKind::LoadBalancer => self.load_balancer,
             ResourceKind::FloatingIp => self.floating_ip,
             ResourceKind::Server => self.server,
+            ResourceKind::ApplicationCredential => self.application_credential,
         }
     }
 }
@@ -176,8 +182,10 @@ pub struct Latencies {
     pub router: LatencyRange,
     pub security_group: LatencyRange,
     pub server_group: LatencyRange,
+    pub port: LatencyRange,
     pub load_balancer: LatencyRange,
     pub floating_ip: LatencyRange,
+    pub application_credential: LatencyRange,
     /// From create until the server is `ACTIVE`.
     pub server_boot: LatencyRange,
     /// How long a server stays `DELETING`.
@@ -200,8 +208,10 @@ impl Default for Latencies {
             router: LatencyRange::new(1.0, 3.0),
             security_group: LatencyRange::new(0.2, 1.0),
             server_group: LatencyRange::new(0.2, 1.0),
+            port: LatencyRange::new(0.2, 1.0),
             load_balancer: LatencyRange::new(60.0, 120.0),
             floating_ip: LatencyRange::new(1.0, 3.0),
+            application_credential: LatencyRange::new(0.1, 0.5),
             server_boot: LatencyRange::new(30.0, 90.0),
             server_delete: LatencyRange::new(2.0, 5.0),
             load_balancer_delete: LatencyRange::new(5.0, 15.0),
@@ -223,8 +233,10 @@ impl Latencies {
             router: zero,
             security_group: zero,
             server_group: zero,
+            port: zero,
             load_balancer: zero,
             floating_ip: zero,
+            application_credential: zero,
             server_boot: zero,
             server_delete: zero,
             load_balancer_delete: zero,
@@ -242,21 +254,25 @@ impl Latencies {
             ResourceKind::Router => self.router,
             ResourceKind::SecurityGroup => self.security_group,
             ResourceKind::ServerGroup => self.server_group,
+            ResourceKind::Port => self.port,
             ResourceKind::LoadBalancer => self.load_balancer,
             ResourceKind::FloatingIp => self.floating_ip,
             ResourceKind::Server => self.server_boot,
+            ResourceKind::ApplicationCredential => self.application_credential,
         }
     }
 
-    fn named(&self) -> [(&'static str, LatencyRange); 13] {
+    fn named(&self) -> [(&'static str, LatencyRange); 15] {
         [
             ("network", self.network),
             ("subnet", self.subnet),
             ("router", self.router),
             ("securityGroup", self.security_group),
             ("serverGroup", self.server_group),
+            ("port", self.port),
             ("loadBalancer", self.load_balancer),
             ("floatingIp", self.floating_ip),
+            ("applicationCredential", self.application_credential),
             ("serverBoot", self.server_boot),
             ("serverDelete", self.server_delete),
             ("loadBalancerDelete", self.load_balancer_delete),

@@ -27,8 +27,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, DrainProgress, Node, PoolMember, ResourceKind,
-    ResourceRequest, ResourceStatus, WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, DrainProgress, Node, PoolMember,
+    ResourceKind, ResourceRequest, ResourceStatus, WorkloadClusterRef, WorkloadClusters,
+    WorkloadError,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -459,6 +460,42 @@ impl CloudProvider for SimCloud {
             return Err(timed_out().await);
         }
         result.map(|_| ())
+    }
+
+    async fn preflight(&self, needs: &Capacity) -> Result<(), CloudError> {
+        if self.call_faults("preflight")? {
+            return Err(timed_out().await);
+        }
+        for need in &needs.servers {
+            if need.flavor.trim().is_empty() {
+                return Err(CloudError::BadRequest {
+                    message: "Flavor's name must not be empty.".to_owned(),
+                });
+            }
+            if need.image.trim().is_empty() {
+                return Err(CloudError::BadRequest {
+                    message: "Image's name must not be empty.".to_owned(),
+                });
+            }
+        }
+        let requested: u64 = needs.servers.iter().map(|n| u64::from(n.count)).sum();
+        let limit = u64::from(self.inner.config.quotas.server);
+        let used = self.read(|state, now| {
+            state
+                .existing(now)
+                .into_iter()
+                .filter(|r| r.kind() == ResourceKind::Server)
+                .count() as u64
+        });
+        if used + requested > limit {
+            return Err(CloudError::QuotaExceeded {
+                message: format!(
+                    "Quota exceeded for instances: Requested {requested}, but already used \
+                     {used} of {limit} instances"
+                ),
+            });
+        }
+        Ok(())
     }
 
     async fn set_load_balancer_members(

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use kaas_cloud::{
-    CloudError, CloudResource, PoolMember, ResourceKind, ResourceRequest, ResourceSpec,
+    CloudError, CloudResource, Credential, PoolMember, ResourceKind, ResourceRequest, ResourceSpec,
     ResourceStatus,
 };
 use rand::Rng;
@@ -390,18 +390,15 @@ impl State {
         Ok(address)
     }
 
-    /// Checks a create request against what exists, and finds the subnet a port
-    /// (server, load balancer VIP) goes on.
-    fn validate(
-        &self,
-        request: &ResourceRequest,
-        now: u64,
-    ) -> Result<Option<(String, String)>, CloudError> {
+    /// Checks a create request against what exists, and says where the new resource's
+    /// address comes from.
+    fn validate(&self, request: &ResourceRequest, now: u64) -> Result<Address, CloudError> {
         use ResourceKind as K;
         match &request.spec {
             ResourceSpec::Network { .. }
             | ResourceSpec::SecurityGroup { .. }
-            | ResourceSpec::ServerGroup { .. } => Ok(None),
+            | ResourceSpec::ServerGroup { .. }
+            | ResourceSpec::ApplicationCredential { .. } => Ok(Address::None),
             ResourceSpec::Subnet {
                 network_id, cidr, ..
             } => {
@@ -426,7 +423,7 @@ impl State {
                          network: {network_id} overlaps with another subnet."
                     )));
                 }
-                Ok(None)
+                Ok(Address::None)
             }
             ResourceSpec::Router {
                 external_network,
@@ -438,27 +435,58 @@ impl State {
                         format!("Subnet {subnet_id} could not be found.")
                     })?;
                 }
-                Ok(None)
+                Ok(Address::None)
             }
-            ResourceSpec::LoadBalancer { subnet_id, .. } => {
+            ResourceSpec::Port {
+                network_id,
+                subnet_id,
+                security_group_ids,
+            } => {
+                self.require(K::Network, network_id, now, || {
+                    format!("Network {network_id} could not be found.")
+                })?;
                 let subnet = self.require(K::Subnet, subnet_id, now, || {
+                    format!("Subnet {subnet_id} could not be found.")
+                })?;
+                if !matches!(&subnet.spec, ResourceSpec::Subnet { network_id: n, .. } if n == network_id)
+                {
+                    return Err(bad_request(format!(
+                        "Invalid input for operation: Failed to create port on network \
+                         {network_id}, because fixed_ips included invalid subnet {subnet_id}."
+                    )));
+                }
+                for group in security_group_ids {
+                    self.require(K::SecurityGroup, group, now, || {
+                        format!("Security group {group} does not exist")
+                    })?;
+                }
+                Ok(Address::Allocate {
+                    subnet_id: subnet_id.clone(),
+                    network_id: network_id.clone(),
+                })
+            }
+            ResourceSpec::LoadBalancer {
+                subnet_id,
+                vip_port_id,
+                ..
+            } => {
+                self.require(K::Subnet, subnet_id, now, || {
                     format!("Validation failure: Subnet {subnet_id} not found.")
                 })?;
-                let network_id = match &subnet.spec {
-                    ResourceSpec::Subnet { network_id, .. } => network_id.clone(),
-                    _ => String::new(),
-                };
-                Ok(Some((subnet_id.clone(), network_id)))
+                self.require(K::Port, vip_port_id, now, || {
+                    format!("Validation failure: VIP port {vip_port_id} not found.")
+                })?;
+                Ok(Address::OfPort(vip_port_id.clone()))
             }
             ResourceSpec::FloatingIp {
                 external_network,
-                load_balancer_id,
+                port_id,
             } => {
                 require_external(external_network)?;
-                self.require(K::LoadBalancer, load_balancer_id, now, || {
-                    format!("Load balancer {load_balancer_id} could not be found.")
+                self.require(K::Port, port_id, now, || {
+                    format!("Port {port_id} could not be found.")
                 })?;
-                Ok(None)
+                Ok(Address::Floating)
             }
             ResourceSpec::Server {
                 network_id,
@@ -499,7 +527,10 @@ impl State {
                             "Network {network_id} requires a subnet in order to boot instances on."
                         ))
                     })?;
-                Ok(Some((subnet.id.clone(), network_id.clone())))
+                Ok(Address::ServerPort {
+                    subnet_id: subnet.id.clone(),
+                    network_id: network_id.clone(),
+                })
             }
         }
     }
@@ -529,13 +560,42 @@ impl State {
                     external_network, ..
                 },
                 _,
-            ) => (Some(self.allocate_floating(external_network, now)?), None),
-            (_, Some((subnet_id, network_id))) => {
+            ) => (
+                Some(self.allocate_floating(external_network, now)?.to_string()),
+                None,
+            ),
+            (
+                _,
+                Address::Allocate {
+                    subnet_id,
+                    network_id,
+                },
+            ) => {
                 let address = self.allocate_port(&subnet_id, &network_id, now)?;
-                (Some(address), Some(subnet_id))
+                (Some(address.to_string()), Some(subnet_id))
             }
-            (_, None) => (None, None),
+            (_, Address::OfPort(port_id)) => (
+                self.get(ResourceKind::Port, &port_id, now)
+                    .and_then(|p| p.address.clone()),
+                None,
+            ),
+            (
+                _,
+                Address::ServerPort {
+                    subnet_id,
+                    network_id,
+                },
+            ) => (
+                self.server_port(request, &subnet_id, &network_id, config, rng, now)?,
+                None,
+            ),
+            (_, Address::Floating | Address::None) => (None, None),
         };
+        // The cloud keeps no secret in the clear (Keystone keeps a hash).
+        let mut spec = request.spec.clone();
+        if let ResourceSpec::ApplicationCredential { secret, .. } = &mut spec {
+            *secret = Credential::default();
+        }
 
         let speed = config.speed;
         let ready_at_ms = now.saturating_add(draw_ms(rng, config.latencies.create(kind), speed));
@@ -555,12 +615,12 @@ impl State {
             id: id.clone(),
             name: request.name.clone(),
             tags: request.tags.clone(),
-            spec: request.spec.clone(),
+            spec,
             created_at_ms: now,
             ready_at_ms,
             deleting_since_ms: None,
             gone_at_ms: None,
-            address: address.map(|a| a.to_string()),
+            address,
             port_subnet_id,
             members: Vec::new(),
             kubeadm_init_ms,
@@ -580,6 +640,55 @@ impl State {
         Ok(view)
     }
 
+    /// The address of a new server: from the port of the same name and tags (left by
+    /// an earlier attempt) or a new one, as the OpenStack provider does.
+    fn server_port(
+        &mut self,
+        request: &ResourceRequest,
+        subnet_id: &str,
+        network_id: &str,
+        config: &SimConfig,
+        rng: &mut StdRng,
+        now: u64,
+    ) -> Result<Option<String>, CloudError> {
+        let in_use: HashSet<&str> = self
+            .existing(now)
+            .into_iter()
+            .filter(|r| r.kind() == ResourceKind::Server)
+            .filter_map(|r| r.address.as_deref())
+            .collect();
+        let free = self.existing(now).into_iter().find(|r| {
+            r.kind() == ResourceKind::Port
+                && !r.is_deleting()
+                && r.name == request.name
+                && r.tags == request.tags
+                && r.address.as_deref().is_some_and(|a| !in_use.contains(a))
+        });
+        if let Some(port) = free {
+            return Ok(port.address.clone());
+        }
+        let port = ResourceRequest {
+            name: request.name.clone(),
+            tags: request.tags.clone(),
+            spec: ResourceSpec::Port {
+                network_id: network_id.to_owned(),
+                subnet_id: subnet_id.to_owned(),
+                security_group_ids: match &request.spec {
+                    ResourceSpec::Server {
+                        security_group_ids, ..
+                    } => security_group_ids.clone(),
+                    _ => Vec::new(),
+                },
+            },
+        };
+        let created = self.create(&port, config, CreateFaults::default(), rng, now)?;
+        // A port is usable at once.
+        if let Some(r) = self.resources.get_mut(&created.id) {
+            r.ready_at_ms = now;
+        }
+        Ok(created.address)
+    }
+
     /// Why `target` cannot be deleted now, if it cannot.
     fn delete_conflict(&self, target: &SimResource, now: u64) -> Option<String> {
         let existing = self.existing(now);
@@ -589,6 +698,7 @@ impl State {
                 let in_use = existing.iter().any(|r| match &r.spec {
                     ResourceSpec::Subnet { network_id, .. } => network_id == id,
                     ResourceSpec::Server { network_id, .. } => network_id == id,
+                    ResourceSpec::Port { network_id, .. } => network_id == id,
                     _ => false,
                 });
                 in_use.then(|| {
@@ -602,6 +712,7 @@ impl State {
                 let in_use = existing.iter().any(|r| match &r.spec {
                     ResourceSpec::Router { subnet_ids, .. } => subnet_ids.iter().any(|s| s == id),
                     ResourceSpec::LoadBalancer { subnet_id, .. } => subnet_id == id,
+                    ResourceSpec::Port { .. } => r.port_subnet_id.as_deref() == Some(id),
                     ResourceSpec::Server { .. } => {
                         r.port_subnet_id.as_deref() == Some(id)
                             || r.server_network() == Some(network_id.as_str())
@@ -633,10 +744,18 @@ impl State {
                 });
                 in_use.then(|| format!("Server group {id} is still in use by one or more servers."))
             }
+            ResourceSpec::Port { .. } => {
+                let in_use = existing.iter().any(|r| match &r.spec {
+                    ResourceSpec::LoadBalancer { vip_port_id, .. } => vip_port_id == id,
+                    _ => false,
+                });
+                in_use.then(|| format!("Port {id} is the VIP of a load balancer."))
+            }
             ResourceSpec::Router { .. }
             | ResourceSpec::LoadBalancer { .. }
             | ResourceSpec::FloatingIp { .. }
-            | ResourceSpec::Server { .. } => None,
+            | ResourceSpec::Server { .. }
+            | ResourceSpec::ApplicationCredential { .. } => None,
         }
     }
 
@@ -740,4 +859,23 @@ fn require_external(external_network: &str) -> Result<(), CloudError> {
         ));
     }
     Ok(())
+}
+
+/// Where a new resource's address comes from.
+enum Address {
+    None,
+    /// A fixed IP of its own on the subnet (a port).
+    Allocate {
+        subnet_id: String,
+        network_id: String,
+    },
+    /// The fixed IP of an existing port (a load balancer's VIP).
+    OfPort(String),
+    /// The fixed IP of the server's own port, found or made.
+    ServerPort {
+        subnet_id: String,
+        network_id: String,
+    },
+    /// An address from the external network.
+    Floating,
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, DrainProgress, PoolMember, ResourceKind,
-    ResourceRequest, ResourceSpec, ResourceStatus, ServerGroupPolicy, WorkloadClusterRef,
-    WorkloadClusters, WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, DrainProgress, PoolMember, ResourceKind,
+    ResourceRequest, ResourceSpec, ResourceStatus, ServerGroupPolicy, ServerNeed,
+    WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 
 use super::*;
@@ -278,6 +278,47 @@ async fn quota_exceeded_until_something_is_deleted() {
 }
 
 #[tokio::test]
+async fn preflight_counts_what_the_project_already_uses() {
+    let mut config = config(Latencies::instant());
+    config.quotas.server = 4;
+    let sim = SimCloud::new(config).unwrap();
+    let need = |count| Capacity {
+        servers: vec![
+            ServerNeed {
+                flavor: "m1.small".to_owned(),
+                image: "img".to_owned(),
+                count,
+            },
+            ServerNeed {
+                flavor: "m1.medium".to_owned(),
+                image: "img".to_owned(),
+                count: 1,
+            },
+        ],
+    };
+    sim.preflight(&need(3)).await.unwrap();
+    let (network_id, _) = network_with_subnet(&sim).await;
+    create(&sim, "vm", &[], server_spec(&network_id, &[], &[])).await;
+    let err = sim.preflight(&need(3)).await.unwrap_err();
+    assert_eq!(
+        err,
+        CloudError::QuotaExceeded {
+            message: "Quota exceeded for instances: Requested 4, but already used 1 of 4 \
+                      instances"
+                .to_owned()
+        }
+    );
+    sim.preflight(&need(2)).await.unwrap();
+    let mut bad = need(1);
+    bad.servers[0].flavor = " ".to_owned();
+    assert!(matches!(
+        sim.preflight(&bad).await,
+        Err(CloudError::BadRequest { .. })
+    ));
+    assert_eq!(sim.inventory().len(), 4, "a preflight builds nothing");
+}
+
+#[tokio::test]
 async fn deleting_servers_still_count_against_the_quota() {
     let mut latencies = Latencies::instant();
     latencies.server_delete = LatencyRange::fixed(300.0);
@@ -344,6 +385,7 @@ async fn references_to_missing_resources_are_bad_requests() {
             &[],
             ResourceSpec::LoadBalancer {
                 subnet_id: missing.to_owned(),
+                vip_port_id: missing.to_owned(),
                 port: 6443,
             },
         ))
@@ -354,7 +396,7 @@ async fn references_to_missing_resources_are_bad_requests() {
             &[],
             ResourceSpec::FloatingIp {
                 external_network: "public".to_owned(),
-                load_balancer_id: missing.to_owned(),
+                port_id: missing.to_owned(),
             },
         ))
         .await);
@@ -473,6 +515,7 @@ async fn deleting_what_is_in_use_is_a_conflict() {
     sim.delete(ResourceKind::ServerGroup, &server_group.id)
         .await
         .unwrap();
+    delete_ports(&sim).await;
     sim.delete(ResourceKind::Subnet, &subnet_id).await.unwrap();
     sim.delete(ResourceKind::Network, &network_id)
         .await
@@ -492,10 +535,7 @@ async fn servers_and_load_balancers_go_through_deleting() {
         &sim,
         "lb",
         &["c"],
-        ResourceSpec::LoadBalancer {
-            subnet_id: subnet_id.clone(),
-            port: 6443,
-        },
+        lb_spec(&subnet_id, &vip_port(&sim, &network_id, &subnet_id).await),
     )
     .await;
     let router = create(
@@ -550,6 +590,7 @@ async fn servers_and_load_balancers_go_through_deleting() {
             .is_empty()
     );
     sim.delete(ResourceKind::Server, &vm.id).await.unwrap();
+    delete_ports(&sim).await;
     sim.delete(ResourceKind::Subnet, &subnet_id).await.unwrap();
     sim.delete(ResourceKind::Network, &network_id)
         .await
@@ -582,16 +623,8 @@ async fn addresses_come_from_the_subnet_and_are_unique() {
     }
     assert_eq!(servers[0].address.as_deref(), Some("10.0.0.10"));
     assert_eq!(servers[4].address.as_deref(), Some("10.0.0.14"));
-    let lb = create(
-        &sim,
-        "lb",
-        &[],
-        ResourceSpec::LoadBalancer {
-            subnet_id,
-            port: 6443,
-        },
-    )
-    .await;
+    let port = vip_port(&sim, &network_id, &subnet_id).await;
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id, &port)).await;
     let vip: IpAddr = lb.address.clone().unwrap().parse().unwrap();
     assert!(cidr.contains(&vip) && seen.insert(vip), "{vip}");
 
@@ -611,7 +644,7 @@ async fn addresses_come_from_the_subnet_and_are_unique() {
             &[],
             ResourceSpec::FloatingIp {
                 external_network: "public".to_owned(),
-                load_balancer_id: lb.id.clone(),
+                port_id: port.clone(),
             },
         )
         .await;
@@ -639,7 +672,7 @@ async fn load_balancer_members_are_stored_once_it_is_active() {
     let mut latencies = Latencies::instant();
     latencies.load_balancer = LatencyRange::fixed(300.0);
     let sim = sim(latencies);
-    let (_, subnet_id) = network_with_subnet(&sim).await;
+    let (network_id, subnet_id) = network_with_subnet(&sim).await;
     let members = [
         PoolMember {
             address: "10.0.0.10".to_owned(),
@@ -661,16 +694,8 @@ async fn load_balancer_members_are_stored_once_it_is_active() {
             id: "nope".to_owned()
         }
     );
-    let lb = create(
-        &sim,
-        "lb",
-        &[],
-        ResourceSpec::LoadBalancer {
-            subnet_id,
-            port: 6443,
-        },
-    )
-    .await;
+    let port = vip_port(&sim, &network_id, &subnet_id).await;
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id, &port)).await;
     assert_eq!(lb.status, ResourceStatus::Pending);
     let err = sim
         .set_load_balancer_members(&lb.id, &members)
@@ -1492,18 +1517,73 @@ fn fault_rates_are_validated() {
     );
 }
 
-fn lb_spec(subnet_id: &str) -> ResourceSpec {
+fn lb_spec(subnet_id: &str, vip_port_id: &str) -> ResourceSpec {
     ResourceSpec::LoadBalancer {
         subnet_id: subnet_id.to_owned(),
+        vip_port_id: vip_port_id.to_owned(),
         port: 6443,
     }
+}
+
+/// Deletes every port (servers' and VIPs'), as the planner does before the subnet.
+async fn delete_ports(sim: &SimCloud) {
+    for item in sim.inventory() {
+        if item.kind == "port" {
+            sim.delete(ResourceKind::Port, &item.id).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_gets_a_port_of_its_own_that_a_retry_reuses() {
+    let sim = sim(Latencies::instant());
+    let (network_id, subnet_id) = network_with_subnet(&sim).await;
+    let vm = create(&sim, "vm", &["c", "m"], server_spec(&network_id, &[], &[])).await;
+    let ports = sim.find(ResourceKind::Port, "m").await.unwrap();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    assert_eq!(ports[0].name, "vm");
+    assert_eq!(ports[0].address, vm.address);
+    // The server failed and is replaced: the new one boots on the same port.
+    sim.delete(ResourceKind::Server, &vm.id).await.unwrap();
+    let again = create(&sim, "vm", &["c", "m"], server_spec(&network_id, &[], &[])).await;
+    assert_eq!(again.address, vm.address);
+    assert_eq!(sim.find(ResourceKind::Port, "m").await.unwrap().len(), 1);
+    // A port in use by a server is not handed to another of the same name.
+    let twin = create(&sim, "vm", &["c", "m"], server_spec(&network_id, &[], &[])).await;
+    assert_ne!(twin.address, again.address);
+    assert_eq!(sim.find(ResourceKind::Port, "m").await.unwrap().len(), 2);
+    // A load balancer's VIP port cannot go before the load balancer.
+    let vip = vip_port(&sim, &network_id, &subnet_id).await;
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id, &vip)).await;
+    let vip_address = sim
+        .get(ResourceKind::Port, &vip)
+        .await
+        .unwrap()
+        .unwrap()
+        .address;
+    assert_eq!(lb.address, vip_address);
+    assert!(matches!(
+        sim.delete(ResourceKind::Port, &vip).await,
+        Err(CloudError::Conflict { .. })
+    ));
+}
+
+/// A VIP port for a load balancer; its id.
+async fn vip_port(sim: &SimCloud, network_id: &str, subnet_id: &str) -> String {
+    let spec = ResourceSpec::Port {
+        network_id: network_id.to_owned(),
+        subnet_id: subnet_id.to_owned(),
+        security_group_ids: vec![],
+    };
+    create(sim, "vip", &["t"], spec).await.id
 }
 
 #[tokio::test]
 async fn api_errors_fail_every_cloud_call_before_it_does_anything() {
     let sim = sim(Latencies::instant());
     let (network_id, subnet_id) = network_with_subnet(&sim).await;
-    let lb = create(&sim, "lb", &["t"], lb_spec(&subnet_id)).await;
+    let port = vip_port(&sim, &network_id, &subnet_id).await;
+    let lb = create(&sim, "lb", &["t"], lb_spec(&subnet_id, &port)).await;
     sim.set_faults(SimFaults {
         api_errors: 1.0,
         ..SimFaults::default()
@@ -1547,7 +1627,11 @@ async fn api_errors_fail_every_cloud_call_before_it_does_anything() {
     assert!(injected.is_retryable());
 
     sim.set_faults(SimFaults::default()).unwrap();
-    assert_eq!(sim.inventory().len(), 3, "nothing was created");
+    assert_eq!(
+        sim.inventory().len(),
+        4,
+        "nothing was created beyond the network, subnet, VIP port and load balancer"
+    );
     let lb = sim
         .get(ResourceKind::LoadBalancer, &lb.id)
         .await
@@ -1730,13 +1814,14 @@ async fn stuck_load_balancers_converge_once_the_fault_clears() {
     let mut latencies = Latencies::instant();
     latencies.load_balancer = LatencyRange::fixed(20.0); // 20 ms
     let sim = sim(latencies);
-    let (_, subnet_id) = network_with_subnet(&sim).await;
+    let (network_id, subnet_id) = network_with_subnet(&sim).await;
+    let port = vip_port(&sim, &network_id, &subnet_id).await;
     sim.set_faults(SimFaults {
         stuck_load_balancers: 1.0,
         ..SimFaults::default()
     })
     .unwrap();
-    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id)).await;
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id, &port)).await;
     assert!(stored(&sim, &lb.id).stuck, "persisted");
     tokio::time::sleep(Duration::from_millis(60)).await;
     let pending = |sim: &SimCloud| {
@@ -1772,7 +1857,7 @@ async fn stuck_load_balancers_converge_once_the_fault_clears() {
     assert!(!pending(&sim).await, "its ready time had passed");
     assert!(!stored(&sim, &lb.id).stuck);
     // A new one is not stuck.
-    let other = create(&sim, "lb2", &[], lb_spec(&subnet_id)).await;
+    let other = create(&sim, "lb2", &[], lb_spec(&subnet_id, &port)).await;
     assert!(!stored(&sim, &other.id).stuck);
 }
 
@@ -1785,7 +1870,7 @@ fn released_load_balancers_become_active_at_their_ready_time_or_now() {
             id: id.to_owned(),
             name: id.to_owned(),
             tags: vec![],
-            spec: lb_spec("s"),
+            spec: lb_spec("s", "p"),
             created_at_ms: 0,
             ready_at_ms,
             deleting_since_ms: None,
@@ -1845,7 +1930,8 @@ async fn nodes_drains_etcd_and_stuck_load_balancers_survive_a_restart() {
     )
     .await;
     let w = create(&sim, "w-0", &[], cluster_server(&network_id, uid, "worker")).await;
-    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id)).await;
+    let port = vip_port(&sim, &network_id, &subnet_id).await;
+    let lb = create(&sim, "lb", &[], lb_spec(&subnet_id, &port)).await;
     sim.set_node_ready("w-0", false).unwrap();
     assert!(matches!(
         sim.drain(&c, "w-0").await.unwrap(),

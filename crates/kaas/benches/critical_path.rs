@@ -31,6 +31,8 @@ fn latencies() -> Latencies {
         router: fixed(2.0),
         security_group: fixed(0.5),
         server_group: fixed(0.5),
+        port: fixed(0.5),
+        application_credential: fixed(0.5),
         load_balancer: fixed(90.0),
         floating_ip: fixed(2.0),
         server_boot: fixed(BOOT),

@@ -96,6 +96,9 @@ fn killed_at_random_during_create_scale_upgrade_and_delete_converges_without_twi
             ("loadBalancer", 1),
             ("floatingIp", 1),
             ("server", cp + workers),
+            // One per server, and the API load balancer's VIP.
+            ("port", cp + workers + 1),
+            ("applicationCredential", 1),
         ]
         .into_iter()
         .map(|(k, n)| (k.to_owned(), n))

@@ -51,6 +51,9 @@ fn assert_one_cluster(server: &Server, control_planes: usize, workers: usize) {
         ("loadBalancer", 1),
         ("floatingIp", 1),
         ("server", control_planes + workers),
+        // One per server, and the API load balancer's VIP.
+        ("port", control_planes + workers + 1),
+        ("applicationCredential", 1),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_owned(), n))

@@ -17,8 +17,8 @@ use kaas_bootstrap::{
     ca_cert_hash, render_user_data,
 };
 use kaas_cloud::{
-    CloudError, CloudProvider, CloudResource, DrainProgress, ResourceKind, ResourceSpec, UserData,
-    WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, Credential, DrainProgress, ResourceKind,
+    ResourceSpec, ServerNeed, UserData, WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
@@ -265,6 +265,17 @@ impl ClusterController {
                     *user_data = self
                         .bootstrap_data(cluster, machine, endpoint, api_sans)
                         .await?;
+                }
+                if let ResourceSpec::ApplicationCredential { secret, .. } = &mut request.spec {
+                    *secret = self.cloud_credential_secret(cluster).await?;
+                }
+                if request.kind() == ResourceKind::Network {
+                    let needs = self.capacity(cluster);
+                    let checked = self.cloud.preflight(&needs).await;
+                    self.count_call("preflight", checked.is_ok());
+                    checked.map_err(|e| {
+                        StepError::Cloud("checking the cloud before building".to_owned(), e)
+                    })?;
                 }
                 let request = &request;
                 let created = self.cloud.create(request).await;
@@ -595,6 +606,79 @@ impl ClusterController {
         }
     }
 }
+
+impl ClusterController {
+    /// What the cluster's machines need from the cloud at their spec's sizes.
+    fn capacity(&self, cluster: &Cluster) -> Capacity {
+        let image = self
+            .stacks
+            .find(&cluster.spec.stack)
+            .map(|s| s.image().to_owned())
+            .unwrap_or_default();
+        let spec = &cluster.spec;
+        let parts = std::iter::once((&spec.control_plane.flavor, spec.control_plane.replicas))
+            .chain(spec.node_pools.iter().map(|p| (&p.flavor, p.replicas)));
+        let mut servers: Vec<ServerNeed> = Vec::new();
+        for (flavor, count) in parts {
+            match servers.iter_mut().find(|n| &n.flavor == flavor) {
+                Some(need) => need.count += count,
+                None => servers.push(ServerNeed {
+                    flavor: flavor.clone(),
+                    image: image.clone(),
+                    count,
+                }),
+            }
+        }
+        Capacity { servers }
+    }
+
+    /// The secret of the cluster's application credential: chosen by kaas and sealed
+    /// in the store before the cloud sees it, so a retry after a crash uses the same.
+    async fn cloud_credential_secret(&self, cluster: &Cluster) -> Result<Credential, StepError> {
+        let tenant = cluster.metadata.tenant.as_str();
+        let name = cloud_credential_secret(cluster);
+        let secrets = self.secrets();
+        let read = |data: serde_json::Value| {
+            data["secret"]
+                .as_str()
+                .map(|s| Credential(s.to_owned()))
+                .ok_or_else(|| StepError::Bootstrap(format!("secret {name} has no secret")))
+        };
+        if let Some(data) = secrets.get(tenant, &name).await? {
+            return read(data);
+        }
+        let mut bytes = [0u8; 32];
+        rand::rng().fill(&mut bytes[..]);
+        let secret =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+        let data = serde_json::json!({ "secret": secret });
+        match secrets
+            .put(
+                tenant,
+                &name,
+                Some(owner_ref(cluster)),
+                CLOUD_CREDENTIAL_SECRET_TYPE,
+                &data,
+            )
+            .await
+        {
+            Ok(()) => read(data),
+            Err(StoreError::AlreadyExists { .. }) => match secrets.get(tenant, &name).await? {
+                Some(data) => read(data),
+                None => Err(StepError::Bootstrap(format!("secret {name} vanished"))),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The Secret holding the secret of the cluster's application credential.
+fn cloud_credential_secret(cluster: &Cluster) -> String {
+    format!("{}-cloud-credential", cluster.metadata.name)
+}
+
+/// The type of the Secret that holds a cluster's application credential secret.
+pub const CLOUD_CREDENTIAL_SECRET_TYPE: &str = "kaas.dev/cloud-credential";
 
 fn sealed_user_data(data: &serde_json::Value) -> Result<UserData, StepError> {
     data["userData"]

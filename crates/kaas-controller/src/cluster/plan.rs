@@ -1,20 +1,23 @@
 //! The pure planning step of the cluster controller: from the desired cluster and
 //! what was observed, the next steps. No I/O; every decision is unit-tested here.
 //!
-//! Creation follows the design's order: infrastructure (network, subnet, router,
-//! security groups, server groups, API load balancer and floating IP) → first
+//! Creation follows the design's order: infrastructure (network — alone, after the
+//! cloud's preflight check, so a cluster the project cannot hold leaves nothing behind —
+//! then subnet, router, security groups, server groups, the API load balancer on a VIP
+//! port of kaas' own with its floating IP, the cluster's application credential) → first
 //! control plane (kubeadm init) → the other control planes one at a time → node pools
 //! in parallel once the workload API answers. Deletion runs the other way: workers →
-//! control planes → API load balancer and floating IP → router → subnet → network →
-//! security groups and server groups → a sweep that must find nothing tagged with the
+//! control planes → load balancers (the API's, and those the cluster's cloud controller
+//! made) and floating IP → router → ports → subnet → network → security groups and server
+//! groups → application credential → a sweep that must find nothing tagged with the
 //! cluster before the finalizer is removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use kaas_cloud::{
-    CloudResource, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec, ResourceStatus,
-    SecurityGroupRule, ServerGroupPolicy, UserData,
+    CloudResource, Credential, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec,
+    ResourceStatus, SecurityGroupRule, ServerGroupPolicy, UserData,
 };
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::machine::CONTROL_PLANE_POOL;
@@ -182,7 +185,17 @@ pub struct Infrastructure<'a> {
     pub unwanted: Vec<&'a CloudResource>,
     /// Servers by machine uid.
     pub servers: BTreeMap<String, &'a CloudResource>,
+    /// Servers' ports by machine uid.
+    pub ports: BTreeMap<String, &'a CloudResource>,
+    /// Resources the workload cluster made for itself (its cloud controller's load
+    /// balancers): left alone while the cluster lives, deleted with it.
+    pub workload_owned: Vec<&'a CloudResource>,
 }
+
+/// The name prefix of the load balancers the OpenStack cloud controller makes for
+/// Services of type LoadBalancer (`kube_service_<cluster-name>_<namespace>_<name>`);
+/// kaas sets the cloud controller's cluster name to the cluster's uid.
+pub const CCM_LOAD_BALANCER_PREFIX: &str = "kube_service_";
 
 impl<'a> Infrastructure<'a> {
     pub fn get(&self, role: &str) -> Option<&'a CloudResource> {
@@ -233,6 +246,11 @@ pub fn wanted_roles(cluster: &Cluster) -> Vec<(String, ResourceKind, String)> {
         ));
     }
     roles.push((
+        VIP_PORT_ROLE.to_owned(),
+        ResourceKind::Port,
+        format!("{prefix}-kubeapi-vip"),
+    ));
+    roles.push((
         "loadBalancer".to_owned(),
         ResourceKind::LoadBalancer,
         format!("{prefix}-kubeapi"),
@@ -244,8 +262,16 @@ pub fn wanted_roles(cluster: &Cluster) -> Vec<(String, ResourceKind, String)> {
             format!("{prefix}-kubeapi"),
         ));
     }
+    roles.push((
+        "applicationCredential".to_owned(),
+        ResourceKind::ApplicationCredential,
+        prefix,
+    ));
     roles
 }
+
+/// The role of the API load balancer's VIP port.
+pub const VIP_PORT_ROLE: &str = "port/kubeapi-vip";
 
 fn sg_role(which: &str) -> String {
     format!("securityGroup/{which}")
@@ -272,16 +298,23 @@ pub fn classify<'a>(cluster: &Cluster, observed: &'a Observed) -> Infrastructure
     let mut resources: Vec<&CloudResource> = observed.resources.iter().collect();
     resources.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     for r in resources {
-        if r.kind == ResourceKind::Server {
-            let machine_uid = r.tags.iter().find_map(|t| t.strip_prefix("kaas-machine="));
+        let machine_uid = r.tags.iter().find_map(|t| t.strip_prefix("kaas-machine="));
+        let per_machine = match r.kind {
+            ResourceKind::Server => Some(&mut infra.servers),
+            ResourceKind::Port if machine_uid.is_some() => Some(&mut infra.ports),
+            _ => None,
+        };
+        if let Some(map) = per_machine {
             match machine_uid {
-                Some(uid)
-                    if live_machines.contains_key(uid) && !infra.servers.contains_key(uid) =>
-                {
-                    infra.servers.insert(uid.to_owned(), r);
+                Some(uid) if live_machines.contains_key(uid) && !map.contains_key(uid) => {
+                    map.insert(uid.to_owned(), r);
                 }
                 _ => infra.unwanted.push(r),
             }
+            continue;
+        }
+        if r.kind == ResourceKind::LoadBalancer && r.name.starts_with(CCM_LOAD_BALANCER_PREFIX) {
+            infra.workload_owned.push(r);
             continue;
         }
         let role = wanted
@@ -379,7 +412,14 @@ fn request(cluster: &Cluster, name: String, spec: ResourceSpec) -> ResourceReque
 
 fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut Plan) {
     let net = &cluster.spec.network;
+    // Nothing built yet: the network goes alone, after the preflight check, so that a
+    // cluster the project's quota cannot hold is refused with nothing to clean up.
+    let first = infra.by_role.is_empty() && infra.unwanted.is_empty();
     for (role, kind, name) in wanted_roles(cluster) {
+        if first && kind != ResourceKind::Network {
+            plan.wait(format!("{kind} {name} (after the preflight check)"));
+            continue;
+        }
         if let Some(r) = infra.get(&role) {
             match &r.status {
                 ResourceStatus::Active => {}
@@ -409,20 +449,40 @@ fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut
                     ServerGroupPolicy::SoftAntiAffinity
                 },
             }),
-            ResourceKind::LoadBalancer => {
-                infra.usable("subnet").map(|s| ResourceSpec::LoadBalancer {
-                    subnet_id: s.id.clone(),
-                    port: API_PORT,
-                })
-            }
-            ResourceKind::FloatingIp => {
+            ResourceKind::Port => {
                 infra
-                    .usable("loadBalancer")
-                    .map(|lb| ResourceSpec::FloatingIp {
-                        external_network: net.external_network.clone(),
-                        load_balancer_id: lb.id.clone(),
+                    .usable("network")
+                    .zip(infra.usable("subnet"))
+                    .map(|(n, s)| ResourceSpec::Port {
+                        network_id: n.id.clone(),
+                        subnet_id: s.id.clone(),
+                        security_group_ids: Vec::new(),
                     })
             }
+            ResourceKind::LoadBalancer => infra
+                .usable("subnet")
+                .zip(infra.usable(VIP_PORT_ROLE))
+                .map(|(s, p)| ResourceSpec::LoadBalancer {
+                    subnet_id: s.id.clone(),
+                    vip_port_id: p.id.clone(),
+                    port: API_PORT,
+                }),
+            ResourceKind::FloatingIp => {
+                infra
+                    .usable(VIP_PORT_ROLE)
+                    .map(|p| ResourceSpec::FloatingIp {
+                        external_network: net.external_network.clone(),
+                        port_id: p.id.clone(),
+                    })
+            }
+            ResourceKind::ApplicationCredential => Some(ResourceSpec::ApplicationCredential {
+                secret: Credential::default(),
+                roles: Vec::new(),
+                description: format!(
+                    "kaas cluster {} ({}): its cloud controller and CSI",
+                    cluster.metadata.name, cluster.metadata.uid
+                ),
+            }),
             ResourceKind::Server => None,
         };
         match spec {
@@ -701,13 +761,15 @@ fn plan_deletion(
         return;
     }
     // Then the cloud resources, one layer at a time.
-    let layers: [&[ResourceKind]; 6] = [
+    let layers: [&[ResourceKind]; 8] = [
         &[ResourceKind::Server],
         &[ResourceKind::FloatingIp, ResourceKind::LoadBalancer],
         &[ResourceKind::Router],
+        &[ResourceKind::Port],
         &[ResourceKind::Subnet],
         &[ResourceKind::Network],
         &[ResourceKind::SecurityGroup, ResourceKind::ServerGroup],
+        &[ResourceKind::ApplicationCredential],
     ];
     for layer in layers {
         let mut present: Vec<&CloudResource> = observed

@@ -126,7 +126,7 @@ fn full_infra(cluster: &Cluster) -> Vec<CloudResource> {
         .into_iter()
         .map(|(_, kind, name)| {
             let address = match kind {
-                ResourceKind::LoadBalancer => Some(LB_VIP),
+                ResourceKind::LoadBalancer | ResourceKind::Port => Some(LB_VIP),
                 ResourceKind::FloatingIp => Some(FIP),
                 _ => None,
             };
@@ -493,6 +493,11 @@ fn wanted_roles_name_everything_after_the_prefix() {
             "kaas-demo-1a2b3c4d-b",
         ),
         (
+            "port/kubeapi-vip",
+            ResourceKind::Port,
+            "kaas-demo-1a2b3c4d-kubeapi-vip",
+        ),
+        (
             "loadBalancer",
             ResourceKind::LoadBalancer,
             "kaas-demo-1a2b3c4d-kubeapi",
@@ -501,6 +506,11 @@ fn wanted_roles_name_everything_after_the_prefix() {
             "floatingIp",
             ResourceKind::FloatingIp,
             "kaas-demo-1a2b3c4d-kubeapi",
+        ),
+        (
+            "applicationCredential",
+            ResourceKind::ApplicationCredential,
+            "kaas-demo-1a2b3c4d",
         ),
     ]
     .map(|(r, k, n)| (r.to_owned(), k, n.to_owned()));
@@ -516,28 +526,29 @@ fn wanted_roles_name_everything_after_the_prefix() {
 }
 
 #[test]
-fn a_fresh_cluster_creates_what_needs_no_ids_and_records_the_init_machine() {
+fn a_fresh_cluster_creates_its_network_alone_and_records_the_init_machine() {
     let plan = plan(&mk_cluster(3, 3), &Observed::default());
     assert_steps(
         &plan,
         &[
             "create network kaas-demo-1a2b3c4d",
-            "create securityGroup kaas-demo-1a2b3c4d-control-plane",
-            "create securityGroup kaas-demo-1a2b3c4d-worker",
-            "create serverGroup kaas-demo-1a2b3c4d-control-plane",
-            "create serverGroup kaas-demo-1a2b3c4d-workers",
             "create-machine init",
             "ensure-pki",
         ],
     );
-    // Subnet, router, load balancer and floating IP need an id from what comes before.
+    // The rest waits for the network, whose creation runs the preflight check: a
+    // cluster the cloud cannot hold leaves nothing behind.
     for what in [
         "subnet kaas-demo-1a2b3c4d",
         "router kaas-demo-1a2b3c4d",
+        "security group kaas-demo-1a2b3c4d-control-plane",
+        "server group kaas-demo-1a2b3c4d-workers",
+        "port kaas-demo-1a2b3c4d-kubeapi-vip",
         "load balancer kaas-demo-1a2b3c4d-kubeapi",
         "floating IP kaas-demo-1a2b3c4d-kubeapi",
+        "application credential kaas-demo-1a2b3c4d",
     ] {
-        assert_waiting_for(&plan, &format!("{what} (needs what comes before it)"));
+        assert_waiting_for(&plan, &format!("{what} (after the preflight check)"));
     }
     assert_waiting_for(
         &plan,
@@ -548,7 +559,7 @@ fn a_fresh_cluster_creates_what_needs_no_ids_and_records_the_init_machine() {
 
 #[test]
 fn every_create_request_is_tagged_with_the_cluster_and_carries_its_role() {
-    let plan = plan(&mk_cluster(3, 3), &Observed::default());
+    let plan = plan(&mk_cluster(3, 3), &network_only());
     let mut roles = Vec::new();
     for step in &plan.steps {
         if let Step::CreateResource { role, request } = step {
@@ -560,19 +571,30 @@ fn every_create_request_is_tagged_with_the_cluster_and_carries_its_role() {
     assert_eq!(
         roles,
         [
-            "network",
+            "applicationCredential",
             "securityGroup/control-plane",
             "securityGroup/worker",
             "serverGroup/control-plane",
             "serverGroup/workers",
+            "subnet",
         ]
     );
+}
+
+/// Only the network exists (it went first, alone).
+fn network_only() -> Observed {
+    with_resources(vec![mk_resource(
+        ResourceKind::Network,
+        "kaas-demo-1a2b3c4d",
+        ResourceStatus::Active,
+        None,
+    )])
 }
 
 #[test]
 fn server_groups_are_hard_anti_affinity_for_control_planes_and_soft_per_pool() {
     let cluster = with_pools(mk_cluster(3, 0), &[("a", 1), ("b", 0)]);
-    let plan = plan(&cluster, &Observed::default());
+    let plan = plan(&cluster, &network_only());
     let mut policies: Vec<(String, ServerGroupPolicy)> = plan
         .steps
         .iter()
@@ -643,6 +665,7 @@ fn with_a_network_the_subnet_follows() {
         &plan,
         &[
             "create subnet kaas-demo-1a2b3c4d",
+            "create applicationCredential kaas-demo-1a2b3c4d",
             "create securityGroup kaas-demo-1a2b3c4d-control-plane",
             "create securityGroup kaas-demo-1a2b3c4d-worker",
             "create serverGroup kaas-demo-1a2b3c4d-control-plane",
@@ -663,7 +686,7 @@ fn with_a_network_the_subnet_follows() {
 }
 
 #[test]
-fn with_a_subnet_the_router_and_the_load_balancer_follow() {
+fn with_a_subnet_the_router_and_the_vip_port_follow() {
     let cluster = mk_cluster(3, 3);
     let observed = with_resources(vec![
         mk_resource(
@@ -684,11 +707,12 @@ fn with_a_subnet_the_router_and_the_load_balancer_follow() {
         &plan,
         &[
             "create router kaas-demo-1a2b3c4d",
-            "create loadBalancer kaas-demo-1a2b3c4d-kubeapi",
             "create securityGroup kaas-demo-1a2b3c4d-control-plane",
             "create securityGroup kaas-demo-1a2b3c4d-worker",
             "create serverGroup kaas-demo-1a2b3c4d-control-plane",
             "create serverGroup kaas-demo-1a2b3c4d-workers",
+            "create port kaas-demo-1a2b3c4d-kubeapi-vip",
+            "create applicationCredential kaas-demo-1a2b3c4d",
             "create-machine init",
         ],
     );
@@ -696,6 +720,33 @@ fn with_a_subnet_the_router_and_the_load_balancer_follow() {
         &plan,
         "floating IP kaas-demo-1a2b3c4d-kubeapi (needs what comes before it)",
     );
+    assert_waiting_for(
+        &plan,
+        "load balancer kaas-demo-1a2b3c4d-kubeapi (needs what comes before it)",
+    );
+    let (role, port) = create_resource(&plan, ResourceKind::Port);
+    assert_eq!(role, "port/kubeapi-vip");
+    assert_eq!(
+        port.spec,
+        ResourceSpec::Port {
+            network_id: "network:kaas-demo-1a2b3c4d".to_owned(),
+            subnet_id: SUBNET_ID.to_owned(),
+            security_group_ids: vec![],
+        }
+    );
+    let (_, credential) = create_resource(&plan, ResourceKind::ApplicationCredential);
+    match &credential.spec {
+        ResourceSpec::ApplicationCredential {
+            secret,
+            description,
+            ..
+        } => {
+            // The executor fills in the secret it sealed first.
+            assert!(secret.0.is_empty());
+            assert!(description.contains(UID), "{description}");
+        }
+        other => panic!("{other:?}"),
+    }
     let (_, router) = create_resource(&plan, ResourceKind::Router);
     assert_eq!(
         router.spec,
@@ -704,34 +755,40 @@ fn with_a_subnet_the_router_and_the_load_balancer_follow() {
             subnet_ids: vec![SUBNET_ID.to_owned()]
         }
     );
-    let (role, lb) = create_resource(&plan, ResourceKind::LoadBalancer);
-    assert_eq!(role, "loadBalancer");
-    assert_eq!(
-        lb.spec,
-        ResourceSpec::LoadBalancer {
-            subnet_id: SUBNET_ID.to_owned(),
-            port: API_PORT
-        }
-    );
 }
 
 #[test]
-fn with_a_load_balancer_the_floating_ip_follows() {
+fn with_the_vip_port_the_load_balancer_and_floating_ip_follow() {
     let cluster = mk_cluster(3, 0);
-    // The load balancer is still building: its id is enough.
+    // The port is still building: its id is enough.
     let resources = role_status(
         &cluster,
-        without_role(&cluster, full_infra(&cluster), "floatingIp"),
-        "loadBalancer",
+        without_role(
+            &cluster,
+            without_role(&cluster, full_infra(&cluster), "floatingIp"),
+            "loadBalancer",
+        ),
+        "port/kubeapi-vip",
         ResourceStatus::Pending,
     );
     let plan = plan(&cluster, &with_resources(resources));
     assert_steps(
         &plan,
         &[
+            "create loadBalancer kaas-demo-1a2b3c4d-kubeapi",
             "create floatingIp kaas-demo-1a2b3c4d-kubeapi",
             "create-machine init",
         ],
+    );
+    let (role, lb) = create_resource(&plan, ResourceKind::LoadBalancer);
+    assert_eq!(role, "loadBalancer");
+    assert_eq!(
+        lb.spec,
+        ResourceSpec::LoadBalancer {
+            subnet_id: SUBNET_ID.to_owned(),
+            vip_port_id: "port:kaas-demo-1a2b3c4d-kubeapi-vip".to_owned(),
+            port: API_PORT
+        }
     );
     let (role, fip) = create_resource(&plan, ResourceKind::FloatingIp);
     assert_eq!(role, "floatingIp");
@@ -739,7 +796,7 @@ fn with_a_load_balancer_the_floating_ip_follows() {
         fip.spec,
         ResourceSpec::FloatingIp {
             external_network: "public".to_owned(),
-            load_balancer_id: LB_ID.to_owned()
+            port_id: "port:kaas-demo-1a2b3c4d-kubeapi-vip".to_owned()
         }
     );
 }
@@ -751,36 +808,43 @@ fn infrastructure_comes_up_in_dependency_order() {
         (
             mk_cluster(3, 3),
             vec![
+                // Alone, after the preflight check.
+                vec!["create network kaas-demo-1a2b3c4d"],
                 vec![
-                    "create network kaas-demo-1a2b3c4d",
+                    "create subnet kaas-demo-1a2b3c4d",
                     "create securityGroup kaas-demo-1a2b3c4d-control-plane",
                     "create securityGroup kaas-demo-1a2b3c4d-worker",
                     "create serverGroup kaas-demo-1a2b3c4d-control-plane",
                     "create serverGroup kaas-demo-1a2b3c4d-workers",
+                    "create applicationCredential kaas-demo-1a2b3c4d",
                 ],
-                vec!["create subnet kaas-demo-1a2b3c4d"],
                 vec![
-                    "create loadBalancer kaas-demo-1a2b3c4d-kubeapi",
+                    "create port kaas-demo-1a2b3c4d-kubeapi-vip",
                     "create router kaas-demo-1a2b3c4d",
                 ],
-                vec!["create floatingIp kaas-demo-1a2b3c4d-kubeapi"],
+                vec![
+                    "create loadBalancer kaas-demo-1a2b3c4d-kubeapi",
+                    "create floatingIp kaas-demo-1a2b3c4d-kubeapi",
+                ],
                 vec![],
             ],
         ),
         (
             without_fip(with_pools(mk_cluster(1, 0), &[])),
             vec![
+                vec!["create network kaas-demo-1a2b3c4d"],
                 vec![
-                    "create network kaas-demo-1a2b3c4d",
+                    "create subnet kaas-demo-1a2b3c4d",
                     "create securityGroup kaas-demo-1a2b3c4d-control-plane",
                     "create securityGroup kaas-demo-1a2b3c4d-worker",
                     "create serverGroup kaas-demo-1a2b3c4d-control-plane",
+                    "create applicationCredential kaas-demo-1a2b3c4d",
                 ],
-                vec!["create subnet kaas-demo-1a2b3c4d"],
                 vec![
-                    "create loadBalancer kaas-demo-1a2b3c4d-kubeapi",
+                    "create port kaas-demo-1a2b3c4d-kubeapi-vip",
                     "create router kaas-demo-1a2b3c4d",
                 ],
+                vec!["create loadBalancer kaas-demo-1a2b3c4d-kubeapi"],
                 vec![],
             ],
         ),
@@ -2086,8 +2150,16 @@ fn deletion_takes_the_infrastructure_down_layer_by_layer() {
             vec![
                 vec!["delete server orphan"],
                 vec!["delete floatingIp kaas-demo-1a2b3c4d-kubeapi"],
-                vec!["delete loadBalancer kaas-demo-1a2b3c4d-kubeapi"],
+                // The cluster's cloud controller made one for a Service.
+                vec![
+                    "delete loadBalancer kaas-demo-1a2b3c4d-kubeapi",
+                    "delete loadBalancer kube_service_1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d_default_web",
+                ],
                 vec!["delete router kaas-demo-1a2b3c4d"],
+                vec![
+                    "delete port kaas-demo-1a2b3c4d-kubeapi-vip",
+                    "delete port orphan",
+                ],
                 vec!["delete subnet kaas-demo-1a2b3c4d"],
                 vec!["delete network kaas-demo-1a2b3c4d"],
                 vec![
@@ -2096,6 +2168,7 @@ fn deletion_takes_the_infrastructure_down_layer_by_layer() {
                     "delete serverGroup kaas-demo-1a2b3c4d-control-plane",
                     "delete serverGroup kaas-demo-1a2b3c4d-workers",
                 ],
+                vec!["delete applicationCredential kaas-demo-1a2b3c4d"],
                 vec!["remove-finalizer"],
             ],
         ),
@@ -2103,8 +2176,15 @@ fn deletion_takes_the_infrastructure_down_layer_by_layer() {
             deleting(without_fip(mk_cluster(1, 0))),
             vec![
                 vec!["delete server orphan"],
-                vec!["delete loadBalancer kaas-demo-1a2b3c4d-kubeapi"],
+                vec![
+                    "delete loadBalancer kaas-demo-1a2b3c4d-kubeapi",
+                    "delete loadBalancer kube_service_1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d_default_web",
+                ],
                 vec!["delete router kaas-demo-1a2b3c4d"],
+                vec![
+                    "delete port kaas-demo-1a2b3c4d-kubeapi-vip",
+                    "delete port orphan",
+                ],
                 vec!["delete subnet kaas-demo-1a2b3c4d"],
                 vec!["delete network kaas-demo-1a2b3c4d"],
                 vec![
@@ -2113,6 +2193,7 @@ fn deletion_takes_the_infrastructure_down_layer_by_layer() {
                     "delete serverGroup kaas-demo-1a2b3c4d-control-plane",
                     "delete serverGroup kaas-demo-1a2b3c4d-workers",
                 ],
+                vec!["delete applicationCredential kaas-demo-1a2b3c4d"],
                 vec!["remove-finalizer"],
             ],
         ),
@@ -2126,7 +2207,17 @@ fn deletion_takes_the_infrastructure_down_layer_by_layer() {
             None,
         );
         orphan.tags.push(machine_tag("gone"));
+        let mut orphan_port = orphan.clone();
+        orphan_port.kind = ResourceKind::Port;
+        orphan_port.id = "port-x".to_owned();
         resources.push(orphan);
+        resources.push(orphan_port);
+        resources.push(mk_resource(
+            ResourceKind::LoadBalancer,
+            &format!("kube_service_{UID}_default_web"),
+            ResourceStatus::Active,
+            None,
+        ));
         for expected in &rounds {
             let plan = plan(&cluster, &with_resources(resources.clone()));
             assert_steps(&plan, expected);
