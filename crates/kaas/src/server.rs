@@ -32,6 +32,8 @@ pub const SIM_REGION: &str = "RegionOne";
 pub enum CloudKind {
     /// The simulated cloud (a simulation: nothing real is created).
     Sim,
+    /// A real OpenStack cloud, from `clouds.yaml` (`--os-cloud`) or `OS_*` variables.
+    Openstack,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,10 @@ pub struct ServerConfig {
     pub stacks_dir: Option<PathBuf>,
     /// Kubernetes release data replacing the built-in data.
     pub kubernetes_versions: Option<PathBuf>,
+    /// The `clouds.yaml` entry of the OpenStack cloud; `None`: `OS_CLOUD` or `OS_*`.
+    pub os_cloud: Option<String>,
+    /// Stand-in workload clusters over a real cloud whose servers run no kubelet.
+    pub simulate_workloads: bool,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +68,8 @@ impl Default for ServerConfig {
             sim_latencies: None,
             stacks_dir: None,
             kubernetes_versions: None,
+            os_cloud: None,
+            simulate_workloads: false,
         }
     }
 }
@@ -178,24 +186,62 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .context("cannot load the keys that seal secrets at rest")?,
     );
 
-    let CloudKind::Sim = config.cloud;
-    let sim = SimCloud::new(SimConfig {
-        speed: config.sim_speed,
-        state_file: Some(config.data_dir.join("sim-cloud.json")),
-        faults: config.sim_faults.clone(),
-        latencies: config.sim_latencies.unwrap_or_default(),
-        ..SimConfig::default()
-    })
-    .context("cannot start the simulated cloud")?;
-    let cloud: Arc<dyn CloudProvider> = Arc::new(sim.clone());
-    let workloads: Arc<dyn WorkloadClusters> = Arc::new(sim.clone());
-    let sim_control: Arc<dyn kaas_api::SimControl> = Arc::new(SimKnobs(sim.clone()));
-
     let mut registry = Registry::with_prefix("");
+    let (cloud, workloads, sim_control, speed, region) = match config.cloud {
+        CloudKind::Sim => {
+            let sim = SimCloud::new(SimConfig {
+                speed: config.sim_speed,
+                state_file: Some(config.data_dir.join("sim-cloud.json")),
+                faults: config.sim_faults.clone(),
+                latencies: config.sim_latencies.unwrap_or_default(),
+                ..SimConfig::default()
+            })
+            .context("cannot start the simulated cloud")?;
+            let cloud: Arc<dyn CloudProvider> = Arc::new(sim.clone());
+            let workloads: Arc<dyn WorkloadClusters> = Arc::new(sim.clone());
+            let control: Arc<dyn kaas_api::SimControl> = Arc::new(SimKnobs(sim));
+            (
+                cloud,
+                workloads,
+                Some(control),
+                config.sim_speed,
+                SIM_REGION.to_owned(),
+            )
+        }
+        CloudKind::Openstack => {
+            if !config.simulate_workloads {
+                bail!(
+                    "--cloud openstack needs --simulate-workloads for now: kaas does not yet \
+                     speak to the Kubernetes API of workload clusters"
+                );
+            }
+            let os = kaas_openstack::CloudConfig::load(config.os_cloud.as_deref())
+                .context("cannot read the OpenStack credentials")?;
+            let region = os
+                .region_name
+                .clone()
+                .unwrap_or_else(|| SIM_REGION.to_owned());
+            let session = kaas_openstack::Session::new(os)
+                .await
+                .context("cannot authenticate with the OpenStack cloud")?;
+            let openstack = Arc::new(kaas_openstack::OpenStackCloud::new(session));
+            registry.register_collector(Box::new(OpenStackCalls(openstack.clone())));
+            let cloud: Arc<dyn CloudProvider> = openstack;
+            let workloads: Arc<dyn WorkloadClusters> =
+                Arc::new(crate::standin::StandInWorkloads::new(cloud.clone()));
+            (cloud, workloads, None, 1.0, region)
+        }
+    };
+
     let metrics = Metrics::new(&mut registry);
     let api_metrics = kaas_api::ApiMetrics::new(&mut registry);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (cluster_config, controller_config) = intervals(config.sim_speed);
+    let (mut cluster_config, controller_config) = intervals(speed);
+    cluster_config.region = Some(region);
+    if config.cloud == CloudKind::Openstack {
+        // Every observation lists each kind of resource: poll a real cloud gently.
+        cluster_config.poll_interval = Duration::from_secs(2);
+    }
     let controller = Arc::new(ClusterController::new(
         store.clone(),
         sealer.clone(),
@@ -220,8 +266,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         sealer,
         stacks,
         kubernetes_versions,
-        cloud: "sim",
-        sim: Some(sim_control),
+        cloud: cloud_name(config.cloud),
+        sim: sim_control,
         registry: Arc::new(registry),
         metrics: api_metrics,
     };
@@ -247,7 +293,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             warn!(error = %e, "HTTP server failed");
         }
     });
-    info!(%addr, data_dir = %config.data_dir.display(), cloud = "sim (simulated)", speed = config.sim_speed, "kaas server listening");
+    info!(%addr, data_dir = %config.data_dir.display(), cloud = cloud_name(config.cloud), speed, "kaas server listening");
     Ok(RunningServer {
         addr,
         admin_token: token,
@@ -261,6 +307,43 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             }),
         ],
     })
+}
+
+fn cloud_name(kind: CloudKind) -> &'static str {
+    match kind {
+        CloudKind::Sim => "sim",
+        CloudKind::Openstack => "openstack",
+    }
+}
+
+/// `kaas_openstack_requests_total{service, method}`: every HTTP request sent to the
+/// cloud's APIs, counted by the session, read at each scrape.
+#[derive(Debug)]
+struct OpenStackCalls(Arc<kaas_openstack::OpenStackCloud>);
+
+impl prometheus_client::collector::Collector for OpenStackCalls {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let mut family = encoder.encode_descriptor(
+            "kaas_openstack_requests",
+            "HTTP requests sent to the OpenStack APIs, retries and authentication included",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (key, n) in self.0.session().calls() {
+            let (service, method) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+            let labels = vec![
+                ("service".to_owned(), service.to_owned()),
+                ("method".to_owned(), method.to_owned()),
+            ];
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(n);
+            counter.encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -320,11 +403,13 @@ pub fn load_stacks(dir: Option<&Path>) -> Result<StackCatalog> {
 
 /// Runs a server until Ctrl-C or SIGTERM.
 pub async fn run(config: ServerConfig) -> Result<()> {
+    let kind = config.cloud;
     let server = start(config).await?;
-    eprintln!(
-        "kaas server listening on {} (cloud: simulated)",
-        server.url()
-    );
+    let cloud = match kind {
+        CloudKind::Sim => "simulated",
+        CloudKind::Openstack => "openstack",
+    };
+    eprintln!("kaas server listening on {} (cloud: {cloud})", server.url());
     wait_for_signal().await;
     info!("shutting down");
     server.shutdown().await;

@@ -14,8 +14,7 @@ async fn server(dir: &std::path::Path) -> RunningServer {
         sim_speed: 500.0,
         sim_faults: Default::default(),
         sim_latencies: None,
-        stacks_dir: None,
-        kubernetes_versions: None,
+        ..ServerConfig::default()
     })
     .await
     .unwrap()

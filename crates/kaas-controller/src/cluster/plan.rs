@@ -172,6 +172,10 @@ pub enum Stage {
     Deletion,
 }
 
+/// The tag that says a server's role (`kaas-role=control-plane`), so the cloud alone
+/// tells which servers hold etcd.
+pub const ROLE_TAG_PREFIX: &str = "kaas-role=";
+
 /// Server metadata keys the workload side reads.
 pub const CLUSTER_UID_KEY: &str = "kaas-cluster-uid";
 pub const ROLE_KEY: &str = "kaas-role";
@@ -661,6 +665,7 @@ pub(super) fn plan_server(
     ]);
     let mut tags = tags(cluster);
     tags.push(machine_tag(&m.metadata.uid));
+    tags.push(format!("{ROLE_TAG_PREFIX}{}", m.spec.role.as_str()));
     plan.steps.push(Step::CreateServer {
         machine: m.metadata.name.clone(),
         endpoint,

@@ -22,8 +22,7 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
         sim_speed: args.sim_speed,
         sim_faults: Default::default(),
         sim_latencies: None,
-        stacks_dir: None,
-        kubernetes_versions: None,
+        ..ServerConfig::default()
     })
     .await?;
     let url = running.url();

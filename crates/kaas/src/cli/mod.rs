@@ -117,6 +117,14 @@ pub struct ServerArgs {
     /// Kubernetes release data for the SCS version policy, replacing the built-in data.
     #[arg(long)]
     pub kubernetes_versions: Option<PathBuf>,
+    /// The cloud in `clouds.yaml` (with `--cloud openstack`); without it, `OS_CLOUD` or
+    /// the `OS_*` variables, like the openstack CLI.
+    #[arg(long)]
+    pub os_cloud: Option<String>,
+    /// Let simulated workload clusters stand in for the Kubernetes side (a node joins
+    /// when its server is ACTIVE): for test clouds whose servers run no kubelet.
+    #[arg(long)]
+    pub simulate_workloads: bool,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -389,6 +397,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 sim_latencies: None,
                 stacks_dir: args.stacks_dir,
                 kubernetes_versions: args.kubernetes_versions,
+                os_cloud: args.os_cloud,
+                simulate_workloads: args.simulate_workloads,
             })
             .await?;
             Ok(ExitCode::SUCCESS)

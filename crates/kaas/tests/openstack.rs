@@ -1,0 +1,459 @@
+//! Whole clusters on real OpenStack services: the test cloud of `dev/openstack/up.sh`
+//! (Keystone, Nova with a fake hypervisor on three hosts, Neutron without a data plane,
+//! Octavia with no-op drivers), with stand-in workload clusters because its servers run
+//! no kubelet. What kaas built is checked with the `openstack` CLI, a client nobody here
+//! wrote.
+//!
+//! These tests need the test cloud: `dev/test.sh` brings it up; on their own, run
+//! `dev/openstack/up.sh` first. They fail (they do not skip) without it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Server, text};
+use serde_json::Value;
+
+const CLOUD: &str = "devstack";
+const ADMIN: &str = "devstack-admin";
+
+/// `openstack --os-cloud CLOUD ARGS -f json`, parsed.
+fn openstack(cloud: &str, args: &[&str]) -> Value {
+    let out = Command::new("/usr/bin/openstack")
+        .args(["--os-cloud", cloud])
+        .args(args)
+        .args(["-f", "json"])
+        .output()
+        .expect("the openstack CLI (python3-openstackclient) is installed by dev/openstack/up.sh");
+    assert!(
+        out.status.success(),
+        "openstack {args:?} failed:\n{}",
+        text(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn openstack_ok(cloud: &str, args: &[&str]) {
+    let out = Command::new("/usr/bin/openstack")
+        .args(["--os-cloud", cloud])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openstack {args:?} failed:\n{}",
+        text(&out)
+    );
+}
+
+fn items(v: &Value) -> Vec<Value> {
+    v.as_array().cloned().unwrap_or_default()
+}
+
+fn field<'a>(v: &'a Value, names: &[&str]) -> &'a Value {
+    names
+        .iter()
+        .map(|n| &v[*n])
+        .find(|f| !f.is_null())
+        .unwrap_or(&Value::Null)
+}
+
+/// The test cloud answers, and the default stack's node image is in the project.
+fn prepare_cloud() {
+    assert!(
+        std::path::Path::new("/etc/openstack/clouds.yaml").exists(),
+        "no /etc/openstack/clouds.yaml: run dev/openstack/up.sh to bring up the test cloud"
+    );
+    let catalog = kaas_core::stack::StackCatalog::builtin().unwrap();
+    let image = catalog
+        .find(kaas_core::stack::DEFAULT_STACK)
+        .unwrap()
+        .image()
+        .to_owned();
+    let have = openstack(CLOUD, &["image", "list", "--name", &image]);
+    if items(&have).is_empty() {
+        let file = std::env::temp_dir().join("kaas-fake-node-image.raw");
+        std::fs::write(&file, vec![0u8; 1 << 20]).unwrap();
+        openstack_ok(
+            CLOUD,
+            &[
+                "image",
+                "create",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+                "--file",
+                file.to_str().unwrap(),
+                &image,
+            ],
+        );
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> Server {
+    Server::start_with(
+        &dir.join("data"),
+        1.0,
+        &[
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            CLOUD,
+            "--simulate-workloads",
+        ],
+    )
+}
+
+fn uid(server: &Server, name: &str) -> String {
+    server.cluster(name).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The sum of `kaas_openstack_requests_total` on `/metrics`.
+fn api_calls(server: &Server) -> u64 {
+    server
+        .get_open("/metrics")
+        .lines()
+        .filter(|l| l.starts_with("kaas_openstack_requests_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Everything of the cluster `uid` in any project, as the admin sees it.
+fn leftovers(uid: &str, short: &str) -> Vec<String> {
+    let tag = format!("kaas-cluster={uid}");
+    let mut left = Vec::new();
+    for (what, args) in [
+        (
+            "server",
+            vec![
+                "--os-compute-api-version 2.64",
+                "server",
+                "list",
+                "--all-projects",
+                "--tags",
+                &tag,
+            ],
+        ),
+        ("network", vec!["network", "list", "--tags", &tag]),
+        ("subnet", vec!["subnet", "list", "--tags", &tag]),
+        ("router", vec!["router", "list", "--tags", &tag]),
+        ("port", vec!["port", "list", "--tags", &tag]),
+        ("floating ip", vec!["floating ip", "list", "--tags", &tag]),
+        (
+            "security group",
+            vec!["security group", "list", "--all-projects", "--tags", &tag],
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().flat_map(|a| a.split(' ')).collect();
+        for item in items(&openstack(ADMIN, &args)) {
+            left.push(format!("{what} {}", item["ID"]));
+        }
+    }
+    for lb in items(&openstack(ADMIN, &["loadbalancer", "list"])) {
+        let name = lb["name"].as_str().unwrap_or_default();
+        if name.contains(short) || name.contains(uid) {
+            left.push(format!("load balancer {name}"));
+        }
+    }
+    for group in items(&openstack(
+        ADMIN,
+        &["server", "group", "list", "--all-projects"],
+    )) {
+        let name = group["Name"].as_str().unwrap_or_default();
+        if name.contains(&format!("-{short}-")) {
+            left.push(format!("server group {name}"));
+        }
+    }
+    for credential in items(&openstack(CLOUD, &["application", "credential", "list"])) {
+        let name = credential["Name"].as_str().unwrap_or_default();
+        if name.ends_with(short) {
+            left.push(format!("application credential {name}"));
+        }
+    }
+    left
+}
+
+/// A failed test still deletes its cluster, so the shared project does not fill up.
+struct DeleteOnFailure<'a>(&'a Server, &'a str);
+
+impl Drop for DeleteOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let out = self
+                .0
+                .kaas(&["cluster", "delete", self.1, "--wait", "--timeout", "5m"]);
+            eprintln!("cleaning up after the failure: {}", text(&out));
+        }
+    }
+}
+
+fn short(uid: &str) -> String {
+    uid.chars().filter(|c| *c != '-').take(8).collect()
+}
+
+#[test]
+fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_leaks() {
+    prepare_cloud();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let _cleanup = DeleteOnFailure(&server, "os1");
+
+    let started = Instant::now();
+    server.ok(&[
+        "cluster",
+        "create",
+        "os1",
+        "--control-plane",
+        "3",
+        "--workers",
+        "2",
+        "--wait",
+        "--timeout",
+        "10m",
+    ]);
+    let create_calls = api_calls(&server);
+    eprintln!(
+        "create 3+2 on the test cloud: Available after {:.1} s, {create_calls} OpenStack API calls",
+        started.elapsed().as_secs_f64()
+    );
+    let uid = uid(&server, "os1");
+    let short = short(&uid);
+    let tag = format!("kaas-cluster={uid}");
+    let prefix = format!("kaas-os1-{short}");
+
+    // Network, subnet, router with its gateway on the external network.
+    let networks = items(&openstack(CLOUD, &["network", "list", "--tags", &tag]));
+    assert_eq!(networks.len(), 1, "{networks:#?}");
+    assert_eq!(networks[0]["Name"], prefix.as_str());
+    let routers = items(&openstack(
+        CLOUD,
+        &["router", "list", "--tags", &tag, "--long"],
+    ));
+    assert_eq!(routers.len(), 1, "{routers:#?}");
+    let gateway = field(
+        &routers[0],
+        &["External gateway info", "external_gateway_info"],
+    );
+    assert!(
+        gateway.to_string().contains("network_id"),
+        "the router has a gateway: {gateway}"
+    );
+    // Security groups for control planes and workers, with the API port open.
+    let groups = items(&openstack(
+        CLOUD,
+        &["security", "group", "list", "--tags", &tag],
+    ));
+    let mut names: Vec<&str> = groups.iter().filter_map(|g| g["Name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            format!("{prefix}-control-plane"),
+            format!("{prefix}-worker")
+        ]
+    );
+    let cp_group = groups
+        .iter()
+        .find(|g| g["Name"] == format!("{prefix}-control-plane").as_str())
+        .unwrap();
+    let rules = items(&openstack(
+        CLOUD,
+        &[
+            "security",
+            "group",
+            "rule",
+            "list",
+            cp_group["ID"].as_str().unwrap(),
+            "--long",
+        ],
+    ));
+    let rules_text = serde_json::to_string(&rules).unwrap();
+    assert!(rules_text.contains("6443:6443"), "{rules_text}");
+    assert!(rules_text.contains("2379:2380"), "{rules_text}");
+
+    // The control planes' server group: hard anti-affinity, three members, each
+    // ACTIVE on a different host.
+    let server_groups = items(&openstack(
+        CLOUD,
+        &[
+            "--os-compute-api-version",
+            "2.64",
+            "server",
+            "group",
+            "list",
+            "--long",
+        ],
+    ));
+    let cp_server_group = server_groups
+        .iter()
+        .find(|g| g["Name"] == format!("{prefix}-control-plane").as_str())
+        .unwrap_or_else(|| panic!("no control-plane server group in {server_groups:#?}"));
+    let policy = field(cp_server_group, &["Policy", "Policies"]).to_string();
+    assert!(
+        policy.contains("anti-affinity") && !policy.contains("soft"),
+        "{policy}"
+    );
+    let members = field(cp_server_group, &["Members"]).to_string();
+    let servers = items(&openstack(
+        ADMIN,
+        &[
+            "--os-compute-api-version",
+            "2.64",
+            "server",
+            "list",
+            "--all-projects",
+            "--tags",
+            &tag,
+            "--long",
+        ],
+    ));
+    assert_eq!(servers.len(), 5, "{servers:#?}");
+    assert!(
+        servers.iter().all(|s| s["Status"] == "ACTIVE"),
+        "{servers:#?}"
+    );
+    let mut cp_hosts: Vec<String> = servers
+        .iter()
+        .filter(|s| members.contains(s["ID"].as_str().unwrap()))
+        .map(|s| field(s, &["Host", "OS-EXT-SRV-ATTR:host"]).to_string())
+        .collect();
+    assert_eq!(cp_hosts.len(), 3, "members {members} of {servers:#?}");
+    cp_hosts.sort();
+    cp_hosts.dedup();
+    assert_eq!(cp_hosts.len(), 3, "three different hosts: {cp_hosts:?}");
+
+    // The API load balancer on kaas' own VIP port, ACTIVE, with the floating IP on it.
+    let vip_ports = items(&openstack(
+        CLOUD,
+        &["port", "list", "--name", &format!("{prefix}-kubeapi-vip")],
+    ));
+    assert_eq!(vip_ports.len(), 1, "{vip_ports:#?}");
+    let vip_port = vip_ports[0]["ID"].as_str().unwrap();
+    let lb = openstack(
+        CLOUD,
+        &["loadbalancer", "show", &format!("{prefix}-kubeapi")],
+    );
+    assert_eq!(lb["provisioning_status"], "ACTIVE", "{lb:#?}");
+    assert_eq!(lb["vip_port_id"], vip_port, "{lb:#?}");
+    let fips = items(&openstack(
+        CLOUD,
+        &["floating", "ip", "list", "--port", vip_port],
+    ));
+    assert_eq!(fips.len(), 1, "{fips:#?}");
+    let fip = fips[0]["Floating IP Address"].as_str().unwrap();
+    let cluster = server.cluster("os1").unwrap();
+    assert_eq!(
+        cluster["status"]["apiEndpoint"],
+        format!("https://{fip}:6443").as_str(),
+        "{cluster:#?}"
+    );
+    // The pool forwards to the three control planes.
+    let pool = openstack(
+        CLOUD,
+        &["loadbalancer", "pool", "show", &format!("{prefix}-kubeapi")],
+    );
+    let pool_members = items(&openstack(
+        CLOUD,
+        &[
+            "loadbalancer",
+            "member",
+            "list",
+            pool["id"].as_str().unwrap(),
+        ],
+    ));
+    assert_eq!(pool_members.len(), 3, "{pool_members:#?}");
+
+    // The cluster's own application credential.
+    let credentials = items(&openstack(CLOUD, &["application", "credential", "list"]));
+    assert!(
+        credentials.iter().any(|c| c["Name"] == prefix.as_str()),
+        "{credentials:#?}"
+    );
+
+    // Delete: nothing of it is left in any project.
+    let deleting = Instant::now();
+    server.ok(&["cluster", "delete", "os1", "--wait", "--timeout", "10m"]);
+    eprintln!(
+        "delete on the test cloud: {:.1} s; {} OpenStack API calls since the start",
+        deleting.elapsed().as_secs_f64(),
+        api_calls(&server)
+    );
+    let left = leftovers(&uid, &short);
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// Restores the demo project's instance quota however the test ends.
+struct QuotaGuard;
+
+impl Drop for QuotaGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/bin/openstack")
+            .args([
+                "--os-cloud",
+                ADMIN,
+                "quota",
+                "set",
+                "--instances",
+                "10",
+                "demo",
+            ])
+            .status();
+    }
+}
+
+#[test]
+fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_builds_nothing() {
+    prepare_cloud();
+    let _restore = QuotaGuard;
+    // Room for two more servers than the project has (Nova refuses a quota below use).
+    let limits = items(&openstack(CLOUD, &["limits", "show", "--absolute"]));
+    let used = limits
+        .iter()
+        .find(|l| l["Name"] == "totalInstancesUsed")
+        .and_then(|l| l["Value"].as_u64())
+        .unwrap();
+    let quota = (used + 2).to_string();
+    openstack_ok(ADMIN, &["quota", "set", "--instances", &quota, "demo"]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let _cleanup = DeleteOnFailure(&server, "big");
+    server.ok(&[
+        "cluster",
+        "create",
+        "big",
+        "--control-plane",
+        "3",
+        "--workers",
+        "2",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let condition = loop {
+        let cluster = server.cluster("big").unwrap();
+        let infra = items(&cluster["status"]["conditions"])
+            .into_iter()
+            .find(|c| c["type"] == "InfrastructureReady");
+        if let Some(c) = infra.filter(|c| c["reason"] == "QuotaExceeded") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no quota error: {cluster:#?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.contains("Quota exceeded for instances: Requested 5, but already used"),
+        "{message}"
+    );
+    let events = server.ok(&["cluster", "events", "big"]);
+    assert!(events.contains("Quota exceeded for instances"), "{events}");
+    let uid = uid(&server, "big");
+    let short = short(&uid);
+    let left = leftovers(&uid, &short);
+    assert!(left.is_empty(), "built despite the quota: {left:#?}");
+    server.ok(&["cluster", "delete", "big", "--wait", "--timeout", "5m"]);
+}
