@@ -607,31 +607,16 @@ impl OpenStackCloud {
             })
             .map(|ip| str_of(ip, "ip_address").to_owned())
             .unwrap_or_default();
-        let name = &request.name;
-        // One call builds the whole tree, so an interruption leaves all or nothing.
+        // The listener, pool and health monitor follow one at a time once it is ACTIVE
+        // (see `ensure_api_tree`): Octavia takes one change of a load balancer at a
+        // time, and each is found again by its parent after an interruption.
         let body = json!({ "loadbalancer": {
-            "name": name,
-            "description": "kaas: the cluster's Kubernetes API",
+            "name": request.name,
+            "description": format!("kaas: the cluster's Kubernetes API on port {port}"),
             "vip_port_id": vip_port_id,
             "vip_subnet_id": subnet_id,
             "vip_address": vip_address,
             "tags": request.tags,
-            "listeners": [{
-                "name": name,
-                "protocol": "TCP",
-                "protocol_port": port,
-                "default_pool": {
-                    "name": name,
-                    "protocol": "TCP",
-                    "lb_algorithm": "ROUND_ROBIN",
-                    "healthmonitor": {
-                        "type": "TCP",
-                        "delay": 10,
-                        "timeout": 5,
-                        "max_retries": 3,
-                    },
-                },
-            }],
         }});
         let created = self
             .call(
@@ -641,6 +626,87 @@ impl OpenStackCloud {
             )
             .await?;
         Ok(created["loadbalancer"].clone())
+    }
+
+    /// Makes sure the API load balancer has its TCP listener on `port`, a pool and a
+    /// health monitor, creating the first that is missing. Octavia refuses a second
+    /// change while the load balancer is busy with one, so after a creation this
+    /// answers `Conflict` and the caller comes back later (a requeue, not a sleep).
+    /// The pool's id once the whole tree is there.
+    async fn ensure_api_tree(&self, lb: &Value, port: u16) -> Result<String> {
+        let kind = ResourceKind::LoadBalancer;
+        let lb_id = str_of(lb, "id");
+        let name = str_of(lb, "name");
+        let busy = |what: &str| CloudError::Conflict {
+            message: format!("building the load balancer {name}: {what} is being created"),
+        };
+        let listeners = self
+            .list(
+                "load-balancer",
+                &format!("/v2/lbaas/listeners?loadbalancer_id={lb_id}"),
+                "listeners",
+                kind,
+                None,
+            )
+            .await?;
+        let Some(listener) = listeners.first() else {
+            let body = json!({ "listener": {
+                "name": name,
+                "loadbalancer_id": lb_id,
+                "protocol": "TCP",
+                "protocol_port": port,
+            }});
+            self.call(
+                Request::post("load-balancer", "/v2/lbaas/listeners", &body),
+                kind,
+                lb_id,
+            )
+            .await?;
+            return Err(busy("its listener"));
+        };
+        let pools = self
+            .list(
+                "load-balancer",
+                &format!("/v2/lbaas/pools?loadbalancer_id={lb_id}"),
+                "pools",
+                kind,
+                None,
+            )
+            .await?;
+        let Some(pool) = pools.first() else {
+            let body = json!({ "pool": {
+                "name": name,
+                "listener_id": str_of(listener, "id"),
+                "protocol": "TCP",
+                "lb_algorithm": "ROUND_ROBIN",
+            }});
+            self.call(
+                Request::post("load-balancer", "/v2/lbaas/pools", &body),
+                kind,
+                lb_id,
+            )
+            .await?;
+            return Err(busy("its pool"));
+        };
+        let pool_id = str_of(pool, "id").to_owned();
+        if pool["healthmonitor_id"].as_str().is_none_or(str::is_empty) {
+            let body = json!({ "healthmonitor": {
+                "name": name,
+                "pool_id": pool_id,
+                "type": "TCP",
+                "delay": 10,
+                "timeout": 5,
+                "max_retries": 3,
+            }});
+            self.call(
+                Request::post("load-balancer", "/v2/lbaas/healthmonitors", &body),
+                kind,
+                lb_id,
+            )
+            .await?;
+            return Err(busy("its health monitor"));
+        }
+        Ok(pool_id)
     }
 
     fn view_load_balancer(v: &Value) -> CloudResource {
@@ -1320,19 +1386,6 @@ impl CloudProvider for OpenStackCloud {
         members: &[PoolMember],
     ) -> Result<()> {
         let kind = ResourceKind::LoadBalancer;
-        let pools = self
-            .list(
-                "load-balancer",
-                &format!("/v2/lbaas/pools?loadbalancer_id={load_balancer_id}"),
-                "pools",
-                kind,
-                None,
-            )
-            .await?;
-        let pool = pools.first().ok_or_else(|| CloudError::NotFound {
-            kind,
-            id: load_balancer_id.to_owned(),
-        })?;
         let lb = self
             .call(
                 Request::get(
@@ -1343,7 +1396,10 @@ impl CloudProvider for OpenStackCloud {
                 load_balancer_id,
             )
             .await?;
-        let subnet = str_of(&lb["loadbalancer"], "vip_subnet_id");
+        let lb = &lb["loadbalancer"];
+        let port = members.first().map_or(6443, |m| m.port);
+        let pool_id = self.ensure_api_tree(lb, port).await?;
+        let subnet = str_of(lb, "vip_subnet_id");
         let members: Vec<Value> = members
             .iter()
             .map(|m| {
@@ -1359,7 +1415,7 @@ impl CloudProvider for OpenStackCloud {
         self.call(
             Request::put(
                 "load-balancer",
-                &format!("/v2/lbaas/pools/{}/members", str_of(pool, "id")),
+                &format!("/v2/lbaas/pools/{pool_id}/members"),
                 &json!({ "members": members }),
             ),
             kind,

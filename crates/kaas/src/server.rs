@@ -186,7 +186,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .context("cannot load the keys that seal secrets at rest")?,
     );
 
-    let mut registry = Registry::with_prefix("");
+    let mut registry = Registry::default();
     let (cloud, workloads, sim_control, speed, region) = match config.cloud {
         CloudKind::Sim => {
             let sim = SimCloud::new(SimConfig {

@@ -280,7 +280,19 @@ async fn metrics_count_reconciles() {
         text.contains("kaas_reconciles_total{controller=\"Cluster\",result=\"ok\"}"),
         "{text}"
     );
-    assert!(text.contains("kaas_cloud_api_calls_total"), "{text}");
-    assert!(text.contains("kaas_clusters{phase="), "{text}");
+    // Every metric is named kaas_*, nothing prefixed.
+    for name in [
+        "kaas_reconciles_total{",
+        "kaas_cloud_api_calls_total{",
+        "kaas_clusters{phase=",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name}:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .all(|l| l.starts_with("kaas_")),
+        "{text}"
+    );
     s.shutdown().await;
 }
