@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs all of them: formatting, lints, unit tests,
 # the tests that check rendered artifacts with real tools (cloud-init's schema
-# validator, openssl, kubectl), and the end-to-end tests that drive the real binary
-# against the simulated cloud.
+# validator, openssl, kubectl), the end-to-end tests that drive the real binary
+# against the simulated cloud, and the OpenStack provider's tests against real
+# OpenStack services that dev/openstack/up.sh installs and starts on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,16 @@ if ((${#missing[@]})); then
   [ -z "$created_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
+# The OpenStack test cloud (Keystone, Nova, Neutron, Octavia, ... from Debian's
+# packages) for the OpenStack provider's tests. It installs and configures itself in
+# the background while the code is checked and built; `up.sh` is idempotent, so a
+# cloud that is already up costs a few seconds.
+mkdir -p target
+up_log=target/openstack-up.log
+echo "==> bringing up the OpenStack test cloud in the background (log: $up_log)"
+$sudo dev/openstack/up.sh >"$up_log" 2>&1 &
+up_pid=$!
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install cargo-nextest --locked
@@ -38,5 +49,14 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> building the tests"
+cargo nextest run --workspace --locked --no-run
+echo "==> waiting for the OpenStack test cloud"
+if ! wait "$up_pid"; then
+  tail -n 60 "$up_log"
+  echo "dev/openstack/up.sh failed; its whole log is $up_log" >&2
+  exit 1
+fi
+tail -n 3 "$up_log"
 echo "==> tests"
 cargo nextest run --workspace --locked --no-fail-fast

@@ -457,3 +457,134 @@ fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_buil
     assert!(left.is_empty(), "built despite the quota: {left:#?}");
     server.ok(&["cluster", "delete", "big", "--wait", "--timeout", "5m"]);
 }
+
+/// The names of everything tagged with the cluster, by kind, as the project's member
+/// sees them (server groups and the application credential found by name).
+fn inventory(uid: &str) -> Vec<(String, String)> {
+    let tag = format!("kaas-cluster={uid}");
+    let short = short(uid);
+    let mut all = Vec::new();
+    for (kind, args) in [
+        ("network", vec!["network", "list", "--tags", &tag]),
+        ("subnet", vec!["subnet", "list", "--tags", &tag]),
+        ("router", vec!["router", "list", "--tags", &tag]),
+        ("port", vec!["port", "list", "--tags", &tag]),
+        (
+            "security group",
+            vec!["security", "group", "list", "--tags", &tag],
+        ),
+        (
+            "server",
+            vec![
+                "--os-compute-api-version",
+                "2.64",
+                "server",
+                "list",
+                "--tags",
+                &tag,
+            ],
+        ),
+    ] {
+        for item in items(&openstack(CLOUD, &args)) {
+            all.push((
+                kind.to_owned(),
+                item["Name"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+    }
+    for fip in items(&openstack(
+        CLOUD,
+        &["floating", "ip", "list", "--tags", &tag],
+    )) {
+        all.push((
+            "floating ip".to_owned(),
+            fip["ID"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for lb in items(&openstack(CLOUD, &["loadbalancer", "list"])) {
+        let name = lb["name"].as_str().unwrap_or_default();
+        if name.contains(&short) {
+            all.push(("load balancer".to_owned(), name.to_owned()));
+        }
+    }
+    for group in items(&openstack(
+        CLOUD,
+        &[
+            "--os-compute-api-version",
+            "2.64",
+            "server",
+            "group",
+            "list",
+        ],
+    )) {
+        let name = group["Name"].as_str().unwrap_or_default();
+        if name.contains(&format!("-{short}-")) {
+            all.push(("server group".to_owned(), name.to_owned()));
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn killed_during_create_and_delete_on_real_openstack_it_converges_without_twins_or_leaks() {
+    prepare_cloud();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(dir.path());
+    server.ok(&[
+        "cluster",
+        "create",
+        "crash",
+        "--control-plane",
+        "1",
+        "--workers",
+        "2",
+    ]);
+    // SIGKILL at moments spread over the build: each restart must adopt what the
+    // interrupted calls made (untagged Neutron resources, half-built routers and
+    // groups, a server's port) and never build a twin.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut kills = Vec::new();
+    for i in 0..6u32 {
+        let ms = 300 + (nanos / (i + 1)) % 1700;
+        std::thread::sleep(Duration::from_millis(u64::from(ms)));
+        server.restart();
+        kills.push(ms);
+    }
+    eprintln!("killed after {kills:?} ms");
+    server.wait_for("crash", "Available", 600, |c| {
+        c.is_some_and(|c| c["status"]["phase"] == "Available")
+    });
+    let uid = uid(&server, "crash");
+    let all = inventory(&uid);
+    let mut names = all.clone();
+    names.dedup();
+    assert_eq!(names, all, "twins after {kills:?}: {all:#?}");
+    let count = |kind: &str| all.iter().filter(|(k, _)| k == kind).count();
+    for (kind, want) in [
+        ("network", 1),
+        ("subnet", 1),
+        ("router", 1),
+        ("security group", 2),
+        ("server group", 2),
+        ("server", 3),
+        // One per server, and the API load balancer's VIP.
+        ("port", 4),
+        ("load balancer", 1),
+        ("floating ip", 1),
+    ] {
+        assert_eq!(count(kind), want, "{kind} after {kills:?}: {all:#?}");
+    }
+
+    let _ = server.kaas(&["cluster", "delete", "crash"]);
+    for ms in [700, 1500] {
+        std::thread::sleep(Duration::from_millis(ms));
+        server.restart();
+    }
+    server.ok(&["cluster", "delete", "crash", "--wait", "--timeout", "10m"]);
+    let left = leftovers(&uid, &short(&uid));
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}

@@ -471,14 +471,16 @@ fn plan_infrastructure(cluster: &Cluster, infra: &Infrastructure<'_>, plan: &mut
                     vip_port_id: p.id.clone(),
                     port: API_PORT,
                 }),
-            ResourceKind::FloatingIp => {
-                infra
-                    .usable(VIP_PORT_ROLE)
-                    .map(|p| ResourceSpec::FloatingIp {
-                        external_network: net.external_network.clone(),
-                        port_id: p.id.clone(),
-                    })
-            }
+            // Neutron reaches the port's subnet from the external network through the
+            // router, and then will not take the router's interface away while the
+            // floating IP needs it: the router must be whole first.
+            ResourceKind::FloatingIp => infra
+                .usable(VIP_PORT_ROLE)
+                .filter(|_| infra.get("router").is_some_and(CloudResource::is_active))
+                .map(|p| ResourceSpec::FloatingIp {
+                    external_network: net.external_network.clone(),
+                    port_id: p.id.clone(),
+                }),
             ResourceKind::ApplicationCredential => Some(ResourceSpec::ApplicationCredential {
                 secret: Credential::default(),
                 roles: Vec::new(),

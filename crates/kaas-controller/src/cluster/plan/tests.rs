@@ -802,6 +802,29 @@ fn with_the_vip_port_the_load_balancer_and_floating_ip_follow() {
 }
 
 #[test]
+fn the_floating_ip_waits_for_a_whole_router() {
+    let cluster = mk_cluster(3, 0);
+    for status in [ResourceStatus::Pending, error()] {
+        let resources = role_status(
+            &cluster,
+            without_role(&cluster, full_infra(&cluster), "floatingIp"),
+            "router",
+            status.clone(),
+        );
+        let plan = plan(&cluster, &with_resources(resources));
+        assert!(
+            !step_names(&plan).contains(&"create floatingIp kaas-demo-1a2b3c4d-kubeapi".to_owned()),
+            "{status:?}: {:?}",
+            step_names(&plan)
+        );
+        assert_waiting_for(
+            &plan,
+            "floating IP kaas-demo-1a2b3c4d-kubeapi (needs what comes before it)",
+        );
+    }
+}
+
+#[test]
 fn infrastructure_comes_up_in_dependency_order() {
     // Each round, the cloud finishes whatever the previous plan created.
     for (cluster, rounds) in [
@@ -1427,7 +1450,9 @@ fn a_control_plane_server_request_has_tags_metadata_and_control_plane_groups() {
         [
             format!("kaas-cluster={UID}"),
             "kaas-cluster-name=demo".to_owned(),
-            "kaas-machine=m1".to_owned()
+            "kaas-machine=m1".to_owned(),
+            // The role, so the cloud alone tells which servers hold etcd.
+            "kaas-role=init".to_owned()
         ]
     );
     let ResourceSpec::Server {
