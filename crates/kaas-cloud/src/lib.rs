@@ -35,6 +35,14 @@ pub trait CloudProvider: Send + Sync {
     /// Starts deleting a resource. Idempotent: deleting what is gone succeeds.
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError>;
 
+    /// Resources of the cluster tagged `tag` that carry no tag because their creation
+    /// was interrupted between the cloud making them and kaas tagging them (a cloud
+    /// that takes tags only after create), found by name or by the cluster's network.
+    /// Observed when the cluster is deleted, so that nothing of it is left.
+    async fn find_untagged(&self, _tag: &str) -> Result<Vec<CloudResource>, CloudError> {
+        Ok(Vec::new())
+    }
+
     /// Checks, before anything is built, that the flavors and images exist and that
     /// the project's quota holds `needs` on top of what it already uses. The error
     /// carries the cloud's own words.

@@ -1332,6 +1332,74 @@ impl CloudProvider for OpenStackCloud {
         }
     }
 
+    async fn find_untagged(&self, tag: &str) -> Result<Vec<CloudResource>> {
+        let Some(uid) = cluster_uid(tag) else {
+            return Ok(Vec::new());
+        };
+        let marker = format!("-{}", short_uid(uid));
+        let ours = |name: &str| {
+            name.starts_with("kaas-")
+                && (name.ends_with(&marker) || name.contains(&format!("{marker}-")))
+        };
+        let untagged = |v: &Value| !tags_of(v).iter().any(|t| t.starts_with("kaas-cluster="));
+        let mut found = Vec::new();
+        let mut networks = Vec::new();
+        for kind in [
+            ResourceKind::Network,
+            ResourceKind::Subnet,
+            ResourceKind::Router,
+            ResourceKind::SecurityGroup,
+            ResourceKind::FloatingIp,
+        ] {
+            let (collection, _) = neutron(kind).ok_or_else(|| unsupported(kind))?;
+            let all = self
+                .list(
+                    "network",
+                    &format!("/v2.0/{collection}"),
+                    collection_key(collection),
+                    kind,
+                    None,
+                )
+                .await?;
+            for v in &all {
+                let mut r = Self::view_neutron(kind, v);
+                let mine = tags_of(v).iter().any(|t| t == tag);
+                if kind == ResourceKind::Network && mine {
+                    networks.push(r.id.clone());
+                }
+                if untagged(v) && ours(&r.name) {
+                    if kind == ResourceKind::Network {
+                        networks.push(r.id.clone());
+                    }
+                    r.tags = vec![tag.to_owned()];
+                    found.push(r);
+                }
+            }
+        }
+        // Ports are named after machines, not the cluster: any port on the cluster's
+        // networks without tags that no router or DHCP agent owns is one.
+        for network in networks {
+            let ports = self
+                .list(
+                    "network",
+                    &format!("/v2.0/ports?network_id={network}"),
+                    "ports",
+                    ResourceKind::Port,
+                    None,
+                )
+                .await?;
+            for v in ports.iter().filter(|p| untagged(p)) {
+                if str_of(v, "device_owner").starts_with("network:") {
+                    continue;
+                }
+                let mut r = Self::view_neutron(ResourceKind::Port, v);
+                r.tags = vec![tag.to_owned()];
+                found.push(r);
+            }
+        }
+        Ok(found)
+    }
+
     async fn preflight(&self, needs: &Capacity) -> Result<()> {
         let (mut instances, mut cores, mut ram) = (0u64, 0u64, 0u64);
         for need in &needs.servers {

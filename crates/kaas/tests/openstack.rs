@@ -125,7 +125,7 @@ fn api_calls(server: &Server) -> u64 {
 }
 
 /// Everything of the cluster `uid` in any project, as the admin sees it.
-fn leftovers(uid: &str, short: &str) -> Vec<String> {
+fn leftovers(uid: &str, short: &str, cluster: &str) -> Vec<String> {
     let tag = format!("kaas-cluster={uid}");
     let mut left = Vec::new();
     for (what, args) in [
@@ -153,6 +153,20 @@ fn leftovers(uid: &str, short: &str) -> Vec<String> {
         let args: Vec<&str> = args.iter().flat_map(|a| a.split(' ')).collect();
         for item in items(&openstack(ADMIN, &args)) {
             left.push(format!("{what} {}", item["ID"]));
+        }
+    }
+    // Untagged, by name: what an interrupted create made before kaas could tag it.
+    for (what, args) in [
+        ("network", vec!["network", "list"]),
+        ("router", vec!["router", "list"]),
+        ("port", vec!["port", "list"]),
+        ("security group", vec!["security", "group", "list"]),
+    ] {
+        for item in items(&openstack(CLOUD, &args)) {
+            let name = item["Name"].as_str().unwrap_or_default();
+            if name.contains(short) || name.starts_with(&format!("{cluster}-")) {
+                left.push(format!("{what} {name} {}", item["ID"]));
+            }
         }
     }
     for lb in items(&openstack(ADMIN, &["loadbalancer", "list"])) {
@@ -376,6 +390,22 @@ fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_lea
         "{credentials:#?}"
     );
 
+    // A load balancer the cluster's cloud controller made for a Service (named after
+    // the cluster uid, its cluster name there) goes with the cluster.
+    let subnets = items(&openstack(CLOUD, &["subnet", "list", "--tags", &tag]));
+    let service_lb = format!("kube_service_{uid}_default_web");
+    openstack_ok(
+        CLOUD,
+        &[
+            "loadbalancer",
+            "create",
+            "--name",
+            &service_lb,
+            "--vip-subnet-id",
+            subnets[0]["ID"].as_str().unwrap(),
+        ],
+    );
+
     // Delete: nothing of it is left in any project.
     let deleting = Instant::now();
     server.ok(&["cluster", "delete", "os1", "--wait", "--timeout", "10m"]);
@@ -384,8 +414,10 @@ fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_lea
         deleting.elapsed().as_secs_f64(),
         api_calls(&server)
     );
-    let left = leftovers(&uid, &short);
+    let left = leftovers(&uid, &short, "os1");
     assert!(left.is_empty(), "left behind: {left:#?}");
+    let lbs = openstack(ADMIN, &["loadbalancer", "list", "--name", &service_lb]);
+    assert!(items(&lbs).is_empty(), "{lbs:#?}");
 }
 
 /// Restores the demo project's instance quota however the test ends.
@@ -453,9 +485,34 @@ fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_buil
     assert!(events.contains("Quota exceeded for instances"), "{events}");
     let uid = uid(&server, "big");
     let short = short(&uid);
-    let left = leftovers(&uid, &short);
+    let left = leftovers(&uid, &short, "big");
     assert!(left.is_empty(), "built despite the quota: {left:#?}");
     server.ok(&["cluster", "delete", "big", "--wait", "--timeout", "5m"]);
+
+    // A flavor the cloud does not have: refused the same way.
+    let file = dir.path().join("odd.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata: {name: odd}\n\
+         spec: {controlPlane: {replicas: 1, flavor: m1.nope}, nodePools: []}\n",
+    )
+    .unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let _cleanup_odd = DeleteOnFailure(&server, "odd");
+    server.wait_for("odd", "refused for its flavor", 120, |c| {
+        c.is_some_and(|c| {
+            items(&c["status"]["conditions"]).iter().any(|k| {
+                k["type"] == "InfrastructureReady"
+                    && k["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("Flavor m1.nope could not be found."))
+            })
+        })
+    });
+    let odd = self::uid(&server, "odd");
+    let left = leftovers(&odd, &self::short(&odd), "odd");
+    assert!(left.is_empty(), "built despite the flavor: {left:#?}");
+    server.ok(&["cluster", "delete", "odd", "--wait", "--timeout", "5m"]);
 }
 
 /// The names of everything tagged with the cluster, by kind, as the project's member
@@ -585,6 +642,6 @@ fn killed_during_create_and_delete_on_real_openstack_it_converges_without_twins_
         server.restart();
     }
     server.ok(&["cluster", "delete", "crash", "--wait", "--timeout", "10m"]);
-    let left = leftovers(&uid, &short(&uid));
+    let left = leftovers(&uid, &short(&uid), "crash");
     assert!(left.is_empty(), "left behind: {left:#?}");
 }

@@ -137,6 +137,11 @@ impl ClusterController {
         for found in finds {
             resources.extend(found.map_err(ReconcileError::Observe)?);
         }
+        if cluster.metadata.is_deleting() {
+            let untagged = self.cloud.find_untagged(&tag).await;
+            self.count_call("find", untagged.is_ok());
+            resources.extend(untagged.map_err(ReconcileError::Observe)?);
+        }
         let mut observed = Observed {
             machines,
             resources,
