@@ -29,6 +29,14 @@ if ((${#missing[@]})); then
   [ -z "$created_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
+# The Kubernetes JSON schemas of each release (from their OpenAPI documents), which the
+# rendered addon manifests are validated against.
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "==> installing kubernetes-validate (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash
+fi
+
 # The OpenStack test cloud (Keystone, Nova, Neutron, Octavia, ... from Debian's
 # packages) for the OpenStack provider's tests. It installs and configures itself in
 # the background while the code is checked and built; `up.sh` is idempotent, so a

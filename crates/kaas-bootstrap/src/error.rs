@@ -43,6 +43,15 @@ pub enum BootstrapError {
         source: rcgen::Error,
     },
 
+    /// An addon could not be rendered from its template.
+    #[error("addon {addon}: {reason}")]
+    Addon {
+        /// Which addon.
+        addon: String,
+        /// Why; never the rendered values.
+        reason: String,
+    },
+
     /// A PEM certificate could not be parsed.
     #[error("failed to parse the {what} certificate: {reason}")]
     ParseCertificate {

@@ -4,7 +4,8 @@
 //! pair ([`pki`]), short-lived admin client certificates and their kubeconfigs
 //! ([`kubeconfig`]). Per machine: a bootstrap token ([`token`]), the kubeadm
 //! configuration with the SCS hardening settings ([`kubeadm`]) and the cloud-init user
-//! data that carries it all and fits Nova's limit ([`cloudinit`]).
+//! data that carries it all and fits Nova's limit ([`cloudinit`]). Per cluster again:
+//! its addons rendered from their templates into Kubernetes objects ([`addons`]).
 //!
 //! **Architecture invariant:** this crate does no I/O. It renders documents and
 //! generates keys (drawing on the system random number generator); storing, encrypting
@@ -13,6 +14,7 @@
 //! **Architecture invariant:** secret material never appears in a `Debug` output or an
 //! error message, and a worker's user data never contains a private key.
 
+pub mod addons;
 pub mod cloudinit;
 mod error;
 pub mod kubeadm;

@@ -107,6 +107,22 @@ impl ClusterStack {
         &self.spec.node_image.name
     }
 
+    /// The addons a cluster with `chosen` runs, in the stack's order: every required
+    /// one (metrics-server unless turned off) and the optional ones it asks for.
+    pub fn addons_for(&self, chosen: &crate::cluster::Addons) -> Vec<&StackAddon> {
+        self.spec
+            .addons
+            .iter()
+            .filter(|a| match a.name.as_str() {
+                "metrics-server" => chosen.metrics_server,
+                "ingress-nginx" => chosen.ingress.is_some(),
+                "cert-manager" => chosen.cert_manager.is_some(),
+                "registry" => chosen.registry,
+                _ => !a.optional,
+            })
+            .collect()
+    }
+
     /// Reads a `stack.yaml`; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<ClusterStack, String> {
         let stack: ClusterStack =
@@ -416,6 +432,47 @@ mod tests {
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_cluster_runs_the_required_addons_and_the_optional_ones_it_chose() {
+        let catalog = StackCatalog::builtin().unwrap();
+        let stack = catalog.find(DEFAULT_STACK).unwrap();
+        let names = |addons: &crate::cluster::Addons| -> Vec<String> {
+            stack
+                .addons_for(addons)
+                .iter()
+                .map(|a| a.name.clone())
+                .collect()
+        };
+        let mut chosen = crate::cluster::Addons::default();
+        assert_eq!(
+            names(&chosen),
+            [
+                "cilium",
+                "openstack-cloud-controller-manager",
+                "cinder-csi",
+                "metrics-server"
+            ]
+        );
+        chosen.metrics_server = false;
+        chosen.ingress = Some(crate::cluster::IngressAddon {
+            proxy_protocol: true,
+        });
+        chosen.cert_manager = Some(crate::cluster::CertManagerAddon {
+            acme_email: "ops@example.org".to_owned(),
+            issuer: "letsencrypt-staging".to_owned(),
+        });
+        assert_eq!(
+            names(&chosen),
+            [
+                "cilium",
+                "openstack-cloud-controller-manager",
+                "cinder-csi",
+                "ingress-nginx",
+                "cert-manager"
+            ]
+        );
     }
 
     #[test]
