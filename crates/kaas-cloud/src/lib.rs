@@ -70,12 +70,19 @@ pub enum CloudError {
     /// 5xx, timeouts, connection failures: worth retrying.
     #[error("cloud unavailable: {message}")]
     Unavailable { message: String },
+    /// Not a failure: the operation made progress and goes on when asked again (a
+    /// load balancer built one part at a time).
+    #[error("in progress: {message}")]
+    InProgress { message: String },
 }
 
 impl CloudError {
     /// Whether the same call may succeed later without any change.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Conflict { .. } | Self::Unavailable { .. })
+        matches!(
+            self,
+            Self::Conflict { .. } | Self::Unavailable { .. } | Self::InProgress { .. }
+        )
     }
 
     /// A CamelCase reason for conditions, events and metrics.
@@ -86,6 +93,7 @@ impl CloudError {
             Self::Conflict { .. } => "Conflict",
             Self::BadRequest { .. } => "BadRequest",
             Self::Unavailable { .. } => "CloudUnavailable",
+            Self::InProgress { .. } => "InProgress",
         }
     }
 }

@@ -631,13 +631,13 @@ impl OpenStackCloud {
     /// Makes sure the API load balancer has its TCP listener on `port`, a pool and a
     /// health monitor, creating the first that is missing. Octavia refuses a second
     /// change while the load balancer is busy with one, so after a creation this
-    /// answers `Conflict` and the caller comes back later (a requeue, not a sleep).
+    /// answers `InProgress` and the caller comes back later (a requeue, not a sleep).
     /// The pool's id once the whole tree is there.
     async fn ensure_api_tree(&self, lb: &Value, port: u16) -> Result<String> {
         let kind = ResourceKind::LoadBalancer;
         let lb_id = str_of(lb, "id");
         let name = str_of(lb, "name");
-        let busy = |what: &str| CloudError::Conflict {
+        let busy = |what: &str| CloudError::InProgress {
             message: format!("building the load balancer {name}: {what} is being created"),
         };
         let listeners = self
@@ -711,7 +711,9 @@ impl OpenStackCloud {
 
     fn view_load_balancer(v: &Value) -> CloudResource {
         let status = match str_of(v, "provisioning_status") {
-            "ACTIVE" => ResourceStatus::Active,
+            // An update (a listener, pool or member being added) does not stop it
+            // from serving.
+            "ACTIVE" | "PENDING_UPDATE" => ResourceStatus::Active,
             "PENDING_DELETE" | "DELETED" => ResourceStatus::Deleting,
             "ERROR" => ResourceStatus::Error {
                 message: format!(
@@ -1575,7 +1577,7 @@ mod tests {
         for (state, want) in [
             ("ACTIVE", ResourceStatus::Active),
             ("PENDING_CREATE", ResourceStatus::Pending),
-            ("PENDING_UPDATE", ResourceStatus::Pending),
+            ("PENDING_UPDATE", ResourceStatus::Active),
             ("PENDING_DELETE", ResourceStatus::Deleting),
         ] {
             let lb = OpenStackCloud::view_load_balancer(

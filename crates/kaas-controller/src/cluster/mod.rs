@@ -785,6 +785,11 @@ impl Reconciler for ClusterController {
                     }
                 }
                 Err(StepError::Store(StoreError::Conflict { .. })) => store_conflict = true,
+                // Progress, not failure: come back at the next poll.
+                Err(StepError::Cloud(what, CloudError::InProgress { message })) => {
+                    debug!(%what, %message, "in progress");
+                    store_conflict = true;
+                }
                 Err(StepError::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     let failure = e.failure(step.stage());
