@@ -1,0 +1,835 @@
+//! The simulated control plane and kubelets, one pass at a time ([`tick`]): garbage
+//! collection, Deployments (through ReplicaSets), ReplicaSets, DaemonSets, a scheduler,
+//! kubelets that run what is scheduled on Ready nodes, and the status of Deployments,
+//! DaemonSets and PodDisruptionBudgets.
+//!
+//! Everything happens at once: a new Deployment has its pods scheduled and Ready after
+//! one pass (when there are Ready nodes). A template change replaces all pods at once.
+//! Pods on a node that is not Ready are not Ready; pods on a node that is gone are
+//! deleted, and their controllers make new ones elsewhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::disruption::{budget_status, pod_healthy};
+use crate::fields::timestamp;
+use crate::object::{
+    self, condition, condition_true, controller_ref, controller_uid, is_deleting, owner_uids,
+    random_suffix, set_meta, set_path, short_hash,
+};
+use crate::selector::labels;
+use crate::store::{ObjectKey, State};
+
+/// How many garbage-collection rounds one pass makes (one per level of ownership).
+const GC_ROUNDS: usize = 4;
+
+/// One pass of every simulated controller.
+pub(crate) fn tick(state: &mut State, now: DateTime<Utc>) {
+    collect_garbage(state);
+    collect_orphaned_pods(state);
+    run_deployments(state, now);
+    run_replica_sets(state, now);
+    run_daemon_sets(state, now);
+    schedule(state, now);
+    run_kubelets(state, now);
+    replica_set_status(state);
+    deployment_status(state, now);
+    daemon_set_status(state);
+    budget_statuses(state, now);
+}
+
+fn key(group: &str, resource: &str, namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey {
+        group: group.to_owned(),
+        resource: resource.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// Stores `object` under `key` if it differs from what is stored.
+fn put_if_changed(state: &mut State, key: ObjectKey, object: Value) {
+    if state.get(&key) != Some(&object) {
+        state.put(key, object);
+    }
+}
+
+/// The objects of a resource, cloned, so the state can be changed while going through
+/// them.
+fn all(state: &State, group: &str, resource: &str) -> Vec<(ObjectKey, Value)> {
+    state
+        .of_resource(group, resource)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Creates an object a controller makes, with the fields the API server would set.
+fn create(state: &mut State, key: ObjectKey, mut object: Value, now: DateTime<Utc>) {
+    set_meta(&mut object, "uid", json!(uuid::Uuid::new_v4().to_string()));
+    set_meta(&mut object, "creationTimestamp", json!(timestamp(now)));
+    set_meta(&mut object, "generation", json!(1));
+    state.put(key, object);
+}
+
+fn int(value: &Value, pointer: &str, default: i64) -> i64 {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_i64)
+        .unwrap_or(default)
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Deletes objects whose owners are all gone (background propagation).
+fn collect_garbage(state: &mut State) {
+    for _ in 0..GC_ROUNDS {
+        let uids: BTreeSet<String> = state
+            .objects
+            .values()
+            .map(|o| object::uid(o).to_owned())
+            .collect();
+        let orphans: Vec<ObjectKey> = state
+            .objects
+            .iter()
+            .filter(|(_, o)| {
+                let owners = owner_uids(o);
+                !owners.is_empty() && owners.iter().all(|u| !uids.contains(*u))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        for key in orphans {
+            state.remove(&key);
+        }
+    }
+}
+
+/// A node as the scheduler and the kubelets see it.
+#[derive(Debug, Clone)]
+struct NodeView {
+    name: String,
+    ready: bool,
+    unschedulable: bool,
+    labels: BTreeMap<String, String>,
+    taints: Vec<Value>,
+    internal_ip: Option<String>,
+}
+
+fn nodes(state: &State) -> Vec<NodeView> {
+    state
+        .of_resource("", "nodes")
+        .map(|(k, n)| NodeView {
+            name: k.name.clone(),
+            ready: condition_true(n, "Ready"),
+            unschedulable: n.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true),
+            labels: labels(n),
+            taints: n
+                .pointer("/spec/taints")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            internal_ip: n
+                .pointer("/status/addresses")
+                .and_then(Value::as_array)
+                .and_then(|a| {
+                    a.iter()
+                        .find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP"))
+                })
+                .and_then(|a| a.get("address"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+        .collect()
+}
+
+fn tolerates(tolerations: &[Value], taint: &Value) -> bool {
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    let (key, value, effect) = (
+        text(taint, "key"),
+        text(taint, "value"),
+        text(taint, "effect"),
+    );
+    tolerations.iter().any(|t| {
+        let operator = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
+        let t_key = text(t, "key");
+        let t_effect = text(t, "effect");
+        let key_ok = (t_key.is_empty() && operator == "Exists") || t_key == key;
+        let value_ok = operator == "Exists" || text(t, "value") == value;
+        key_ok && value_ok && (t_effect.is_empty() || t_effect == effect)
+    })
+}
+
+/// Whether a pod with `spec` may run on `node`: node selector and taints (those that
+/// keep pods away: `NoSchedule`, `NoExecute`).
+fn fits(spec: &Value, node: &NodeView, extra_tolerations: &[Value]) -> bool {
+    let selector_ok = spec
+        .get("nodeSelector")
+        .and_then(Value::as_object)
+        .is_none_or(|sel| {
+            sel.iter()
+                .all(|(k, v)| node.labels.get(k).map(String::as_str) == v.as_str())
+        });
+    let mut tolerations: Vec<Value> = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    tolerations.extend_from_slice(extra_tolerations);
+    let taints_ok = node.taints.iter().all(|taint| {
+        !matches!(
+            taint.get("effect").and_then(Value::as_str),
+            Some("NoSchedule" | "NoExecute")
+        ) || tolerates(&tolerations, taint)
+    });
+    selector_ok && taints_ok
+}
+
+/// Deletes pods bound to nodes that no longer exist.
+fn collect_orphaned_pods(state: &mut State) {
+    let names: BTreeSet<String> = state
+        .of_resource("", "nodes")
+        .map(|(k, _)| k.name.clone())
+        .collect();
+    let orphaned: Vec<ObjectKey> = state
+        .of_resource("", "pods")
+        .filter(|(_, p)| {
+            p.pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty() && !names.contains(n))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in orphaned {
+        state.remove(&key);
+    }
+}
+
+/// The live (not deleting) pods `owner` controls.
+fn owned_pods(state: &State, owner: &Value) -> Vec<(ObjectKey, Value)> {
+    let uid = object::uid(owner);
+    let namespace = object::namespace(owner);
+    state
+        .of_resource("", "pods")
+        .filter(|(k, p)| {
+            k.namespace == namespace && controller_uid(p) == Some(uid) && !is_deleting(p)
+        })
+        .map(|(k, p)| (k.clone(), p.clone()))
+        .collect()
+}
+
+/// A pod from `template` for `owner`, named `prefix` plus a random suffix.
+fn pod_from_template(owner: &Value, template: &Value, prefix: &str) -> (String, Value) {
+    let name = format!("{prefix}{}", random_suffix(5));
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    set_path(&mut metadata, &["name"], json!(name));
+    set_path(&mut metadata, &["generateName"], json!(prefix));
+    set_path(
+        &mut metadata,
+        &["namespace"],
+        json!(object::namespace(owner)),
+    );
+    set_path(
+        &mut metadata,
+        &["ownerReferences"],
+        json!([controller_ref(owner)]),
+    );
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": metadata,
+        "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
+    });
+    (name, pod)
+}
+
+/// Pods least worth keeping first: unscheduled, then not ready, then the newest.
+fn scale_down_order(pods: &mut [(ObjectKey, Value)]) {
+    pods.sort_by_key(|(k, p)| {
+        (
+            p.pointer("/spec/nodeName").is_some(),
+            pod_healthy(p),
+            std::cmp::Reverse(
+                object::meta_str(p, "creationTimestamp")
+                    .unwrap_or("")
+                    .to_owned(),
+            ),
+            k.name.clone(),
+        )
+    });
+}
+
+/// Deployments own one ReplicaSet per pod template; the current one runs all replicas,
+/// the older ones none.
+fn run_deployments(state: &mut State, now: DateTime<Utc>) {
+    for (_, deployment) in all(state, "apps", "deployments") {
+        if is_deleting(&deployment) {
+            continue;
+        }
+        let namespace = object::namespace(&deployment).to_owned();
+        let name = object::name(&deployment).to_owned();
+        let uid = object::uid(&deployment).to_owned();
+        let replicas = int(&deployment, "/spec/replicas", 1);
+        let mut template = deployment
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let hash = short_hash(&template);
+        set_path(
+            &mut template,
+            &["metadata", "labels", "pod-template-hash"],
+            json!(hash),
+        );
+        let owned: Vec<(ObjectKey, Value)> = state
+            .of_resource("apps", "replicasets")
+            .filter(|(k, rs)| k.namespace == namespace && controller_uid(rs) == Some(&uid))
+            .map(|(k, rs)| (k.clone(), rs.clone()))
+            .collect();
+        let revision = owned.len() + 1;
+        let mut current_found = false;
+        for (key, rs) in owned {
+            let current = rs
+                .pointer("/metadata/labels/pod-template-hash")
+                .and_then(Value::as_str)
+                == Some(hash.as_str());
+            current_found |= current;
+            let mut updated = rs.clone();
+            set_path(
+                &mut updated,
+                &["spec", "replicas"],
+                json!(if current { replicas } else { 0 }),
+            );
+            put_if_changed(state, key, updated);
+        }
+        if current_found {
+            continue;
+        }
+        let mut selector = deployment
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        set_path(
+            &mut selector,
+            &["matchLabels", "pod-template-hash"],
+            json!(hash),
+        );
+        let rs_name = format!("{name}-{hash}");
+        let rs = json!({
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": rs_name,
+                "namespace": namespace,
+                "labels": template["metadata"]["labels"],
+                "annotations": {"deployment.kubernetes.io/revision": revision.to_string()},
+                "ownerReferences": [controller_ref(&deployment)],
+            },
+            "spec": {"replicas": replicas, "selector": selector, "template": template},
+        });
+        create(
+            state,
+            key("apps", "replicasets", &namespace, &rs_name),
+            rs,
+            now,
+        );
+    }
+}
+
+/// ReplicaSets keep `spec.replicas` pods.
+fn run_replica_sets(state: &mut State, now: DateTime<Utc>) {
+    for (_, rs) in all(state, "apps", "replicasets") {
+        if is_deleting(&rs) {
+            continue;
+        }
+        let replicas = usize::try_from(int(&rs, "/spec/replicas", 1)).unwrap_or(0);
+        let mut pods = owned_pods(state, &rs);
+        if pods.len() > replicas {
+            scale_down_order(&mut pods);
+            for (key, _) in pods.iter().take(pods.len() - replicas) {
+                state.remove(key);
+            }
+        }
+        let template = rs
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let prefix = format!("{}-", object::name(&rs));
+        for _ in pods.len()..replicas {
+            let (name, pod) = pod_from_template(&rs, &template, &prefix);
+            create(
+                state,
+                key("", "pods", object::namespace(&rs), &name),
+                pod,
+                now,
+            );
+        }
+    }
+}
+
+/// What the DaemonSet controller adds to its pods, so they run on cordoned and
+/// struggling nodes.
+fn daemon_tolerations() -> Vec<Value> {
+    [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+        "node.kubernetes.io/unschedulable",
+        "node.kubernetes.io/disk-pressure",
+        "node.kubernetes.io/memory-pressure",
+        "node.kubernetes.io/pid-pressure",
+    ]
+    .iter()
+    .map(|k| json!({"key": k, "operator": "Exists"}))
+    .collect()
+}
+
+/// The nodes a DaemonSet with pod `spec` runs on: those whose selector and taints it
+/// fits; cordoned nodes included, as the real DaemonSet controller does.
+fn daemon_nodes<'a>(spec: &Value, nodes: &'a [NodeView]) -> Vec<&'a NodeView> {
+    let tolerations = daemon_tolerations();
+    nodes
+        .iter()
+        .filter(|n| fits(spec, n, &tolerations))
+        .collect()
+}
+
+/// DaemonSets keep one pod on each node they fit.
+fn run_daemon_sets(state: &mut State, now: DateTime<Utc>) {
+    let nodes = nodes(state);
+    for (_, ds) in all(state, "apps", "daemonsets") {
+        if is_deleting(&ds) {
+            continue;
+        }
+        let mut template = ds
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let hash = short_hash(&template);
+        set_path(
+            &mut template,
+            &["metadata", "labels", "controller-revision-hash"],
+            json!(hash),
+        );
+        let spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let wanted: BTreeSet<&str> = daemon_nodes(&spec, &nodes)
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut covered = BTreeSet::new();
+        for (key, pod) in owned_pods(state, &ds) {
+            let node = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let current = pod
+                .pointer("/metadata/labels/controller-revision-hash")
+                .and_then(Value::as_str)
+                == Some(hash.as_str());
+            if current && wanted.contains(node) && covered.insert(node.to_owned()) {
+                continue;
+            }
+            state.remove(&key);
+        }
+        let prefix = format!("{}-", object::name(&ds));
+        for node in wanted.iter().filter(|n| !covered.contains(**n)) {
+            let (name, mut pod) = pod_from_template(&ds, &template, &prefix);
+            set_path(&mut pod, &["spec", "nodeName"], json!(node));
+            let mut tolerations = pod
+                .pointer("/spec/tolerations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            tolerations.extend(daemon_tolerations());
+            set_path(
+                &mut pod,
+                &["spec", "tolerations"],
+                Value::Array(tolerations),
+            );
+            create(
+                state,
+                key("", "pods", object::namespace(&ds), &name),
+                pod,
+                now,
+            );
+        }
+    }
+}
+
+/// A condition that keeps its transition time while its status stays.
+fn condition_of(
+    object: &Value,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    let status = if status { "True" } else { "False" };
+    let since = condition(object, kind)
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
+        .and_then(|c| c.get("lastTransitionTime").cloned())
+        .unwrap_or_else(|| json!(timestamp(now)));
+    let mut c = json!({"type": kind, "status": status, "lastTransitionTime": since});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        c["message"] = json!(message);
+    }
+    c
+}
+
+/// Binds pending pods to the Ready, schedulable node they fit with the fewest pods.
+fn schedule(state: &mut State, now: DateTime<Utc>) {
+    let nodes = nodes(state);
+    let mut load: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, pod) in state.of_resource("", "pods") {
+        if let Some(node) = pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+            *load.entry(node.to_owned()).or_default() += 1;
+        }
+    }
+    for (key, pod) in all(state, "", "pods") {
+        if is_deleting(&pod)
+            || pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+        {
+            continue;
+        }
+        let spec = pod.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let chosen = nodes
+            .iter()
+            .filter(|n| n.ready && !n.unschedulable && fits(&spec, n, &[]))
+            .min_by_key(|n| (load.get(&n.name).copied().unwrap_or(0), n.name.clone()));
+        let mut updated = pod.clone();
+        match chosen {
+            Some(node) => {
+                set_path(&mut updated, &["spec", "nodeName"], json!(node.name));
+                *load.entry(node.name.clone()).or_default() += 1;
+                set_path(
+                    &mut updated,
+                    &["status", "conditions"],
+                    json!([condition_of(&pod, "PodScheduled", true, "", "", now)]),
+                );
+            }
+            None => {
+                let message = format!(
+                    "0/{} nodes are available: no Ready, schedulable node fits the pod (simulated).",
+                    nodes.len()
+                );
+                let unschedulable =
+                    condition_of(&pod, "PodScheduled", false, "Unschedulable", &message, now);
+                set_path(
+                    &mut updated,
+                    &["status", "conditions"],
+                    json!([unschedulable]),
+                );
+            }
+        }
+        put_if_changed(state, key, updated);
+    }
+}
+
+/// Runs the pods bound to nodes: Running, and Ready while their node is.
+fn run_kubelets(state: &mut State, now: DateTime<Utc>) {
+    let nodes: BTreeMap<String, NodeView> = nodes(state)
+        .into_iter()
+        .map(|n| (n.name.clone(), n))
+        .collect();
+    for (key, pod) in all(state, "", "pods") {
+        let Some(node) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .and_then(|n| nodes.get(n))
+        else {
+            continue;
+        };
+        let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        let ready = node.ready && !is_deleting(&pod);
+        let old_status = pod.get("status").cloned().unwrap_or_else(|| json!({}));
+        let started = old_status
+            .get("startTime")
+            .cloned()
+            .unwrap_or_else(|| json!(timestamp(now)));
+        let pod_ip = match old_status.get("podIP").and_then(Value::as_str) {
+            Some(ip) => ip.to_owned(),
+            None => state.next_ip("10.244"),
+        };
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+                        json!({
+                            "name": name,
+                            "image": c.get("image").cloned().unwrap_or(Value::Null),
+                            "imageID": "",
+                            "containerID": format!("containerd://{}", short_hash(&json!([object::uid(&pod), name]))),
+                            "ready": ready,
+                            "started": true,
+                            "restartCount": 0,
+                            "state": {"running": {"startedAt": started}},
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut status = json!({
+            "phase": "Running",
+            "conditions": [
+                condition_of(&pod, "PodReadyToStartContainers", true, "", "", now),
+                condition_of(&pod, "Initialized", true, "", "", now),
+                condition_of(&pod, "Ready", ready, "", "", now),
+                condition_of(&pod, "ContainersReady", ready, "", "", now),
+                condition_of(&pod, "PodScheduled", true, "", "", now),
+            ],
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
+            "startTime": started,
+            "containerStatuses": containers,
+            "qosClass": old_status.get("qosClass").cloned().unwrap_or_else(|| json!("BestEffort")),
+        });
+        if let Some(ip) = &node.internal_ip {
+            status["hostIP"] = json!(ip);
+            status["hostIPs"] = json!([{"ip": ip}]);
+        }
+        let mut updated = pod.clone();
+        set_path(&mut updated, &["status"], status);
+        put_if_changed(state, key, updated);
+    }
+}
+
+/// Sets `status` on the object under `key`, if it changed.
+fn set_status(state: &mut State, key: ObjectKey, object: &Value, status: Value) {
+    let mut updated = object.clone();
+    set_path(&mut updated, &["status"], status);
+    put_if_changed(state, key, updated);
+}
+
+fn replica_set_status(state: &mut State) {
+    for (key, rs) in all(state, "apps", "replicasets") {
+        let pods = owned_pods(state, &rs);
+        let ready = count(pods.iter().filter(|(_, p)| pod_healthy(p)).count());
+        let status = json!({
+            "replicas": count(pods.len()),
+            "fullyLabeledReplicas": count(pods.len()),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": int(&rs, "/metadata/generation", 1),
+        });
+        set_status(state, key, &rs, status);
+    }
+}
+
+/// An int-or-percent of `total`, percentages rounded down (as `maxUnavailable` is).
+fn scaled_down(value: Option<&Value>, total: i64, default: i64) -> i64 {
+    match value {
+        Some(Value::Number(n)) => n.as_i64().unwrap_or(default),
+        Some(Value::String(s)) => s
+            .strip_suffix('%')
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .map_or(default, |p| p * total / 100),
+        _ => default,
+    }
+}
+
+fn deployment_status(state: &mut State, now: DateTime<Utc>) {
+    for (key, deployment) in all(state, "apps", "deployments") {
+        let uid = object::uid(&deployment).to_owned();
+        let namespace = key.namespace.clone();
+        let desired = int(&deployment, "/spec/replicas", 1);
+        let mut template = deployment
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let hash = short_hash(&template);
+        set_path(
+            &mut template,
+            &["metadata", "labels", "pod-template-hash"],
+            json!(hash),
+        );
+        let sets: Vec<Value> = state
+            .of_resource("apps", "replicasets")
+            .filter(|(k, rs)| k.namespace == namespace && controller_uid(rs) == Some(&uid))
+            .map(|(_, rs)| rs.clone())
+            .collect();
+        let (mut replicas, mut updated, mut ready) = (0, 0, 0);
+        for rs in &sets {
+            let pods = owned_pods(state, rs);
+            let healthy = count(pods.iter().filter(|(_, p)| pod_healthy(p)).count());
+            replicas += count(pods.len());
+            ready += healthy;
+            if rs
+                .pointer("/metadata/labels/pod-template-hash")
+                .and_then(Value::as_str)
+                == Some(hash.as_str())
+            {
+                updated += count(pods.len());
+            }
+        }
+        let max_unavailable = scaled_down(
+            deployment.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+            desired,
+            0,
+        );
+        let available = ready >= desired - max_unavailable;
+        let complete = updated == desired && ready == desired && replicas == desired;
+        let rs_name = format!("{}-{hash}", object::name(&deployment));
+        let mut status = json!({
+            "observedGeneration": int(&deployment, "/metadata/generation", 1),
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "conditions": [
+                condition_of(
+                    &deployment,
+                    "Available",
+                    available,
+                    if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+                    if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
+                    now,
+                ),
+                condition_of(
+                    &deployment,
+                    "Progressing",
+                    true,
+                    if complete { "NewReplicaSetAvailable" } else { "ReplicaSetUpdated" },
+                    &if complete {
+                        format!("ReplicaSet \"{rs_name}\" has successfully progressed.")
+                    } else {
+                        format!("ReplicaSet \"{rs_name}\" is progressing.")
+                    },
+                    now,
+                ),
+            ],
+        });
+        if desired > ready {
+            status["unavailableReplicas"] = json!(desired - ready);
+        }
+        set_status(state, key, &deployment, status);
+    }
+}
+
+fn daemon_set_status(state: &mut State) {
+    let nodes = nodes(state);
+    for (key, ds) in all(state, "apps", "daemonsets") {
+        let template = ds
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let hash = short_hash(&template);
+        let spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+        let desired = count(daemon_nodes(&spec, &nodes).len());
+        let pods = owned_pods(state, &ds);
+        let ready = count(pods.iter().filter(|(_, p)| pod_healthy(p)).count());
+        let updated = count(
+            pods.iter()
+                .filter(|(_, p)| {
+                    p.pointer("/metadata/labels/controller-revision-hash")
+                        .and_then(Value::as_str)
+                        == Some(hash.as_str())
+                })
+                .count(),
+        );
+        let mut status = json!({
+            "observedGeneration": int(&ds, "/metadata/generation", 1),
+            "desiredNumberScheduled": desired,
+            "currentNumberScheduled": count(pods.len()),
+            "numberMisscheduled": 0,
+            "numberReady": ready,
+            "numberAvailable": ready,
+            "updatedNumberScheduled": updated,
+        });
+        if desired > ready {
+            status["numberUnavailable"] = json!(desired - ready);
+        }
+        set_status(state, key, &ds, status);
+    }
+}
+
+fn budget_statuses(state: &mut State, now: DateTime<Utc>) {
+    for (key, pdb) in all(state, "policy", "poddisruptionbudgets") {
+        let s = budget_status(state, &pdb);
+        let allowed = s.disruptions_allowed > 0;
+        let status = json!({
+            "observedGeneration": int(&pdb, "/metadata/generation", 1),
+            "expectedPods": s.expected_pods,
+            "currentHealthy": s.current_healthy,
+            "desiredHealthy": s.desired_healthy,
+            "disruptionsAllowed": s.disruptions_allowed,
+            "conditions": [condition_of(
+                &pdb,
+                "DisruptionAllowed",
+                allowed,
+                if allowed { "SufficientPods" } else { "InsufficientPods" },
+                "",
+                now,
+            )],
+        });
+        set_status(state, key, &pdb, status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn node(taints: Value) -> NodeView {
+        NodeView {
+            name: "n".to_owned(),
+            ready: true,
+            unschedulable: false,
+            labels: [("zone".to_owned(), "a".to_owned())].into(),
+            taints: taints.as_array().cloned().unwrap_or_default(),
+            internal_ip: None,
+        }
+    }
+
+    #[test]
+    fn taints_keep_pods_away_unless_tolerated() {
+        let cp =
+            node(json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]));
+        assert!(!fits(&json!({}), &cp, &[]));
+        let tolerating = json!({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]});
+        assert!(fits(&tolerating, &cp, &[]));
+        assert!(fits(
+            &json!({"tolerations": [{"operator": "Exists"}]}),
+            &cp,
+            &[]
+        ));
+        let soft = node(json!([{"key": "k", "effect": "PreferNoSchedule"}]));
+        assert!(fits(&json!({}), &soft, &[]));
+    }
+
+    #[test]
+    fn node_selectors_must_match() {
+        let n = node(json!([]));
+        assert!(fits(&json!({"nodeSelector": {"zone": "a"}}), &n, &[]));
+        assert!(!fits(&json!({"nodeSelector": {"zone": "b"}}), &n, &[]));
+    }
+
+    #[test]
+    fn max_unavailable_rounds_down() {
+        assert_eq!(scaled_down(Some(&json!("25%")), 3, 0), 0);
+        assert_eq!(scaled_down(Some(&json!("25%")), 4, 0), 1);
+        assert_eq!(scaled_down(Some(&json!(2)), 4, 0), 2);
+        assert_eq!(scaled_down(None, 4, 0), 0);
+    }
+}
