@@ -1,0 +1,141 @@
+//! [`ClusterAccess`] and building a [`WorkloadClient`] from it.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kaas_cloud::WorkloadError;
+use kube::config::{
+    AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
+
+use crate::error::invalid;
+
+/// How long connecting, sending a request and waiting for its answer may take each, so
+/// an unreachable cluster does not hold up a controller.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and as whom to reach one workload cluster's API server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterAccess {
+    /// `https://HOST:PORT`.
+    pub url: String,
+    /// The cluster CA: the only one trusted for the API server's certificate.
+    pub ca_cert_pem: String,
+    /// The client certificate kaas presents, and its key.
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+impl fmt::Debug for ClusterAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterAccess")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Kubernetes API of one workload cluster. Cheap to clone (clones share connections).
+#[derive(Clone)]
+pub struct WorkloadClient {
+    pub(crate) client: kube::Client,
+    /// The URL, for [`WorkloadError::Unreachable`].
+    pub(crate) endpoint: String,
+}
+
+impl fmt::Debug for WorkloadClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkloadClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkloadClient {
+    /// Builds a client without any I/O: it trusts only `ca_cert_pem` and presents the
+    /// client certificate. Requests time out after [`REQUEST_TIMEOUT`] (connect, write,
+    /// read each), are not retried, and go straight to the URL (no proxy from the
+    /// environment).
+    ///
+    /// Call it within a Tokio runtime (the client's request queue is a task); outside
+    /// one, and for unusable certificates or URLs, the error is
+    /// [`WorkloadError::Api`].
+    pub fn new(access: &ClusterAccess) -> Result<Self, WorkloadError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(invalid(
+                "a workload cluster client needs a Tokio runtime to run in",
+            ));
+        }
+        let mut config = kube::Config::try_from(kubeconfig(access)).map_err(|e| {
+            invalid(format!(
+                "invalid access to the cluster at {}: {e}",
+                access.url
+            ))
+        })?;
+        config.connect_timeout = Some(REQUEST_TIMEOUT);
+        config.write_timeout = Some(REQUEST_TIMEOUT);
+        config.read_timeout = Some(REQUEST_TIMEOUT);
+        // Pooled connections idle before a request; count the read timeout from the write.
+        config.reset_reader_on_write = true;
+        // A refused eviction (429) is an answer for the caller, and the controllers retry
+        // on their own schedule.
+        config.default_retry = false;
+        config.proxy_url = None;
+        let client = kube::Client::try_from(config).map_err(|e| {
+            invalid(format!(
+                "invalid access to the cluster at {}: {e}",
+                access.url
+            ))
+        })?;
+        Ok(Self {
+            client,
+            endpoint: access.url.clone(),
+        })
+    }
+
+    /// The API server's URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub(crate) fn error(&self, error: kube::Error) -> WorkloadError {
+        crate::error::from_kube(&self.endpoint, error)
+    }
+}
+
+/// The kubeconfig `access` amounts to; kube reads its PEM from base64 there.
+fn kubeconfig(access: &ClusterAccess) -> Kubeconfig {
+    const NAME: &str = "workload";
+    Kubeconfig {
+        clusters: vec![NamedCluster {
+            name: NAME.to_owned(),
+            cluster: Some(Cluster {
+                server: Some(access.url.clone()),
+                certificate_authority_data: Some(STANDARD.encode(&access.ca_cert_pem)),
+                ..Cluster::default()
+            }),
+            ..NamedCluster::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: NAME.to_owned(),
+            auth_info: Some(AuthInfo {
+                client_certificate_data: Some(STANDARD.encode(&access.client_cert_pem)),
+                client_key_data: Some(STANDARD.encode(&access.client_key_pem).into()),
+                ..AuthInfo::default()
+            }),
+            ..NamedAuthInfo::default()
+        }],
+        contexts: vec![NamedContext {
+            name: NAME.to_owned(),
+            context: Some(Context {
+                cluster: NAME.to_owned(),
+                user: Some(NAME.to_owned()),
+                ..Context::default()
+            }),
+            ..NamedContext::default()
+        }],
+        current_context: Some(NAME.to_owned()),
+        ..Kubeconfig::default()
+    }
+}
