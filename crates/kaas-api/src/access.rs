@@ -8,6 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use kaas_bootstrap::{ClusterPki, issue_admin_client_cert, render_admin_kubeconfig};
+use kaas_cloud::WorkloadClusterRef;
 use kaas_core::naming::{bootstrap_secret, pki_secret};
 use kaas_core::validation::parse_duration;
 use kaas_core::{Cluster, Machine, ValidationErrors};
@@ -67,9 +68,20 @@ pub async fn kubeconfig(
         })?;
     let pki: ClusterPki = serde_json::from_value(data)
         .map_err(|e| ApiError::internal(format!("the stored PKI cannot be read: {e}")))?;
+    let route = WorkloadClusterRef {
+        cluster_uid: cluster.metadata.uid.clone(),
+        tenant: cluster.metadata.tenant.clone(),
+        cluster_name: name.clone(),
+        api_endpoint: endpoint,
+        credentials: None,
+    };
+    let server =
+        state.routes.url(&route).await.map_err(|e| {
+            ApiError::conflict(format!("cluster {name:?} cannot be reached yet: {e}"))
+        })?;
     let client = issue_admin_client_cert(&pki, "kaas-admin", ttl, chrono::Utc::now())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let config = render_admin_kubeconfig(&name, &endpoint, &pki.kubernetes_ca.cert_pem, &client)
+    let config = render_admin_kubeconfig(&name, &server, &pki.kubernetes_ca.cert_pem, &client)
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
         [

@@ -22,6 +22,7 @@ pub mod kubeconfig;
 pub mod pki;
 pub mod token;
 
+pub use addons::{AddonRef, AddonValues, RenderedAddon, object_ref, render_addons};
 pub use cloudinit::{
     ControlPlaneMaterial, MachineBootstrap, NOVA_USER_DATA_LIMIT, UserData, render_user_data,
 };

@@ -23,6 +23,10 @@ pub trait CloudProvider: Send + Sync {
     /// A short name for logs and the API (`sim`, `openstack`).
     fn name(&self) -> &'static str;
 
+    /// The cloud's identity (Keystone v3) URL, which a cluster's cloud controller and
+    /// CSI driver authenticate against with the cluster's application credential.
+    fn auth_url(&self) -> String;
+
     /// Starts creating a resource. The returned resource may still be `Pending`.
     async fn create(&self, request: &ResourceRequest) -> Result<CloudResource, CloudError>;
 

@@ -1,13 +1,99 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// Enough to reach a workload cluster's Kubernetes API.
+/// Enough to reach a workload cluster's Kubernetes API, and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadClusterRef {
     pub cluster_uid: String,
+    /// The cluster's tenant and name in kaas.
+    pub tenant: String,
+    pub cluster_name: String,
     /// `https://ADDRESS:6443`.
     pub api_endpoint: String,
+    /// The client certificate kaas presents; `None` where no client needs one (a
+    /// simulation that answers without Kubernetes' HTTP).
+    pub credentials: Option<Arc<ClientCredentials>>,
+}
+
+impl WorkloadClusterRef {
+    /// A reference without credentials.
+    pub fn new(cluster_uid: &str, api_endpoint: &str) -> Self {
+        Self {
+            cluster_uid: cluster_uid.to_owned(),
+            tenant: String::new(),
+            cluster_name: String::new(),
+            api_endpoint: api_endpoint.to_owned(),
+            credentials: None,
+        }
+    }
+}
+
+/// The cluster's CA (to trust its API server) and a client certificate it issued.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub ca_cert_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials").finish_non_exhaustive()
+    }
+}
+
+/// Where kaas reaches a workload cluster's API server: its endpoint on a real cloud, a
+/// local gateway for a simulated one.
+#[async_trait]
+pub trait ApiRoutes: Send + Sync {
+    /// The `https://` URL to use for `cluster`.
+    async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError>;
+}
+
+/// What the machines of a cluster whose Kubernetes side is simulated would tell: the
+/// nodes their kubelets register and the members of their etcd.
+#[async_trait]
+pub trait SimulatedMachines: Send + Sync {
+    async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError>;
+
+    /// The names of the nodes whose etcd members are in the cluster's etcd.
+    async fn etcd_members(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<String>, WorkloadError>;
+
+    /// Removes the etcd member of node `node`; removing one that is not there succeeds.
+    async fn remove_etcd_member(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError>;
+}
+
+/// What applying a cluster's addons did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AddonsApplied {
+    pub applied: usize,
+    /// Objects applied before and no longer wanted, now deleted (`Kind namespace/name`).
+    pub pruned: Vec<String>,
+}
+
+/// Whether one applied object is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectReadiness {
+    /// `Kind namespace/name`.
+    pub object: String,
+    pub ready: bool,
+    /// It does not exist (any more).
+    pub missing: bool,
+    /// Why it is not ready.
+    pub message: String,
 }
 
 /// A Kubernetes node as the workload cluster reports it.
@@ -26,6 +112,9 @@ pub struct Node {
     /// Cordoned: no new pods are scheduled here.
     #[serde(default)]
     pub unschedulable: bool,
+    /// The node's labels, e.g. `topology.kubernetes.io/zone`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Node {
@@ -82,4 +171,21 @@ pub trait WorkloadClusters: Send + Sync {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<(), WorkloadError>;
+
+    /// Server-side applies `objects` as the apply set `set` and deletes what the set
+    /// held before and no longer does. Idempotent.
+    async fn apply(
+        &self,
+        cluster: &WorkloadClusterRef,
+        set: &str,
+        objects: &[Value],
+    ) -> Result<AddonsApplied, WorkloadError>;
+
+    /// Whether each of `objects` exists and is ready (workloads available, CRDs
+    /// established).
+    async fn readiness(
+        &self,
+        cluster: &WorkloadClusterRef,
+        objects: &[Value],
+    ) -> Result<Vec<ObjectReadiness>, WorkloadError>;
 }

@@ -21,6 +21,7 @@ pub mod conditions {
     pub const SCALING_DOWN: &str = "ScalingDown";
     pub const REMEDIATING: &str = "Remediating";
     pub const DELETING: &str = "Deleting";
+    pub const ADDONS_READY: &str = "AddonsReady";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -414,9 +415,46 @@ pub struct ClusterStatus {
     /// The API load balancer's members as last set (`ADDRESS:PORT`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_members: Vec<String>,
+    /// The addons kaas applied to the cluster, and how they stand.
+    #[serde(default, skip_serializing_if = "AddonsStatus::is_empty")]
+    pub addons: AddonsStatus,
     /// The generation of the spec this status describes.
     #[serde(default)]
     pub observed_generation: i64,
+}
+
+/// The addons of a cluster, as last applied and observed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonsStatus {
+    /// The stack whose addons were last applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// A digest of the objects last applied: they are applied again when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Each addon of the stack, in apply order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<AddonStatus>,
+}
+
+impl AddonsStatus {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// One addon in the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonStatus {
+    pub name: String,
+    pub version: String,
+    /// Every object of it exists and is ready.
+    pub ready: bool,
+    /// Why it is not ready.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

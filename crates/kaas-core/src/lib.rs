@@ -15,7 +15,9 @@ pub mod stack;
 pub mod tenant;
 pub mod validation;
 
-pub use cluster::{Cluster, ClusterPhase, ClusterSpec, ClusterStatus, NodePool};
+pub use cluster::{
+    AddonStatus, AddonsStatus, Cluster, ClusterPhase, ClusterSpec, ClusterStatus, NodePool,
+};
 pub use event::{Event, EventType, ObjectReference};
 pub use machine::{Machine, MachinePhase, MachineRole, MachineSpec, MachineStatus};
 pub use meta::{Condition, ConditionStatus, Object, ObjectMeta, OwnerRef};

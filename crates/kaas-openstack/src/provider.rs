@@ -1091,6 +1091,10 @@ impl CloudProvider for OpenStackCloud {
         "openstack"
     }
 
+    fn auth_url(&self) -> String {
+        self.session.config().auth_url.clone()
+    }
+
     async fn create(&self, request: &ResourceRequest) -> Result<CloudResource> {
         let kind = request.kind();
         let resource = match &request.spec {

@@ -19,7 +19,13 @@ pub struct SimConfig {
     /// The fault rates the cloud starts with ([`crate::SimCloud::set_faults`] changes
     /// them at run time).
     pub faults: SimFaults,
+    /// The region the cloud reports, as the cloud controller manager labels nodes with
+    /// it (`topology.kubernetes.io/region`).
+    pub region: String,
 }
+
+/// The region of a simulated cloud unless configured otherwise.
+pub const DEFAULT_REGION: &str = "sim-1";
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -30,6 +36,7 @@ impl Default for SimConfig {
             latencies: Latencies::default(),
             seed: None,
             faults: SimFaults::default(),
+            region: DEFAULT_REGION.to_owned(),
         }
     }
 }

@@ -28,14 +28,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use kaas_cloud::{
     Capacity, CloudError, CloudProvider, CloudResource, DrainProgress, Node, PoolMember,
-    ResourceKind, ResourceRequest, ResourceStatus, WorkloadClusterRef, WorkloadClusters,
+    ResourceKind, ResourceRequest, ResourceStatus, SimulatedMachines, WorkloadClusterRef,
     WorkloadError,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-pub use config::{Latencies, LatencyRange, Quotas, SimConfig, SimError, SimFaults};
+/// The identity URL the simulated cloud reports (a name that never resolves).
+pub const SIM_AUTH_URL: &str = "https://identity.sim.invalid/v3";
+
+pub use config::{DEFAULT_REGION, Latencies, LatencyRange, Quotas, SimConfig, SimError, SimFaults};
 pub use state::{META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE};
 
 use state::{CreateFaults, State};
@@ -376,6 +379,10 @@ impl CloudProvider for SimCloud {
         "sim"
     }
 
+    fn auth_url(&self) -> String {
+        SIM_AUTH_URL.to_owned()
+    }
+
     async fn create(&self, request: &ResourceRequest) -> Result<CloudResource, CloudError> {
         let kind = request.kind();
         if self.take_fault(kind) {
@@ -517,32 +524,17 @@ impl CloudProvider for SimCloud {
 }
 
 #[async_trait]
-impl WorkloadClusters for SimCloud {
+impl SimulatedMachines for SimCloud {
     async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError> {
         self.read(|state, now| {
-            workload::nodes(state, &cluster.cluster_uid, &cluster.api_endpoint, now)
-        })
-    }
-
-    async fn drain(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<DrainProgress, WorkloadError> {
-        let config = &self.inner.config;
-        let progress = self.mutate_workload(|state, rng, now| {
-            workload::drain(
+            workload::nodes(
                 state,
                 &cluster.cluster_uid,
                 &cluster.api_endpoint,
-                node,
-                config,
-                rng,
+                &self.config().region,
                 now,
             )
-        })?;
-        tracing::debug!(node, ?progress, "simulated cluster: drain");
-        Ok(progress)
+        })
     }
 
     async fn etcd_members(
@@ -573,6 +565,37 @@ impl WorkloadClusters for SimCloud {
             tracing::debug!(node, "simulated cluster: etcd member removed");
         }
         Ok(())
+    }
+}
+
+impl SimCloud {
+    /// Cordons node `node` and drains it on the simulation's own timer (a drain of a
+    /// drawn duration that [`SimCloud::block_drain`] can hold up), for clients that do not
+    /// speak Kubernetes' HTTP. Call again to see progress.
+    pub async fn drain(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<DrainProgress, WorkloadError> {
+        let config = &self.inner.config;
+        let progress = self.mutate_workload(|state, rng, now| {
+            workload::drain(
+                state,
+                &cluster.cluster_uid,
+                &cluster.api_endpoint,
+                node,
+                config,
+                rng,
+                now,
+            )
+        })?;
+        tracing::debug!(node, ?progress, "simulated cluster: drain");
+        Ok(progress)
+    }
+
+    /// The nodes of cluster `cluster_uid` whose drains are blocked.
+    pub fn drain_blocked_nodes(&self, cluster_uid: &str) -> Vec<String> {
+        self.read(|state, now| workload::drain_blocked_nodes(state, cluster_uid, now))
     }
 }
 

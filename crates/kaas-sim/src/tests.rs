@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use kaas_cloud::{
     Capacity, CloudError, CloudProvider, CloudResource, DrainProgress, PoolMember, ResourceKind,
     ResourceRequest, ResourceSpec, ResourceStatus, ServerGroupPolicy, ServerNeed,
-    WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    SimulatedMachines, WorkloadClusterRef, WorkloadError,
 };
 
 use super::*;
@@ -829,10 +829,7 @@ fn a_corrupt_state_file_is_an_error() {
 // ---- workload clusters ----
 
 fn cluster(uid: &str) -> WorkloadClusterRef {
-    WorkloadClusterRef {
-        cluster_uid: uid.to_owned(),
-        api_endpoint: "https://203.0.113.10:6443".to_owned(),
-    }
+    WorkloadClusterRef::new(uid, "https://203.0.113.10:6443")
 }
 
 fn node_names(nodes: &[kaas_cloud::Node]) -> Vec<&str> {
@@ -952,7 +949,7 @@ async fn nodes_follow_the_timeline() {
 
     let at = |now: u64| {
         let shared = sim.lock();
-        workload::nodes(&shared.state, uid, "https://x:6443", now)
+        workload::nodes(&shared.state, uid, "https://x:6443", "sim-1", now)
     };
     // Worker active, init active, but kubeadm init still running.
     assert!(matches!(
@@ -1251,7 +1248,7 @@ async fn drains_follow_the_timeline() {
     assert_eq!(drain_at(&sim, uid, "w-1", t0), Ok((in_progress(10), true)));
     let stored_w1 = stored(&sim, &workers[0].id);
     assert!(stored_w1.node.unschedulable);
-    let nodes = workload::nodes(&sim.lock().state, uid, "https://x:6443", t0).unwrap();
+    let nodes = workload::nodes(&sim.lock().state, uid, "https://x:6443", "sim-1", t0).unwrap();
     assert!(node(&nodes, "w-1").unschedulable);
     assert!(!node(&nodes, "w-2").unschedulable);
     assert_eq!(

@@ -10,10 +10,10 @@
 //! other server joins the node-join latency after it is `ACTIVE` and the API answers;
 //! control-plane nodes become etcd members when they join.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use kaas_cloud::{CloudError, DrainProgress, Node, ResourceKind, WorkloadError};
+use kaas_cloud::{CloudError, DrainProgress, Node, ResourceKind, ResourceSpec, WorkloadError};
 use rand::rngs::StdRng;
 
 use crate::config::SimConfig;
@@ -28,6 +28,9 @@ const UNKNOWN_VERSION: &str = "v0.0.0";
 /// Roles in [`META_ROLE`].
 const ROLE_INIT: &str = "init";
 const ROLE_CONTROL_PLANE: &str = "control-plane";
+
+/// The zone of a server created without one (Nova's default availability zone).
+const DEFAULT_ZONE: &str = "nova";
 
 /// How many pods `pods_left` counts down from when a drain starts.
 const DRAIN_PODS: u128 = 10;
@@ -206,11 +209,43 @@ pub(crate) fn server_left(state: &mut State, uid: &str, now: u64) {
     }
 }
 
+/// The labels a node gets from kubeadm (its role) and from the cloud controller manager
+/// (zone, region, instance type), which reads them from the server.
+fn node_labels(server: &SimResource, region: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    if is_control_plane(server) {
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".to_owned(),
+            String::new(),
+        );
+    }
+    labels.insert(
+        "topology.kubernetes.io/region".to_owned(),
+        region.to_owned(),
+    );
+    if let ResourceSpec::Server {
+        availability_zone,
+        flavor,
+        ..
+    } = &server.spec
+    {
+        // A server asked for no zone lands in the cloud's default one.
+        let zone = availability_zone.as_deref().unwrap_or(DEFAULT_ZONE);
+        labels.insert("topology.kubernetes.io/zone".to_owned(), zone.to_owned());
+        labels.insert(
+            "node.kubernetes.io/instance-type".to_owned(),
+            flavor.clone(),
+        );
+    }
+    labels
+}
+
 /// The nodes of cluster `cluster_uid` as its API server would report them at `now`.
 pub(crate) fn nodes(
     state: &State,
     cluster_uid: &str,
     endpoint: &str,
+    region: &str,
     now: u64,
 ) -> Result<Vec<Node>, WorkloadError> {
     let cluster = reachable(state, cluster_uid, endpoint, now)?;
@@ -227,6 +262,7 @@ pub(crate) fn nodes(
                 .to_owned(),
             last_transition: time((*joined).max(server.node.ready_changed_at_ms.unwrap_or(0))),
             unschedulable: server.node.unschedulable,
+            labels: node_labels(server, region),
         })
         .collect();
     nodes.sort_by(|a, b| {
@@ -394,4 +430,13 @@ pub(crate) fn block_drain(
         }
     }
     Ok(changed)
+}
+
+/// The names of the nodes of cluster `uid` whose drains are blocked.
+pub(crate) fn drain_blocked_nodes(state: &State, uid: &str, now: u64) -> Vec<String> {
+    servers(state, uid, now)
+        .into_iter()
+        .filter(|s| s.node.drain_blocked)
+        .map(|s| s.name.clone())
+        .collect()
 }

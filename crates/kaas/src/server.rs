@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kaas_api::AppState;
-use kaas_cloud::{CloudProvider, WorkloadClusters};
+use kaas_cloud::{CloudProvider, SimulatedMachines, WorkloadClusters};
 use kaas_controller::{
     ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
 };
@@ -23,6 +23,9 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
+
+use crate::gateway::{BlockedNodes, Gateway};
+use crate::workloads::KubeWorkloads;
 
 /// The simulated cloud's one region (OpenStack's default name).
 pub const SIM_REGION: &str = "RegionOne";
@@ -187,22 +190,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     );
 
     let mut registry = Registry::default();
-    let (cloud, workloads, sim_control, speed, region) = match config.cloud {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (cloud, machines, blocked, sim_control, speed, region) = match config.cloud {
         CloudKind::Sim => {
             let sim = SimCloud::new(SimConfig {
                 speed: config.sim_speed,
                 state_file: Some(config.data_dir.join("sim-cloud.json")),
                 faults: config.sim_faults.clone(),
                 latencies: config.sim_latencies.unwrap_or_default(),
+                region: SIM_REGION.to_owned(),
                 ..SimConfig::default()
             })
             .context("cannot start the simulated cloud")?;
             let cloud: Arc<dyn CloudProvider> = Arc::new(sim.clone());
-            let workloads: Arc<dyn WorkloadClusters> = Arc::new(sim.clone());
+            let machines: Arc<dyn SimulatedMachines> = Arc::new(sim.clone());
+            let blocked_sim = sim.clone();
+            let blocked: BlockedNodes =
+                Arc::new(move |uid: &str| blocked_sim.drain_blocked_nodes(uid));
             let control: Arc<dyn kaas_api::SimControl> = Arc::new(SimKnobs(sim));
             (
                 cloud,
-                workloads,
+                machines,
+                Some(blocked),
                 Some(control),
                 config.sim_speed,
                 SIM_REGION.to_owned(),
@@ -227,15 +236,27 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             let openstack = Arc::new(kaas_openstack::OpenStackCloud::new(session));
             registry.register_collector(Box::new(OpenStackCalls(openstack.clone())));
             let cloud: Arc<dyn CloudProvider> = openstack;
-            let workloads: Arc<dyn WorkloadClusters> =
-                Arc::new(crate::standin::StandInWorkloads::new(cloud.clone()));
-            (cloud, workloads, None, 1.0, region)
+            let machines: Arc<dyn SimulatedMachines> =
+                Arc::new(crate::standin::StandInMachines::new(cloud.clone(), &region));
+            (cloud, machines, None, None, 1.0, region)
         }
     };
 
+    // The workload clusters' Kubernetes side is simulated (on a real cloud too, for
+    // now): each is served by the gateway and reached through the Kubernetes client.
+    let gateway = Arc::new(Gateway::new(
+        machines.clone(),
+        blocked,
+        store.clone(),
+        sealer.clone(),
+        stacks.clone(),
+        speed,
+        shutdown_rx.clone(),
+    ));
+    let workloads: Arc<dyn WorkloadClusters> =
+        Arc::new(KubeWorkloads::new(gateway.clone(), machines));
     let metrics = Metrics::new(&mut registry);
     let api_metrics = kaas_api::ApiMetrics::new(&mut registry);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (mut cluster_config, controller_config) = intervals(speed);
     cluster_config.region = Some(region);
     if config.cloud == CloudKind::Openstack {
@@ -268,6 +289,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         kubernetes_versions,
         cloud: cloud_name(config.cloud),
         sim: sim_control,
+        routes: gateway,
         registry: Arc::new(registry),
         metrics: api_metrics,
     };

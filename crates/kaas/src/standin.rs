@@ -1,8 +1,9 @@
-//! Workload clusters that stand in for the Kubernetes side of a real cloud whose servers
-//! run no kubelet (a test cloud with a fake hypervisor): `kaas server --cloud openstack
+//! Machines that stand in for the kubelets and etcd of a real cloud's servers that run
+//! none (a test cloud with a fake hypervisor): `kaas server --cloud openstack
 //! --simulate-workloads`. A server's node is Ready as soon as the cloud reports the
 //! server ACTIVE; the API answers once a control-plane server is ACTIVE; etcd holds the
-//! ACTIVE control planes whose member was not removed; drains finish at once.
+//! ACTIVE control planes whose member was not removed. The nodes are served by a
+//! simulated API server (the gateway), where drains evict pods as in any cluster.
 //!
 //! Everything is read from the cloud (servers found by the cluster's tag, roles from
 //! their `kaas-role=` tag), so nothing here needs to survive a restart except the
@@ -14,29 +15,30 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Utc;
 use kaas_cloud::{
-    CloudProvider, CloudResource, DrainProgress, Node, ResourceKind, ResourceStatus,
-    WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    CloudProvider, CloudResource, Node, ResourceKind, ResourceStatus, SimulatedMachines,
+    WorkloadClusterRef, WorkloadError,
 };
 use kaas_controller::cluster::plan::ROLE_TAG_PREFIX;
 use kaas_core::naming::cluster_tag;
 
-/// The stand-in workload clusters over `cloud`.
-pub struct StandInWorkloads {
+/// The stand-in machines over `cloud`, in `region`.
+pub struct StandInMachines {
     cloud: Arc<dyn CloudProvider>,
-    /// Per cluster uid: nodes cordoned, etcd members removed.
+    region: String,
+    /// Per cluster uid: etcd members removed.
     state: Mutex<BTreeMap<String, Bookkeeping>>,
 }
 
 #[derive(Debug, Default)]
 struct Bookkeeping {
-    cordoned: BTreeSet<String>,
     removed_members: BTreeSet<String>,
 }
 
-impl StandInWorkloads {
-    pub fn new(cloud: Arc<dyn CloudProvider>) -> Self {
+impl StandInMachines {
+    pub fn new(cloud: Arc<dyn CloudProvider>, region: &str) -> Self {
         Self {
             cloud,
+            region: region.to_owned(),
             state: Mutex::new(BTreeMap::new()),
         }
     }
@@ -60,6 +62,21 @@ impl StandInWorkloads {
             ));
         }
         Ok(servers)
+    }
+
+    /// What kubeadm (the role) and the cloud controller (region) label a node with.
+    fn labels(&self, server: &CloudResource) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::from([(
+            "topology.kubernetes.io/region".to_owned(),
+            self.region.clone(),
+        )]);
+        if is_control_plane(server) {
+            labels.insert(
+                "node-role.kubernetes.io/control-plane".to_owned(),
+                String::new(),
+            );
+        }
+        labels
     }
 
     fn with<T>(&self, uid: &str, f: impl FnOnce(&mut Bookkeeping) -> T) -> T {
@@ -87,10 +104,9 @@ fn unreachable(cluster: &WorkloadClusterRef, message: String) -> WorkloadError {
 }
 
 #[async_trait]
-impl WorkloadClusters for StandInWorkloads {
+impl SimulatedMachines for StandInMachines {
     async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError> {
         let servers = self.servers(cluster).await?;
-        let cordoned = self.with(&cluster.cluster_uid, |b| b.cordoned.clone());
         Ok(servers
             .iter()
             .filter(|s| s.status == ResourceStatus::Active)
@@ -100,19 +116,10 @@ impl WorkloadClusters for StandInWorkloads {
                 ready: true,
                 kubelet_version: String::new(),
                 last_transition: Some(Utc::now()),
-                unschedulable: cordoned.contains(&s.name),
+                unschedulable: false,
+                labels: self.labels(s),
             })
             .collect())
-    }
-
-    async fn drain(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<DrainProgress, WorkloadError> {
-        self.servers(cluster).await?;
-        self.with(&cluster.cluster_uid, |b| b.cordoned.insert(node.to_owned()));
-        Ok(DrainProgress::Drained)
     }
 
     async fn etcd_members(

@@ -70,7 +70,29 @@ fn kubeconfig_user_data_and_keys_at_rest() {
     );
     assert!(view.status.success(), "kubectl: {}", text(&view));
     let view: serde_json::Value = serde_json::from_slice(&view.stdout).unwrap();
-    assert_eq!(view["clusters"][0]["cluster"]["server"], endpoint.as_str());
+    // A simulated cluster's API is served on this machine; the cluster's endpoint is
+    // its load balancer's floating IP in the simulated cloud.
+    let server_url = view["clusters"][0]["cluster"]["server"].as_str().unwrap();
+    assert!(server_url.starts_with("https://127.0.0.1:"), "{server_url}");
+    assert_ne!(server_url, endpoint.as_str());
+    let nodes = tool(
+        "kubectl",
+        &[
+            "--kubeconfig",
+            &path,
+            "get",
+            "nodes",
+            "-L",
+            "topology.kubernetes.io/zone",
+        ],
+        "kubernetes-client",
+    );
+    assert!(nodes.status.success(), "kubectl: {}", text(&nodes));
+    let nodes = text(&nodes);
+    for zone in ["az1", "az2", "az3"] {
+        assert!(nodes.contains(zone), "{nodes}");
+    }
+    assert_eq!(nodes.matches(" Ready ").count(), 5, "{nodes}");
     let b64 = base64::engine::general_purpose::STANDARD;
     let ca = b64
         .decode(

@@ -2,23 +2,27 @@
 //! load (I/O) → observe (I/O) → [`plan`] (pure) → execute (I/O, idempotent steps) →
 //! [`status`] (pure) → record status and events (I/O).
 
+pub mod addons;
 pub mod machines;
 pub mod plan;
 pub mod status;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kaas_bootstrap::{
-    BootstrapToken, ClusterPki, KubernetesVersion, MachineBootstrap, NodeBootstrap, NodeRole,
-    ca_cert_hash, render_user_data,
+    AddonRef, AddonValues, BootstrapToken, ClusterPki, KubernetesVersion, MachineBootstrap,
+    NodeBootstrap, NodeRole, ca_cert_hash, issue_admin_client_cert, render_addons,
+    render_user_data,
 };
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, CloudResource, Credential, DrainProgress, ResourceKind,
-    ResourceSpec, ServerNeed, UserData, WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    Capacity, ClientCredentials, CloudError, CloudProvider, CloudResource, Credential,
+    DrainProgress, ResourceKind, ResourceSpec, ServerNeed, UserData, WorkloadClusterRef,
+    WorkloadClusters, WorkloadError,
 };
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
@@ -83,7 +87,12 @@ pub struct ClusterController {
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
     metrics: Metrics,
+    /// Per cluster uid: the client certificate kaas uses on its API, until when.
+    credentials: std::sync::Mutex<HashMap<String, IssuedCredentials>>,
 }
+
+/// A client certificate, and when to issue a new one.
+type IssuedCredentials = (DateTime<Utc>, Arc<ClientCredentials>);
 
 /// What executing the plan did that the status must reflect.
 #[derive(Default)]
@@ -91,6 +100,8 @@ struct Outcome {
     failures: Vec<StepFailure>,
     members_set: Option<Vec<String>>,
     cluster_removed: bool,
+    /// The stack and digest of the addons applied.
+    addons_applied: Option<(String, String)>,
 }
 
 impl ClusterController {
@@ -111,6 +122,7 @@ impl ClusterController {
             workloads,
             config,
             metrics,
+            credentials: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -148,6 +160,7 @@ impl ClusterController {
             nodes: None,
             etcd_members: None,
             stack: self.stacks.find(&cluster.spec.stack).cloned(),
+            addons: None,
             pki_exists: self
                 .store
                 .get(&ObjectKey::new(
@@ -160,10 +173,26 @@ impl ClusterController {
             now: Utc::now(),
             time_scale: self.config.time_scale,
         };
-        if let Some(target) = self.workload_ref(cluster, &observed) {
+        if let Some(target) = self.workload_ref(cluster, &observed).await {
             match self.workloads.nodes(&target).await {
                 Ok(nodes) => observed.nodes = Some(nodes),
                 Err(e) => debug!(error = %e, "workload API not reachable"),
+            }
+            if observed.nodes.is_some() && !cluster.metadata.is_deleting() {
+                let desired = self.desired_addons(cluster, &observed).await;
+                let readiness = match &desired {
+                    Ok(d) if !d.objects.0.is_empty() => {
+                        match self.workloads.readiness(&target, &d.objects.0).await {
+                            Ok(r) => Some(r),
+                            Err(e) => {
+                                debug!(error = %e, "cannot read the addons' readiness");
+                                None
+                            }
+                        }
+                    }
+                    _ => Some(Vec::new()),
+                };
+                observed.addons = Some(addons::ObservedAddons { desired, readiness });
             }
             if observed.nodes.is_some()
                 && observed.machines.iter().any(|m| m.metadata.is_deleting())
@@ -195,12 +224,133 @@ impl ClusterController {
         }
     }
 
-    fn workload_ref(&self, cluster: &Cluster, observed: &Observed) -> Option<WorkloadClusterRef> {
+    async fn workload_ref(
+        &self,
+        cluster: &Cluster,
+        observed: &Observed,
+    ) -> Option<WorkloadClusterRef> {
         let infra = classify(cluster, observed);
-        plan::api_endpoint(cluster, &infra).map(|endpoint| WorkloadClusterRef {
+        let endpoint = plan::api_endpoint(cluster, &infra)?;
+        let credentials = if observed.pki_exists {
+            match self.client_credentials(cluster).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(error = %e, "cannot issue a client certificate for the cluster");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Some(WorkloadClusterRef {
             cluster_uid: cluster.metadata.uid.clone(),
+            tenant: cluster.metadata.tenant.clone(),
+            cluster_name: cluster.metadata.name.clone(),
             api_endpoint: endpoint,
+            credentials,
         })
+    }
+
+    /// The client certificate kaas presents to the cluster's API (group
+    /// `kubeadm:cluster-admins`), issued from the cluster's CA and kept in memory for
+    /// most of its day of validity.
+    async fn client_credentials(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Arc<ClientCredentials>, StepError> {
+        let uid = &cluster.metadata.uid;
+        let now = Utc::now();
+        {
+            let cache = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((renew_at, c)) = cache.get(uid)
+                && *renew_at > now
+            {
+                return Ok(c.clone());
+            }
+        }
+        let data = self
+            .secrets()
+            .get(&cluster.metadata.tenant, &pki_secret(cluster))
+            .await?
+            .ok_or_else(|| {
+                StepError::Bootstrap("the cluster's PKI is not stored yet".to_owned())
+            })?;
+        let pki: ClusterPki = serde_json::from_value(data)
+            .map_err(|e| StepError::Bootstrap(format!("the stored PKI: {e}")))?;
+        let client = issue_admin_client_cert(&pki, CLIENT_USER, CLIENT_CERT_TTL, now)
+            .map_err(|e| StepError::Bootstrap(e.to_string()))?;
+        let credentials = Arc::new(ClientCredentials {
+            ca_cert_pem: pki.kubernetes_ca.cert_pem,
+            client_cert_pem: client.cert_pem,
+            client_key_pem: client.key_pem,
+        });
+        let renew_at = now + chrono::Duration::from_std(CLIENT_CERT_TTL / 2).unwrap_or_default();
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone(), (renew_at, credentials.clone()));
+        Ok(credentials)
+    }
+
+    /// The addons the cluster's stack and spec call for, rendered with its values, or
+    /// why they cannot be.
+    async fn desired_addons(
+        &self,
+        cluster: &Cluster,
+        observed: &Observed,
+    ) -> Result<addons::DesiredAddons, String> {
+        let stack = observed
+            .stack
+            .as_ref()
+            .ok_or_else(|| format!("stack {} is not in the catalog", cluster.spec.stack))?;
+        let refs: Vec<AddonRef> = stack
+            .addons_for(&cluster.spec.addons)
+            .into_iter()
+            .map(|a| AddonRef {
+                name: a.name.clone(),
+                version: a.version.clone(),
+            })
+            .collect();
+        if refs.is_empty() {
+            return Ok(addons::DesiredAddons::new(stack.name(), Vec::new()));
+        }
+        let infra = classify(cluster, observed);
+        let credential_id = infra
+            .get("applicationCredential")
+            .map(|r| r.id.clone())
+            .ok_or("the cluster's application credential does not exist yet")?;
+        let secret = self
+            .secrets()
+            .get(&cluster.metadata.tenant, &cloud_credential_secret(cluster))
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|d| d["secret"].as_str().map(str::to_owned))
+            .ok_or("the cluster's application credential secret is not stored")?;
+        let spec = &cluster.spec;
+        let values = AddonValues {
+            cluster_name: cluster.metadata.name.clone(),
+            cluster_uid: cluster.metadata.uid.clone(),
+            pod_cidr: spec.network.pod_cidr.clone(),
+            service_cidr: spec.network.service_cidr.clone(),
+            kubernetes_version: KubernetesVersion::parse(&stack.spec.kubernetes_version)
+                .map_err(|e| e.to_string())?,
+            auth_url: self.cloud.auth_url(),
+            region: self.config.region.clone().unwrap_or_default(),
+            application_credential_id: credential_id,
+            application_credential_secret: secret,
+            proxy_protocol: spec
+                .addons
+                .ingress
+                .as_ref()
+                .is_some_and(|i| i.proxy_protocol),
+            acme_email: spec
+                .addons
+                .cert_manager
+                .as_ref()
+                .map(|c| c.acme_email.clone()),
+        };
+        let rendered = render_addons(&refs, &values).map_err(|e| e.to_string())?;
+        Ok(addons::DesiredAddons::new(stack.name(), rendered))
     }
 
     async fn update_machine(
@@ -416,7 +566,11 @@ impl ClusterController {
                     .await;
                 }
                 Ok(match (first, drained) {
-                    (_, true) => {
+                    (true, true) => Some((
+                        "NodeDrained".to_owned(),
+                        format!("Cordoned node {node}; it is drained"),
+                    )),
+                    (false, true) => {
                         Some(("NodeDrained".to_owned(), format!("Node {node} is drained")))
                     }
                     (true, false) => Some((
@@ -486,6 +640,22 @@ impl ClusterController {
                     Err(e) => Err(e.into()),
                 }
             }
+            Step::ApplyAddons { stack, objects, .. } => {
+                let target = workload.ok_or_else(unreachable)?;
+                let applied = self
+                    .workloads
+                    .apply(target, addons::ADDON_SET, &objects.0)
+                    .await
+                    .map_err(StepError::Workload)?;
+                let mut text = format!(
+                    "Applied the addons of stack {stack} ({} objects)",
+                    applied.applied
+                );
+                if !applied.pruned.is_empty() {
+                    text.push_str(&format!("; pruned {}", applied.pruned.join(", ")));
+                }
+                Ok(Some(("AddonsApplied".to_owned(), text)))
+            }
             Step::RemoveFinalizer => {
                 // The cluster's secrets go with it: its CAs and any bootstrap data left.
                 let secrets = self.secrets();
@@ -508,6 +678,10 @@ impl ClusterController {
 pub const PKI_SECRET_TYPE: &str = "kaas.dev/cluster-pki";
 /// The type of the Secret that holds a machine's bootstrap token and user data.
 pub const BOOTSTRAP_SECRET_TYPE: &str = "kaas.dev/machine-bootstrap";
+/// The user (CN) of the client certificate kaas uses on a cluster's API.
+const CLIENT_USER: &str = "kaas";
+/// How long that certificate is valid; it is renewed halfway.
+const CLIENT_CERT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a machine's bootstrap token is accepted.
 const BOOTSTRAP_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 
@@ -762,7 +936,7 @@ impl Reconciler for ClusterController {
         let plan = plan::plan(&cluster, &observed);
         debug!(steps = plan.steps.len(), waiting = ?plan.waiting, "planned");
 
-        let workload = self.workload_ref(&cluster, &observed);
+        let workload = self.workload_ref(&cluster, &observed).await;
         let results = join_all(
             plan.steps
                 .iter()
@@ -779,6 +953,9 @@ impl Reconciler for ClusterController {
                     }
                     if *step == Step::RemoveFinalizer {
                         outcome.cluster_removed = true;
+                    }
+                    if let Step::ApplyAddons { stack, digest, .. } = step {
+                        outcome.addons_applied = Some((stack.clone(), digest.clone()));
                     }
                     if let Some((reason, text)) = message {
                         self.event(&cluster, EventType::Normal, &reason, text).await;
@@ -852,6 +1029,10 @@ impl Reconciler for ClusterController {
             &infra,
             &plan,
             &outcome.failures,
+            outcome
+                .addons_applied
+                .as_ref()
+                .map(|(stack, digest)| (stack.as_str(), digest.as_str())),
             Utc::now(),
         );
         if let Some(members) = outcome.members_set.take() {

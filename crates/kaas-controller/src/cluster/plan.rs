@@ -47,6 +47,9 @@ pub struct Observed {
     pub stack: Option<ClusterStack>,
     /// Whether the cluster's PKI (CAs and service-account key) is stored.
     pub pki_exists: bool,
+    /// The addons as rendered and, while the API answers, as they stand; `None` while
+    /// the API does not answer.
+    pub addons: Option<super::addons::ObservedAddons>,
     /// When the observation was made.
     pub now: DateTime<Utc>,
     /// How much faster than real time the cloud runs (the simulation's speed; 1 for a
@@ -130,6 +133,12 @@ pub enum Step {
     },
     /// Nothing tagged with the cluster remains: let the store remove the cluster.
     RemoveFinalizer,
+    /// Server-side apply the addons of `stack` (and prune what they no longer hold).
+    ApplyAddons {
+        stack: String,
+        digest: String,
+        objects: super::addons::Manifests,
+    },
 }
 
 impl Step {
@@ -142,6 +151,7 @@ impl Step {
                 Stage::ControlPlane
             }
             Step::AddFinalizer | Step::CreateResource { .. } => Stage::Infrastructure,
+            Step::ApplyAddons { .. } => Stage::Addons,
             Step::DeleteResource { .. }
             | Step::DeleteMachine { .. }
             | Step::DrainNode { .. }
@@ -169,6 +179,7 @@ pub enum Stage {
     Infrastructure,
     ControlPlane,
     NodePools,
+    Addons,
     Deletion,
 }
 
@@ -378,6 +389,7 @@ pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
     }
     plan_unwanted(&infra, &mut plan);
     super::machines::plan_machines(cluster, observed, &infra, &mut plan);
+    super::addons::plan_addons(cluster, observed, &mut plan);
     plan
 }
 

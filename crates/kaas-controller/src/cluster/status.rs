@@ -146,6 +146,7 @@ pub fn cluster_status(
     infra: &Infrastructure<'_>,
     plan: &Plan,
     failures: &[StepFailure],
+    addons_applied: Option<(&str, &str)>,
     now: DateTime<Utc>,
 ) -> ClusterStatus {
     let old = &cluster.status;
@@ -174,6 +175,7 @@ pub fn cluster_status(
             .collect(),
         infrastructure: BTreeMap::new(),
         api_members: old.api_members.clone(),
+        addons: old.addons.clone(),
         observed_generation: cluster.metadata.generation,
     };
     for (role, r) in infra.roles() {
@@ -444,13 +446,24 @@ pub fn cluster_status(
         )
     });
 
-    let available = infra_ready && cp_ready && pools_ready && !deleting;
-    let not_ready: Vec<&str> = conds
+    let addons_failure = failure(Stage::Addons).map(|f| (f.reason.as_str(), f.message.as_str()));
+    let (addons, addons_ready) =
+        super::addons::addons_status(cluster, observed, addons_applied, addons_failure);
+    status.addons = addons;
+    let addons_ok = addons_ready.is_true();
+    let available = infra_ready && cp_ready && pools_ready && addons_ok && !deleting;
+    let mut not_ready: Vec<String> = conds
         .iter()
         .take(3)
         .filter(|c| !c.is_true())
-        .map(|c| c.type_.as_str())
+        .map(|c| c.type_.clone())
         .collect();
+    if !addons_ok {
+        not_ready.push(conditions::ADDONS_READY.to_owned());
+    }
+    if !deleting {
+        conds.push(addons_ready);
+    }
     conds.push(if available {
         c(
             conditions::AVAILABLE,

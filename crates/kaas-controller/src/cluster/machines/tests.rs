@@ -205,6 +205,7 @@ fn mk_node(m: &Machine, ready: bool, since: Option<DateTime<Utc>>) -> Node {
         kubelet_version: m.spec.version.clone(),
         last_transition: since,
         unschedulable: false,
+        labels: Default::default(),
     }
 }
 
@@ -379,6 +380,7 @@ impl World {
             machines: self.machines.clone(),
             resources,
             nodes: self.api.then(|| self.nodes.clone()),
+            addons: None,
             etcd_members: self.etcd.clone(),
             pki_exists: true,
             stack: stack_of(&self.cluster),

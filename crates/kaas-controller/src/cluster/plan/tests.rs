@@ -252,6 +252,7 @@ fn mk_node(server_id: &str, ready: bool) -> Node {
         kubelet_version: VERSION.to_owned(),
         last_transition: None,
         unschedulable: false,
+        labels: Default::default(),
     }
 }
 
@@ -342,6 +343,7 @@ fn step_name(step: &Step) -> String {
         Step::RemoveEtcdMember { node, .. } => format!("remove-etcd-member {node}"),
         Step::EnsurePki => "ensure-pki".to_owned(),
         Step::RemoveFinalizer => "remove-finalizer".to_owned(),
+        Step::ApplyAddons { stack, .. } => format!("apply-addons {stack}"),
     }
 }
 
@@ -2619,4 +2621,183 @@ fn no_server_before_the_cluster_pki_exists() {
     observed.pki_exists = true;
     let with_pki = self::plan(&cluster, &observed);
     assert_steps(&with_pki, &["create-server demo-control-plane-m1"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Addons
+// ---------------------------------------------------------------------------------------
+
+/// A cluster of one ready control plane (labelled as kubeadm labels it), its addons
+/// rendered as one Deployment, and their readiness as given.
+fn with_addons(
+    cluster: &Cluster,
+    version: &str,
+    readiness: Option<Vec<kaas_cloud::ObjectReadiness>>,
+) -> Observed {
+    let mut observed = infra_only(cluster);
+    observed.stack = kaas_core::stack::StackCatalog::builtin()
+        .unwrap()
+        .find(&cluster.spec.stack)
+        .cloned();
+    let mut init = mk_init(cluster, "m1");
+    init.spec.version = version.to_owned();
+    add(&mut observed, init, M::Ready, "10.0.0.11");
+    for node in observed.nodes.iter_mut().flatten() {
+        node.labels.insert(
+            "node-role.kubernetes.io/control-plane".to_owned(),
+            String::new(),
+        );
+    }
+    let rendered = vec![kaas_bootstrap::RenderedAddon {
+        name: "metrics-server".to_owned(),
+        version: "v0.8.0".to_owned(),
+        objects: vec![serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+        })],
+    }];
+    observed.addons = Some(super::super::addons::ObservedAddons {
+        desired: Ok(super::super::addons::DesiredAddons::new(
+            "scs-1.36", rendered,
+        )),
+        readiness,
+    });
+    observed
+}
+
+fn readiness(ready: bool, missing: bool) -> Option<Vec<kaas_cloud::ObjectReadiness>> {
+    Some(vec![kaas_cloud::ObjectReadiness {
+        object: "Deployment kube-system/metrics-server".to_owned(),
+        ready,
+        missing,
+        message: if ready {
+            String::new()
+        } else {
+            "Deployment kube-system/metrics-server: 0 of 1 replicas available".to_owned()
+        },
+    }])
+}
+
+fn desired_digest(observed: &Observed) -> String {
+    match &observed.addons {
+        Some(super::super::addons::ObservedAddons { desired: Ok(d), .. }) => d.digest.clone(),
+        _ => panic!("no rendered addons"),
+    }
+}
+
+#[test]
+fn addons_are_applied_once_the_control_plane_runs_the_stack_version() {
+    let cluster = with_members(mk_cluster(1, 0), &["10.0.0.11:6443"]);
+    let observed = with_addons(&cluster, VERSION, readiness(false, true));
+    assert_steps(&plan(&cluster, &observed), &["apply-addons scs-1.36"]);
+
+    // The API does not answer: nothing to apply to.
+    let mut unreachable = observed.clone();
+    unreachable.addons = None;
+    assert_steps(&plan(&cluster, &unreachable), &[]);
+
+    // The control plane still runs the old version (an upgrade under way): the new
+    // stack's addons wait for it.
+    let mut old = with_addons(&cluster, "v1.35.9", readiness(false, true));
+    old.machines[0].spec.version = "v1.35.9".to_owned();
+    assert!(
+        !step_names(&plan(&cluster, &old)).contains(&"apply-addons scs-1.36".to_owned()),
+        "{:?}",
+        step_names(&plan(&cluster, &old))
+    );
+}
+
+#[test]
+fn addons_are_applied_again_only_when_they_change_or_go_missing() {
+    let mut cluster = with_members(mk_cluster(1, 0), &["10.0.0.11:6443"]);
+    let observed = with_addons(&cluster, VERSION, readiness(false, false));
+    cluster.status.addons.digest = Some(desired_digest(&observed));
+    // Applied and present, if not ready yet: nothing to do but wait.
+    assert_steps(&plan(&cluster, &observed), &[]);
+    // An object was deleted in the cluster: applied again.
+    let gone = with_addons(&cluster, VERSION, readiness(false, true));
+    assert_steps(&plan(&cluster, &gone), &["apply-addons scs-1.36"]);
+    // Something else was applied before (another stack, an addon since turned off).
+    cluster.status.addons.digest = Some("0000000000000000".to_owned());
+    assert_steps(&plan(&cluster, &observed), &["apply-addons scs-1.36"]);
+}
+
+#[test]
+fn addons_ready_gates_availability() {
+    let mut cluster = with_members(mk_cluster(1, 0), &["10.0.0.11:6443"]);
+    let observed = with_addons(&cluster, VERSION, readiness(false, false));
+    let digest = desired_digest(&observed);
+    let infra = classify(&cluster, &observed);
+    let status_of = |cluster: &Cluster, observed: &Observed, applied: Option<(&str, &str)>| {
+        let p = plan(cluster, observed);
+        crate::cluster::status::cluster_status(cluster, observed, &infra, &p, &[], applied, at(100))
+    };
+    let condition = |status: &kaas_core::ClusterStatus, type_: &str| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .cloned()
+            .unwrap()
+    };
+
+    // Not applied yet.
+    let status = status_of(&cluster, &observed, None);
+    let addons = condition(&status, "AddonsReady");
+    assert_eq!(
+        (addons.status, addons.reason.as_str()),
+        (kaas_core::ConditionStatus::False, "Applying")
+    );
+    assert!(!condition(&status, "Available").is_true());
+
+    // Applied in this reconcile, not ready: the digest is recorded, the message says why.
+    let status = status_of(&cluster, &observed, Some(("scs-1.36", &digest)));
+    assert_eq!(status.addons.digest.as_deref(), Some(digest.as_str()));
+    let addons = condition(&status, "AddonsReady");
+    assert_eq!(addons.reason, "NotReady");
+    assert!(
+        addons.message.contains("0 of 1 replicas available"),
+        "{}",
+        addons.message
+    );
+    assert!(
+        condition(&status, "Available")
+            .message
+            .contains("AddonsReady")
+    );
+    assert_eq!(status.addons.items.len(), 1);
+    assert!(!status.addons.items[0].ready);
+
+    // Ready: the cluster is Available.
+    cluster.status.addons = status.addons.clone();
+    let ready = with_addons(&cluster, VERSION, readiness(true, false));
+    let status = status_of(&cluster, &ready, None);
+    let addons = condition(&status, "AddonsReady");
+    assert!(addons.is_true(), "{addons:?}");
+    assert_eq!(addons.message, "metrics-server v0.8.0");
+    assert!(status.addons.items[0].ready);
+    assert!(condition(&status, "Available").is_true());
+}
+
+#[test]
+fn addons_that_cannot_be_rendered_say_why() {
+    let cluster = with_members(mk_cluster(1, 0), &["10.0.0.11:6443"]);
+    let mut observed = with_addons(&cluster, VERSION, None);
+    observed.addons = Some(super::super::addons::ObservedAddons {
+        desired: Err("addon cert-manager: its ACME issuers need an e-mail address".to_owned()),
+        readiness: None,
+    });
+    let infra = classify(&cluster, &observed);
+    let p = plan(&cluster, &observed);
+    assert_steps(&p, &[]);
+    let status =
+        crate::cluster::status::cluster_status(&cluster, &observed, &infra, &p, &[], None, at(1));
+    let addons = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "AddonsReady")
+        .unwrap();
+    assert_eq!(addons.reason, "RenderFailed");
+    assert!(addons.message.contains("e-mail"));
 }

@@ -1,0 +1,288 @@
+//! The cluster's addons: rendered from its stack with its values (in observe), applied
+//! once its control plane runs the stack's Kubernetes version and again whenever what
+//! is rendered changes (a stack change, an addon turned on or off), and re-applied when
+//! an object went missing. What the apply set held before and no longer does is pruned
+//! by the apply itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use kaas_cloud::ObjectReadiness;
+use kaas_core::cluster::conditions;
+use kaas_core::{AddonStatus, Cluster, Condition, ConditionStatus};
+use serde_json::Value;
+
+use super::plan::{Observed, Plan, Step};
+
+/// The apply set (a ConfigMap in `kube-system`) that holds every object of the addons.
+pub const ADDON_SET: &str = "kaas-addons";
+
+/// Rendered objects. They may hold the cluster's cloud credential: `Debug` shows how
+/// many there are, never what they say.
+#[derive(Clone, PartialEq)]
+pub struct Manifests(pub Arc<Vec<Value>>);
+
+impl fmt::Debug for Manifests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Manifests({} objects)", self.0.len())
+    }
+}
+
+/// The addons the cluster's stack and spec call for, rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredAddons {
+    pub stack: String,
+    /// `(name, version)` in apply order, with the objects of each.
+    pub addons: Vec<(String, String, Vec<String>)>,
+    pub objects: Manifests,
+    pub digest: String,
+}
+
+impl DesiredAddons {
+    pub fn new(stack: &str, rendered: Vec<kaas_bootstrap::RenderedAddon>) -> Self {
+        let mut objects = Vec::new();
+        let mut addons = Vec::new();
+        for addon in rendered {
+            let refs = addon
+                .objects
+                .iter()
+                .map(kaas_bootstrap::object_ref)
+                .collect();
+            addons.push((addon.name, addon.version, refs));
+            objects.extend(addon.objects);
+        }
+        let digest = digest(&objects);
+        Self {
+            stack: stack.to_owned(),
+            addons,
+            objects: Manifests(Arc::new(objects)),
+            digest,
+        }
+    }
+}
+
+/// A digest of the objects, to notice any change (not a security boundary).
+fn digest(objects: &[Value]) -> String {
+    let mut hasher = DefaultHasher::new();
+    for o in objects {
+        o.to_string().hash(&mut hasher);
+    }
+    format!("{:016x}", hasher.finish())
+}
+
+/// The addons as observed: what is wanted (or why it cannot be rendered) and, when the
+/// cluster's API answered, how each wanted object stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedAddons {
+    pub desired: Result<DesiredAddons, String>,
+    pub readiness: Option<Vec<ObjectReadiness>>,
+}
+
+/// Whether the control plane is ready for the stack's addons: a node of it is Ready
+/// and every control-plane machine runs the stack's Kubernetes version (addons follow an
+/// upgrade of the control plane, never lead it).
+pub fn control_plane_settled(observed: &Observed) -> bool {
+    let Some(stack) = &observed.stack else {
+        return false;
+    };
+    let version = &stack.spec.kubernetes_version;
+    let control_planes: Vec<_> = observed
+        .machines
+        .iter()
+        .filter(|m| m.is_control_plane() && !m.metadata.is_deleting())
+        .collect();
+    let nodes = observed.nodes.as_deref().unwrap_or_default();
+    let ready = nodes.iter().any(|n| {
+        n.ready
+            && n.labels
+                .contains_key("node-role.kubernetes.io/control-plane")
+    });
+    ready && !control_planes.is_empty() && control_planes.iter().all(|m| &m.spec.version == version)
+}
+
+/// Adds the apply of the addons to `plan` when they are due.
+pub fn plan_addons(cluster: &Cluster, observed: &Observed, plan: &mut Plan) {
+    let Some(ObservedAddons {
+        desired: Ok(desired),
+        readiness: Some(readiness),
+    }) = &observed.addons
+    else {
+        return;
+    };
+    if desired.addons.is_empty() || !control_plane_settled(observed) {
+        return;
+    }
+    let applied = cluster.status.addons.digest.as_deref() == Some(desired.digest.as_str());
+    if !applied || readiness.iter().any(|r| r.missing) {
+        plan.steps.push(Step::ApplyAddons {
+            stack: desired.stack.clone(),
+            digest: desired.digest.clone(),
+            objects: desired.objects.clone(),
+        });
+    }
+}
+
+/// The addons' part of the status: each addon's readiness and the AddonsReady
+/// condition. `applied` is the digest applied in this reconcile, if any.
+pub fn addons_status(
+    cluster: &Cluster,
+    observed: &Observed,
+    applied: Option<(&str, &str)>,
+    failure: Option<(&str, &str)>,
+) -> (kaas_core::AddonsStatus, Condition) {
+    let mut status = cluster.status.addons.clone();
+    if let Some((stack, digest)) = applied {
+        status.stack = Some(stack.to_owned());
+        status.digest = Some(digest.to_owned());
+    }
+    let condition = |ok: bool, reason: &str, message: String| {
+        let s = if ok {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        };
+        Condition::new(conditions::ADDONS_READY, s, reason, message)
+    };
+    let Some(observed_addons) = &observed.addons else {
+        let old = cluster
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::ADDONS_READY)
+            .cloned();
+        return (
+            status,
+            old.unwrap_or_else(|| {
+                condition(
+                    false,
+                    "WaitingForControlPlane",
+                    "the cluster's API does not answer yet".to_owned(),
+                )
+            }),
+        );
+    };
+    let desired = match &observed_addons.desired {
+        Ok(d) => d,
+        Err(e) => return (status, condition(false, "RenderFailed", e.clone())),
+    };
+    if desired.addons.is_empty() {
+        status.items.clear();
+        return (
+            status,
+            condition(
+                true,
+                "NoAddons",
+                format!("stack {} has no addons", desired.stack),
+            ),
+        );
+    }
+    let by_object: BTreeMap<&str, &ObjectReadiness> = observed_addons
+        .readiness
+        .iter()
+        .flatten()
+        .map(|r| (r.object.as_str(), r))
+        .collect();
+    let up_to_date = status.digest.as_deref() == Some(desired.digest.as_str());
+    if !up_to_date
+        && failure.is_none()
+        && !control_plane_settled(observed)
+        && let Some(applied) = status.stack.clone()
+    {
+        // An upgrade under way: the addons applied before keep running until the
+        // control plane runs the new stack's version.
+        return (
+            status,
+            condition(
+                true,
+                "UpgradePending",
+                format!(
+                    "the addons of stack {applied} run; those of stack {} follow the control plane",
+                    desired.stack
+                ),
+            ),
+        );
+    }
+    status.items = desired
+        .addons
+        .iter()
+        .map(|(name, version, objects)| {
+            let not_ready: Vec<String> = objects
+                .iter()
+                .filter_map(|o| match by_object.get(o.as_str()) {
+                    Some(r) if r.ready => None,
+                    Some(r) => Some(r.message.clone()),
+                    None => Some(format!("{o}: not observed")),
+                })
+                .collect();
+            AddonStatus {
+                name: name.clone(),
+                version: version.clone(),
+                ready: up_to_date && not_ready.is_empty(),
+                message: if !up_to_date {
+                    "not applied yet".to_owned()
+                } else {
+                    not_ready.first().cloned().unwrap_or_default()
+                },
+            }
+        })
+        .collect();
+    let cond = if let Some((reason, message)) = failure {
+        condition(false, reason, message.to_owned())
+    } else if !up_to_date {
+        if control_plane_settled(observed) {
+            condition(
+                false,
+                "Applying",
+                format!("applying the addons of stack {}", desired.stack),
+            )
+        } else {
+            condition(
+                false,
+                "WaitingForControlPlane",
+                format!(
+                    "the addons of stack {} wait for the control plane to run {}",
+                    desired.stack,
+                    observed
+                        .stack
+                        .as_ref()
+                        .map_or("its version", |s| s.spec.kubernetes_version.as_str())
+                ),
+            )
+        }
+    } else if observed_addons.readiness.is_none() {
+        condition(
+            false,
+            "Unknown",
+            "the cluster's API does not answer".to_owned(),
+        )
+    } else {
+        let not_ready: Vec<String> = status
+            .items
+            .iter()
+            .filter(|a| !a.ready)
+            .map(|a| format!("{}: {}", a.name, a.message))
+            .collect();
+        if not_ready.is_empty() {
+            let list: Vec<String> = status
+                .items
+                .iter()
+                .map(|a| format!("{} {}", a.name, a.version))
+                .collect();
+            condition(true, "Ready", list.join(", "))
+        } else {
+            let mut text = not_ready
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ");
+            if not_ready.len() > 3 {
+                text.push_str(&format!("; and {} more", not_ready.len() - 3));
+            }
+            condition(false, "NotReady", text)
+        }
+    };
+    (status, cond)
+}

@@ -1,0 +1,441 @@
+//! A simulated cluster seen through kubectl (a client nobody here wrote): its nodes, the
+//! addons of its stack ready to use, server-side apply of one's own objects, and an
+//! upgrade to a stack that changes one addon and drops another.
+//!
+//! Needs `kubectl` on the PATH (Debian: `kubernetes-client`), as `dev/test.sh` installs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::Value;
+
+struct Kubectl {
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl must be installed for this test (Debian: kubernetes-client)")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn items(&self, args: &[&str]) -> Vec<Value> {
+        self.json(args)["items"].as_array().unwrap().clone()
+    }
+}
+
+/// The kubeconfig `kaas cluster kubeconfig` hands out, in a file.
+fn kubectl_for(server: &Server, cluster: &str, dir: &Path) -> Kubectl {
+    let out = server.kaas(&["cluster", "kubeconfig", cluster, "--ttl", "1h"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let kubeconfig = dir.join(format!("{cluster}.kubeconfig"));
+    std::fs::write(&kubeconfig, &out.stdout).unwrap();
+    Kubectl { kubeconfig }
+}
+
+fn name(o: &Value) -> String {
+    let ns = o["metadata"]["namespace"].as_str().unwrap_or("");
+    format!("{ns}/{}", o["metadata"]["name"].as_str().unwrap())
+}
+
+fn image(o: &Value) -> String {
+    o["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every Deployment and DaemonSet in the cluster has all its pods ready.
+fn assert_workloads_ready(kubectl: &Kubectl) {
+    for d in kubectl.items(&["get", "deployments", "-A"]) {
+        let want = d["spec"]["replicas"].as_u64().unwrap();
+        assert!(want > 0, "{}", name(&d));
+        assert_eq!(
+            d["status"]["availableReplicas"].as_u64(),
+            Some(want),
+            "deployment {} is not available: {}",
+            name(&d),
+            d["status"]
+        );
+    }
+    for d in kubectl.items(&["get", "daemonsets", "-A"]) {
+        let desired = d["status"]["desiredNumberScheduled"].as_u64().unwrap();
+        assert!(desired > 0, "daemonset {} runs nowhere", name(&d));
+        assert_eq!(
+            d["status"]["numberReady"].as_u64(),
+            Some(desired),
+            "daemonset {}: {}",
+            name(&d),
+            d["status"]
+        );
+    }
+}
+
+fn condition(cluster: &Value, type_: &str) -> Value {
+    cluster["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn addons_are_ready_through_kubectl_and_follow_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    // An operator's stack for 1.37 that drops metrics-server: upgrading to it must
+    // prune what metrics-server had in the cluster.
+    let stacks = dir.path().join("stacks");
+    let builtin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../stacks/scs-1.37/stack.yaml"
+    ))
+    .unwrap();
+    let lean = builtin
+        .replace("name: scs-1.37", "name: lean-1.37")
+        .replace("    - name: metrics-server\n      version: v0.8.0\n", "");
+    assert_ne!(lean, builtin.replace("name: scs-1.37", "name: lean-1.37"));
+    std::fs::create_dir_all(stacks.join("lean-1.37")).unwrap();
+    std::fs::write(stacks.join("lean-1.37/stack.yaml"), lean).unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        100.0,
+        &["--stacks-dir", stacks.to_str().unwrap()],
+    );
+
+    let started = Instant::now();
+    server.ok(&[
+        "cluster",
+        "create",
+        "web",
+        "--stack",
+        "scs-1.36",
+        "--control-plane",
+        "1",
+        "--workers",
+        "2",
+        "--addons",
+        "ingress,cert-manager",
+        "--acme-email",
+        "ops@example.org",
+        "--wait",
+    ]);
+    let available_after = started.elapsed();
+    let cluster = server.cluster("web").unwrap();
+    let addons_ready = condition(&cluster, "AddonsReady");
+    assert_eq!(addons_ready["status"], "True", "{cluster:#}");
+    for addon in [
+        "cilium",
+        "openstack-cloud-controller-manager",
+        "cinder-csi",
+        "metrics-server",
+        "ingress-nginx",
+        "cert-manager",
+    ] {
+        let item = cluster["status"]["addons"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == addon)
+            .unwrap_or_else(|| panic!("no {addon} in {:#}", cluster["status"]["addons"]));
+        assert_eq!(item["ready"], true, "{item}");
+    }
+    eprintln!("Available with its addons after {available_after:?}");
+
+    let kubectl = kubectl_for(&server, "web", dir.path());
+
+    // Nodes, with their zone and region.
+    let nodes = kubectl.items(&["get", "nodes"]);
+    assert_eq!(nodes.len(), 3, "{nodes:#?}");
+    for node in &nodes {
+        let labels = &node["metadata"]["labels"];
+        assert_eq!(labels["topology.kubernetes.io/zone"], "nova", "{labels}");
+        assert_eq!(
+            labels["topology.kubernetes.io/region"], "RegionOne",
+            "{labels}"
+        );
+        assert!(
+            node["spec"]["providerID"]
+                .as_str()
+                .unwrap()
+                .starts_with("openstack:///")
+        );
+    }
+    let table = kubectl.ok(&["get", "nodes"]);
+    assert_eq!(table.matches(" Ready ").count(), 3, "{table}");
+
+    // The addons' workloads run and are ready.
+    assert_workloads_ready(&kubectl);
+    let deployments: Vec<String> = kubectl
+        .items(&["get", "deployments", "-A"])
+        .iter()
+        .map(name)
+        .collect();
+    for want in [
+        "kube-system/cilium-operator",
+        "kube-system/metrics-server",
+        "kube-system/csi-cinder-controllerplugin",
+        "ingress-nginx/ingress-nginx-controller",
+        "cert-manager/cert-manager",
+    ] {
+        assert!(
+            deployments.contains(&want.to_owned()),
+            "{want}: {deployments:?}"
+        );
+    }
+    let daemonsets: Vec<String> = kubectl
+        .items(&["get", "daemonsets", "-A"])
+        .iter()
+        .map(name)
+        .collect();
+    for want in [
+        "kube-system/cilium",
+        "kube-system/csi-cinder-nodeplugin",
+        "kube-system/openstack-cloud-controller-manager",
+    ] {
+        assert!(
+            daemonsets.contains(&want.to_owned()),
+            "{want}: {daemonsets:?}"
+        );
+    }
+
+    // Exactly one default StorageClass.
+    let defaults: Vec<String> = kubectl
+        .items(&["get", "storageclasses"])
+        .iter()
+        .filter(|sc| {
+            sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+        })
+        .map(name)
+        .collect();
+    assert_eq!(defaults, ["/csi-cinder"]);
+    assert!(kubectl.ok(&["get", "storageclasses"]).contains("(default)"));
+
+    // Ingress behind the load balancer with PROXY protocol, both ends.
+    let service = kubectl.json(&[
+        "get",
+        "service",
+        "-n",
+        "ingress-nginx",
+        "ingress-nginx-controller",
+    ]);
+    assert_eq!(service["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        service["metadata"]["annotations"]["loadbalancer.openstack.org/proxy-protocol"], "true",
+        "{service:#}"
+    );
+    let config = kubectl.json(&[
+        "get",
+        "configmap",
+        "-n",
+        "ingress-nginx",
+        "ingress-nginx-controller",
+    ]);
+    assert_eq!(config["data"]["use-proxy-protocol"], "true", "{config:#}");
+
+    // The cloud controller's cloud.conf: the cluster's own application credential.
+    let cloud_conf = kubectl.json(&["get", "secret", "-n", "kube-system", "cloud-config"]);
+    let conf = base64_decode(cloud_conf["data"]["cloud.conf"].as_str().unwrap());
+    assert!(conf.contains("application-credential-id"), "{conf}");
+    let uid = cluster["metadata"]["uid"].as_str().unwrap();
+    let ccm = kubectl.json(&[
+        "get",
+        "daemonset",
+        "-n",
+        "kube-system",
+        "openstack-cloud-controller-manager",
+    ]);
+    assert!(
+        ccm.to_string().contains(&format!("--cluster-name={uid}")),
+        "the cloud controller must name load balancers after the cluster uid: {ccm:#}"
+    );
+
+    // cert-manager's ClusterIssuers, with the spec's e-mail.
+    let issuers = kubectl.items(&["get", "clusterissuers"]);
+    let mut issuer_names: Vec<String> = issuers.iter().map(name).collect();
+    issuer_names.sort();
+    assert_eq!(
+        issuer_names,
+        ["/letsencrypt-production", "/letsencrypt-staging"]
+    );
+    assert!(
+        issuers
+            .iter()
+            .all(|i| i["spec"]["acme"]["email"] == "ops@example.org")
+    );
+
+    // kaas applied all of it server-side as field manager kaas, in its apply set.
+    let metrics = kubectl.json(&[
+        "get",
+        "deployment",
+        "-n",
+        "kube-system",
+        "metrics-server",
+        "--show-managed-fields",
+    ]);
+    let managers: Vec<&str> = metrics["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"kaas"), "{managers:?}");
+    assert!(
+        metrics["metadata"]["labels"]["applyset.kubernetes.io/part-of"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("applyset-")),
+        "{:#}",
+        metrics["metadata"]["labels"]
+    );
+
+    // One's own objects, applied server-side with kubectl, run on the workers.
+    let manifest = dir.path().join("app.yaml");
+    std::fs::write(&manifest, APP).unwrap();
+    let applied = kubectl.ok(&["apply", "--server-side", "-f", manifest.to_str().unwrap()]);
+    assert!(
+        applied.contains("deployment.apps/hello serverside-applied"),
+        "{applied}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hello = kubectl.json(&["get", "deployment", "-n", "apps", "hello"]);
+        if hello["status"]["availableReplicas"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hello never ran: {hello:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Upgrade to the lean stack: the changed addons are applied again, metrics-server
+    // is pruned, one's own objects stay.
+    let ccm_before = image(&ccm);
+    server.ok(&[
+        "cluster",
+        "upgrade",
+        "web",
+        "--stack",
+        "lean-1.37",
+        "--wait",
+    ]);
+    let cluster = server.cluster("web").unwrap();
+    assert_eq!(
+        cluster["status"]["addons"]["stack"], "lean-1.37",
+        "{cluster:#}"
+    );
+    assert_eq!(condition(&cluster, "AddonsReady")["status"], "True");
+    let ccm = kubectl.json(&[
+        "get",
+        "daemonset",
+        "-n",
+        "kube-system",
+        "openstack-cloud-controller-manager",
+    ]);
+    assert_ne!(image(&ccm), ccm_before);
+    assert!(image(&ccm).ends_with(":v1.37.0"), "{}", image(&ccm));
+    let gone = kubectl.run(&["get", "deployment", "-n", "kube-system", "metrics-server"]);
+    assert!(!gone.status.success());
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("NotFound"),
+        "{}",
+        String::from_utf8_lossy(&gone.stderr)
+    );
+    let services: Vec<String> = kubectl
+        .items(&["get", "services", "-n", "kube-system"])
+        .iter()
+        .map(name)
+        .collect();
+    assert!(
+        !services.contains(&"kube-system/metrics-server".to_owned()),
+        "{services:?}"
+    );
+    assert!(
+        cluster["status"]["addons"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["name"] != "metrics-server")
+    );
+    kubectl.ok(&["get", "deployment", "-n", "apps", "hello"]);
+    assert_workloads_ready(&kubectl);
+    let events = server.ok(&["cluster", "events", "web"]);
+    let applied = events
+        .lines()
+        .find(|l| l.contains("Applied the addons of stack lean-1.37"))
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(applied.contains("pruned "), "{applied}");
+    for pruned in [
+        "Deployment kube-system/metrics-server",
+        "Service kube-system/metrics-server",
+        "APIService v1beta1.metrics.k8s.io",
+    ] {
+        assert!(applied.contains(pruned), "{pruned}: {applied}");
+    }
+    assert!(!applied.contains("cilium"), "{applied}");
+    // Through the whole upgrade the cluster's addons stayed ready.
+    assert!(!events.contains("AddonsReady is False"), "{events}");
+}
+
+fn base64_decode(text: &str) -> String {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const APP: &str = r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: apps
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+  namespace: apps
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: hello}
+  template:
+    metadata:
+      labels: {app: hello}
+    spec:
+      containers:
+      - name: hello
+        image: registry.k8s.io/e2e-test-images/agnhost:2.53
+"#;
