@@ -203,8 +203,6 @@ pub struct Latencies {
     pub kubeadm_init: LatencyRange,
     /// From a server being `ACTIVE` (and the API answering) until its node is `Ready`.
     pub node_join: LatencyRange,
-    /// From the first drain call until every pod of the node is evicted.
-    pub drain: LatencyRange,
 }
 
 impl Default for Latencies {
@@ -224,7 +222,6 @@ impl Default for Latencies {
             load_balancer_delete: LatencyRange::new(5.0, 15.0),
             kubeadm_init: LatencyRange::new(50.0, 70.0),
             node_join: LatencyRange::new(25.0, 35.0),
-            drain: LatencyRange::new(5.0, 20.0),
         }
     }
 }
@@ -249,7 +246,6 @@ impl Latencies {
             load_balancer_delete: zero,
             kubeadm_init: zero,
             node_join: zero,
-            drain: zero,
         }
     }
 
@@ -269,7 +265,7 @@ impl Latencies {
         }
     }
 
-    fn named(&self) -> [(&'static str, LatencyRange); 15] {
+    fn named(&self) -> [(&'static str, LatencyRange); 14] {
         [
             ("network", self.network),
             ("subnet", self.subnet),
@@ -285,7 +281,6 @@ impl Latencies {
             ("loadBalancerDelete", self.load_balancer_delete),
             ("kubeadmInit", self.kubeadm_init),
             ("nodeJoin", self.node_join),
-            ("drain", self.drain),
         ]
     }
 }

@@ -27,9 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, CloudResource, DrainProgress, Node, PoolMember,
-    ResourceKind, ResourceRequest, ResourceStatus, SimulatedMachines, WorkloadClusterRef,
-    WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, Node, PoolMember, ResourceKind,
+    ResourceRequest, ResourceStatus, SimulatedMachines, WorkloadClusterRef, WorkloadError,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -569,30 +568,6 @@ impl SimulatedMachines for SimCloud {
 }
 
 impl SimCloud {
-    /// Cordons node `node` and drains it on the simulation's own timer (a drain of a
-    /// drawn duration that [`SimCloud::block_drain`] can hold up), for clients that do not
-    /// speak Kubernetes' HTTP. Call again to see progress.
-    pub async fn drain(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<DrainProgress, WorkloadError> {
-        let config = &self.inner.config;
-        let progress = self.mutate_workload(|state, rng, now| {
-            workload::drain(
-                state,
-                &cluster.cluster_uid,
-                &cluster.api_endpoint,
-                node,
-                config,
-                rng,
-                now,
-            )
-        })?;
-        tracing::debug!(node, ?progress, "simulated cluster: drain");
-        Ok(progress)
-    }
-
     /// The nodes of cluster `cluster_uid` whose drains are blocked.
     pub fn drain_blocked_nodes(&self, cluster_uid: &str) -> Vec<String> {
         self.read(|state, now| workload::drain_blocked_nodes(state, cluster_uid, now))

@@ -90,12 +90,6 @@ pub(crate) struct SimNode {
     /// When `not_ready` last flipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready_changed_at_ms: Option<u64>,
-    /// Cordoned.
-    #[serde(skip_serializing_if = "is_false")]
-    pub unschedulable: bool,
-    /// When the drain started and when it finishes (unless blocked).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub drain: Option<SimDrain>,
     /// Evictions are refused, as by a PodDisruptionBudget.
     #[serde(skip_serializing_if = "is_false")]
     pub drain_blocked: bool,
@@ -108,13 +102,6 @@ impl SimNode {
     fn is_default(&self) -> bool {
         *self == Self::default()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SimDrain {
-    pub started_at_ms: u64,
-    pub ends_at_ms: u64,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, CloudResource, DrainProgress, PoolMember, ResourceKind,
-    ResourceRequest, ResourceSpec, ResourceStatus, ServerGroupPolicy, ServerNeed,
-    SimulatedMachines, WorkloadClusterRef, WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, PoolMember, ResourceKind, ResourceRequest,
+    ResourceSpec, ResourceStatus, ServerGroupPolicy, ServerNeed, SimulatedMachines,
+    WorkloadClusterRef, WorkloadError,
 };
 
 use super::*;
@@ -1041,10 +1041,6 @@ async fn a_rolling_replacement_of_every_control_plane_keeps_the_api_up() {
         })
         .await;
         assert!(sim.etcd_members(&c).await.unwrap().contains(&name));
-        assert_eq!(
-            sim.drain(&c, &leaving.name).await.unwrap(),
-            DrainProgress::Drained
-        );
         sim.remove_etcd_member(&c, &leaving.name).await.unwrap();
         sim.delete(ResourceKind::Server, &leaving.id).await.unwrap();
         let nodes = nodes_up(&sim, &c, &format!("after deleting {}", leaving.name)).await;
@@ -1108,7 +1104,6 @@ async fn the_api_goes_down_with_the_last_control_plane_and_a_new_init_starts_afr
     tokio::time::sleep(Duration::from_millis(5)).await;
     unreachable(sim.nodes(&c).await.map(|_| ()));
     unreachable(sim.etcd_members(&c).await.map(|_| ()));
-    unreachable(sim.drain(&c, "w-0").await.map(|_| ()));
     unreachable(sim.remove_etcd_member(&c, "cp-0").await);
 
     // A new init server runs kubeadm init afresh: a new cluster without the old servers.
@@ -1192,182 +1187,34 @@ async fn nodes_report_when_they_joined_and_can_be_made_not_ready() {
     ));
 }
 
-// ---- drain ----
+// ---- blocked drains ----
 
-/// Drains node `name` of cluster `uid` as if it were `now`.
-fn drain_at(
-    sim: &SimCloud,
-    uid: &str,
-    name: &str,
-    now: u64,
-) -> Result<(DrainProgress, bool), WorkloadError> {
-    let mut shared = sim.lock();
-    let Shared { state, rng, .. } = &mut *shared;
-    workload::drain(state, uid, "https://x:6443", name, sim.config(), rng, now)
-}
-
-fn block_at(sim: &SimCloud, name: &str, blocked: bool, now: u64) {
-    let mut shared = sim.lock();
-    workload::block_drain(&mut shared.state, name, blocked, now).unwrap();
-}
-
-fn in_progress(pods_left: u32) -> DrainProgress {
-    DrainProgress::InProgress { pods_left }
-}
-
-fn blocked() -> DrainProgress {
-    DrainProgress::Blocked {
-        message: "Cannot evict pod default/web-0: it would violate the pod's disruption budget."
-            .to_owned(),
-    }
-}
-
-/// Drains evaluated at chosen instants: no waiting, no flakiness.
 #[tokio::test]
-async fn drains_follow_the_timeline() {
-    let mut latencies = Latencies::instant();
-    latencies.drain = LatencyRange::fixed(200.0); // 200 ms at this speed
-    let sim = sim(latencies);
+async fn blocked_drains_are_remembered_per_node_and_listed_per_cluster() {
+    let sim = sim(Latencies::instant());
     let (network_id, _) = network_with_subnet(&sim).await;
     let uid = "uid-drain";
     create(&sim, "cp", &[], cluster_server(&network_id, uid, "init")).await;
-    let mut workers = vec![];
-    for name in ["w-1", "w-2", "w-3"] {
-        let spec = cluster_server(&network_id, uid, "worker");
-        workers.push(create(&sim, name, &[], spec).await);
-    }
-    let t0 = now_ms() + 1000;
-
-    assert_eq!(
-        drain_at(&sim, uid, "nope", t0),
-        Err(WorkloadError::Api {
-            message: "nodes \"nope\" not found".to_owned()
-        })
-    );
-    // Cordoned at once, then pods go until the drawn duration has passed.
-    assert_eq!(drain_at(&sim, uid, "w-1", t0), Ok((in_progress(10), true)));
-    let stored_w1 = stored(&sim, &workers[0].id);
-    assert!(stored_w1.node.unschedulable);
-    let nodes = workload::nodes(&sim.lock().state, uid, "https://x:6443", "sim-1", t0).unwrap();
-    assert!(node(&nodes, "w-1").unschedulable);
-    assert!(!node(&nodes, "w-2").unschedulable);
-    assert_eq!(
-        drain_at(&sim, uid, "w-1", t0 + 1),
-        Ok((in_progress(10), false))
-    );
-    assert_eq!(
-        drain_at(&sim, uid, "w-1", t0 + 100),
-        Ok((in_progress(5), false))
-    );
-    assert_eq!(
-        drain_at(&sim, uid, "w-1", t0 + 181),
-        Ok((in_progress(1), false))
-    );
-    assert_eq!(
-        drain_at(&sim, uid, "w-1", t0 + 199),
-        Ok((in_progress(1), false))
-    );
-    assert_eq!(
-        drain_at(&sim, uid, "w-1", t0 + 200),
-        Ok((DrainProgress::Drained, false))
-    );
-    assert_eq!(
-        drain_at(&sim, uid, "w-1", t0 + 9000),
-        Ok((DrainProgress::Drained, false))
-    );
-    assert_eq!(
-        stored(&sim, &workers[0].id).node,
-        stored_w1.node,
-        "never restarted"
-    );
-
-    // Blocked for a while, unblocked before the end: it ends when it would have.
-    assert_eq!(drain_at(&sim, uid, "w-2", t0), Ok((in_progress(10), true)));
-    block_at(&sim, "w-2", true, t0 + 50);
-    assert_eq!(drain_at(&sim, uid, "w-2", t0 + 60), Ok((blocked(), false)));
-    block_at(&sim, "w-2", false, t0 + 150);
-    assert_eq!(
-        drain_at(&sim, uid, "w-2", t0 + 150),
-        Ok((in_progress(3), false))
-    );
-    assert_eq!(
-        drain_at(&sim, uid, "w-2", t0 + 200),
-        Ok((DrainProgress::Drained, false))
-    );
-
-    // Blocked past the end: it does not finish while blocked, and finishes when unblocked.
-    block_at(&sim, "w-3", true, t0);
-    assert_eq!(drain_at(&sim, uid, "w-3", t0), Ok((blocked(), true)));
-    assert!(stored(&sim, &workers[2].id).node.unschedulable);
-    assert_eq!(drain_at(&sim, uid, "w-3", t0 + 500), Ok((blocked(), false)));
-    block_at(&sim, "w-3", false, t0 + 700);
-    assert_eq!(
-        drain_at(&sim, uid, "w-3", t0 + 700),
-        Ok((DrainProgress::Drained, false))
-    );
-}
-
-#[tokio::test]
-async fn a_drain_takes_its_time_and_can_be_blocked() {
-    let mut latencies = Latencies::instant();
-    latencies.drain = LatencyRange::fixed(100.0); // 100 ms at this speed
-    let sim = sim(latencies);
-    let (network_id, _) = network_with_subnet(&sim).await;
-    let uid = "uid-drain2";
-    let c = cluster(uid);
-    create(&sim, "cp", &[], cluster_server(&network_id, uid, "init")).await;
     let w = create(&sim, "w", &[], cluster_server(&network_id, uid, "worker")).await;
+    create(
+        &sim,
+        "x",
+        &[],
+        cluster_server(&network_id, "uid-other", "worker"),
+    )
+    .await;
     assert!(matches!(
         sim.block_drain("nope", true),
         Err(CloudError::NotFound { .. })
     ));
-    let err = sim.drain(&c, "nope").await.unwrap_err();
-    assert!(
-        matches!(&err, WorkloadError::Api { message } if message == "nodes \"nope\" not found"),
-        "{err:?}"
-    );
-
-    let start = Instant::now();
-    let first = sim.drain(&c, "w").await.unwrap();
-    assert!(
-        matches!(first, DrainProgress::InProgress { pods_left } if (1..=10).contains(&pods_left)),
-        "{first:?}"
-    );
-    assert!(node(&sim.nodes(&c).await.unwrap(), "w").unschedulable);
+    assert!(sim.drain_blocked_nodes(uid).is_empty());
     sim.block_drain("w", true).unwrap();
-    assert_eq!(sim.drain(&c, "w").await.unwrap(), blocked());
+    sim.block_drain("x", true).unwrap();
+    assert_eq!(sim.drain_blocked_nodes(uid), ["w"]);
     assert!(stored(&sim, &w.id).node.drain_blocked, "persisted");
     sim.block_drain("w", false).unwrap();
-    let mut last = 10;
-    until("the drain finishes", async || {
-        match sim.drain(&c, "w").await.unwrap() {
-            DrainProgress::Drained => Some(()),
-            DrainProgress::InProgress { pods_left } => {
-                assert!(
-                    pods_left <= last && pods_left >= 1,
-                    "{pods_left} after {last}"
-                );
-                last = pods_left;
-                None
-            }
-            other => panic!("{other:?}"),
-        }
-    })
-    .await;
-    assert!(
-        start.elapsed() >= Duration::from_millis(90),
-        "drained after {:?}",
-        start.elapsed()
-    );
-    assert_eq!(sim.drain(&c, "w").await.unwrap(), DrainProgress::Drained);
-}
-
-#[test]
-fn the_default_drain_takes_5_to_20_seconds() {
-    assert_eq!(Latencies::default().drain, LatencyRange::new(5.0, 20.0));
-    assert_eq!(Latencies::instant().drain, LatencyRange::fixed(0.0));
-    let json = serde_json::to_value(Latencies::default()).unwrap();
-    assert_eq!(json["drain"]["maxSecs"], 20.0);
+    assert!(sim.drain_blocked_nodes(uid).is_empty());
+    assert_eq!(sim.drain_blocked_nodes("uid-other"), ["x"]);
 }
 
 // ---- etcd ----
@@ -1423,7 +1270,6 @@ async fn control_planes_are_etcd_members_until_removed() {
     for result in [
         sim.etcd_members(&cluster("unknown")).await.map(|_| ()),
         sim.remove_etcd_member(&cluster("unknown"), "cp-b").await,
-        sim.drain(&cluster("unknown"), "cp-b").await.map(|_| ()),
     ] {
         assert!(
             matches!(result, Err(WorkloadError::Unreachable { .. })),
@@ -1896,11 +1742,10 @@ fn released_load_balancers_become_active_at_their_ready_time_or_now() {
 // ---- persistence of the new state ----
 
 #[tokio::test]
-async fn nodes_drains_etcd_and_stuck_load_balancers_survive_a_restart() {
+async fn nodes_blocked_drains_etcd_and_stuck_load_balancers_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cloud.json");
-    let mut latencies = Latencies::instant();
-    latencies.drain = LatencyRange::fixed(3600.0);
+    let latencies = Latencies::instant();
     let stuck = SimFaults {
         stuck_load_balancers: 1.0,
         ..SimFaults::default()
@@ -1930,10 +1775,6 @@ async fn nodes_drains_etcd_and_stuck_load_balancers_survive_a_restart() {
     let port = vip_port(&sim, &network_id, &subnet_id).await;
     let lb = create(&sim, "lb", &[], lb_spec(&subnet_id, &port)).await;
     sim.set_node_ready("w-0", false).unwrap();
-    assert!(matches!(
-        sim.drain(&c, "w-0").await.unwrap(),
-        DrainProgress::InProgress { .. }
-    ));
     sim.block_drain("cp-1", true).unwrap();
     sim.delete(ResourceKind::Server, &cp0.id).await.unwrap();
     let nodes = sim.nodes(&c).await.unwrap();
@@ -1963,15 +1804,10 @@ async fn nodes_drains_etcd_and_stuck_load_balancers_survive_a_restart() {
     }
     assert_eq!(sim.nodes(&c).await.unwrap(), nodes);
     let worker = node(&nodes, "w-0");
-    assert!(!worker.ready && worker.unschedulable);
+    assert!(!worker.ready);
+    assert!(!stored(&sim, &w.id).node.drain_blocked);
     assert_eq!(sim.etcd_members(&c).await.unwrap(), ["cp-0", "cp-1"]);
-    let drain = stored(&sim, &w.id).node.drain;
-    assert!(matches!(
-        sim.drain(&c, "w-0").await.unwrap(),
-        DrainProgress::InProgress { .. }
-    ));
-    assert_eq!(stored(&sim, &w.id).node.drain, drain, "not restarted");
-    assert_eq!(sim.drain(&c, "cp-1").await.unwrap(), blocked());
+    assert_eq!(sim.drain_blocked_nodes(uid), ["cp-1"]);
     let status = |sim: &SimCloud| {
         sim.inventory()
             .into_iter()

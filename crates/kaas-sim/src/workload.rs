@@ -13,13 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use kaas_cloud::{CloudError, DrainProgress, Node, ResourceKind, ResourceSpec, WorkloadError};
-use rand::rngs::StdRng;
+use kaas_cloud::{CloudError, Node, ResourceKind, ResourceSpec, WorkloadError};
 
-use crate::config::SimConfig;
 use crate::state::{
-    META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE, SimApi, SimCluster, SimDrain,
-    SimResource, State, draw_ms,
+    META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE, SimApi, SimCluster, SimResource, State,
 };
 
 /// The kubelet version reported when a server's metadata does not say.
@@ -31,13 +28,6 @@ const ROLE_CONTROL_PLANE: &str = "control-plane";
 
 /// The zone of a server created without one (Nova's default availability zone).
 const DEFAULT_ZONE: &str = "nova";
-
-/// How many pods `pods_left` counts down from when a drain starts.
-const DRAIN_PODS: u128 = 10;
-
-/// What a blocked drain reports.
-pub(crate) const PDB_MESSAGE: &str =
-    "Cannot evict pod default/web-0: it would violate the pod's disruption budget.";
 
 fn is_control_plane(server: &SimResource) -> bool {
     matches!(
@@ -261,7 +251,7 @@ pub(crate) fn nodes(
                 .unwrap_or(UNKNOWN_VERSION)
                 .to_owned(),
             last_transition: time((*joined).max(server.node.ready_changed_at_ms.unwrap_or(0))),
-            unschedulable: server.node.unschedulable,
+            unschedulable: false,
             labels: node_labels(server, region),
         })
         .collect();
@@ -318,58 +308,6 @@ pub(crate) fn remove_etcd_member(
         changed |= record.departed_members.remove(name);
     }
     Ok(changed)
-}
-
-/// Cordons node `name` and drains it: the first call starts a drain of a drawn
-/// duration, later calls report on it. The progress, and whether anything changed.
-pub(crate) fn drain(
-    state: &mut State,
-    cluster_uid: &str,
-    endpoint: &str,
-    name: &str,
-    config: &SimConfig,
-    rng: &mut StdRng,
-    now: u64,
-) -> Result<(DrainProgress, bool), WorkloadError> {
-    let not_found = || WorkloadError::Api {
-        message: format!("nodes \"{name}\" not found"),
-    };
-    let id = reachable(state, cluster_uid, endpoint, now)?
-        .nodes
-        .iter()
-        .find(|(s, _)| s.name == name)
-        .map(|(s, _)| s.id.clone())
-        .ok_or_else(not_found)?;
-    let node = &mut state.resources.get_mut(&id).ok_or_else(not_found)?.node;
-    let mut changed = false;
-    let drain = match node.drain {
-        Some(drain) => drain,
-        None => {
-            let drain = SimDrain {
-                started_at_ms: now,
-                ends_at_ms: now.saturating_add(draw_ms(rng, config.latencies.drain, config.speed)),
-            };
-            node.drain = Some(drain);
-            node.unschedulable = true;
-            changed = true;
-            drain
-        }
-    };
-    let progress = if node.drain_blocked {
-        DrainProgress::Blocked {
-            message: PDB_MESSAGE.to_owned(),
-        }
-    } else if now >= drain.ends_at_ms {
-        DrainProgress::Drained
-    } else {
-        let left = u128::from(drain.ends_at_ms - now);
-        let total = u128::from(drain.ends_at_ms - drain.started_at_ms.min(now)).max(1);
-        let pods = (left * DRAIN_PODS).div_ceil(total).clamp(1, DRAIN_PODS);
-        DrainProgress::InProgress {
-            pods_left: u32::try_from(pods).unwrap_or(1),
-        }
-    };
-    Ok((progress, changed))
 }
 
 /// The servers named `name` that exist at `now` and are not being deleted.

@@ -124,7 +124,7 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     assert_ne!(lean, builtin.replace("name: scs-1.37", "name: lean-1.37"));
     std::fs::create_dir_all(stacks.join("lean-1.37")).unwrap();
     std::fs::write(stacks.join("lean-1.37/stack.yaml"), lean).unwrap();
-    let server = Server::start_with(
+    let mut server = Server::start_with(
         &dir.path().join("data"),
         100.0,
         &["--stacks-dir", stacks.to_str().unwrap()],
@@ -400,6 +400,92 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     assert!(!applied.contains("cilium"), "{applied}");
     // Through the whole upgrade the cluster's addons stayed ready.
     assert!(!events.contains("AddonsReady is False"), "{events}");
+    let get = server.ok(&["cluster", "get", "web"]);
+    assert!(get.contains("ADDON") && get.contains("cinder-csi"), "{get}");
+    assert!(!get.contains("metrics-server"), "{get}");
+
+    // A killed kaas comes back to simulated clusters whose API servers start empty:
+    // the addons are applied again (and metrics-server stays pruned).
+    server.restart();
+    server.wait_for("web", "ready with its addons again", 60, |c| {
+        c.is_some_and(|c| {
+            c["status"]["phase"] == "Available" && condition(c, "AddonsReady")["status"] == "True"
+        })
+    });
+    let kubectl = kubectl_for(&server, "web", dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kubectl.items(&["get", "deployments", "-A"]).len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the addons were not applied again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_workloads_ready(&kubectl);
+    assert!(
+        !kubectl
+            .ok(&["get", "deployments", "-n", "kube-system"])
+            .contains("metrics-server")
+    );
+
+    // A drain a disruption budget blocks: kaas waits, says why, and goes on once the
+    // budget allows.
+    let workers: Vec<String> = kubectl
+        .items(&[
+            "get",
+            "nodes",
+            "-l",
+            "!node-role.kubernetes.io/control-plane",
+        ])
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    for w in &workers {
+        server.ok(&["sim", "node", w, "--drain-blocked", "true"]);
+    }
+    server.ok(&[
+        "cluster",
+        "scale",
+        "web",
+        "--pool",
+        "workers",
+        "--replicas",
+        "1",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let blocked = loop {
+        let events = server.ok(&["cluster", "events", "web"]);
+        if let Some(line) = events.lines().find(|l| l.contains("DrainBlocked")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no DrainBlocked event: {events}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        blocked.contains("Cannot evict pod") && blocked.contains("protected-"),
+        "{blocked}"
+    );
+    let budgets = kubectl.items(&["get", "poddisruptionbudgets", "-n", "default"]);
+    assert_eq!(budgets.len(), 2, "{budgets:#?}");
+    assert_eq!(
+        kubectl.items(&["get", "nodes"]).len(),
+        3,
+        "no node went while blocked"
+    );
+    for w in &workers {
+        server.ok(&["sim", "node", w, "--drain-blocked", "false"]);
+    }
+    server.wait_for("web", "scaled down to one worker", 60, |c| {
+        c.is_some_and(|c| {
+            c["status"]["phase"] == "Available" && c["status"]["nodePools"][0]["replicas"] == 1
+        })
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kubectl.items(&["get", "nodes"]).len() != 2 {
+        assert!(Instant::now() < deadline, "the drained node stayed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn base64_decode(text: &str) -> String {

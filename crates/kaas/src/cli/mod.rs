@@ -859,6 +859,26 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
                     &parts
                 )
             );
+            let addons: Vec<Vec<String>> = status["addons"]["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![
+                        a["name"].as_str().unwrap_or("").to_owned(),
+                        a["version"].as_str().unwrap_or("").to_owned(),
+                        if a["ready"] == true { "yes" } else { "no" }.to_owned(),
+                        a["message"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect();
+            if !addons.is_empty() {
+                println!();
+                print!(
+                    "{}",
+                    table(&["ADDON", "VERSION", "READY", "MESSAGE"], &addons)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Delete { name, wait } => {
