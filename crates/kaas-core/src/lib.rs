@@ -5,6 +5,7 @@
 //! database, HTTP, Kubernetes or OpenStack crate. Everything here is a plain function
 //! of its arguments and is tested with plain `#[test]`s.
 
+pub mod access;
 pub mod cluster;
 pub mod decode;
 pub mod event;

@@ -55,6 +55,26 @@ pub struct TenantSpec {
     pub project: Option<String>,
     #[serde(default)]
     pub quotas: Quotas,
+    /// Write-only: the application credential kaas uses in the tenant's project. Sealed
+    /// in the store when given, never stored in the tenant nor returned.
+    #[serde(default, skip_serializing)]
+    pub credentials: Option<TenantCredentials>,
+}
+
+/// An OpenStack application credential of a tenant's project.
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantCredentials {
+    pub application_credential_id: String,
+    pub application_credential_secret: String,
+}
+
+impl std::fmt::Debug for TenantCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantCredentials")
+            .field("application_credential_id", &self.application_credential_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

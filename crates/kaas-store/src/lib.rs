@@ -164,6 +164,19 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// Appends an entry to the audit log (append-only: entries are never changed or
+    /// removed); returns its seq.
+    async fn append_audit(&self, tenant: &str, body: Value) -> Result<i64, StoreError>;
+
+    /// Audit entries of `tenant` (of every tenant if `None`) after `since`, oldest
+    /// first, at most `limit`.
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
     /// Whether the backend answers (for /readyz).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -63,6 +63,21 @@ CREATE TABLE events (
 );
 CREATE INDEX events_tenant_object ON events (tenant, object_uid, seq);
 "#,
+    // 2: the audit log, append-only: the database itself refuses to change or delete a
+    // row.
+    r#"
+CREATE TABLE audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    body   TEXT NOT NULL,
+    at     TEXT NOT NULL
+);
+CREATE INDEX audit_tenant ON audit (tenant, seq);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
 ];
 
 /// Connections of the read pool.
@@ -443,6 +458,45 @@ impl Store for SqliteStore {
         )
         .bind(tenant)
         .bind(object_uid)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    seq: row.try_get("seq").map_err(backend)?,
+                    body: body_of(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, tenant: &str, body: Value) -> Result<i64, StoreError> {
+        let body = to_text(&body)?;
+        let row =
+            sqlx::query("INSERT INTO audit (tenant, body, at) VALUES (?, ?, ?) RETURNING seq")
+                .bind(tenant)
+                .bind(body)
+                .bind(now())
+                .fetch_one(&self.write)
+                .await
+                .map_err(backend)?;
+        row.try_get("seq").map_err(backend)
+    }
+
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, body FROM audit \
+             WHERE (?1 IS NULL OR tenant = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .bind(tenant)
         .bind(since)
         .bind(i64::from(limit))
         .fetch_all(&self.read)

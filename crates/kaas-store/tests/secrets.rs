@@ -724,6 +724,17 @@ impl Store for Racing {
             .list_events(tenant, object_uid, since, limit)
             .await
     }
+    async fn append_audit(&self, tenant: &str, body: Value) -> Result<i64, StoreError> {
+        self.inner.append_audit(tenant, body).await
+    }
+    async fn list_audit(
+        &self,
+        tenant: Option<&str>,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<kaas_store::StoredEvent>, StoreError> {
+        self.inner.list_audit(tenant, since, limit).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

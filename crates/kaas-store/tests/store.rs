@@ -696,3 +696,47 @@ async fn typed_access_round_trips_core_metadata() {
     assert_eq!(store.update_obj(&done).await.unwrap(), None);
     assert_eq!(store.get_obj::<Widget>("acme", "w").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn the_audit_log_is_append_only_and_kept_per_tenant() {
+    let (dir, store) = open().await;
+    let a1 = store
+        .append_audit("acme", json!({"verb": "create", "who": "alice"}))
+        .await
+        .unwrap();
+    let b1 = store
+        .append_audit("globex", json!({"verb": "delete", "who": "bob"}))
+        .await
+        .unwrap();
+    let a2 = store
+        .append_audit("acme", json!({"verb": "update", "who": "alice"}))
+        .await
+        .unwrap();
+    assert!(a1 < b1 && b1 < a2);
+    let acme: Vec<i64> = store
+        .list_audit(Some("acme"), 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(acme, [a1, a2]);
+    let all = store.list_audit(None, 0, 100).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[1].body["who"], "bob");
+    assert_eq!(store.list_audit(None, a1, 1).await.unwrap()[0].seq, b1);
+
+    // The database itself refuses to change or remove an entry.
+    let path = dir.path().join("kaas.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE audit SET body = '{}' WHERE seq = 1",
+        "DELETE FROM audit WHERE seq = 1",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(store.list_audit(None, 0, 100).await.unwrap().len(), 3);
+}
