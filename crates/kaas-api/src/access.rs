@@ -3,19 +3,22 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use kaas_bootstrap::{ClusterPki, issue_admin_client_cert, render_admin_kubeconfig};
 use kaas_cloud::WorkloadClusterRef;
+use kaas_core::access::Role;
 use kaas_core::naming::{bootstrap_secret, pki_secret};
 use kaas_core::validation::parse_duration;
 use kaas_core::{Cluster, Machine, ValidationErrors};
 use kaas_store::{Secrets, StoreExt};
 use serde::Deserialize;
 
-use crate::clusters::{load, tenant};
+use crate::auth::Principal;
+use crate::clusters::load;
 use crate::{ApiError, AppState};
 
 /// The longest a kubeconfig's client certificate may live: it cannot be revoked.
@@ -48,18 +51,21 @@ fn ttl(query: &KubeconfigQuery) -> Result<Duration, ApiError> {
 
 pub async fn kubeconfig(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     query: Result<Query<KubeconfigQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let ttl = ttl(&query)?;
-    let cluster: Cluster = load(&state, &name).await?;
+    // Admin credentials to the cluster: more than a viewer may have.
+    principal.require(Role::Editor)?;
+    let cluster: Cluster = load(&state, &principal, &name).await?;
     let endpoint = cluster.status.api_endpoint.clone().ok_or_else(|| {
         ApiError::conflict(format!("cluster {name:?} has no API endpoint yet; try again once its load balancer has an address"))
     })?;
     let secrets = Secrets::new(state.store.as_ref(), &state.sealer);
     let data = secrets
-        .get(tenant(), &pki_secret(&name))
+        .get(&principal.tenant, &pki_secret(&name))
         .await?
         .ok_or_else(|| {
             ApiError::conflict(format!(
@@ -95,12 +101,14 @@ pub async fn kubeconfig(
 
 pub async fn user_data(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((name, machine)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let cluster = load(&state, &name).await?;
+    principal.require(Role::Admin)?;
+    let cluster = load(&state, &principal, &name).await?;
     let owned = state
         .store
-        .get_obj::<Machine>(tenant(), &machine)
+        .get_obj::<Machine>(&principal.tenant, &machine)
         .await?
         .is_some_and(|m| {
             m.metadata
@@ -114,7 +122,7 @@ pub async fn user_data(
     }
     let secrets = Secrets::new(state.store.as_ref(), &state.sealer);
     let data = secrets
-        .get(tenant(), &bootstrap_secret(&machine))
+        .get(&principal.tenant, &bootstrap_secret(&machine))
         .await?
         .ok_or_else(|| {
             ApiError::not_found(format!(

@@ -1,33 +1,67 @@
 //! `/v1/clusters`: create, list, get, replace, delete; events and machines.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use kaas_core::access::{Role, Usage};
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::decode::decode_json;
-use kaas_core::meta::{API_VERSION, DEFAULT_TENANT};
+use kaas_core::meta::API_VERSION;
+use kaas_core::tenant::Tenant;
 use kaas_core::validation::{validate_cluster, validate_cluster_update};
 use kaas_core::{Cluster, ClusterStatus, Machine, ObjectMeta, ValidationErrors};
 use kaas_store::{ListFilter, StoreExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
-/// Every caller works in the default tenant until tenants are managed.
-pub(crate) fn tenant() -> &'static str {
-    DEFAULT_TENANT
+/// What a tenant's clusters other than `except` take from its quota.
+async fn others_usage(state: &AppState, tenant: &str, except: &str) -> Result<Usage, ApiError> {
+    let clusters: Vec<Cluster> = state
+        .store
+        .list_obj(&ListFilter {
+            tenant: Some(tenant.to_owned()),
+            owner_uid: None,
+        })
+        .await?;
+    Ok(clusters
+        .iter()
+        .filter(|c| c.metadata.name != except)
+        .fold(Usage::default(), |sum, c| sum.plus(Usage::of(&c.spec))))
+}
+
+/// Refuses a cluster going from `before` to `after` that would take the tenant over
+/// its quota (403 QuotaExceeded, naming the quota).
+async fn check_quota(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+    before: Usage,
+    after: Usage,
+) -> Result<(), ApiError> {
+    let Some(t) = state.store.get_obj::<Tenant>(tenant, tenant).await? else {
+        return Ok(());
+    };
+    let others = others_usage(state, tenant, name).await?;
+    kaas_core::access::check_quota(tenant, &t.spec.quotas, others, before, after)
+        .map_err(|message| ApiError::new(StatusCode::FORBIDDEN, "QuotaExceeded", message))
 }
 
 fn list_of(kind: &str, items: Value) -> Json<Value> {
     Json(json!({ "apiVersion": API_VERSION, "kind": format!("{kind}List"), "items": items }))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer)?;
     let filter = ListFilter {
-        tenant: Some(tenant().to_owned()),
+        tenant: Some(principal.tenant.clone()),
         owner_uid: None,
     };
     let clusters: Vec<Cluster> = state.store.list_obj(&filter).await?;
@@ -37,19 +71,26 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     ))
 }
 
-pub(crate) async fn load(state: &AppState, name: &str) -> Result<Cluster, ApiError> {
+/// The caller's tenant's cluster `name`; another tenant's is not found.
+pub(crate) async fn load(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+) -> Result<Cluster, ApiError> {
     state
         .store
-        .get_obj::<Cluster>(tenant(), name)
+        .get_obj::<Cluster>(&principal.tenant, name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} not found")))
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Cluster>, ApiError> {
-    Ok(Json(load(&state, &name).await?))
+    principal.require(Role::Viewer)?;
+    Ok(Json(load(&state, &principal, &name).await?))
 }
 
 /// Decodes and validates a cluster from a request body; keeps only what clients own.
@@ -59,8 +100,33 @@ fn accept(state: &AppState, body: &[u8]) -> Result<Cluster, ApiError> {
     Ok(sent)
 }
 
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Role::Editor)?;
     let sent = accept(&state, &body)?;
+    if state
+        .store
+        .get_obj::<Cluster>(&principal.tenant, &sent.metadata.name)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("cluster {:?} already exists", sent.metadata.name),
+        ));
+    }
+    check_quota(
+        &state,
+        &principal.tenant,
+        &sent.metadata.name,
+        Usage::default(),
+        Usage::of(&sent.spec),
+    )
+    .await?;
     let mut metadata = ObjectMeta::named(&sent.metadata.name);
     metadata.labels = sent.metadata.labels;
     metadata.finalizers = vec![CLUSTER_FINALIZER.to_owned()];
@@ -69,15 +135,17 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> Result<Respon
         status: ClusterStatus::default(),
         ..sent
     };
-    let created = state.store.create_obj(tenant(), &cluster).await?;
+    let created = state.store.create_obj(&principal.tenant, &cluster).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 pub async fn replace(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Cluster>, ApiError> {
+    principal.require(Role::Editor)?;
     let sent = accept(&state, &body)?;
     if sent.metadata.name != name {
         return Err(ApiError::invalid(ValidationErrors::single(
@@ -88,7 +156,7 @@ pub async fn replace(
             ),
         )));
     }
-    let mut current = load(&state, &name).await?;
+    let mut current = load(&state, &principal, &name).await?;
     if current.metadata.is_deleting() {
         return Err(ApiError::conflict(format!(
             "cluster {name:?} is being deleted"
@@ -108,6 +176,17 @@ pub async fn replace(
         &state.stacks,
     )
     .map_err(ApiError::invalid)?;
+    check_quota(
+        &state,
+        &principal.tenant,
+        &name,
+        Usage::of(&current.spec),
+        Usage {
+            clusters: 1,
+            ..Usage::of(&sent.spec)
+        },
+    )
+    .await?;
     current.spec = sent.spec;
     current.metadata.labels = sent.metadata.labels;
     let updated = state.store.update_obj(&current).await?;
@@ -118,9 +197,15 @@ pub async fn replace(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.store.delete_obj::<Cluster>(tenant(), &name).await {
+    principal.require(Role::Editor)?;
+    match state
+        .store
+        .delete_obj::<Cluster>(&principal.tenant, &name)
+        .await
+    {
         Ok(Some(marked)) => Ok((StatusCode::ACCEPTED, Json(marked)).into_response()),
         Ok(None) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(kaas_store::StoreError::NotFound { .. }) => {
@@ -146,15 +231,17 @@ fn default_limit() -> u32 {
 
 pub async fn events(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     query: Result<Query<EventQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let cluster = load(&state, &name).await?;
+    principal.require(Role::Viewer)?;
+    let cluster = load(&state, &principal, &name).await?;
     let limit = query.limit.clamp(1, 5000);
     let stored = state
         .store
-        .list_events(tenant(), &cluster.metadata.uid, query.since, limit)
+        .list_events(&principal.tenant, &cluster.metadata.uid, query.since, limit)
         .await?;
     let items: Vec<Value> = stored
         .into_iter()
@@ -171,11 +258,13 @@ pub async fn events(
 
 pub async fn machines(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let cluster = load(&state, &name).await?;
+    principal.require(Role::Viewer)?;
+    let cluster = load(&state, &principal, &name).await?;
     let filter = ListFilter {
-        tenant: Some(tenant().to_owned()),
+        tenant: Some(principal.tenant.clone()),
         owner_uid: Some(cluster.metadata.uid),
     };
     let machines: Vec<Machine> = state.store.list_obj(&filter).await?;

@@ -6,12 +6,15 @@
 //! stored.
 
 mod access;
-mod auth;
+mod audit;
+pub mod auth;
 mod clusters;
 mod error;
 mod openapi;
 mod sim;
 mod stacks;
+mod tenants;
+mod tokens;
 
 pub use error::ApiError;
 
@@ -68,6 +71,9 @@ pub struct AppState {
     /// Where each cluster's API is reached (its endpoint, or the local gateway of a
     /// simulated cluster): the server of the kubeconfigs handed out.
     pub routes: Arc<dyn kaas_cloud::ApiRoutes>,
+    /// Validates Keystone tokens, on a server with a real cloud.
+    pub keystone: Option<Arc<dyn auth::KeystoneTokens>>,
+    pub keystone_cache: Arc<auth::KeystoneCache>,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
 }
@@ -140,9 +146,19 @@ pub fn router(state: AppState) -> Router {
         .route("/sim/inventory", get(sim::inventory))
         .route("/sim/faults", get(sim::faults).put(sim::set_faults))
         .route("/sim/nodes/{name}", axum::routing::put(sim::set_node))
+        .route("/tenants", get(tenants::list).post(tenants::create))
+        .route(
+            "/tenants/{name}",
+            get(tenants::get)
+                .put(tenants::replace)
+                .delete(tenants::delete),
+        )
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/audit", get(audit::list))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::require_token,
+            auth::authenticate,
         ));
     Router::new()
         .nest("/v1", v1)
@@ -158,6 +174,7 @@ pub fn router(state: AppState) -> Router {
                 "this method is not allowed here",
             )
         })
+        .layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -8,28 +8,38 @@ use kaas_core::decode::decode_json;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::Principal;
 use crate::{ApiError, AppState, SimControl};
+use axum::Extension;
 
-fn sim(state: &AppState) -> Result<&dyn SimControl, ApiError> {
+fn sim<'s>(state: &'s AppState, principal: &Principal) -> Result<&'s dyn SimControl, ApiError> {
+    principal.require_operator()?;
     state
         .sim
         .as_deref()
         .ok_or_else(|| ApiError::not_found("this server does not run the simulated cloud"))
 }
 
-pub async fn inventory(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(sim(&state)?.inventory()))
+pub async fn inventory(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(sim(&state, &principal)?.inventory()))
 }
 
-pub async fn faults(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(sim(&state)?.faults()))
+pub async fn faults(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(sim(&state, &principal)?.faults()))
 }
 
 pub async fn set_faults(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let sim = sim(&state)?;
+    let sim = sim(&state, &principal)?;
     let value: Value = decode_json(&body).map_err(ApiError::invalid)?;
     sim.set_faults(value)
         .map(Json)
@@ -45,10 +55,11 @@ pub struct NodeChange {
 
 pub async fn set_node(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let sim = sim(&state)?;
+    let sim = sim(&state, &principal)?;
     let change: NodeChange = decode_json(&body).map_err(ApiError::invalid)?;
     sim.set_node(&name, change.ready, change.drain_blocked)
         .map_err(ApiError::not_found)?;

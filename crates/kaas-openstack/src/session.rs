@@ -108,6 +108,8 @@ pub struct Request<'a> {
     /// `2.64` becomes `OpenStack-API-Version: compute 2.64` (and, for compute,
     /// `X-OpenStack-Nova-API-Version: 2.64`).
     pub microversion: Option<&'a str>,
+    /// Keystone's `X-Subject-Token`: the token a token validation asks about.
+    pub subject_token: Option<&'a str>,
 }
 
 impl fmt::Debug for Request<'_> {
@@ -118,6 +120,7 @@ impl fmt::Debug for Request<'_> {
             .field("path", &self.path)
             .field("body", &self.body.map(|_| "<omitted>"))
             .field("microversion", &self.microversion)
+            .field("subject_token", &self.subject_token.map(|_| "<omitted>"))
             .finish()
     }
 }
@@ -130,6 +133,7 @@ impl<'a> Request<'a> {
             path,
             body: None,
             microversion: None,
+            subject_token: None,
         }
     }
 
@@ -307,6 +311,18 @@ impl Session {
             }
         }
 
+        if let Some(subject) = req.subject_token {
+            let mut value = HeaderValue::from_str(subject).map_err(|_| {
+                OsError::local(
+                    service,
+                    req.method.as_str(),
+                    req.path,
+                    "the token to validate has characters a header cannot carry",
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static("x-subject-token"), value);
+        }
         let mut renewed = false;
         loop {
             let token = self.fresh_token().await?;
@@ -346,6 +362,23 @@ impl Session {
                 body,
                 request_id: answer.request_id,
             });
+        }
+    }
+
+    /// Asks Keystone about another token (`GET /v3/auth/tokens` with
+    /// `X-Subject-Token`): its body (`token.user`, `token.project`, `token.roles`), or
+    /// `None` when Keystone does not accept it (404, or 401 for a malformed one). The
+    /// session's user needs the right to validate others' tokens (Keystone's
+    /// `identity:validate_token` policy: a service or admin role), except for its own.
+    pub async fn validate_token(&self, subject: &str) -> Result<Option<Value>, OsError> {
+        let request = Request {
+            subject_token: Some(subject),
+            ..Request::get("identity", "/auth/tokens")
+        };
+        match self.request(request).await {
+            Ok(answer) => Ok(Some(answer.body)),
+            Err(e) if matches!(e.status, Some(401 | 404)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

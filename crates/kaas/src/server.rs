@@ -191,6 +191,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
 
     let mut registry = Registry::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut keystone: Option<Arc<dyn kaas_api::auth::KeystoneTokens>> = None;
     let (cloud, machines, blocked, sim_control, speed, region) = match config.cloud {
         CloudKind::Sim => {
             let sim = SimCloud::new(SimConfig {
@@ -233,6 +234,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             let session = kaas_openstack::Session::new(os)
                 .await
                 .context("cannot authenticate with the OpenStack cloud")?;
+            keystone = Some(Arc::new(KeystoneValidator(session.clone())));
             let openstack = Arc::new(kaas_openstack::OpenStackCloud::new(session));
             registry.register_collector(Box::new(OpenStackCalls(openstack.clone())));
             let cloud: Arc<dyn CloudProvider> = openstack;
@@ -290,6 +292,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         cloud: cloud_name(config.cloud),
         sim: sim_control,
         routes: gateway,
+        keystone,
+        keystone_cache: Default::default(),
         registry: Arc::new(registry),
         metrics: api_metrics,
     };
@@ -531,4 +535,42 @@ pub fn parse_sim_faults(text: &str) -> Result<SimFaults, String> {
         .map_err(|e| e.to_string())?;
     faults.validate()?;
     Ok(faults)
+}
+
+/// Keystone tokens of the cloud's users, validated with kaas's own session.
+struct KeystoneValidator(kaas_openstack::Session);
+
+#[async_trait::async_trait]
+impl kaas_api::auth::KeystoneTokens for KeystoneValidator {
+    async fn validate(
+        &self,
+        token: &str,
+    ) -> std::result::Result<Option<kaas_api::auth::KeystoneIdentity>, String> {
+        let Some(body) = self
+            .0
+            .validate_token(token)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let token = &body["token"];
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let project = &token["project"];
+        if project.is_null() {
+            // Unscoped and domain-scoped tokens name no project, hence no tenant.
+            return Ok(None);
+        }
+        Ok(Some(kaas_api::auth::KeystoneIdentity {
+            user: text(&token["user"]["name"]),
+            project_id: text(&project["id"]),
+            project_name: text(&project["name"]),
+            roles: token["roles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| text(&r["name"]))
+                .collect(),
+        }))
+    }
 }

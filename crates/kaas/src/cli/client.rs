@@ -46,6 +46,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Sent as the `Kaas-Tenant` header: the tenant the operator acts in.
+    tenant: Option<String>,
 }
 
 impl Client {
@@ -57,7 +59,14 @@ impl Client {
             http,
             base: server.trim_end_matches('/').to_owned(),
             token,
+            tenant: None,
         })
+    }
+
+    /// Acts in `tenant` (the operator's token only).
+    pub fn tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = tenant;
+        self
     }
 
     pub async fn request(
@@ -70,6 +79,9 @@ impl Client {
         let mut req = self.http.request(method, &url);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(tenant) = &self.tenant {
+            req = req.header("kaas-tenant", tenant);
         }
         if let Some(body) = body {
             req = req.json(body);
@@ -96,6 +108,9 @@ impl Client {
         let mut req = self.http.get(&url);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
+        }
+        if let Some(tenant) = &self.tenant {
+            req = req.header("kaas-tenant", tenant);
         }
         let resp = req
             .send()

@@ -1,7 +1,9 @@
 //! The `kaas` command line: kubectl-style verbs against the REST API, plus `server`
 //! and `demo`.
 
+mod admin;
 mod client;
+mod context;
 mod demo;
 mod kubeconfig;
 mod output;
@@ -37,17 +39,21 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// The kaas server's URL.
-    #[arg(
-        long,
-        global = true,
-        env = "KAAS_SERVER",
-        default_value = "http://127.0.0.1:7443"
-    )]
-    pub server: String,
-    /// API token (default: ./kaas-data/admin.token when it exists).
-    #[arg(long, global = true, env = "KAAS_TOKEN", hide_env_values = true)]
+    /// The kaas server's URL (else $KAAS_SERVER, the context's, or http://127.0.0.1:7443).
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+    /// API token (else $KAAS_TOKEN, the context's, or ./kaas-data/admin.token when it
+    /// exists).
+    #[arg(long, global = true)]
     pub token: Option<String>,
+    /// The saved context to use instead of the current one (else $KAAS_CONTEXT; see
+    /// `kaas context`).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// The tenant to act in, for the operator's token (sent as the Kaas-Tenant
+    /// header); other tokens belong to one tenant.
+    #[arg(long, global = true, env = "KAAS_TENANT")]
+    pub tenant: Option<String>,
     /// Log filter for server and demo (RUST_LOG syntax).
     #[arg(long, global = true, env = "KAAS_LOG", default_value = "info")]
     pub log: String,
@@ -59,6 +65,14 @@ pub enum Command {
     Server(ServerArgs),
     /// Start an embedded server on the simulated cloud, create a cluster and keep serving.
     Demo(DemoArgs),
+    /// Check a server and token (--server URL --token TOKEN), save them as a context and
+    /// make it current.
+    Login(context::LoginArgs),
+    /// Forget a saved context and its token (default: the current one).
+    Logout(context::LogoutArgs),
+    /// List, switch and delete the saved contexts (server and token).
+    #[command(subcommand)]
+    Context(context::ContextCommand),
     /// Create, inspect and delete clusters.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -79,6 +93,18 @@ pub enum Command {
     /// The simulated cloud (a simulation: nothing real is created).
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Tenants: the operator's customers, their projects and quotas.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// API tokens of a tenant.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// The audit log of mutating requests.
+    #[command(subcommand)]
+    Audit(admin::AuditCommand),
+    /// The keys that seal secrets at rest.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,19 +379,6 @@ pub fn init_logging(filter: &str, json: bool) {
     };
 }
 
-/// The token to send: `--token`/`KAAS_TOKEN`, or, for a server on this machine only,
-/// the one a local server wrote to `./kaas-data/admin.token`.
-fn token(conn: &Connection) -> Option<String> {
-    conn.token.clone().or_else(|| {
-        if !is_loopback_url(&conn.server) {
-            return None;
-        }
-        std::fs::read_to_string(Path::new("kaas-data").join("admin.token"))
-            .ok()
-            .map(|t| t.trim().to_owned())
-    })
-}
-
 fn is_loopback_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("http://")
@@ -384,7 +397,11 @@ fn is_loopback_url(url: &str) -> bool {
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    let client = || Client::new(&cli.conn.server, token(&cli.conn));
+    // Which server and token: flags, environment, context, defaults (`context::resolve`).
+    let client = || {
+        let target = context::target(&cli.conn)?;
+        Client::new(&target.server, target.token).map(|c| c.tenant(cli.conn.tenant.clone()))
+    };
     match cli.command {
         Command::Server(args) => {
             init_logging(&cli.conn.log, args.log_json);
@@ -404,7 +421,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => demo::run(args, &cli.conn.log).await,
+        Command::Login(args) => context::login(&cli.conn, args).await,
+        Command::Logout(args) => context::logout(&cli.conn, args),
+        Command::Context(cmd) => context::run(&cli.conn, cmd),
         Command::Cluster(cmd) => cluster(&client()?, cmd).await,
+        Command::Tenant(cmd) => admin::tenant(&client()?, cmd).await,
+        Command::Token(cmd) => admin::token(&client()?, cmd).await,
+        Command::Audit(cmd) => admin::audit(&client()?, cmd).await,
+        Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Machine(MachineCommand::UserData { cluster, machine }) => {
             use std::io::Write;
             let bytes = client()?

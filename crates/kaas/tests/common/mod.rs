@@ -85,6 +85,11 @@ impl Server {
             .to_owned()
     }
 
+    /// The CLI's config file (saved contexts) for this test, beside the data directory.
+    pub fn config_file(&self) -> PathBuf {
+        self.data_dir.with_extension("config.yaml")
+    }
+
     /// SIGKILL: no chance to clean up, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -122,6 +127,9 @@ impl Server {
             .args(args)
             .env("KAAS_SERVER", self.url())
             .env("KAAS_TOKEN", self.token())
+            // Never the developer's own contexts (~/.config/kaas/config.yaml).
+            .env("KAAS_CONFIG", self.config_file())
+            .env_remove("KAAS_CONTEXT")
             .output()
             .unwrap()
     }

@@ -1,0 +1,175 @@
+//! `/v1/tokens`: a tenant's API tokens. Made by the tenant's admins (or the operator,
+//! for any tenant), shown once, stored only as a hash, listed without it, revoked by
+//! deleting them.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kaas_core::ValidationErrors;
+use kaas_core::access::{ApiToken, ApiTokenSpec, Role};
+use kaas_core::decode::decode_json;
+use kaas_core::meta::API_VERSION;
+use kaas_core::tenant::Tenant;
+use kaas_core::validation::parse_duration;
+use kaas_store::{ListFilter, StoreError, StoreExt};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Principal, TOKEN_PREFIX, sha256_hex};
+use crate::{ApiError, AppState};
+
+/// The longest a token may live.
+const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The tenant; default: the caller's.
+    tenant: Option<String>,
+    role: Role,
+    #[serde(default)]
+    description: String,
+    /// How long it is valid (`30d`, `12h`); default: until revoked.
+    ttl: Option<String>,
+}
+
+fn forbidden(message: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "Forbidden", message)
+}
+
+fn random(bytes: usize) -> Result<Vec<u8>, ApiError> {
+    let mut out = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| ApiError::internal("the system random number generator failed"))?;
+    Ok(out)
+}
+
+/// A token's id: 10 lower-case letters and digits.
+fn new_id() -> Result<String, ApiError> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    Ok(random(10)?
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
+}
+
+/// What the API shows of a token: never its hash.
+fn shown(token: &ApiToken) -> Value {
+    let mut value = serde_json::to_value(token).unwrap_or(Value::Null);
+    if let Some(spec) = value["spec"].as_object_mut() {
+        spec.remove("secretSha256");
+    }
+    value
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    principal.require(Role::Admin)?;
+    let request: TokenRequest = decode_json(&body).map_err(ApiError::invalid)?;
+    let tenant = request.tenant.unwrap_or_else(|| principal.tenant.clone());
+    if tenant != principal.tenant && !principal.operator {
+        return Err(ApiError::not_found(format!("tenant {tenant:?} not found")));
+    }
+    if state
+        .store
+        .get_obj::<Tenant>(&tenant, &tenant)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::invalid(ValidationErrors::single(
+            "tenant",
+            format!("tenant {tenant:?} does not exist"),
+        )));
+    }
+    if request.role > principal.role {
+        return Err(forbidden(format!(
+            "{} is {} and cannot make a token with more rights ({})",
+            principal.subject, principal.role, request.role
+        )));
+    }
+    let now = chrono::Utc::now();
+    let expires_at = match &request.ttl {
+        None => None,
+        Some(text) => {
+            let invalid =
+                |reason: String| ApiError::invalid(ValidationErrors::single("ttl", reason));
+            let ttl = parse_duration(text).map_err(invalid)?;
+            if ttl < Duration::from_secs(60) || ttl > MAX_TTL {
+                return Err(invalid(format!("{text:?} must be between 1m and 366d")));
+            }
+            Some(now + chrono::Duration::from_std(ttl).map_err(|e| invalid(e.to_string()))?)
+        }
+    };
+    if request.description.len() > 256 {
+        return Err(ApiError::invalid(ValidationErrors::single(
+            "description",
+            "must be at most 256 characters",
+        )));
+    }
+    let id = new_id()?;
+    let secret = URL_SAFE_NO_PAD.encode(random(32)?);
+    let token = ApiToken::new(
+        &id,
+        ApiTokenSpec {
+            role: request.role,
+            description: request.description,
+            created_by: principal.subject.clone(),
+            expires_at,
+            secret_sha256: sha256_hex(&secret),
+        },
+    );
+    let created = state.store.create_obj(&tenant, &token).await?;
+    let mut body = shown(&created);
+    body["token"] = json!(format!("{TOKEN_PREFIX}{tenant}_{id}_{secret}"));
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Admin)?;
+    let tokens: Vec<ApiToken> = state
+        .store
+        .list_obj(&ListFilter {
+            tenant: Some(principal.tenant.clone()),
+            owner_uid: None,
+        })
+        .await?;
+    let items: Vec<Value> = tokens.iter().map(shown).collect();
+    Ok(Json(
+        json!({ "apiVersion": API_VERSION, "kind": "ApiTokenList", "items": items }),
+    ))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.require(Role::Admin)?;
+    match state
+        .store
+        .delete_obj::<ApiToken>(&principal.tenant, &id)
+        .await
+    {
+        Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(format!(
+            "token {id:?} not found in tenant {:?}",
+            principal.tenant
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}

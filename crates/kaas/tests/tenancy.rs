@@ -1,0 +1,443 @@
+//! Tenants, tokens, roles, quotas and the audit log, through the real binary: two
+//! tenants never see each other's clusters, roles and quotas are enforced, revoked
+//! tokens stop working, secrets stay sealed and every mutating call is audited.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output};
+
+use common::{KAAS, Server, text};
+use serde_json::{Value, json};
+
+/// The CLI as the holder of `token`.
+fn kaas_as(server: &Server, token: &str, args: &[&str]) -> Output {
+    Command::new(KAAS)
+        .args(args)
+        .env("KAAS_SERVER", server.url())
+        .env("KAAS_TOKEN", token)
+        .env("KAAS_CONFIG", server.config_file())
+        .env_remove("KAAS_CONTEXT")
+        .env_remove("KAAS_TENANT")
+        .output()
+        .unwrap()
+}
+
+fn ok_as(server: &Server, token: &str, args: &[&str]) -> String {
+    let out = kaas_as(server, token, args);
+    assert!(out.status.success(), "kaas {args:?}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A raw HTTP request: (status, body).
+fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn names(list: &str) -> Vec<String> {
+    let list: Value = serde_json::from_str(list).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The secret part of `kaas_<tenant>_<id>_<secret>`.
+fn secret_of(token: &str) -> &str {
+    let secret = token.splitn(4, '_').nth(3).unwrap();
+    assert!(secret.len() >= 40, "{token}");
+    secret
+}
+
+fn new_token(server: &Server, tenant: &str, role: &str) -> String {
+    let out = server.kaas(&["token", "create", "--tenant", tenant, "--role", role]);
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with(&format!("kaas_{tenant}_")), "{token}");
+    token
+}
+
+#[test]
+fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, 200.0);
+    let admin = server.token();
+
+    // The operator makes two tenants; globex brings an application credential.
+    server.ok(&[
+        "tenant",
+        "create",
+        "acme",
+        "--project",
+        "p-acme",
+        "--max-clusters",
+        "1",
+    ]);
+    let credential_secret = "sup3r-s3cret-credential-value";
+    let out = Command::new(KAAS)
+        .args(["tenant", "create", "globex", "--max-machines", "4"])
+        .args(["--application-credential-id", "ac-globex"])
+        .env("KAAS_SERVER", server.url())
+        .env("KAAS_TOKEN", &admin)
+        .env("KAAS_CONFIG", server.config_file())
+        .env("KAAS_APPLICATION_CREDENTIAL_SECRET", credential_secret)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let tenants = server.ok(&["tenant", "list"]);
+    assert!(
+        tenants.contains("acme") && tenants.contains("globex"),
+        "{tenants}"
+    );
+    let globex = server.kaas_json(&["tenant", "get", "globex", "-o", "json"]);
+    assert_eq!(globex["status"]["credentialsStored"], true, "{globex}");
+    assert!(!globex.to_string().contains(credential_secret));
+
+    let acme = new_token(&server, "acme", "editor");
+    let acme_viewer = new_token(&server, "acme", "viewer");
+    let acme_admin = new_token(&server, "acme", "admin");
+    let globex_editor = new_token(&server, "globex", "editor");
+
+    // Each tenant creates a cluster and sees only its own.
+    ok_as(
+        &server,
+        &acme,
+        &[
+            "cluster",
+            "create",
+            "a1",
+            "--control-plane",
+            "1",
+            "--workers",
+            "1",
+        ],
+    );
+    ok_as(
+        &server,
+        &globex_editor,
+        &[
+            "cluster",
+            "create",
+            "g1",
+            "--control-plane",
+            "1",
+            "--workers",
+            "1",
+        ],
+    );
+    assert_eq!(
+        names(&ok_as(&server, &acme, &["cluster", "list", "-o", "json"])),
+        ["a1"]
+    );
+    assert_eq!(
+        names(&ok_as(
+            &server,
+            &globex_editor,
+            &["cluster", "list", "-o", "json"]
+        )),
+        ["g1"]
+    );
+    assert!(
+        names(&server.ok(&["cluster", "list", "-o", "json"])).is_empty(),
+        "the operator's default tenant has none"
+    );
+
+    // The other tenant's cluster does not exist for them: 404 on get, update, delete.
+    let g1 = http(
+        &server,
+        "GET",
+        "/v1/clusters/g1",
+        Some(&globex_editor),
+        None,
+    )
+    .1;
+    for (method, body) in [("GET", None), ("PUT", Some(&g1)), ("DELETE", None)] {
+        let (status, answer) = http(&server, method, "/v1/clusters/g1", Some(&acme), body);
+        assert_eq!(status, 404, "{method}: {answer}");
+    }
+    for path in [
+        "/v1/clusters/g1/events",
+        "/v1/clusters/g1/machines",
+        "/v1/clusters/g1/kubeconfig",
+    ] {
+        assert_eq!(
+            http(&server, "GET", path, Some(&acme), None).0,
+            404,
+            "{path}"
+        );
+    }
+    let out = kaas_as(&server, &acme, &["cluster", "delete", "g1"]);
+    assert!(
+        !out.status.success() && text(&out).contains("NotFound"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        names(&ok_as(
+            &server,
+            &globex_editor,
+            &["cluster", "list", "-o", "json"]
+        )),
+        ["g1"]
+    );
+
+    // Roles: a viewer reads but may not create (403); only admins make tokens.
+    assert_eq!(
+        names(&ok_as(
+            &server,
+            &acme_viewer,
+            &["cluster", "list", "-o", "json"]
+        )),
+        ["a1"]
+    );
+    let out = kaas_as(
+        &server,
+        &acme_viewer,
+        &[
+            "cluster",
+            "create",
+            "v1",
+            "--control-plane",
+            "1",
+            "--workers",
+            "0",
+        ],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Forbidden (403)") && text(&out).contains("viewer"),
+        "{}",
+        text(&out)
+    );
+    let out = kaas_as(&server, &acme, &["token", "create", "--role", "viewer"]);
+    assert!(text(&out).contains("Forbidden (403)"), "{}", text(&out));
+    let out = kaas_as(&server, &acme_admin, &["tenant", "create", "evil"]);
+    assert!(text(&out).contains("Forbidden (403)"), "{}", text(&out));
+    let out = kaas_as(
+        &server,
+        &acme_admin,
+        &["token", "create", "--tenant", "globex", "--role", "admin"],
+    );
+    assert!(text(&out).contains("NotFound (404)"), "{}", text(&out));
+    assert_eq!(
+        http(&server, "GET", "/v1/sim/inventory", Some(&acme_admin), None).0,
+        403
+    );
+
+    // Quotas: refused with the reason, nothing created.
+    let out = kaas_as(
+        &server,
+        &acme,
+        &[
+            "cluster",
+            "create",
+            "a2",
+            "--control-plane",
+            "1",
+            "--workers",
+            "0",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("QuotaExceeded (403)")
+            && text(&out).contains("clusters: 1 in use + 1 requested > quota 1"),
+        "{}",
+        text(&out)
+    );
+    let out = kaas_as(
+        &server,
+        &globex_editor,
+        &[
+            "cluster",
+            "create",
+            "g2",
+            "--control-plane",
+            "1",
+            "--workers",
+            "2",
+        ],
+    );
+    assert!(
+        text(&out).contains("machines: 2 in use + 3 requested > quota 4"),
+        "{}",
+        text(&out)
+    );
+    let out = kaas_as(
+        &server,
+        &globex_editor,
+        &[
+            "cluster",
+            "scale",
+            "g1",
+            "--pool",
+            "workers",
+            "--replicas",
+            "4",
+        ],
+    );
+    assert!(
+        text(&out).contains("machines: 2 in use + 3 requested > quota 4"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        names(&ok_as(&server, &acme, &["cluster", "list", "-o", "json"])),
+        ["a1"]
+    );
+    assert_eq!(
+        names(&ok_as(
+            &server,
+            &globex_editor,
+            &["cluster", "list", "-o", "json"]
+        )),
+        ["g1"]
+    );
+
+    // No token, a bad one, a revoked one: 401.
+    assert_eq!(http(&server, "GET", "/v1/clusters", None, None).0, 401);
+    assert_eq!(
+        http(&server, "POST", "/v1/clusters", None, Some(&json!({}))).0,
+        401
+    );
+    assert_eq!(
+        http(
+            &server,
+            "GET",
+            "/v1/clusters",
+            Some("kaas_acme_nope_nope"),
+            None
+        )
+        .0,
+        401
+    );
+    let forged = format!("{}x", &acme[..acme.len() - 1]);
+    assert_eq!(
+        http(&server, "GET", "/v1/clusters", Some(&forged), None).0,
+        401
+    );
+    let listed = ok_as(&server, &acme_admin, &["token", "list", "-o", "json"]);
+    assert!(
+        !listed.contains("secretSha256") && !listed.contains(secret_of(&acme)),
+        "{listed}"
+    );
+    let acme_id = acme.split('_').nth(2).unwrap();
+    ok_as(&server, &acme_admin, &["token", "revoke", acme_id]);
+    let (status, answer) = http(&server, "GET", "/v1/clusters", Some(&acme), None);
+    assert_eq!(status, 401, "{answer}");
+    let out = kaas_as(&server, &acme, &["cluster", "list"]);
+    assert!(
+        !out.status.success() && text(&out).contains("Unauthorized (401)"),
+        "{}",
+        text(&out)
+    );
+
+    // A tenant with clusters stays.
+    let out = server.kaas(&["tenant", "delete", "acme"]);
+    assert!(
+        text(&out).contains("still has 1 cluster(s): a1"),
+        "{}",
+        text(&out)
+    );
+
+    // The audit log: every mutating call, who, tenant, result.
+    let audit = server.kaas_json(&["audit", "list", "-o", "json"]);
+    let entries = audit["items"].as_array().unwrap();
+    let find = |who: &str, method: &str, path: &str, status: u16| {
+        entries.iter().any(|e| {
+            e["who"].as_str().unwrap().starts_with(who)
+                && e["method"] == method
+                && e["path"] == path
+                && e["status"] == status
+        })
+    };
+    assert!(find("admin", "POST", "/v1/tenants", 201), "{audit:#}");
+    assert!(find("token:", "POST", "/v1/clusters", 201));
+    assert!(
+        find("token:", "POST", "/v1/clusters", 403),
+        "quota and role refusals"
+    );
+    assert!(find("token:", "DELETE", "/v1/clusters/g1", 404));
+    assert!(find("anonymous", "POST", "/v1/clusters", 401));
+    assert!(find(
+        "token:",
+        "DELETE",
+        &format!("/v1/tokens/{acme_id}"),
+        204
+    ));
+    assert!(
+        entries.iter().all(|e| e["method"] != "GET"),
+        "reads are not audited"
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["at"].as_str().is_some_and(|a| a.ends_with('Z')))
+    );
+    // A tenant's admin reads only its tenant's entries.
+    let own = ok_as(&server, &acme_admin, &["audit", "list", "-o", "json"]);
+    let own: Value = serde_json::from_str(&own).unwrap();
+    let own = own["items"].as_array().unwrap();
+    assert!(
+        !own.is_empty() && own.iter().all(|e| e["tenant"] == "acme"),
+        "{own:#?}"
+    );
+    let out = kaas_as(
+        &server,
+        &acme_admin,
+        &["audit", "list", "--tenant", "globex"],
+    );
+    assert!(text(&out).contains("Forbidden (403)"), "{}", text(&out));
+
+    // No secret in clear text: not in the database (and its WAL), not in the log.
+    let mut stored = Vec::new();
+    for file in ["kaas.db", "kaas.db-wal"] {
+        if let Ok(bytes) = std::fs::read(data.join(file)) {
+            stored.extend(bytes);
+        }
+    }
+    let log = std::fs::read(data.with_extension("log")).unwrap();
+    for secret in [
+        credential_secret.to_owned(),
+        secret_of(&acme).to_owned(),
+        secret_of(&globex_editor).to_owned(),
+        admin.clone(),
+    ] {
+        let needle = secret.as_bytes();
+        for (what, haystack) in [("database", &stored), ("log", &log)] {
+            assert!(
+                !haystack.windows(needle.len()).any(|w| w == needle),
+                "a secret is in the {what} in clear text"
+            );
+        }
+    }
+}
