@@ -119,6 +119,7 @@ pub async fn create(
             format!("cluster {:?} already exists", sent.metadata.name),
         ));
     }
+    let _quota = state.quota_lock.lock().await;
     check_quota(
         &state,
         &principal.tenant,
@@ -176,6 +177,7 @@ pub async fn replace(
         &state.stacks,
     )
     .map_err(ApiError::invalid)?;
+    let _quota = state.quota_lock.lock().await;
     check_quota(
         &state,
         &principal.tenant,

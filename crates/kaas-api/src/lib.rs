@@ -74,6 +74,9 @@ pub struct AppState {
     /// Validates Keystone tokens, on a server with a real cloud.
     pub keystone: Option<Arc<dyn auth::KeystoneTokens>>,
     pub keystone_cache: Arc<auth::KeystoneCache>,
+    /// Held from a quota check to the write it allows, so that two requests cannot
+    /// both take the last of a quota (within this server).
+    pub quota_lock: Arc<tokio::sync::Mutex<()>>,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
 }

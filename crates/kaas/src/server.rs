@@ -294,6 +294,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         routes: gateway,
         keystone,
         keystone_cache: Default::default(),
+        quota_lock: Default::default(),
         registry: Arc::new(registry),
         metrics: api_metrics,
     };

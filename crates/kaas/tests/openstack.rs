@@ -645,3 +645,88 @@ fn killed_during_create_and_delete_on_real_openstack_it_converges_without_twins_
     let left = leftovers(&uid, &short(&uid), "crash");
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
+
+/// A raw HTTP request with extra headers: (status, body).
+fn http(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status: u16 = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn keystone_tokens_act_in_the_tenant_bound_to_their_project() {
+    prepare_cloud();
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    let issued = openstack(CLOUD, &["token", "issue"]);
+    let token = issued["id"].as_str().unwrap().to_owned();
+    let project = issued["project_id"].as_str().unwrap().to_owned();
+    let user = openstack(
+        CLOUD,
+        &["user", "show", issued["user_id"].as_str().unwrap()],
+    );
+    let user = user["name"].as_str().unwrap().to_owned();
+
+    // Keystone vouches for the token, but no tenant is bound to its project yet.
+    let (status, body) = http(&server, "GET", "/v1/clusters", &[("X-Auth-Token", &token)]);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not bound to any tenant"),
+        "{body}"
+    );
+
+    server.ok(&["tenant", "create", "dev-team", "--project", &project]);
+    for headers in [
+        vec![("X-Auth-Token", token.as_str())],
+        vec![("Authorization", &*format!("Bearer {token}"))],
+    ] {
+        let (status, body) = http(&server, "GET", "/v1/clusters", &headers);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["items"], serde_json::json!([]), "{body}");
+    }
+    // The project's member is an editor there: no tokens, which need an admin.
+    let (status, body) = http(&server, "POST", "/v1/tokens", &[("X-Auth-Token", &token)]);
+    assert_eq!(status, 403, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("keystone:{user} is editor in tenant \"dev-team\"")),
+        "{message}"
+    );
+    // A token Keystone does not know.
+    let (status, body) = http(
+        &server,
+        "GET",
+        "/v1/clusters",
+        &[("X-Auth-Token", "gAAAAABnot-a-real-token")],
+    );
+    assert_eq!(status, 401, "{body}");
+    // The audit log names the Keystone user.
+    let audit = server.kaas_json(&["audit", "list", "--tenant", "dev-team", "-o", "json"]);
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["who"] == format!("keystone:{user}") && e["status"] == 403),
+        "{audit:#}"
+    );
+}

@@ -441,3 +441,71 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         }
     }
 }
+
+#[test]
+fn rotating_the_key_reseals_every_secret_so_the_old_key_can_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, 200.0);
+    server.ok(&[
+        "cluster",
+        "create",
+        "r",
+        "--control-plane",
+        "1",
+        "--workers",
+        "1",
+        "--wait",
+    ]);
+    let out = Command::new(KAAS)
+        .args([
+            "tenant",
+            "create",
+            "acme",
+            "--application-credential-id",
+            "ac-1",
+        ])
+        .env("KAAS_SERVER", server.url())
+        .env("KAAS_TOKEN", server.token())
+        .env("KAAS_CONFIG", server.config_file())
+        .env("KAAS_APPLICATION_CREDENTIAL_SECRET", "rotate-me-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    server.stop();
+
+    let out = Command::new(KAAS)
+        .args(["keys", "rotate", "--data-dir"])
+        .arg(&data)
+        .env_remove("KAAS_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("added key k2"), "{said}");
+    let rewrapped: u32 = said
+        .split("re-wrapped ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The cluster's CA, its cloud credential, the machine's bootstrap data, the tenant's.
+    assert!(rewrapped >= 4, "{said}");
+    // Every secret is sealed under k2 now: the old key can go.
+    std::fs::remove_file(data.join("secret-keys").join("k1.key")).unwrap();
+
+    server.restart();
+    server.wait_for("r", "Available with the new key", 60, |c| {
+        c.is_some_and(|c| c["status"]["phase"] == "Available")
+    });
+    let kubeconfig = server.kaas(&["cluster", "kubeconfig", "r"]);
+    assert!(kubeconfig.status.success(), "{}", text(&kubeconfig));
+    let acme = server.kaas_json(&["tenant", "get", "acme", "-o", "json"]);
+    assert_eq!(acme["status"]["credentialsStored"], true);
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(
+        !log.contains("cannot open"),
+        "a secret could not be opened: {log}"
+    );
+}
