@@ -75,7 +75,8 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
     println!("  kaas cluster get {name} -o yaml");
     println!("  kaas cluster events {name}");
     println!("  kaas machine list {name}");
-    println!("  kubectl --kubeconfig <(kaas cluster kubeconfig {name}) get nodes,pods -A");
+    println!("  kaas cluster kubeconfig {name} > {name}.kubeconfig");
+    println!("  kubectl --kubeconfig {name}.kubeconfig get nodes,pods -A");
     println!("  kaas sim inventory");
     println!("  kaas cluster delete {name} --wait");
     if args.exit {
