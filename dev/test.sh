@@ -37,6 +37,14 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   command -v pyenv >/dev/null 2>&1 && pyenv rehash
 fi
 
+# Schemathesis fuzzes the REST API from its OpenAPI document (crates/kaas/tests/fuzz.rs).
+# Pinned: its checks and options change between releases (4.x differs from 3.x).
+if ! command -v schemathesis >/dev/null 2>&1; then
+  echo "==> installing schemathesis (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash
+fi
+
 # The OpenStack test cloud (Keystone, Nova, Neutron, Octavia, ... from Debian's
 # packages) for the OpenStack provider's tests. It installs and configures itself in
 # the background while the code is checked and built; `up.sh` is idempotent, so a

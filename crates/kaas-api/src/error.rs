@@ -76,3 +76,94 @@ impl IntoResponse for ApiError {
         (self.status, Json(self)).into_response()
     }
 }
+
+/// Gives the `{code, message, details}` shape to the errors axum answers by itself when
+/// a request cannot be taken apart (a body over the size limit, a path that is not
+/// UTF-8), which come as plain text.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "BadRequest",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        s if s.is_server_error() => "Internal",
+        _ => "BadRequest",
+    };
+    let (parts, body) = response.into_parts();
+    let message = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned(),
+    };
+    let mut response = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    async fn body_of(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn plain_text_errors_get_the_error_shape() {
+        let plain = (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Failed to buffer the request body: length limit exceeded",
+        )
+            .into_response();
+        let response = json_errors(plain).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            "application/json"
+        );
+        let body = body_of(response).await;
+        assert_eq!(body["code"], "PayloadTooLarge");
+        assert_eq!(
+            body["message"],
+            "Failed to buffer the request body: length limit exceeded"
+        );
+        assert_eq!(body["details"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn json_errors_and_successes_pass_unchanged() {
+        let error = ApiError::not_found("cluster \"x\" not found");
+        let response = json_errors(error.clone().into_response()).await;
+        assert_eq!(body_of(response).await["message"], error.message);
+        let yaml = (
+            [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+            "kind: Config\n",
+        )
+            .into_response();
+        let response = json_errors(yaml).await;
+        assert_eq!(
+            response.headers()[axum::http::header::CONTENT_TYPE],
+            "application/yaml"
+        );
+    }
+}

@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/audit", get(audit::list))
+        .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -1,11 +1,155 @@
 //! The OpenAPI 3.1 document: paths written here, schemas derived from the resource
-//! model (JSON Schema 2020-12, as OpenAPI 3.1 uses), so they cannot drift apart.
+//! model (JSON Schema 2020-12, as OpenAPI 3.1 uses), so they cannot drift apart. What
+//! a handler builds by hand (lists, a tenant's status, a new token, audit entries) is
+//! described by hand beside it.
+//!
+//! Every status a handler can answer is listed with its schema; schemathesis checks
+//! the running server against this document (`crates/kaas/tests/fuzz.rs`).
 
+use kaas_core::access::ApiToken;
+use kaas_core::meta::API_VERSION;
+use kaas_core::stack::{ClusterStack, PolicyFinding};
+use kaas_core::tenant::Tenant;
 use kaas_core::{Cluster, Event, Machine};
 use schemars::generate::SchemaSettings;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-pub fn document() -> Value {
+use crate::MAX_BODY_BYTES;
+use crate::access::MAX_KUBECONFIG_TTL;
+
+/// A `$ref` to a schema of this document.
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// A JSON response with `schema`.
+fn json_body(what: &str, schema: Value) -> Value {
+    json!({"description": what, "content": {"application/json": {"schema": schema}}})
+}
+
+/// An error response: the Error schema.
+fn error(what: &str) -> Value {
+    json_body(what, r("Error"))
+}
+
+/// A response without a body.
+fn empty(what: &str) -> Value {
+    json!({"description": what})
+}
+
+/// `{apiVersion, kind: <Kind>List, items}`.
+fn list_schema(item: Value, kind: &str) -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["apiVersion", "kind", "items"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": format!("{kind}List")},
+            "items": {"type": "array", "items": item},
+        }
+    })
+}
+
+/// `response` with links to `operations`, each given `parameter` from `expression`.
+fn linked(mut response: Value, parameter: &str, expression: &str, operations: &[&str]) -> Value {
+    let links: Map<String, Value> = operations
+        .iter()
+        .map(|op| {
+            (
+                (*op).to_owned(),
+                json!({"operationId": op, "parameters": {parameter: expression}}),
+            )
+        })
+        .collect();
+    response["links"] = Value::Object(links);
+    response
+}
+
+/// A path parameter.
+fn path_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "path", "required": true, "schema": schema, "description": description})
+}
+
+/// A query parameter.
+fn query_param(name: &str, description: &str, schema: Value) -> Value {
+    json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
+}
+
+/// A JSON request body.
+fn request_body(schema: Value) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema}}})
+}
+
+/// A DNS-1123 label, as names of clusters and tenants are.
+fn dns_label() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 63, "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"})
+}
+
+/// A duration such as `30s`, `10m`, `1h30m`, `7d`.
+fn duration() -> Value {
+    json!({"type": "string", "pattern": "^([0-9]+[smhd])+$"})
+}
+
+/// `since` and `limit` of the logs (events, audit).
+fn log_params() -> [Value; 2] {
+    [
+        query_param(
+            "since",
+            "Only entries with a greater seq",
+            json!({"type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX}),
+        ),
+        query_param(
+            "limit",
+            "At most this many (default 500; taken as 1 to 5000)",
+            json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX}),
+        ),
+    ]
+}
+
+/// A `/v1` operation: `op` (operationId, summary, parameters, requestBody) with the
+/// `Kaas-Tenant` header and `responses` plus what the authentication may answer with.
+/// A 404 of `responses` is also the answer to an unknown tenant in the header.
+fn v1(mut op: Value, responses: Vec<(&str, Value)>) -> Value {
+    let tenant_header = json!({"$ref": "#/components/parameters/KaasTenant"});
+    match op["parameters"].as_array_mut() {
+        Some(params) => params.push(tenant_header),
+        None => op["parameters"] = json!([tenant_header]),
+    }
+    let mut all = Map::new();
+    for (code, response) in responses {
+        all.insert(code.to_owned(), response);
+    }
+    let common = [
+        (
+            "401",
+            json!({
+                "description": "No token, or one that is unknown, revoked, expired or malformed",
+                "headers": {"WWW-Authenticate": {"required": true, "schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": r("Error")}}
+            }),
+        ),
+        (
+            "403",
+            error(
+                "Forbidden: the caller's role is too low, or its Keystone project is bound to no tenant",
+            ),
+        ),
+        (
+            "404",
+            error("The tenant the Kaas-Tenant header names does not exist"),
+        ),
+        ("503", error("Keystone cannot validate the token now")),
+    ];
+    for (code, response) in common {
+        all.entry(code.to_owned()).or_insert(response);
+    }
+    op["responses"] = Value::Object(all);
+    op
+}
+
+/// The schemas: derived from the resource model, then what handlers add by hand.
+fn schemas() -> Map<String, Value> {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();
@@ -15,35 +159,191 @@ pub fn document() -> Value {
     let cluster = generator.subschema_for::<Cluster>().to_value();
     let machine = generator.subschema_for::<Machine>().to_value();
     let event = generator.subschema_for::<Event>().to_value();
-    let stack = generator
-        .subschema_for::<kaas_core::stack::ClusterStack>()
+    let stack = generator.subschema_for::<ClusterStack>().to_value();
+    let finding = generator.subschema_for::<PolicyFinding>().to_value();
+    let tenant_spec = generator
+        .subschema_for::<kaas_core::tenant::TenantSpec>()
+        .to_value();
+    generator.subschema_for::<Tenant>();
+    let token = generator.subschema_for::<ApiToken>().to_value();
+    let role = generator
+        .subschema_for::<kaas_core::access::Role>()
         .to_value();
     let mut schemas = generator.take_definitions(true);
-    let list = |item: &Value, kind: &str| {
+    // What clients send is refused unless it says what it is.
+    for kind in ["Cluster", "Tenant"] {
+        if let Some(schema) = schemas.get_mut(kind) {
+            schema["properties"]["apiVersion"]["const"] = json!(API_VERSION);
+            schema["properties"]["kind"]["const"] = json!(kind);
+        }
+    }
+
+    schemas.insert("ClusterList".into(), list_schema(cluster, "Cluster"));
+    schemas.insert("MachineList".into(), list_schema(machine, "Machine"));
+    schemas.insert("EventList".into(), list_schema(event, "Event"));
+
+    // A stack as served: with what the SCS version policy says about it today.
+    schemas.insert(
+        "StackStatus".into(),
         json!({
             "type": "object",
-            "required": ["apiVersion", "kind", "items"],
+            "additionalProperties": false,
+            "required": ["policy"],
+            "properties": {"policy": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["compliant", "findings", "checkedOn"],
+                "properties": {
+                    "compliant": {"type": "boolean"},
+                    "findings": {"type": "array", "items": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["finding", "message"],
+                        "properties": {"finding": finding, "message": {"type": "string"}}
+                    }},
+                    "checkedOn": {"type": "string", "format": "date"}
+                }
+            }}
+        }),
+    );
+    if let Some(stack) = schemas.get_mut("ClusterStack") {
+        stack["properties"]["status"] = r("StackStatus");
+        if let Some(required) = stack["required"].as_array_mut() {
+            required.push(json!("status"));
+        }
+    }
+    schemas.insert(
+        "ClusterStackList".into(),
+        list_schema(stack, "ClusterStack"),
+    );
+
+    // Tenants: `Tenant` is what clients send; the credentials are never returned, and
+    // what is returned has a status.
+    if let Some(spec) = schemas.get_mut("TenantSpec") {
+        spec["properties"]["credentials"]["writeOnly"] = json!(true);
+    }
+    schemas.insert(
+        "TenantWithStatus".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["apiVersion", "kind", "metadata", "spec", "status"],
             "properties": {
-                "apiVersion": {"type": "string"},
-                "kind": {"const": format!("{kind}List")},
-                "items": {"type": "array", "items": item},
+                "apiVersion": {"const": API_VERSION},
+                "kind": {"const": "Tenant"},
+                "metadata": r("ObjectMeta"),
+                "spec": tenant_spec,
+                "status": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["credentialsStored", "clusters"],
+                    "properties": {
+                        "credentialsStored": {"type": "boolean", "description": "Whether an application credential is stored for the tenant"},
+                        "clusters": {"type": "integer", "minimum": 0, "description": "How many clusters the tenant has"}
+                    }
+                }
             }
-        })
+        }),
+    );
+    schemas.insert(
+        "TenantList".into(),
+        list_schema(r("TenantWithStatus"), "Tenant"),
+    );
+
+    // Tokens: the hash of the secret is never shown; the token itself only once.
+    if let Some(spec) = schemas.get_mut("ApiTokenSpec")
+        && let Some(properties) = spec["properties"].as_object_mut()
+    {
+        properties.remove("secretSha256");
+    }
+    let mut created = schemas.get("ApiToken").cloned().unwrap_or_default();
+    created["properties"]["token"] = json!({
+        "type": "string",
+        "pattern": "^kaas_[a-z0-9-]+_[a-z0-9]+_[A-Za-z0-9_-]+$",
+        "description": "The token (`kaas_<tenant>_<id>_<secret>`): shown only in this answer"
+    });
+    if let Some(required) = created["required"].as_array_mut() {
+        required.push(json!("token"));
+    }
+    schemas.insert("ApiTokenCreated".into(), created);
+    schemas.insert("ApiTokenList".into(), list_schema(token, "ApiToken"));
+    schemas.insert(
+        "TokenRequest".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["role"],
+            "properties": {
+                "tenant": {"type": ["string", "null"], "description": "The tenant (default: the caller's); another tenant's only for the operator"},
+                "role": role,
+                "description": {"type": "string", "maxLength": 256},
+                "ttl": {"anyOf": [duration(), {"type": "null"}], "description": "How long the token is valid, 1m to 366d; default: until revoked"}
+            }
+        }),
+    );
+
+    schemas.insert(
+        "AuditEntryList".into(),
+        list_schema(
+            json!({
+                "type": "object",
+                "required": ["seq", "at", "who", "tenant", "method", "path", "status", "result"],
+                "properties": {
+                    "seq": {"type": "integer", "description": "Position in the audit log; increases over time"},
+                    "at": {"type": "string", "format": "date-time"},
+                    "who": {"type": "string", "description": "admin, token:<id>, keystone:<user>, or anonymous"},
+                    "tenant": {"type": "string", "description": "Empty for an anonymous caller"},
+                    "method": {"type": "string"},
+                    "path": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "result": {"enum": ["success", "unauthenticated", "forbidden", "refused", "error"]}
+                }
+            }),
+            "AuditEntry",
+        ),
+    );
+
+    let named = |entry: &str, properties: Value| {
+        let keys: Vec<&String> = properties
+            .as_object()
+            .map(|p| p.keys().collect())
+            .unwrap_or_default();
+        json!({"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["name", entry],
+            "properties": {"name": {"type": "string"}, entry: {"type": "object", "required": keys, "properties": properties}}
+        }})
     };
-    schemas.insert("ClusterList".into(), list(&cluster, "Cluster"));
-    schemas.insert("MachineList".into(), list(&machine, "Machine"));
-    schemas.insert("EventList".into(), list(&event, "Event"));
-    schemas.insert("ClusterStackList".into(), list(&stack, "ClusterStack"));
+    let text = json!({"type": "string", "minLength": 1});
+    schemas.insert(
+        "Kubeconfig".into(),
+        json!({
+            "type": "object",
+            "description": "A kubeconfig (YAML) with one cluster, one user with a client certificate, and one context",
+            "required": ["apiVersion", "kind", "clusters", "users", "contexts", "current-context"],
+            "properties": {
+                "apiVersion": {"const": "v1"},
+                "kind": {"const": "Config"},
+                "clusters": named("cluster", json!({"server": text, "certificate-authority-data": text})),
+                "users": named("user", json!({"client-certificate-data": text, "client-key-data": text})),
+                "contexts": named("context", json!({"cluster": text, "user": text})),
+                "current-context": text
+            }
+        }),
+    );
+
     schemas.insert(
         "Error".into(),
         json!({
             "type": "object",
+            "additionalProperties": false,
             "required": ["code", "message", "details"],
             "properties": {
-                "code": {"type": "string", "description": "Invalid, BadRequest, NotFound, Conflict, AlreadyExists, Unauthorized, MethodNotAllowed, Internal"},
+                "code": {"type": "string", "description": "Invalid, BadRequest, Unauthorized, Forbidden, QuotaExceeded, NotFound, MethodNotAllowed, Conflict, AlreadyExists, PayloadTooLarge, Unavailable, Internal"},
                 "message": {"type": "string"},
                 "details": {"description": "For Invalid: the fields and reasons", "type": ["array", "null"], "items": {
                     "type": "object",
+                    "additionalProperties": false,
                     "required": ["field", "reason"],
                     "properties": {"field": {"type": "string"}, "reason": {"type": "string"}}
                 }}
@@ -56,209 +356,444 @@ pub fn document() -> Value {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "description": "Probabilities of injected faults in the simulated cloud",
+            "description": "Probabilities of injected faults in the simulated cloud; an omitted one is 0",
             "properties": {
                 "apiErrors": rate, "timeouts": rate, "quotaErrors": rate,
                 "serverErrors": rate, "stuckLoadBalancers": rate
             }
         }),
     );
+    let maybe_bool = json!({"type": ["boolean", "null"]});
+    schemas.insert(
+        "SimNodeChange".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "description": "What to change; an omitted or null field stays as it is",
+            "properties": {"ready": maybe_bool, "drainBlocked": maybe_bool}
+        }),
+    );
     schemas.insert(
         "SimNode".into(),
-        json!({"type": "object", "properties": {
-            "name": {"type": "string"}, "ready": {"type": ["boolean", "null"]}, "drainBlocked": {"type": ["boolean", "null"]}
-        }}),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "ready", "drainBlocked"],
+            "properties": {"name": {"type": "string"}, "ready": maybe_bool, "drainBlocked": maybe_bool}
+        }),
     );
     schemas.insert(
         "Info".into(),
         json!({
             "type": "object",
+            "additionalProperties": false,
             "required": ["version", "cloud", "simulated"],
-            "properties": {"version": {"type": "string"}, "cloud": {"type": "string"}, "simulated": {"type": "boolean"}}
+            "properties": {"version": {"type": "string"}, "cloud": {"enum": ["sim", "openstack"]}, "simulated": {"type": "boolean"}}
         }),
     );
     schemas.insert(
         "Inventory".into(),
         json!({
             "type": "object",
+            "additionalProperties": false,
             "required": ["items"],
             "properties": {"items": {"type": "array", "items": {
                 "type": "object",
+                "additionalProperties": false,
                 "required": ["kind", "id", "name", "tags", "status"],
                 "properties": {
                     "kind": {"type": "string"},
                     "id": {"type": "string"},
                     "name": {"type": "string"},
                     "tags": {"type": "array", "items": {"type": "string"}},
-                    "status": {"type": "string"}
+                    "status": {"enum": ["PENDING", "ACTIVE", "DELETING", "ERROR"]},
+                    "address": {"type": "string", "description": "A server's fixed IP, a load balancer's VIP, a floating IP's address"}
                 }
             }}}
         }),
     );
+    schemas
+}
 
-    let r = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
-    let error = |what: &str| json!({"description": what, "content": {"application/json": {"schema": r("Error")}}});
-    let name_param = json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The cluster's name"});
-    let common = |mut responses: serde_json::Map<String, Value>| {
-        responses.insert("401".into(), error("Missing or invalid bearer token"));
-        Value::Object(responses)
-    };
-    let ok = |code: &str, what: &str, schema: &str| {
-        let mut m = serde_json::Map::new();
-        m.insert(
-            code.into(),
-            json!({"description": what, "content": {"application/json": {"schema": r(schema)}}}),
-        );
-        m
-    };
-    let with = |mut m: serde_json::Map<String, Value>, code: &str, what: &str| {
-        m.insert(code.into(), error(what));
-        m
-    };
+pub fn document() -> Value {
+    let schemas = schemas();
+    let too_large = format!("The body is larger than {MAX_BODY_BYTES} bytes");
+    let too_large = error(&too_large);
+    let cluster_name = path_param("name", "The cluster's name", dns_label());
+    let tenant_name = path_param("name", "The tenant's name", dns_label());
+    let bad_path = || error("The path is not valid (not UTF-8 once decoded)");
+    let max_ttl_days = MAX_KUBECONFIG_TTL.as_secs() / 86_400;
 
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "kaas",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Kubernetes-as-a-Service for OpenStack clouds. Every /v1 call needs `Authorization: Bearer TOKEN`. Errors are `{code, message, details}`."
+            "description": "Kubernetes-as-a-Service for OpenStack clouds. Every /v1 call needs a token: `Authorization: Bearer TOKEN` (the operator's bootstrap token, or an API token made with POST /v1/tokens), or on a server with Keystone a Keystone token (`X-Auth-Token`). The operator acts in the tenant the `Kaas-Tenant` header names. Errors are `{code, message, details}`."
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
-        },
-        "security": [{"bearer": []}],
-        "paths": {
-            "/v1/info": {"get": {
-                "operationId": "getInfo", "summary": "What this server runs on",
-                "responses": common(ok("200", "Server information", "Info"))
-            }},
-            "/v1/clusters": {
-                "get": {
-                    "operationId": "listClusters", "summary": "List clusters",
-                    "responses": common(ok("200", "The clusters", "ClusterList"))
-                },
-                "post": {
-                    "operationId": "createCluster", "summary": "Create a cluster",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": r("Cluster")}}},
-                    "responses": common(with(with(with(ok("201", "Created; kaas provisions it from now on", "Cluster"),
-                        "400", "Invalid: the details name each field and reason"),
-                        "409", "A cluster of that name exists"),
-                        "413", "The body is larger than 1 MiB"))
+            "parameters": {
+                "KaasTenant": {
+                    "name": "Kaas-Tenant", "in": "header", "required": false,
+                    "schema": {"type": "string"},
+                    "description": "The operator only: the tenant to act in (default `default`); one that does not exist is 404. Other callers act in their token's tenant, whatever this says."
                 }
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "The operator's bootstrap token (`<data-dir>/admin.token`) or an API token `kaas_<tenant>_<id>_<secret>`; on a server with Keystone also a Keystone token"},
+                "keystone": {"type": "apiKey", "in": "header", "name": "X-Auth-Token", "description": "A Keystone token of a project bound to a tenant (servers with Keystone only); its roles give admin, editor (member) or viewer (reader)"}
+            }
+        },
+        "security": [{"bearer": []}, {"keystone": []}],
+        "paths": {
+            "/v1/info": {"get": v1(
+                json!({"operationId": "getInfo", "summary": "What this server runs on"}),
+                vec![("200", json_body("Server information", r("Info")))]
+            )},
+            "/v1/clusters": {
+                "get": v1(
+                    json!({"operationId": "listClusters", "summary": "The caller's tenant's clusters (viewer)"}),
+                    vec![("200", json_body("The clusters", r("ClusterList")))]
+                ),
+                "post": v1(
+                    json!({"operationId": "createCluster", "summary": "Create a cluster (editor); kaas provisions it from then on",
+                           "requestBody": request_body(r("Cluster"))}),
+                    vec![
+                        ("201", linked(json_body("Created", r("Cluster")), "name", "$response.body#/metadata/name",
+                            &["getCluster", "replaceCluster", "deleteCluster", "listClusterEvents", "listClusterMachines", "getClusterKubeconfig"])),
+                        ("400", error("Invalid: the details name each field and reason")),
+                        ("403", error("Forbidden (the role is too low), or QuotaExceeded: the message names the quota")),
+                        ("409", error("AlreadyExists: a cluster of that name exists")),
+                        ("413", too_large.clone()),
+                    ]
+                )
             },
             "/v1/clusters/{name}": {
-                "parameters": [name_param],
-                "get": {
-                    "operationId": "getCluster", "summary": "Get a cluster with its status",
-                    "responses": common(with(ok("200", "The cluster", "Cluster"), "404", "No such cluster"))
-                },
-                "put": {
-                    "operationId": "replaceCluster",
-                    "summary": "Replace a cluster's spec and labels (status and other metadata are ignored); a non-empty metadata.resourceVersion must be current",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": r("Cluster")}}},
-                    "responses": common(with(with(with(with(ok("200", "Updated", "Cluster"),
-                        "400", "Invalid"), "404", "No such cluster"),
-                        "409", "Stale resourceVersion, or the cluster is being deleted"),
-                        "413", "The body is larger than 1 MiB"))
-                },
-                "delete": {
-                    "operationId": "deleteCluster", "summary": "Delete a cluster and every cloud resource it has",
-                    "responses": common(with({
-                        let mut m = ok("202", "Deletion started; the cluster is returned as it is now", "Cluster");
-                        m.insert("204".into(), json!({"description": "Deleted"}));
-                        m
-                    }, "404", "No such cluster"))
-                }
+                "parameters": [cluster_name],
+                "get": v1(
+                    json!({"operationId": "getCluster", "summary": "A cluster with its status (viewer)"}),
+                    vec![
+                        ("200", json_body("The cluster", r("Cluster"))),
+                        ("400", bad_path()),
+                        ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                ),
+                "put": v1(
+                    json!({"operationId": "replaceCluster",
+                           "summary": "Replace a cluster's spec and labels (editor); status and other metadata are ignored; a non-empty metadata.resourceVersion must be current",
+                           "requestBody": request_body(r("Cluster"))}),
+                    vec![
+                        ("200", json_body("Updated", r("Cluster"))),
+                        ("400", error("Invalid: the details name each field and reason")),
+                        ("403", error("Forbidden (the role is too low), or QuotaExceeded: the message names the quota")),
+                        ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
+                        ("409", error("Conflict: a stale resourceVersion, or the cluster is being deleted")),
+                        ("413", too_large.clone()),
+                    ]
+                ),
+                "delete": v1(
+                    json!({"operationId": "deleteCluster", "summary": "Delete a cluster and every cloud resource it has (editor)"}),
+                    vec![
+                        ("202", json_body("Deletion started; the cluster as it is now", r("Cluster"))),
+                        ("204", empty("Deleted")),
+                        ("400", bad_path()),
+                        ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                )
             },
             "/v1/clusters/{name}/events": {
-                "parameters": [name_param],
-                "get": {
-                    "operationId": "listClusterEvents", "summary": "The cluster's events, oldest first",
-                    "parameters": [
-                        {"name": "since", "in": "query", "required": false, "schema": {"type": "integer", "format": "int64"}, "description": "Only events with a greater seq"},
-                        {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": 4294967295_u64}, "description": "At most this many (1..5000)"}
-                    ],
-                    "responses": common(with(with(ok("200", "Events", "EventList"), "400", "Bad query"), "404", "No such cluster"))
-                }
+                "parameters": [cluster_name],
+                "get": v1(
+                    json!({"operationId": "listClusterEvents", "summary": "The cluster's events, oldest first (viewer)",
+                           "parameters": log_params()}),
+                    vec![
+                        ("200", json_body("Events", r("EventList"))),
+                        ("400", error("BadRequest: a query parameter is not a number, or unknown; or the path is not valid")),
+                        ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                )
             },
             "/v1/clusters/{name}/machines": {
-                "parameters": [name_param],
-                "get": {
-                    "operationId": "listClusterMachines", "summary": "The cluster's machines",
-                    "responses": common(with(ok("200", "Machines", "MachineList"), "404", "No such cluster"))
-                }
+                "parameters": [cluster_name],
+                "get": v1(
+                    json!({"operationId": "listClusterMachines", "summary": "The cluster's machines (viewer)"}),
+                    vec![
+                        ("200", {
+                            let mut machines = json_body("Machines", r("MachineList"));
+                            machines["links"] = json!({"getMachineUserData": {"operationId": "getMachineUserData", "parameters": {
+                                "name": "$request.path.name", "machine": "$response.body#/items/0/metadata/name"
+                            }}});
+                            machines
+                        }),
+                        ("400", bad_path()),
+                        ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                )
             },
-                        "/v1/clusters/{name}/kubeconfig": {
-                "parameters": [name_param],
-                "get": {
-                    "operationId": "getClusterKubeconfig",
-                    "summary": "An admin kubeconfig with a short-lived client certificate (group kubeadm:cluster-admins) signed by the cluster's CA",
-                    "parameters": [{"name": "ttl", "in": "query", "required": false, "schema": {"type": "string"}, "description": "Validity of the client certificate: 1m to 7d, e.g. 24h (default)"}],
-                    "responses": common(with(with(with({
-                        let mut m = serde_json::Map::new();
-                        m.insert("200".into(), json!({"description": "The kubeconfig", "content": {"application/yaml": {"schema": {"type": "string"}}}}));
-                        m
-                    }, "400", "Invalid ttl"), "404", "No such cluster"), "409", "The cluster has no API endpoint or CA yet"))
-                }
+            "/v1/clusters/{name}/kubeconfig": {
+                "parameters": [cluster_name],
+                "get": v1(
+                    json!({"operationId": "getClusterKubeconfig",
+                           "summary": "An admin kubeconfig with a short-lived client certificate (group kubeadm:cluster-admins) signed by the cluster's CA (editor)",
+                           "parameters": [query_param("ttl", &format!("Validity of the client certificate: 1m to {max_ttl_days}d (default 24h)"), duration())]}),
+                    vec![
+                        ("200", json!({"description": "The kubeconfig", "content": {"application/yaml": {"schema": r("Kubeconfig")}}})),
+                        ("400", error("Invalid ttl, an unknown query parameter, or a path that is not valid")),
+                        ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
+                        ("409", error("The cluster has no API endpoint or certificate authority yet")),
+                    ]
+                )
             },
             "/v1/clusters/{name}/machines/{machine}/user-data": {
-                "parameters": [name_param, {"name": "machine", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "get": {
-                    "operationId": "getMachineUserData",
-                    "summary": "The user data the machine's server was created with (what cloud-init reads; gzip when it had to be compressed). Administrators only: it holds keys.",
-                    "responses": common(with({
-                        let mut m = serde_json::Map::new();
-                        m.insert("200".into(), json!({"description": "The user data", "content": {
+                "parameters": [cluster_name, path_param("machine", "The machine's name", json!({"type": "string"}))],
+                "get": v1(
+                    json!({"operationId": "getMachineUserData",
+                           "summary": "The user data the machine's server was created with: what cloud-init reads, gzip when it had to be compressed (admin: it holds keys)"}),
+                    vec![
+                        ("200", json!({"description": "The user data", "content": {
                             "text/cloud-config": {"schema": {"type": "string"}},
-                            "application/gzip": {"schema": {"type": "string", "format": "binary"}}
-                        }}));
-                        m
-                    }, "404", "No such cluster or machine, or no user data yet"))
-                }
+                            "application/gzip": {"schema": {"type": "string", "contentMediaType": "application/gzip"}}
+                        }})),
+                        ("400", bad_path()),
+                        ("404", error("No such cluster or machine, or no user data yet (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                )
             },
-                        "/v1/stacks": {"get": {
-                "operationId": "listStacks",
-                "summary": "The cluster stacks, each with status.policy: what the SCS version policy says about it today",
-                "responses": common(ok("200", "Stacks", "ClusterStackList"))
-            }},
+            "/v1/stacks": {"get": v1(
+                json!({"operationId": "listStacks",
+                       "summary": "The cluster stacks, each with status.policy: what the SCS version policy says about it today"}),
+                vec![("200", json_body("Stacks", r("ClusterStackList")))]
+            )},
             "/v1/stacks/{name}": {
-                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
-                "get": {
-                    "operationId": "getStack", "summary": "One cluster stack",
-                    "responses": common(with(ok("200", "The stack", "ClusterStack"), "404", "No such stack"))
-                }
+                "parameters": [path_param("name", "The stack's name, e.g. scs-1.35", json!({"type": "string"}))],
+                "get": v1(
+                    json!({"operationId": "getStack", "summary": "One cluster stack"}),
+                    vec![
+                        ("200", json_body("The stack", r("ClusterStack"))),
+                        ("400", bad_path()),
+                        ("404", error("No such stack (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                )
             },
-            "/v1/sim/inventory": {"get": {
-                "operationId": "getSimInventory", "summary": "Every resource of the simulated cloud (a simulation, not a real cloud)",
-                "responses": common(with(ok("200", "Resources", "Inventory"), "404", "The server does not run the simulated cloud"))
-            }},
+            "/v1/tenants": {
+                "get": v1(
+                    json!({"operationId": "listTenants", "summary": "Every tenant (the operator), or the caller's own"}),
+                    vec![("200", json_body("Tenants", r("TenantList")))]
+                ),
+                "post": v1(
+                    json!({"operationId": "createTenant",
+                           "summary": "Create a tenant (the operator); its application credential, if given, is sealed and never returned",
+                           "requestBody": request_body(r("Tenant"))}),
+                    vec![
+                        ("201", linked(json_body("Created", r("TenantWithStatus")), "name", "$response.body#/metadata/name",
+                            &["getTenant", "replaceTenant", "deleteTenant"])),
+                        ("400", error("Invalid: the details name each field and reason")),
+                        ("403", error("Forbidden: only the operator manages tenants")),
+                        ("409", error("AlreadyExists: a tenant of that name exists")),
+                        ("413", too_large.clone()),
+                    ]
+                )
+            },
+            "/v1/tenants/{name}": {
+                "parameters": [tenant_name],
+                "get": v1(
+                    json!({"operationId": "getTenant", "summary": "A tenant (the operator any, others their own)"}),
+                    vec![
+                        ("200", json_body("The tenant", r("TenantWithStatus"))),
+                        ("400", bad_path()),
+                        ("404", error("No such tenant (or not the caller's)")),
+                    ]
+                ),
+                "put": v1(
+                    json!({"operationId": "replaceTenant",
+                           "summary": "Replace a tenant's spec (the operator); credentials given replace the stored ones",
+                           "requestBody": request_body(r("Tenant"))}),
+                    vec![
+                        ("200", json_body("Updated", r("TenantWithStatus"))),
+                        ("400", error("Invalid: the details name each field and reason")),
+                        ("403", error("Forbidden: only the operator manages tenants")),
+                        ("404", error("No such tenant")),
+                        ("409", error("Conflict: changed by someone else meanwhile")),
+                        ("413", too_large.clone()),
+                    ]
+                ),
+                "delete": v1(
+                    json!({"operationId": "deleteTenant",
+                           "summary": "Delete a tenant with its tokens and secrets (the operator); it must have no clusters"}),
+                    vec![
+                        ("204", empty("Deleted")),
+                        ("400", bad_path()),
+                        ("403", error("Forbidden: only the operator manages tenants")),
+                        ("404", error("No such tenant")),
+                        ("409", error("Conflict: the default tenant, or one that still has clusters")),
+                    ]
+                )
+            },
+            "/v1/tokens": {
+                "get": v1(
+                    json!({"operationId": "listTokens", "summary": "The tenant's API tokens, without their secrets (admin)"}),
+                    vec![("200", json_body("Tokens", r("ApiTokenList")))]
+                ),
+                "post": v1(
+                    json!({"operationId": "createToken",
+                           "summary": "Make an API token (admin; never with a higher role than the caller's); the answer is the only place the token is shown",
+                           "requestBody": request_body(r("TokenRequest"))}),
+                    vec![
+                        ("201", linked(json_body("Created", r("ApiTokenCreated")), "id", "$response.body#/metadata/name", &["revokeToken"])),
+                        ("400", error("Invalid: the details name the field and reason (also: no such tenant)")),
+                        ("403", error("Forbidden: the role is too low, or the token would have more rights than the caller")),
+                        ("404", error("The tenant in the body is not the caller's (or no such tenant in the Kaas-Tenant header)")),
+                        ("413", too_large.clone()),
+                    ]
+                )
+            },
+            "/v1/tokens/{id}": {
+                "parameters": [path_param("id", "The token's id", json!({"type": "string"}))],
+                "delete": v1(
+                    json!({"operationId": "revokeToken", "summary": "Revoke an API token of the tenant (admin)"}),
+                    vec![
+                        ("204", empty("Revoked")),
+                        ("400", bad_path()),
+                        ("404", error("No such token in the tenant (or no such tenant in the Kaas-Tenant header)")),
+                    ]
+                )
+            },
+            "/v1/audit": {"get": v1(
+                json!({"operationId": "listAudit",
+                       "summary": "The audit log, oldest first: every mutating request (admin: the tenant's; the operator: every tenant's)",
+                       "parameters": [
+                           log_params()[0].clone(), log_params()[1].clone(),
+                           query_param("tenant", "Only this tenant's entries (another tenant's only for the operator)", json!({"type": "string"}))
+                       ]}),
+                vec![
+                    ("200", json_body("Audit entries", r("AuditEntryList"))),
+                    ("400", error("BadRequest: a query parameter is not a number, or unknown")),
+                    ("403", error("Forbidden: the role is too low, or another tenant's log")),
+                ]
+            )},
+            "/v1/sim/inventory": {"get": v1(
+                json!({"operationId": "getSimInventory", "summary": "Every resource of the simulated cloud (the operator)"}),
+                vec![
+                    ("200", json_body("Resources", r("Inventory"))),
+                    ("403", error("Forbidden: only the operator")),
+                    ("404", error("The server does not run the simulated cloud")),
+                ]
+            )},
             "/v1/sim/faults": {
-                "get": {
-                    "operationId": "getSimFaults", "summary": "The simulated cloud's fault rates",
-                    "responses": common(with(ok("200", "Rates", "SimFaults"), "404", "The server does not run the simulated cloud"))
-                },
-                "put": {
-                    "operationId": "setSimFaults", "summary": "Set the simulated cloud's fault rates (each 0..1)",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": r("SimFaults")}}},
-                    "responses": common(with(with(ok("200", "The rates now", "SimFaults"), "400", "Invalid rate"), "404", "The server does not run the simulated cloud"))
-                }
+                "get": v1(
+                    json!({"operationId": "getSimFaults", "summary": "The simulated cloud's fault rates (the operator)"}),
+                    vec![
+                        ("200", json_body("Rates", r("SimFaults"))),
+                        ("403", error("Forbidden: only the operator")),
+                        ("404", error("The server does not run the simulated cloud")),
+                    ]
+                ),
+                "put": v1(
+                    json!({"operationId": "setSimFaults", "summary": "Set the simulated cloud's fault rates, each 0 to 1 (the operator)",
+                           "requestBody": request_body(r("SimFaults"))}),
+                    vec![
+                        ("200", json_body("The rates now", r("SimFaults"))),
+                        ("400", error("Invalid: the details name the rate")),
+                        ("403", error("Forbidden: only the operator")),
+                        ("404", error("The server does not run the simulated cloud")),
+                        ("413", too_large.clone()),
+                    ]
+                )
             },
             "/v1/sim/nodes/{name}": {
-                "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "A node of a simulated workload cluster"}],
-                "put": {
-                    "operationId": "setSimNode", "summary": "Make a simulated node Ready or NotReady, or block its drain",
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {
-                        "type": "object", "additionalProperties": false,
-                        "properties": {"ready": {"type": "boolean"}, "drainBlocked": {"type": "boolean"}}
-                    }}}},
-                    "responses": common(with(with(ok("200", "Done", "SimNode"), "400", "Bad body"), "404", "No such node, or not the simulated cloud"))
-                }
+                "parameters": [path_param("name", "A node of a simulated workload cluster", json!({"type": "string"}))],
+                "put": v1(
+                    json!({"operationId": "setSimNode", "summary": "Make a simulated node Ready or NotReady, or block its drain (the operator)",
+                           "requestBody": request_body(r("SimNodeChange"))}),
+                    vec![
+                        ("200", json_body("Done", r("SimNode"))),
+                        ("400", error("Invalid body, or a path that is not valid")),
+                        ("403", error("Forbidden: only the operator")),
+                        ("404", error("No such node, or not the simulated cloud")),
+                        ("413", too_large),
+                    ]
+                )
             },
-            "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {"200": {"description": "The process runs"}}}},
-            "/readyz": {"get": {"operationId": "readyz", "security": [], "responses": {"200": {"description": "Ready"}, "503": {"description": "The store does not answer"}}}},
-            "/metrics": {"get": {"operationId": "metrics", "security": [], "responses": {"200": {"description": "Prometheus metrics"}}}},
-            "/openapi.json": {"get": {"operationId": "openapi", "security": [], "responses": {"200": {"description": "This document"}}}}
+            "/healthz": {"get": {"operationId": "healthz", "security": [], "responses": {
+                "200": {"description": "The process runs", "content": {"text/plain": {"schema": {"const": "ok"}}}}
+            }}},
+            "/readyz": {"get": {"operationId": "readyz", "security": [], "responses": {
+                "200": {"description": "Ready", "content": {"text/plain": {"schema": {"const": "ok"}}}},
+                "503": {"description": "The store does not answer", "content": {"text/plain": {"schema": {"type": "string"}}}}
+            }}},
+            "/metrics": {"get": {"operationId": "metrics", "security": [], "responses": {
+                "200": {"description": "Prometheus metrics (OpenMetrics text)", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}
+            }}},
+            "/openapi.json": {"get": {"operationId": "openapi", "security": [], "responses": {
+                "200": {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}
+            }}}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every `$ref` of the document points at something in it.
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        for piece in text.split("\"$ref\":\"#/").skip(1) {
+            let pointer = &piece[..piece.find('"').unwrap()];
+            assert!(
+                doc.pointer(&format!("/{pointer}")).is_some(),
+                "dangling $ref #/{pointer}"
+            );
+        }
+    }
+
+    /// Every operation says what its errors look like, and every `/v1` one what the
+    /// authentication answers.
+    #[test]
+    fn every_operation_documents_its_errors() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let responses = op["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|c| c.starts_with('2')),
+                    "{method} {path}: no success"
+                );
+                if path.starts_with("/v1/") {
+                    for code in ["401", "403", "404", "503"] {
+                        assert!(responses.contains_key(code), "{method} {path}: no {code}");
+                    }
+                    if op.get("requestBody").is_some() {
+                        for code in ["400", "413"] {
+                            assert!(responses.contains_key(code), "{method} {path}: no {code}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_in_what_is_returned() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        assert!(schemas["ApiTokenSpec"]["properties"]["secretSha256"].is_null());
+        assert_eq!(
+            schemas["TenantSpec"]["properties"]["credentials"]["writeOnly"],
+            true
+        );
+        assert!(
+            schemas["ApiTokenCreated"]["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("token"))
+        );
+    }
 }

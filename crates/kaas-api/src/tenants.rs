@@ -27,6 +27,18 @@ const MAX_QUOTA: u32 = 1_000_000;
 
 fn validate(tenant: &Tenant) -> Result<(), ApiError> {
     let mut errors = Vec::new();
+    if tenant.api_version != API_VERSION {
+        errors.push(FieldError {
+            field: "apiVersion".to_owned(),
+            reason: format!("must be {API_VERSION:?} (got {:?})", tenant.api_version),
+        });
+    }
+    if tenant.kind != "Tenant" {
+        errors.push(FieldError {
+            field: "kind".to_owned(),
+            reason: format!("must be \"Tenant\" (got {:?})", tenant.kind),
+        });
+    }
     if let Err(reason) = check_dns_label(&tenant.metadata.name) {
         errors.push(FieldError {
             field: "metadata.name".to_owned(),
@@ -34,14 +46,14 @@ fn validate(tenant: &Tenant) -> Result<(), ApiError> {
         });
     }
     let spec = &tenant.spec;
-    if spec.display_name.len() > 256 {
+    if spec.display_name.chars().count() > 256 {
         errors.push(FieldError {
             field: "spec.displayName".to_owned(),
             reason: "must be at most 256 characters".to_owned(),
         });
     }
     if let Some(project) = &spec.project
-        && (project.trim().is_empty() || project.len() > 255)
+        && (project.trim().is_empty() || project.chars().count() > 255)
     {
         errors.push(FieldError {
             field: "spec.project".to_owned(),
@@ -68,7 +80,7 @@ fn validate(tenant: &Tenant) -> Result<(), ApiError> {
                 &c.application_credential_secret,
             ),
         ] {
-            if value.trim().is_empty() || value.len() > 1024 {
+            if value.trim().is_empty() || value.chars().count() > 1024 {
                 errors.push(FieldError {
                     field: format!("spec.credentials.{field}"),
                     reason: "must be 1 to 1024 characters".to_owned(),

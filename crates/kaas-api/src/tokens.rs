@@ -112,7 +112,7 @@ pub async fn create(
             Some(now + chrono::Duration::from_std(ttl).map_err(|e| invalid(e.to_string()))?)
         }
     };
-    if request.description.len() > 256 {
+    if request.description.chars().count() > 256 {
         return Err(ApiError::invalid(ValidationErrors::single(
             "description",
             "must be at most 256 characters",

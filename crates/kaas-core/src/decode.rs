@@ -7,6 +7,13 @@ use crate::validation::{FieldError, ValidationErrors};
 
 /// Decodes JSON into `T`, turning serde's error into a [`FieldError`] with the path.
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ValidationErrors> {
+    // serde takes a struct from an array of its fields in order, which no client means.
+    if bytes.trim_ascii_start().starts_with(b"[") {
+        return Err(ValidationErrors::single(
+            "body",
+            "must be a JSON object, not an array",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -83,6 +90,18 @@ mod tests {
         assert_eq!(c.spec.control_plane.replicas, 3);
         assert_eq!(c.spec.node_pools[0].name, "workers");
         assert_eq!(c.api_version, crate::meta::API_VERSION);
+    }
+
+    #[test]
+    fn an_array_is_not_taken_for_an_object() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Change {
+            ready: Option<bool>,
+        }
+        let err = decode_json::<Change>(b" [null]").unwrap_err();
+        assert_eq!(err.0[0].field, "body");
+        assert!(err.0[0].reason.contains("JSON object"), "{err}");
     }
 
     #[test]

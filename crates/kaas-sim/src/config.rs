@@ -70,7 +70,7 @@ impl SimConfig {
 /// Fault injection: the probability (`0.0..=1.0`) of each kind of trouble, per call or
 /// per resource created. All zero (the default) is a well-behaved cloud.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SimFaults {
     /// A cloud call fails with a 503 before doing anything.
     pub api_errors: f64,
