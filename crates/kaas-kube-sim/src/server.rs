@@ -73,6 +73,67 @@ impl ApiServer {
         }
     }
 
+    /// Everything the server holds (objects, resource version, address serial) as JSON,
+    /// for [`ApiServer::restore`]: a simulated cluster outlives the process that serves
+    /// it. The watch log is not kept: watches from before are told `410 Expired`.
+    pub fn snapshot(&self) -> Value {
+        let state = self.lock();
+        let objects: Vec<Value> = state
+            .objects
+            .iter()
+            .map(|(key, object)| {
+                json!({
+                    "group": key.group,
+                    "resource": key.resource,
+                    "namespace": key.namespace,
+                    "name": key.name,
+                    "object": object,
+                })
+            })
+            .collect();
+        json!({
+            "revision": state.revision,
+            "serial": state.serial,
+            "objects": objects,
+        })
+    }
+
+    /// An API server of `git_version` holding what `snapshot` (from
+    /// [`ApiServer::snapshot`]) held.
+    pub fn restore(git_version: &str, snapshot: &Value) -> Result<Self, String> {
+        let number = |field: &str| {
+            snapshot[field]
+                .as_u64()
+                .ok_or_else(|| format!("the snapshot has no {field}"))
+        };
+        let mut state = State::new();
+        state.revision = number("revision")?;
+        state.serial = u32::try_from(number("serial")?).map_err(|e| e.to_string())?;
+        for entry in snapshot["objects"]
+            .as_array()
+            .ok_or("the snapshot has no objects")?
+        {
+            let text = |field: &str| {
+                entry[field]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("an object of the snapshot has no {field}"))
+            };
+            let key = ObjectKey {
+                group: text("group")?,
+                resource: text("resource")?,
+                namespace: text("namespace")?,
+                name: text("name")?,
+            };
+            state.objects.insert(key, entry["object"].clone());
+        }
+        state.expire_log_before(state.revision);
+        Ok(Self {
+            state: Mutex::new(state),
+            git_version: git_version.to_owned(),
+        })
+    }
+
     /// The Kubernetes version reported at `/version`, e.g. `v1.33.0`.
     pub fn git_version(&self) -> &str {
         &self.git_version
@@ -248,6 +309,65 @@ mod tests {
             field_manager: Some(manager.to_owned()),
             ..WriteOptions::default()
         }
+    }
+
+    #[test]
+    fn a_snapshot_restores_objects_custom_kinds_and_the_resource_version() {
+        let api = ApiServer::with_version("v1.34.2");
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {
+                "group": "example.com",
+                "scope": "Cluster",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}],
+            },
+        });
+        api.apply(crd, "test").unwrap();
+        let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}});
+        api.apply(widget, "test").unwrap();
+        let mut settings = cm("settings", json!({"colour": "blue"}));
+        settings["metadata"]["namespace"] = json!("default");
+        api.apply(settings, "test").unwrap();
+        let before = api.resource_version();
+
+        let text = api.snapshot().to_string();
+        let restored =
+            ApiServer::restore("v1.34.2", &serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(restored.resource_version(), before);
+        assert_eq!(restored.git_version(), "v1.34.2");
+        let got = restored
+            .get("v1", "ConfigMap", "default", "settings")
+            .unwrap();
+        assert_eq!(got["data"]["colour"], "blue");
+        assert_eq!(
+            got,
+            api.get("v1", "ConfigMap", "default", "settings").unwrap()
+        );
+        assert!(
+            restored
+                .catalog()
+                .by_kind("example.com/v1", "Widget")
+                .is_some()
+        );
+        assert_eq!(
+            restored.get("example.com/v1", "Widget", "", "w").unwrap()["spec"]["size"],
+            3
+        );
+        // Writes go on from the restored resource version.
+        let mut more = cm("more", json!({}));
+        more["metadata"]["namespace"] = json!("default");
+        let written = restored.apply(more, "test").unwrap();
+        let rv: u64 = written["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(rv, before + 1);
+        assert!(ApiServer::restore("v1", &json!({"objects": []})).is_err());
     }
 
     #[test]

@@ -238,6 +238,13 @@ impl State {
             .take_while(move |(k, _)| k.group == group && k.resource == resource)
     }
 
+    /// Watches from revisions up to `revision` are told `410 Expired` (their changes
+    /// are not in the log).
+    pub fn expire_log_before(&mut self, revision: u64) {
+        self.log.clear();
+        self.log_floor = revision;
+    }
+
     /// The changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.changes.subscribe()

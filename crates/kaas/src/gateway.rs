@@ -10,11 +10,17 @@
 //! drain an operator blocked (`kaas sim node N --block-drain`) get a pod protected by a
 //! PodDisruptionBudget, so evictions from them are refused as in a real cluster.
 //!
-//! The API servers live in memory: after a restart of kaas they come back empty, and
-//! the controller, finding the addons missing, applies them again.
+//! A simulated cluster outlives kaas, as a real one would: each API server's objects
+//! are written to `<data-dir>/sim-clusters/<uid>.sealed` (sealed like every secret, as
+//! they hold the cluster's credentials) a moment after they change, and read back when
+//! kaas serves the cluster again. A snapshot that cannot be read (its key was rotated
+//! away) is set aside and the cluster starts empty: the controller, finding its addons
+//! missing, applies them again. When the cluster is gone from the store, its API server
+//! stops and its snapshot is removed.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +35,8 @@ use kaas_core::Cluster;
 use kaas_core::naming::pki_secret;
 use kaas_core::stack::StackCatalog;
 use kaas_kube_sim::{ApiServer, NodeSpec, Taint, router, serve_tls};
-use kaas_store::{SecretBox, Secrets, Store, StoreExt};
-use serde_json::json;
+use kaas_store::{Sealed, SecretBox, Secrets, Store, StoreExt};
+use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 use tracing::{debug, info, warn};
 
@@ -58,36 +64,76 @@ pub struct Gateway {
     stacks: Arc<StackCatalog>,
     controller_period: Duration,
     shutdown: watch::Receiver<bool>,
+    /// Where the API servers' snapshots are kept; `None`: in memory only.
+    state_dir: Option<PathBuf>,
     /// The URL of each cluster served, by uid.
-    served: Mutex<HashMap<String, String>>,
+    served: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// How often a changed API server is written down, and a served cluster is checked to
+/// still exist.
+const PERSIST_PERIOD: Duration = Duration::from_secs(1);
+
+/// What the simulated clusters come from and how they run.
+pub struct Simulation {
+    /// What their machines say (nodes, etcd).
+    pub machines: Arc<dyn SimulatedMachines>,
+    /// Nodes whose drains are blocked, where the cloud can say.
+    pub blocked: Option<BlockedNodes>,
+    /// How much faster than real time they run.
+    pub speed: f64,
+    /// Where their objects are kept between runs; `None`: in memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Gateway {
-    /// A gateway whose simulated clusters run `speed` times faster than real time and
-    /// stop serving when `shutdown` turns true.
+    /// A gateway for `simulation`'s clusters, whose CAs are in `store` sealed by
+    /// `sealer`; it stops serving when `shutdown` turns true.
     pub fn new(
-        machines: Arc<dyn SimulatedMachines>,
-        blocked: Option<BlockedNodes>,
+        simulation: Simulation,
         store: Arc<dyn Store>,
         sealer: Arc<SecretBox>,
         stacks: Arc<StackCatalog>,
-        speed: f64,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let speed = if speed.is_finite() && speed > 0.0 {
-            speed
+        let speed = if simulation.speed.is_finite() && simulation.speed > 0.0 {
+            simulation.speed
         } else {
             1.0
         };
         Self {
-            machines,
-            blocked,
+            machines: simulation.machines,
+            blocked: simulation.blocked,
             store,
             sealer,
             stacks,
             controller_period: CONTROLLER_PERIOD.div_f64(speed).max(MIN_CONTROLLER_PERIOD),
             shutdown,
-            served: Mutex::new(HashMap::new()),
+            state_dir: simulation.state_dir,
+            served: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The API server of cluster `uid` as last written down, if it can be read.
+    fn restore(&self, uid: &str, version: &str) -> Option<ApiServer> {
+        let path = self.state_dir.as_ref()?.join(format!("{uid}.sealed"));
+        let text = std::fs::read(&path).ok()?;
+        let restored = serde_json::from_slice::<Sealed>(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|sealed| self.sealer.open(&sealed, uid).map_err(|e| e.to_string()))
+            .and_then(|plain| serde_json::from_slice::<Value>(&plain).map_err(|e| e.to_string()))
+            .and_then(|snapshot| ApiServer::restore(version, &snapshot));
+        match restored {
+            Ok(api) => {
+                info!(cluster_uid = %uid, "restored the simulated cluster's objects");
+                Some(api)
+            }
+            Err(e) => {
+                let aside = path.with_extension("unreadable");
+                warn!(cluster_uid = %uid, error = %e, aside = %aside.display(), "cannot restore the simulated cluster's objects; starting it empty");
+                let _ = std::fs::rename(&path, aside);
+                None
+            }
         }
     }
 
@@ -122,10 +168,11 @@ impl Gateway {
             .stacks
             .find(&stored.spec.stack)
             .map(|s| s.spec.kubernetes_version.clone());
-        let api = Arc::new(match version {
-            Some(v) => ApiServer::with_version(&v),
-            None => ApiServer::new(),
-        });
+        let version = version.unwrap_or_else(|| kaas_kube_sim::DEFAULT_VERSION.to_owned());
+        let api = Arc::new(
+            self.restore(&cluster.cluster_uid, &version)
+                .unwrap_or_else(|| ApiServer::with_version(&version)),
+        );
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| failed(format!("cannot listen: {e}")))?;
@@ -143,12 +190,31 @@ impl Gateway {
         });
         let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(sync, sync_first));
         let controllers = api.spawn_controllers(self.controller_period);
+        let (gone_tx, mut gone) = watch::channel(false);
+        tokio::spawn(keep(
+            Keeper {
+                api: api.clone(),
+                store: self.store.clone(),
+                sealer: self.sealer.clone(),
+                path: self
+                    .state_dir
+                    .as_ref()
+                    .map(|d| d.join(format!("{}.sealed", cluster.cluster_uid))),
+                cluster: cluster.clone(),
+                served: self.served.clone(),
+                gone: gone_tx,
+            },
+            self.shutdown.clone(),
+        ));
         let mut shutdown = self.shutdown.clone();
         let ca = pki.kubernetes_ca.cert_pem.clone();
         let name = cluster.cluster_name.clone();
         tokio::spawn(async move {
             let stop = async move {
-                let _ = shutdown.wait_for(|stop| *stop).await;
+                tokio::select! {
+                    _ = shutdown.wait_for(|stop| *stop) => {}
+                    _ = gone.wait_for(|gone| *gone) => {}
+                }
             };
             if let Err(e) = serve_tls(
                 listener,
@@ -180,6 +246,97 @@ impl ApiRoutes for Gateway {
         let url = self.serve(cluster).await?;
         served.insert(cluster.cluster_uid.clone(), url.clone());
         Ok(url)
+    }
+}
+
+/// Writes one simulated cluster down while it changes, and notices when it is gone.
+struct Keeper {
+    api: Arc<ApiServer>,
+    store: Arc<dyn Store>,
+    sealer: Arc<SecretBox>,
+    path: Option<PathBuf>,
+    cluster: WorkloadClusterRef,
+    served: Arc<Mutex<HashMap<String, String>>>,
+    gone: watch::Sender<bool>,
+}
+
+impl Keeper {
+    fn write(&self, path: &Path) -> Result<(), String> {
+        let plain = self.api.snapshot().to_string();
+        let sealed = self
+            .sealer
+            .seal(plain.as_bytes(), &self.cluster.cluster_uid)
+            .map_err(|e| e.to_string())?;
+        let text = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| e.to_string())?;
+            file.write_all(&text).map_err(|e| e.to_string())?;
+            file.sync_all().map_err(|e| e.to_string())?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    }
+
+    /// Whether the cluster is still in the store (as the same cluster).
+    async fn exists(&self) -> bool {
+        match self
+            .store
+            .get_obj::<Cluster>(&self.cluster.tenant, &self.cluster.cluster_name)
+            .await
+        {
+            Ok(Some(c)) => c.metadata.uid == self.cluster.cluster_uid,
+            Ok(None) => false,
+            // Not sure: keep it.
+            Err(_) => true,
+        }
+    }
+}
+
+async fn keep(keeper: Keeper, mut shutdown: watch::Receiver<bool>) {
+    let mut written = None;
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => true,
+            () = tokio::time::sleep(PERSIST_PERIOD) => false,
+        };
+        if !stopping && !keeper.exists().await {
+            keeper
+                .served
+                .lock()
+                .await
+                .remove(&keeper.cluster.cluster_uid);
+            let _ = keeper.gone.send(true);
+            if let Some(path) = &keeper.path {
+                let _ = std::fs::remove_file(path);
+            }
+            info!(cluster = %keeper.cluster.cluster_name, "the cluster is gone: its simulated API server stops");
+            return;
+        }
+        let version = keeper.api.resource_version();
+        if let Some(path) = &keeper.path
+            && written != Some(version)
+        {
+            match keeper.write(path) {
+                Ok(()) => written = Some(version),
+                Err(e) => {
+                    warn!(cluster = %keeper.cluster.cluster_name, error = %e, "cannot write the simulated cluster down")
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::gateway::{BlockedNodes, Gateway};
+use crate::gateway::{BlockedNodes, Gateway, Simulation};
 use crate::workloads::KubeWorkloads;
 
 /// The simulated cloud's one region (OpenStack's default name).
@@ -247,12 +247,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     // The workload clusters' Kubernetes side is simulated (on a real cloud too, for
     // now): each is served by the gateway and reached through the Kubernetes client.
     let gateway = Arc::new(Gateway::new(
-        machines.clone(),
-        blocked,
+        Simulation {
+            machines: machines.clone(),
+            blocked,
+            speed,
+            state_dir: Some(config.data_dir.join("sim-clusters")),
+        },
         store.clone(),
         sealer.clone(),
         stacks.clone(),
-        speed,
         shutdown_rx.clone(),
     ));
     let workloads: Arc<dyn WorkloadClusters> =

@@ -404,8 +404,8 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     assert!(get.contains("ADDON") && get.contains("cinder-csi"), "{get}");
     assert!(!get.contains("metrics-server"), "{get}");
 
-    // A killed kaas comes back to simulated clusters whose API servers start empty:
-    // the addons are applied again (and metrics-server stays pruned).
+    // A killed kaas finds its simulated clusters as they were, as a real cluster
+    // outlives its management: the addons, and one's own objects.
     server.restart();
     server.wait_for("web", "ready with its addons again", 60, |c| {
         c.is_some_and(|c| {
@@ -413,20 +413,27 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         })
     });
     let kubectl = kubectl_for(&server, "web", dir.path());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while kubectl.items(&["get", "deployments", "-A"]).len() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "the addons were not applied again"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     assert_workloads_ready(&kubectl);
+    kubectl.ok(&["get", "deployment", "-n", "apps", "hello"]);
     assert!(
         !kubectl
             .ok(&["get", "deployments", "-n", "kube-system"])
             .contains("metrics-server")
     );
+    let snapshots: Vec<_> = std::fs::read_dir(dir.path().join("data/sim-clusters"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        snapshots,
+        [format!(
+            "{}.sealed",
+            cluster["metadata"]["uid"].as_str().unwrap()
+        )]
+    );
+    let sealed =
+        std::fs::read_to_string(dir.path().join("data/sim-clusters").join(&snapshots[0])).unwrap();
+    assert!(!sealed.contains("cloud-config") && !sealed.contains("application-credential"));
 
     // A drain a disruption budget blocks: kaas waits, says why, and goes on once the
     // budget allows.
@@ -486,6 +493,22 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         assert!(Instant::now() < deadline, "the drained node stayed");
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // Deleted: its API server stops and its snapshot goes.
+    server.ok(&["cluster", "delete", "web", "--wait"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(dir.path().join("data/sim-clusters"))
+        .unwrap()
+        .next()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted cluster's snapshot stayed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!kubectl.run(&["get", "nodes"]).status.success());
 }
 
 fn base64_decode(text: &str) -> String {
