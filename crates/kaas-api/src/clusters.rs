@@ -34,6 +34,33 @@ async fn others_usage(state: &AppState, tenant: &str, except: &str) -> Result<Us
         .fold(Usage::default(), |sum, c| sum.plus(Usage::of(&c.spec))))
 }
 
+/// On OpenStack, a tenant bound to a project builds there with its own application
+/// credential: without one, its clusters are refused (409) rather than built in the
+/// server's project.
+async fn check_tenant_cloud(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    if state.cloud != "openstack" {
+        return Ok(());
+    }
+    let Some(t) = state.store.get_obj::<Tenant>(tenant, tenant).await? else {
+        return Ok(());
+    };
+    let Some(project) = &t.spec.project else {
+        return Ok(());
+    };
+    let secrets = kaas_store::Secrets::new(state.store.as_ref(), &state.sealer);
+    let has_credential = secrets
+        .list_names(tenant, None)
+        .await?
+        .iter()
+        .any(|n| n == kaas_core::naming::TENANT_CREDENTIALS_SECRET);
+    if has_credential {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "tenant {tenant:?} is bound to project {project} but has no application credential for it; the operator adds one with kaas tenant update {tenant} --application-credential-id ID"
+    )))
+}
+
 /// Refuses a cluster going from `before` to `after` that would take the tenant over
 /// its quota (403 QuotaExceeded, naming the quota).
 async fn check_quota(
@@ -119,6 +146,7 @@ pub async fn create(
             format!("cluster {:?} already exists", sent.metadata.name),
         ));
     }
+    check_tenant_cloud(&state, &principal.tenant).await?;
     let _quota = state.quota_lock.lock().await;
     check_quota(
         &state,

@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
 /// The Secret that holds a tenant's application credential.
-pub const CREDENTIALS_SECRET: &str = "openstack-credentials";
+pub const CREDENTIALS_SECRET: &str = kaas_core::naming::TENANT_CREDENTIALS_SECRET;
 const CREDENTIALS_SECRET_TYPE: &str = "kaas.dev/openstack-credentials";
 /// The most of anything a quota may allow.
 const MAX_QUOTA: u32 = 1_000_000;

@@ -60,6 +60,23 @@ pub trait CloudProvider: Send + Sync {
     ) -> Result<(), CloudError>;
 }
 
+/// The cloud each tenant's clusters are built in: its own project with its own
+/// credentials, or one cloud for every tenant.
+#[async_trait]
+pub trait TenantClouds: Send + Sync {
+    async fn cloud(&self, tenant: &str) -> Result<std::sync::Arc<dyn CloudProvider>, CloudError>;
+}
+
+/// One cloud for every tenant.
+pub struct SharedCloud(pub std::sync::Arc<dyn CloudProvider>);
+
+#[async_trait]
+impl TenantClouds for SharedCloud {
+    async fn cloud(&self, _tenant: &str) -> Result<std::sync::Arc<dyn CloudProvider>, CloudError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// What went wrong in a cloud call, with the cloud's own message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CloudError {

@@ -18,6 +18,9 @@ pub fn resource_prefix(cluster_name: &str, cluster_uid: &str) -> String {
     format!("kaas-{cluster_name}-{short}")
 }
 
+/// The Secret holding a tenant's OpenStack application credential.
+pub const TENANT_CREDENTIALS_SECRET: &str = "openstack-credentials";
+
 /// The Secret holding a cluster's CAs and service-account key.
 pub fn pki_secret(cluster_name: &str) -> String {
     format!("{cluster_name}-pki")

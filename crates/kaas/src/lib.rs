@@ -2,6 +2,7 @@
 //! client ([`cli`]). `main.rs` only parses arguments and dispatches.
 
 pub mod cli;
+pub mod clouds;
 pub mod gateway;
 pub mod server;
 pub mod standin;

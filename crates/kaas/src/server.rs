@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kaas_api::AppState;
-use kaas_cloud::{CloudProvider, SimulatedMachines, WorkloadClusters};
+use kaas_cloud::{SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters};
 use kaas_controller::{
     ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
 };
@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+use crate::clouds::OpenStackTenants;
 use crate::gateway::{BlockedNodes, Gateway, Simulation};
 use crate::workloads::KubeWorkloads;
 
@@ -203,7 +204,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 ..SimConfig::default()
             })
             .context("cannot start the simulated cloud")?;
-            let cloud: Arc<dyn CloudProvider> = Arc::new(sim.clone());
+            let cloud: Arc<dyn TenantClouds> = Arc::new(SharedCloud(Arc::new(sim.clone())));
             let machines: Arc<dyn SimulatedMachines> = Arc::new(sim.clone());
             let blocked_sim = sim.clone();
             let blocked: BlockedNodes =
@@ -231,16 +232,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 .region_name
                 .clone()
                 .unwrap_or_else(|| SIM_REGION.to_owned());
-            let session = kaas_openstack::Session::new(os)
+            let session = kaas_openstack::Session::new(os.clone())
                 .await
                 .context("cannot authenticate with the OpenStack cloud")?;
             keystone = Some(Arc::new(KeystoneValidator(session.clone())));
             let openstack = Arc::new(kaas_openstack::OpenStackCloud::new(session));
-            registry.register_collector(Box::new(OpenStackCalls(openstack.clone())));
-            let cloud: Arc<dyn CloudProvider> = openstack;
-            let machines: Arc<dyn SimulatedMachines> =
-                Arc::new(crate::standin::StandInMachines::new(cloud.clone(), &region));
-            (cloud, machines, None, None, 1.0, region)
+            let tenants = Arc::new(OpenStackTenants::new(
+                openstack,
+                os,
+                store.clone(),
+                sealer.clone(),
+            ));
+            registry.register_collector(Box::new(OpenStackCalls(tenants.clone())));
+            let clouds: Arc<dyn TenantClouds> = tenants;
+            let machines: Arc<dyn SimulatedMachines> = Arc::new(
+                crate::standin::StandInMachines::new(clouds.clone(), &region),
+            );
+            (clouds, machines, None, None, 1.0, region)
         }
     };
 
@@ -349,7 +357,7 @@ fn cloud_name(kind: CloudKind) -> &'static str {
 /// `kaas_openstack_requests_total{service, method}`: every HTTP request sent to the
 /// cloud's APIs, counted by the session, read at each scrape.
 #[derive(Debug)]
-struct OpenStackCalls(Arc<kaas_openstack::OpenStackCloud>);
+struct OpenStackCalls(Arc<OpenStackTenants>);
 
 impl prometheus_client::collector::Collector for OpenStackCalls {
     fn encode(
@@ -363,7 +371,13 @@ impl prometheus_client::collector::Collector for OpenStackCalls {
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
-        for (key, n) in self.0.session().calls() {
+        let mut calls: std::collections::BTreeMap<String, u64> = Default::default();
+        for session in self.0.sessions() {
+            for (key, n) in session.calls() {
+                *calls.entry(key).or_default() += n;
+            }
+        }
+        for (key, n) in calls {
             let (service, method) = key.split_once(' ').unwrap_or((key.as_str(), ""));
             let labels = vec![
                 ("service".to_owned(), service.to_owned()),

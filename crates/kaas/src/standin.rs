@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Utc;
 use kaas_cloud::{
-    CloudProvider, CloudResource, Node, ResourceKind, ResourceStatus, SimulatedMachines,
+    CloudResource, Node, ResourceKind, ResourceStatus, SimulatedMachines, TenantClouds,
     WorkloadClusterRef, WorkloadError,
 };
 use kaas_controller::cluster::plan::ROLE_TAG_PREFIX;
@@ -23,7 +23,7 @@ use kaas_core::naming::cluster_tag;
 
 /// The stand-in machines over `cloud`, in `region`.
 pub struct StandInMachines {
-    cloud: Arc<dyn CloudProvider>,
+    clouds: Arc<dyn TenantClouds>,
     region: String,
     /// Per cluster uid: etcd members removed.
     state: Mutex<BTreeMap<String, Bookkeeping>>,
@@ -35,9 +35,9 @@ struct Bookkeeping {
 }
 
 impl StandInMachines {
-    pub fn new(cloud: Arc<dyn CloudProvider>, region: &str) -> Self {
+    pub fn new(clouds: Arc<dyn TenantClouds>, region: &str) -> Self {
         Self {
-            cloud,
+            clouds,
             region: region.to_owned(),
             state: Mutex::new(BTreeMap::new()),
         }
@@ -47,8 +47,12 @@ impl StandInMachines {
         &self,
         cluster: &WorkloadClusterRef,
     ) -> Result<Vec<CloudResource>, WorkloadError> {
-        let servers = self
-            .cloud
+        let cloud = self
+            .clouds
+            .cloud(&cluster.tenant)
+            .await
+            .map_err(|e| unreachable(cluster, e.to_string()))?;
+        let servers = cloud
             .find(ResourceKind::Server, &cluster_tag(&cluster.cluster_uid))
             .await
             .map_err(|e| unreachable(cluster, e.to_string()))?;

@@ -730,3 +730,214 @@ fn keystone_tokens_act_in_the_tenant_bound_to_their_project() {
         "{audit:#}"
     );
 }
+
+/// `openstack ARGS -f json` as the demo user in `project` (a clouds.yaml of its own:
+/// `--os-project-name` does not win over the file's project).
+fn openstack_in(project: &str, args: &[&str]) -> Value {
+    let mut clouds: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string("/etc/openstack/clouds.yaml").unwrap())
+            .unwrap();
+    let mut cloud = clouds["clouds"][CLOUD].clone();
+    cloud["auth"]["project_name"] = Value::from(project);
+    clouds["clouds"]["tenant"] = cloud;
+    let file = std::env::temp_dir().join(format!("kaas-clouds-{project}.yaml"));
+    std::fs::write(&file, serde_json::to_string(&clouds).unwrap()).unwrap();
+    let out = Command::new("openstack")
+        .env("OS_CLIENT_CONFIG_FILE", &file)
+        .args(["--os-cloud", "tenant"])
+        .args(args)
+        .args(if args.contains(&"delete") {
+            &[][..]
+        } else {
+            &["-f", "json"][..]
+        })
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openstack {args:?} in {project}: {}",
+        text(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_tenants_clusters_are_built_in_its_own_project_with_its_credential() {
+    prepare_cloud();
+    // The tenant's project, with the demo user as member, the node image, and an
+    // (unrestricted, so kaas may make each cluster's own) application credential.
+    const PROJECT: &str = "kaas-tenant-b";
+    let exists = items(&openstack(ADMIN, &["project", "list"]))
+        .iter()
+        .any(|p| p["Name"] == PROJECT);
+    if !exists {
+        openstack_ok(ADMIN, &["project", "create", PROJECT]);
+    }
+    let project = openstack(ADMIN, &["project", "show", PROJECT])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Octavia's default policy wants load-balancer_member besides member.
+    for role in ["member", "load-balancer_member"] {
+        openstack_ok(
+            ADMIN,
+            &["role", "add", "--project", PROJECT, "--user", "demo", role],
+        );
+    }
+    let image = kaas_core::stack::StackCatalog::builtin()
+        .unwrap()
+        .find(kaas_core::stack::DEFAULT_STACK)
+        .unwrap()
+        .image()
+        .to_owned();
+    if items(&openstack_in(PROJECT, &["image", "list", "--name", &image])).is_empty() {
+        let file = std::env::temp_dir().join("kaas-fake-node-image-b.raw");
+        std::fs::write(&file, vec![0u8; 1 << 20]).unwrap();
+        openstack_in(
+            PROJECT,
+            &[
+                "image",
+                "create",
+                "--disk-format",
+                "raw",
+                "--container-format",
+                "bare",
+                "--file",
+                file.to_str().unwrap(),
+                &image,
+            ],
+        );
+    }
+    let credential_name = format!("kaas-tenant-b-{}", std::process::id());
+    let credential = openstack_in(
+        PROJECT,
+        &[
+            "application",
+            "credential",
+            "create",
+            "--unrestricted",
+            &credential_name,
+        ],
+    );
+    assert_eq!(credential["project_id"], project.as_str(), "{credential:#}");
+    let (credential_id, credential_secret) = (
+        credential["id"].as_str().unwrap().to_owned(),
+        credential["secret"].as_str().unwrap().to_owned(),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path());
+    // Bound to the project without a credential: refused before anything is stored.
+    server.ok(&["tenant", "create", "nocred", "--project", &project]);
+    let out = server.kaas(&[
+        "--tenant",
+        "nocred",
+        "cluster",
+        "create",
+        "x",
+        "--control-plane",
+        "1",
+        "--workers",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no application credential"),
+        "{}",
+        text(&out)
+    );
+
+    let out = Command::new(common::KAAS)
+        .args(["tenant", "create", "b", "--project", &project])
+        .args(["--application-credential-id", &credential_id])
+        .env("KAAS_SERVER", server.url())
+        .env("KAAS_TOKEN", server.token())
+        .env("KAAS_CONFIG", server.config_file())
+        .env("KAAS_APPLICATION_CREDENTIAL_SECRET", &credential_secret)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let _cleanup = DeleteOnFailureIn(&server, "b", "bc");
+    server.ok(&[
+        "--tenant",
+        "b",
+        "cluster",
+        "create",
+        "bc",
+        "--control-plane",
+        "1",
+        "--workers",
+        "1",
+        "--wait",
+        "--timeout",
+        "5m",
+    ]);
+    let cluster = server.kaas_json(&["--tenant", "b", "cluster", "get", "bc", "-o", "json"]);
+    let uid = cluster["metadata"]["uid"].as_str().unwrap().to_owned();
+    let tag = format!("kaas-cluster={uid}");
+    let servers = openstack(
+        ADMIN,
+        &[
+            "--os-compute-api-version",
+            "2.64",
+            "server",
+            "list",
+            "--all-projects",
+            "--tags",
+            &tag,
+            "--long",
+        ],
+    );
+    assert_eq!(items(&servers).len(), 2, "{servers:#}");
+    for s in items(&servers) {
+        let shown = openstack(ADMIN, &["server", "show", s["ID"].as_str().unwrap()]);
+        assert_eq!(shown["project_id"], project.as_str(), "{shown:#}");
+    }
+    let networks = openstack(ADMIN, &["network", "list", "--tags", &tag, "--long"]);
+    assert_eq!(items(&networks).len(), 1);
+    assert_eq!(items(&networks)[0]["Project"], project.as_str());
+    // Nothing of it in the server's own project.
+    assert!(items(&openstack(CLOUD, &["network", "list", "--tags", &tag])).is_empty());
+
+    server.ok(&[
+        "--tenant",
+        "b",
+        "cluster",
+        "delete",
+        "bc",
+        "--wait",
+        "--timeout",
+        "5m",
+    ]);
+    let left = leftovers(&uid, &short(&uid), "bc");
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    openstack_in(
+        PROJECT,
+        &["application", "credential", "show", &credential_name],
+    );
+    openstack_in(
+        PROJECT,
+        &["application", "credential", "delete", &credential_name],
+    );
+}
+
+/// A failed test still deletes its cluster in tenant `.1`.
+struct DeleteOnFailureIn<'a>(&'a Server, &'a str, &'a str);
+
+impl Drop for DeleteOnFailureIn<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let out = self.0.kaas(&[
+                "--tenant",
+                self.1,
+                "cluster",
+                "delete",
+                self.2,
+                "--wait",
+                "--timeout",
+                "5m",
+            ]);
+            eprintln!("cleaning up after the failure: {}", text(&out));
+        }
+    }
+}

@@ -369,6 +369,32 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         text(&out)
     );
 
+    // The operator raises the quota; the operator's token acts in the tenant.
+    server.ok(&["tenant", "update", "acme", "--max-clusters", "2"]);
+    assert_eq!(
+        server.kaas_json(&["tenant", "get", "acme", "-o", "json"])["spec"]["quotas"]["clusters"],
+        2
+    );
+    server.ok(&[
+        "--tenant",
+        "acme",
+        "cluster",
+        "create",
+        "a2",
+        "--control-plane",
+        "1",
+        "--workers",
+        "0",
+    ]);
+    assert_eq!(
+        names(&ok_as(
+            &server,
+            &acme_viewer,
+            &["cluster", "list", "-o", "json"]
+        )),
+        ["a1", "a2"]
+    );
+
     // The audit log: every mutating call, who, tenant, result.
     let audit = server.kaas_json(&["audit", "list", "-o", "json"]);
     let entries = audit["items"].as_array().unwrap();

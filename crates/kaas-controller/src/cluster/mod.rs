@@ -21,8 +21,8 @@ use kaas_bootstrap::{
 };
 use kaas_cloud::{
     Capacity, ClientCredentials, CloudError, CloudProvider, CloudResource, Credential,
-    DrainProgress, ResourceKind, ResourceSpec, ServerNeed, UserData, WorkloadClusterRef,
-    WorkloadClusters, WorkloadError,
+    DrainProgress, ResourceKind, ResourceSpec, ServerNeed, TenantClouds, UserData,
+    WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
@@ -83,7 +83,8 @@ pub struct ClusterController {
     sealer: Arc<SecretBox>,
     /// The cluster stacks kaas knows.
     stacks: Arc<StackCatalog>,
-    cloud: Arc<dyn CloudProvider>,
+    /// The cloud of each tenant's clusters.
+    clouds: Arc<dyn TenantClouds>,
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
     metrics: Metrics,
@@ -109,7 +110,7 @@ impl ClusterController {
         store: Arc<dyn Store>,
         sealer: Arc<SecretBox>,
         stacks: Arc<StackCatalog>,
-        cloud: Arc<dyn CloudProvider>,
+        clouds: Arc<dyn TenantClouds>,
         workloads: Arc<dyn WorkloadClusters>,
         config: ClusterControllerConfig,
         metrics: Metrics,
@@ -118,7 +119,7 @@ impl ClusterController {
             store,
             sealer,
             stacks,
-            cloud,
+            clouds,
             workloads,
             config,
             metrics,
@@ -126,16 +127,20 @@ impl ClusterController {
         }
     }
 
-    fn count_call(&self, operation: &str, ok: bool) {
+    fn count_call(&self, cloud: &dyn CloudProvider, operation: &str, ok: bool) {
         let labels = CloudCallLabels {
-            provider: self.cloud.name().to_owned(),
+            provider: cloud.name().to_owned(),
             operation: operation.to_owned(),
             result: if ok { "ok" } else { "error" }.to_owned(),
         };
         self.metrics.cloud_calls.get_or_create(&labels).inc();
     }
 
-    async fn observe(&self, cluster: &Cluster) -> Result<Observed, ReconcileError> {
+    async fn observe(
+        &self,
+        cloud: &dyn CloudProvider,
+        cluster: &Cluster,
+    ) -> Result<Observed, ReconcileError> {
         let machines = self
             .store
             .list_obj::<Machine>(&ListFilter {
@@ -144,14 +149,19 @@ impl ClusterController {
             })
             .await?;
         let tag = cluster_tag(&cluster.metadata.uid);
-        let finds = join_all(ResourceKind::ALL.iter().map(|kind| self.find(*kind, &tag))).await;
+        let finds = join_all(
+            ResourceKind::ALL
+                .iter()
+                .map(|kind| self.find(cloud, *kind, &tag)),
+        )
+        .await;
         let mut resources: Vec<CloudResource> = Vec::new();
         for found in finds {
             resources.extend(found.map_err(ReconcileError::Observe)?);
         }
         if cluster.metadata.is_deleting() {
-            let untagged = self.cloud.find_untagged(&tag).await;
-            self.count_call("find", untagged.is_ok());
+            let untagged = cloud.find_untagged(&tag).await;
+            self.count_call(cloud, "find", untagged.is_ok());
             resources.extend(untagged.map_err(ReconcileError::Observe)?);
         }
         let mut observed = Observed {
@@ -179,7 +189,7 @@ impl ClusterController {
                 Err(e) => debug!(error = %e, "workload API not reachable"),
             }
             if observed.nodes.is_some() && !cluster.metadata.is_deleting() {
-                let desired = self.desired_addons(cluster, &observed).await;
+                let desired = self.desired_addons(cloud, cluster, &observed).await;
                 let readiness = match &desired {
                     Ok(d) if !d.objects.0.is_empty() => {
                         match self.workloads.readiness(&target, &d.objects.0).await {
@@ -208,11 +218,16 @@ impl ClusterController {
 
     /// Lists are idempotent: a passing 5xx or timeout is retried at once, a few times,
     /// before the whole reconcile backs off.
-    async fn find(&self, kind: ResourceKind, tag: &str) -> Result<Vec<CloudResource>, CloudError> {
+    async fn find(
+        &self,
+        cloud: &dyn CloudProvider,
+        kind: ResourceKind,
+        tag: &str,
+    ) -> Result<Vec<CloudResource>, CloudError> {
         let mut attempt = 0;
         loop {
-            let found = self.cloud.find(kind, tag).await;
-            self.count_call("find", found.is_ok());
+            let found = cloud.find(kind, tag).await;
+            self.count_call(cloud, "find", found.is_ok());
             match found {
                 Err(e) if e.is_retryable() && attempt < 3 => {
                     attempt += 1;
@@ -296,6 +311,7 @@ impl ClusterController {
     /// why they cannot be.
     async fn desired_addons(
         &self,
+        cloud: &dyn CloudProvider,
         cluster: &Cluster,
         observed: &Observed,
     ) -> Result<addons::DesiredAddons, String> {
@@ -334,7 +350,7 @@ impl ClusterController {
             service_cidr: spec.network.service_cidr.clone(),
             kubernetes_version: KubernetesVersion::parse(&stack.spec.kubernetes_version)
                 .map_err(|e| e.to_string())?,
-            auth_url: self.cloud.auth_url(),
+            auth_url: cloud.auth_url(),
             region: self.config.region.clone().unwrap_or_default(),
             application_credential_id: credential_id,
             application_credential_secret: secret,
@@ -395,6 +411,7 @@ impl ClusterController {
     /// Runs one step; `workload` is the cluster's API as observed in this reconcile.
     async fn execute(
         &self,
+        cloud: &dyn CloudProvider,
         cluster: &Cluster,
         workload: Option<&WorkloadClusterRef>,
         step: &Step,
@@ -426,15 +443,15 @@ impl ClusterController {
                 }
                 if request.kind() == ResourceKind::Network {
                     let needs = self.capacity(cluster);
-                    let checked = self.cloud.preflight(&needs).await;
-                    self.count_call("preflight", checked.is_ok());
+                    let checked = cloud.preflight(&needs).await;
+                    self.count_call(cloud, "preflight", checked.is_ok());
                     checked.map_err(|e| {
                         StepError::Cloud("checking the cloud before building".to_owned(), e)
                     })?;
                 }
                 let request = &request;
-                let created = self.cloud.create(request).await;
-                self.count_call("create", created.is_ok());
+                let created = cloud.create(request).await;
+                self.count_call(cloud, "create", created.is_ok());
                 let r = created.map_err(|e| {
                     StepError::Cloud(format!("creating {} {}", request.kind(), request.name), e)
                 })?;
@@ -445,8 +462,8 @@ impl ClusterController {
                 Ok(Some((format!("{}Created", pascal(r.kind)), text)))
             }
             Step::DeleteResource { kind, id, name } => {
-                let deleted = self.cloud.delete(*kind, id).await;
-                self.count_call("delete", deleted.is_ok());
+                let deleted = cloud.delete(*kind, id).await;
+                self.count_call(cloud, "delete", deleted.is_ok());
                 deleted.map_err(|e| StepError::Cloud(format!("deleting {kind} {name}"), e))?;
                 Ok(Some((
                     format!("{}Deleting", pascal(*kind)),
@@ -457,11 +474,10 @@ impl ClusterController {
                 load_balancer_id,
                 members,
             } => {
-                let set = self
-                    .cloud
+                let set = cloud
                     .set_load_balancer_members(load_balancer_id, members)
                     .await;
-                self.count_call("set_members", set.is_ok());
+                self.count_call(cloud, "set_members", set.is_ok());
                 set.map_err(|e| {
                     StepError::Cloud("updating the API load balancer's members".to_owned(), e)
                 })?;
@@ -924,7 +940,23 @@ impl Reconciler for ClusterController {
         else {
             return Ok(Action::await_change());
         };
-        let observed = match self.observe(&cluster).await {
+        let cloud = match self.clouds.cloud(&cluster.metadata.tenant).await {
+            Ok(cloud) => cloud,
+            Err(e) => {
+                let e = ReconcileError::Observe(e);
+                self.event(
+                    &cluster,
+                    EventType::Warning,
+                    "CloudUnavailable",
+                    e.to_string(),
+                )
+                .await;
+                self.observation_failed(&cluster, &e).await?;
+                return Err(e);
+            }
+        };
+        let cloud = cloud.as_ref();
+        let observed = match self.observe(cloud, &cluster).await {
             Ok(o) => o,
             Err(e) => {
                 self.event(&cluster, EventType::Warning, "ObserveFailed", e.to_string())
@@ -940,7 +972,7 @@ impl Reconciler for ClusterController {
         let results = join_all(
             plan.steps
                 .iter()
-                .map(|s| self.execute(&cluster, workload.as_ref(), s)),
+                .map(|s| self.execute(cloud, &cluster, workload.as_ref(), s)),
         )
         .await;
         let mut outcome = Outcome::default();

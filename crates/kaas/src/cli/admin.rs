@@ -33,6 +33,22 @@ pub enum TenantCommand {
         #[arg(long)]
         application_credential_id: Option<String>,
     },
+    /// Change a tenant's project, quotas or application credential (operator only).
+    Update {
+        name: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        max_clusters: Option<u32>,
+        #[arg(long)]
+        max_machines: Option<u32>,
+        #[arg(long)]
+        max_vcpus: Option<u32>,
+        /// A new application credential (the secret from
+        /// KAAS_APPLICATION_CREDENTIAL_SECRET).
+        #[arg(long)]
+        application_credential_id: Option<String>,
+    },
     /// List the tenants (the operator sees all; others their own).
     List {
         #[arg(short, long, value_enum, default_value = "table")]
@@ -109,6 +125,18 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// An application credential with the secret from the environment (never a flag: it
+/// would stay in the shell's history).
+fn credentials(id: &str) -> Result<Value> {
+    let secret = std::env::var("KAAS_APPLICATION_CREDENTIAL_SECRET").context(
+        "--application-credential-id needs the secret in KAAS_APPLICATION_CREDENTIAL_SECRET",
+    )?;
+    Ok(json!({
+        "applicationCredentialId": id,
+        "applicationCredentialSecret": secret,
+    }))
+}
+
 pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
     match cmd {
         TenantCommand::Create {
@@ -131,13 +159,7 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
                 "vcpus": max_vcpus.unwrap_or(defaults.vcpus),
             });
             if let Some(id) = application_credential_id {
-                let secret = std::env::var("KAAS_APPLICATION_CREDENTIAL_SECRET").context(
-                    "--application-credential-id needs the secret in KAAS_APPLICATION_CREDENTIAL_SECRET",
-                )?;
-                spec["credentials"] = json!({
-                    "applicationCredentialId": id,
-                    "applicationCredentialSecret": secret,
-                });
+                spec["credentials"] = credentials(&id)?;
             }
             let body = json!({
                 "apiVersion": kaas_core::meta::API_VERSION,
@@ -149,6 +171,39 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
                 .request(Method::POST, "/v1/tenants", Some(&body))
                 .await?;
             println!("tenant/{name} created");
+            Ok(ExitCode::SUCCESS)
+        }
+        TenantCommand::Update {
+            name,
+            project,
+            max_clusters,
+            max_machines,
+            max_vcpus,
+            application_credential_id,
+        } => {
+            let path = format!("/v1/tenants/{name}");
+            let mut tenant = client.get(&path).await?;
+            if let Some(obj) = tenant.as_object_mut() {
+                obj.remove("status");
+            }
+            let spec = &mut tenant["spec"];
+            if let Some(p) = project {
+                spec["project"] = json!(p);
+            }
+            for (field, value) in [
+                ("clusters", max_clusters),
+                ("machines", max_machines),
+                ("vcpus", max_vcpus),
+            ] {
+                if let Some(v) = value {
+                    spec["quotas"][field] = json!(v);
+                }
+            }
+            if let Some(id) = application_credential_id {
+                spec["credentials"] = credentials(&id)?;
+            }
+            client.request(Method::PUT, &path, Some(&tenant)).await?;
+            println!("tenant/{name} updated");
             Ok(ExitCode::SUCCESS)
         }
         TenantCommand::List { output } => {
