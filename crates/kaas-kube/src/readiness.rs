@@ -1,5 +1,6 @@
 //! Whether applied objects are ready: rollouts done, CRDs established, the rest present.
 
+use futures::future::join_all;
 use kaas_cloud::WorkloadError;
 use kube::Api;
 use kube::api::DynamicObject;
@@ -35,8 +36,9 @@ impl WorkloadClient {
         &self,
         objects: &[Value],
     ) -> Result<Vec<ObjectReadiness>, WorkloadError> {
+        // Discovery first (one request per group-version), then every read at once.
         let mut discovered = Discovered::new(self.client.clone());
-        let mut readiness = Vec::with_capacity(objects.len());
+        let mut planned = Vec::with_capacity(objects.len());
         for (index, object) in objects.iter().enumerate() {
             let reference = ObjectRef::of(object).ok_or_else(|| {
                 invalid(format!(
@@ -48,7 +50,7 @@ impl WorkloadClient {
                 .await
                 .map_err(|e| self.error(e))?;
             let Some((resource, capabilities)) = served else {
-                readiness.push(missing(reference));
+                planned.push((reference, None));
                 continue;
             };
             // Where the object really is, for the request and the message.
@@ -66,11 +68,19 @@ impl WorkloadClient {
                 None => Api::all_with(self.client.clone(), &resource),
                 Some(namespace) => Api::namespaced_with(self.client.clone(), namespace, &resource),
             };
-            let found = api
-                .get_opt(&reference.name)
-                .await
-                .map_err(|e| self.error(e))?;
-            let Some(found) = found else {
+            planned.push((reference, Some((placed, api))));
+        }
+        let reads = join_all(planned.iter().map(|(reference, plan)| async move {
+            match plan {
+                Some((_, api)) => api.get_opt(&reference.name).await,
+                None => Ok(None),
+            }
+        }))
+        .await;
+        let mut readiness = Vec::with_capacity(planned.len());
+        for ((reference, plan), read) in planned.into_iter().zip(reads) {
+            let found = read.map_err(|e| self.error(e))?;
+            let (Some((placed, _)), Some(found)) = (plan, found) else {
                 readiness.push(missing(reference));
                 continue;
             };

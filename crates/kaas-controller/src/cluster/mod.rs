@@ -88,9 +88,14 @@ pub struct ClusterController {
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
     metrics: Metrics,
+    /// Per cluster uid: the addons' readiness as last read (when, for which digest).
+    readiness: std::sync::Mutex<HashMap<String, ReadReadiness>>,
     /// Per cluster uid: the client certificate kaas uses on its API, until when.
     credentials: std::sync::Mutex<HashMap<String, IssuedCredentials>>,
 }
+
+/// The addons' readiness as read at a time, for a digest.
+type ReadReadiness = (std::time::Instant, String, Vec<kaas_cloud::ObjectReadiness>);
 
 /// A client certificate, and when to issue a new one.
 type IssuedCredentials = (DateTime<Utc>, Arc<ClientCredentials>);
@@ -124,6 +129,49 @@ impl ClusterController {
             config,
             metrics,
             credentials: std::sync::Mutex::new(HashMap::new()),
+            readiness: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How each of the addons' objects stands. Read at every reconcile while any is not
+    /// ready; once all are, again only after the steady interval (a health check), so a
+    /// settled cluster costs its API one discovery and a read per object a minute.
+    async fn addons_readiness(
+        &self,
+        cluster: &Cluster,
+        target: &WorkloadClusterRef,
+        desired: &addons::DesiredAddons,
+    ) -> Option<Vec<kaas_cloud::ObjectReadiness>> {
+        let uid = &cluster.metadata.uid;
+        {
+            let cache = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, digest, readiness)) = cache.get(uid)
+                && *digest == desired.digest
+                && at.elapsed() < self.config.steady_interval
+                && readiness.iter().all(|r| r.ready)
+            {
+                return Some(readiness.clone());
+            }
+        }
+        match self.workloads.readiness(target, &desired.objects.0).await {
+            Ok(readiness) => {
+                self.readiness
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        uid.clone(),
+                        (
+                            std::time::Instant::now(),
+                            desired.digest.clone(),
+                            readiness.clone(),
+                        ),
+                    );
+                Some(readiness)
+            }
+            Err(e) => {
+                debug!(error = %e, "cannot read the addons' readiness");
+                None
+            }
         }
     }
 
@@ -192,13 +240,7 @@ impl ClusterController {
                 let desired = self.desired_addons(cloud, cluster, &observed).await;
                 let readiness = match &desired {
                     Ok(d) if !d.objects.0.is_empty() => {
-                        match self.workloads.readiness(&target, &d.objects.0).await {
-                            Ok(r) => Some(r),
-                            Err(e) => {
-                                debug!(error = %e, "cannot read the addons' readiness");
-                                None
-                            }
-                        }
+                        self.addons_readiness(cluster, &target, d).await
                     }
                     _ => Some(Vec::new()),
                 };
