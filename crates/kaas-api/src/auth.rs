@@ -35,6 +35,8 @@ pub const TENANT_HEADER: &str = "kaas-tenant";
 pub const TOKEN_PREFIX: &str = "kaas_";
 /// How long a Keystone token's validation is trusted without asking Keystone again.
 const KEYSTONE_CACHE_TTL: Duration = Duration::from_secs(60);
+/// The most validations kept.
+const KEYSTONE_CACHE_MAX: usize = 10_000;
 
 /// The caller of a request, as authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct Principal {
     pub role: Role,
     /// The bootstrap admin: every tenant, and the operator's endpoints.
     pub operator: bool,
+    /// When the credential the caller used expires (an API token's expiry).
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Principal {
@@ -114,7 +118,13 @@ impl KeystoneCache {
     fn put(&self, key: String, identity: Option<KeystoneIdentity>) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        entries.retain(|_, (until, _)| *until > now);
+        if entries.len() >= KEYSTONE_CACHE_MAX {
+            entries.retain(|_, (until, _)| *until > now);
+        }
+        if entries.len() >= KEYSTONE_CACHE_MAX {
+            // Flooded with tokens: start over rather than grow without bound.
+            entries.clear();
+        }
         entries.insert(key, (now + KEYSTONE_CACHE_TTL, identity));
     }
 }
@@ -192,6 +202,7 @@ async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Principal, Ap
         tenant: tenant.to_owned(),
         role: Role::Admin,
         operator: true,
+        expires_at: None,
     })
 }
 
@@ -232,6 +243,7 @@ async fn api_token(state: &AppState, token: &str) -> Result<Principal, ApiError>
         tenant: tenant.to_owned(),
         role: stored.spec.role,
         operator: false,
+        expires_at: stored.spec.expires_at,
     })
 }
 
@@ -271,12 +283,8 @@ async fn keystone_token(state: &AppState, token: &str) -> Result<Principal, ApiE
     let tenants: Vec<Tenant> = state.store.list_obj(&ListFilter::default()).await?;
     let tenant = tenants
         .iter()
-        .find(|t| {
-            t.spec
-                .project
-                .as_deref()
-                .is_some_and(|p| p == identity.project_id || p == identity.project_name)
-        })
+        // By id only: project names are unique only within a domain.
+        .find(|t| t.spec.project.as_deref() == Some(identity.project_id.as_str()))
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -302,6 +310,7 @@ async fn keystone_token(state: &AppState, token: &str) -> Result<Principal, ApiE
         tenant: tenant.metadata.name.clone(),
         role,
         operator: false,
+        expires_at: None,
     })
 }
 

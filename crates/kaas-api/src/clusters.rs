@@ -71,7 +71,7 @@ async fn check_quota(
     after: Usage,
 ) -> Result<(), ApiError> {
     let Some(t) = state.store.get_obj::<Tenant>(tenant, tenant).await? else {
-        return Ok(());
+        return Err(ApiError::not_found(format!("tenant {tenant:?} not found")));
     };
     let others = others_usage(state, tenant, name).await?;
     kaas_core::access::check_quota(tenant, &t.spec.quotas, others, before, after)

@@ -144,6 +144,26 @@ fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("tenant {name:?} not found"))
 }
 
+/// A project is bound to one tenant at most: Keystone tokens of it map to that tenant.
+async fn check_project_free(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+    let Some(project) = &tenant.spec.project else {
+        return Ok(());
+    };
+    let tenants: Vec<Tenant> = state.store.list_obj(&ListFilter::default()).await?;
+    if let Some(other) = tenants.iter().find(|t| {
+        t.metadata.name != tenant.metadata.name && t.spec.project.as_ref() == Some(project)
+    }) {
+        return Err(ApiError::invalid(ValidationErrors::single(
+            "spec.project",
+            format!(
+                "project {project} is bound to tenant {:?} already",
+                other.metadata.name
+            ),
+        )));
+    }
+    Ok(())
+}
+
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -152,6 +172,7 @@ pub async fn create(
     principal.require_operator()?;
     let sent: Tenant = decode_json(&body).map_err(ApiError::invalid)?;
     validate(&sent)?;
+    check_project_free(&state, &sent).await?;
     let name = sent.metadata.name.clone();
     let tenant = Tenant {
         metadata: ObjectMeta::named(&name),
@@ -161,7 +182,11 @@ pub async fn create(
     if let Some(credentials) = &tenant.spec.credentials {
         store_credentials(&state, &name, credentials).await?;
     }
-    Ok((StatusCode::CREATED, Json(shown(&state, &created).await?)).into_response())
+    let mut response = (StatusCode::CREATED, Json(shown(&state, &created).await?)).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::audit::AuditTenant(name));
+    Ok(response)
 }
 
 pub async fn list(
@@ -219,6 +244,7 @@ pub async fn replace(
             ),
         )));
     }
+    check_project_free(&state, &sent).await?;
     let mut current = load(&state, &principal, &name).await?;
     current.spec = sent.spec;
     let updated = state
@@ -239,6 +265,8 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     principal.require_operator()?;
     load(&state, &principal, &name).await?;
+    // No cluster may be created while the tenant goes.
+    let _quota = state.quota_lock.lock().await;
     if name == DEFAULT_TENANT {
         return Err(ApiError::conflict("the default tenant cannot be deleted"));
     }
@@ -279,7 +307,13 @@ pub async fn delete(
         secrets.delete(&name, &secret).await?;
     }
     match state.store.delete_obj::<Tenant>(&name, &name).await {
-        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            response
+                .extensions_mut()
+                .insert(crate::audit::AuditTenant(name));
+            Ok(response)
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -118,6 +118,17 @@ pub async fn create(
             "must be at most 256 characters",
         )));
     }
+    // A token cannot outlive the one it was made with.
+    let expires_at = match (expires_at, principal.expires_at) {
+        (Some(wanted), Some(limit)) if wanted > limit => {
+            return Err(ApiError::invalid(ValidationErrors::single(
+                "ttl",
+                format!("must end by {limit}, when the caller's own token expires"),
+            )));
+        }
+        (None, Some(limit)) => Some(limit),
+        (wanted, _) => wanted,
+    };
     let id = new_id()?;
     let secret = URL_SAFE_NO_PAD.encode(random(32)?);
     let token = ApiToken::new(
@@ -133,7 +144,11 @@ pub async fn create(
     let created = state.store.create_obj(&tenant, &token).await?;
     let mut body = shown(&created);
     body["token"] = json!(format!("{TOKEN_PREFIX}{tenant}_{id}_{secret}"));
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::audit::AuditTenant(tenant));
+    Ok(response)
 }
 
 pub async fn list(

@@ -112,8 +112,9 @@ impl ApiToken {
 }
 
 /// The vCPUs of a flavor known by its name: OpenStack's classic `m1.*` flavors and
-/// flavors named by the SCS flavor naming standard (`SCS-4V-16`, `SCS-2V-8-20s`: the
-/// number before `V`). `None` for any other name.
+/// flavors named by the SCS flavor naming standard (`SCS-4V-16`, `SCS-2V-8-20s`,
+/// `SCS-16C-64`: the number before the CPU type `L`, `V`, `T` or `C`). `None` for any
+/// other name.
 pub fn flavor_vcpus(flavor: &str) -> Option<u32> {
     match flavor {
         "m1.tiny" | "m1.small" => return Some(1),
@@ -126,7 +127,7 @@ pub fn flavor_vcpus(flavor: &str) -> Option<u32> {
     let count = rest.split('-').next()?;
     let digits = count.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = &count[digits.len()..];
-    if !suffix.starts_with('V') {
+    if !matches!(suffix.chars().next(), Some('L' | 'V' | 'T' | 'C')) {
         return None;
     }
     digits.parse().ok()
@@ -248,7 +249,10 @@ mod tests {
             ("m1.xlarge", Some(8)),
             ("SCS-4V-16", Some(4)),
             ("SCS-2V-8-20s", Some(2)),
-            ("SCS-16L-64", None),
+            ("SCS-16L-64", Some(16)),
+            ("SCS-8T-32", Some(8)),
+            ("SCS-16C-64:100", Some(16)),
+            ("SCS-4X-16", None),
             ("SCS-V-8", None),
             ("c5.large", None),
         ] {

@@ -93,12 +93,13 @@ impl TenantClouds for OpenStackTenants {
             text("applicationCredentialId"),
             text("applicationCredentialSecret"),
         );
-        let mut sessions = self.sessions.lock().await;
-        if let Some((made_with, cloud)) = sessions.get(tenant)
+        if let Some((made_with, cloud)) = self.sessions.lock().await.get(tenant)
             && *made_with == id
         {
             return Ok(cloud.clone());
         }
+        // Signed in without holding the lock: one tenant's slow Keystone answer must not
+        // hold up the others.
         let config = CloudConfig {
             name: None,
             auth: Auth::ApplicationCredential {
@@ -117,9 +118,28 @@ impl TenantClouds for OpenStackTenants {
             .map_err(|e| CloudError::BadRequest {
                 message: format!("tenant {tenant}'s application credential {id} is refused: {e}"),
             })?;
-        info!(tenant, credential = %id, project = ?session.project_id(), "signed in with the tenant's application credential");
+        let bound = self
+            .store
+            .get_obj::<Tenant>(tenant, tenant)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .and_then(|t| t.spec.project);
+        let signed_into = session.project_id();
+        if bound.is_some() && bound != signed_into {
+            return Err(CloudError::BadRequest {
+                message: format!(
+                    "tenant {tenant}'s application credential {id} signs into project {} but the tenant is bound to project {}",
+                    signed_into.as_deref().unwrap_or("(none)"),
+                    bound.as_deref().unwrap_or_default()
+                ),
+            });
+        }
+        info!(tenant, credential = %id, project = ?signed_into, "signed in with the tenant's application credential");
         let cloud = Arc::new(OpenStackCloud::new(session));
-        sessions.insert(tenant.to_owned(), (id, cloud.clone()));
+        self.sessions
+            .lock()
+            .await
+            .insert(tenant.to_owned(), (id, cloud.clone()));
         Ok(cloud)
     }
 }

@@ -209,6 +209,8 @@ impl Gateway {
         let mut shutdown = self.shutdown.clone();
         let ca = pki.kubernetes_ca.cert_pem.clone();
         let name = cluster.cluster_name.clone();
+        let served = self.served.clone();
+        let uid = cluster.cluster_uid.clone();
         tokio::spawn(async move {
             let stop = async move {
                 tokio::select! {
@@ -229,6 +231,8 @@ impl Gateway {
                 warn!(cluster = %name, error = %e, "the simulated API server stopped");
             }
             controllers.abort();
+            // Not served any more: the next request serves it afresh.
+            served.lock().await.remove(&uid);
         });
         let url = format!("https://{addr}");
         info!(cluster = %cluster.cluster_name, %url, "serving the simulated cluster's API");

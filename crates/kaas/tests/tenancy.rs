@@ -361,6 +361,49 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         text(&out)
     );
 
+    // A token cannot outlive the token it was made with.
+    let out = server.kaas(&[
+        "token", "create", "--tenant", "acme", "--role", "admin", "--ttl", "1h",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let short_lived = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = kaas_as(
+        &server,
+        &short_lived,
+        &["token", "create", "--role", "viewer", "--ttl", "30d"],
+    );
+    assert!(
+        text(&out).contains("when the caller's own token expires"),
+        "{}",
+        text(&out)
+    );
+    ok_as(
+        &server,
+        &short_lived,
+        &["token", "create", "--role", "viewer"],
+    );
+    let tokens: Value = serde_json::from_str(&ok_as(
+        &server,
+        &acme_admin,
+        &["token", "list", "-o", "json"],
+    ))
+    .unwrap();
+    let expiring = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["spec"]["expiresAt"].is_string())
+        .count();
+    assert_eq!(expiring, 2, "{tokens:#}");
+
+    // A project is bound to one tenant at most.
+    let out = server.kaas(&["tenant", "create", "copycat", "--project", "p-acme"]);
+    assert!(
+        text(&out).contains("bound to tenant \"acme\" already"),
+        "{}",
+        text(&out)
+    );
+
     // A tenant with clusters stays.
     let out = server.kaas(&["tenant", "delete", "acme"]);
     assert!(
@@ -413,7 +456,24 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         "quota and role refusals"
     );
     assert!(find("token:", "DELETE", "/v1/clusters/g1", 404));
-    assert!(find("anonymous", "POST", "/v1/clusters", 401));
+    // Unauthenticated calls go to the log, not to the table anyone could fill.
+    assert!(!entries.iter().any(|e| e["who"] == "anonymous"));
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(
+        log.contains("\"anonymous\"") && log.contains("kaas::audit"),
+        "no audit line for the anonymous call"
+    );
+    // Reads that hand out secrets are audited too, refused ones included.
+    assert!(
+        find("token:", "GET", "/v1/clusters/g1/kubeconfig", 404),
+        "kubeconfigs are audited"
+    );
+    // The operator's token for tenant acme is filed under acme.
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["who"] == "admin" && e["path"] == "/v1/tokens" && e["tenant"] == "acme")
+    );
     assert!(find(
         "token:",
         "DELETE",
@@ -421,8 +481,10 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         204
     ));
     assert!(
-        entries.iter().all(|e| e["method"] != "GET"),
-        "reads are not audited"
+        entries
+            .iter()
+            .all(|e| e["method"] != "GET" || e["path"].as_str().unwrap().ends_with("/kubeconfig")),
+        "plain reads are not audited"
     );
     assert!(
         entries

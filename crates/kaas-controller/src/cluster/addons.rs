@@ -111,10 +111,24 @@ pub fn plan_addons(cluster: &Cluster, observed: &Observed, plan: &mut Plan) {
     else {
         return;
     };
-    if desired.addons.is_empty() || !control_plane_settled(observed) {
+    let applied = cluster.status.addons.digest.as_deref() == Some(desired.digest.as_str());
+    if desired.addons.is_empty() {
+        // No addon wanted any more: an empty apply prunes what the set still holds.
+        if !applied && cluster.status.addons.digest.is_some() {
+            plan.steps.push(Step::ApplyAddons {
+                stack: desired.stack.clone(),
+                digest: desired.digest.clone(),
+                objects: desired.objects.clone(),
+            });
+        }
         return;
     }
-    let applied = cluster.status.addons.digest.as_deref() == Some(desired.digest.as_str());
+    if !control_plane_settled(observed) {
+        return;
+    }
+    if readiness.iter().any(|r| !r.ready) {
+        plan.wait("the addons to be ready");
+    }
     if !applied || readiness.iter().any(|r| r.missing) {
         plan.steps.push(Step::ApplyAddons {
             stack: desired.stack.clone(),

@@ -1056,6 +1056,15 @@ impl Reconciler for ClusterController {
             }
         }
         if outcome.cluster_removed {
+            let uid = &cluster.metadata.uid;
+            self.readiness
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(uid);
+            self.credentials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(uid);
             self.event(
                 &cluster,
                 EventType::Normal,

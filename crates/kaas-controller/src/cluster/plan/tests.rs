@@ -2801,3 +2801,30 @@ fn addons_that_cannot_be_rendered_say_why() {
     assert_eq!(addons.reason, "RenderFailed");
     assert!(addons.message.contains("e-mail"));
 }
+
+#[test]
+fn turning_off_the_last_addon_prunes_it_and_unready_addons_are_waited_for() {
+    let mut cluster = with_members(mk_cluster(1, 0), &["10.0.0.11:6443"]);
+    let observed = with_addons(&cluster, VERSION, readiness(false, false));
+    cluster.status.addons.digest = Some(desired_digest(&observed));
+    let waiting = plan(&cluster, &observed);
+    assert_steps(&waiting, &[]);
+    assert_waiting_for(&waiting, "the addons to be ready");
+    assert!(!waiting.is_settled());
+
+    let mut none = observed.clone();
+    none.addons = Some(super::super::addons::ObservedAddons {
+        desired: Ok(super::super::addons::DesiredAddons::new(
+            "scs-1.36",
+            Vec::new(),
+        )),
+        readiness: Some(Vec::new()),
+    });
+    assert_steps(&plan(&cluster, &none), &["apply-addons scs-1.36"]);
+    // Once that empty set is applied, nothing more.
+    cluster.status.addons.digest = Some(desired_digest(&none));
+    assert_steps(&plan(&cluster, &none), &[]);
+    // A cluster that never had addons applies nothing.
+    cluster.status.addons.digest = None;
+    assert_steps(&plan(&cluster, &none), &[]);
+}
