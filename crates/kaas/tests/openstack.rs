@@ -846,6 +846,8 @@ fn a_tenants_clusters_are_built_in_its_own_project_with_its_credential() {
         "{}",
         text(&out)
     );
+    // A project binds one tenant at most.
+    server.ok(&["tenant", "delete", "nocred"]);
 
     let out = Command::new(common::KAAS)
         .args(["tenant", "create", "b", "--project", &project])
