@@ -49,10 +49,8 @@ async fn check_tenant_cloud(state: &AppState, tenant: &str) -> Result<(), ApiErr
     };
     let secrets = kaas_store::Secrets::new(state.store.as_ref(), &state.sealer);
     let has_credential = secrets
-        .list_names(tenant, None)
-        .await?
-        .iter()
-        .any(|n| n == kaas_core::naming::TENANT_CREDENTIALS_SECRET);
+        .exists(tenant, kaas_core::naming::TENANT_CREDENTIALS_SECRET)
+        .await?;
     if has_credential {
         return Ok(());
     }

@@ -100,11 +100,7 @@ fn validate(tenant: &Tenant) -> Result<(), ApiError> {
 async fn shown(state: &AppState, tenant: &Tenant) -> Result<Value, ApiError> {
     let name = &tenant.metadata.name;
     let secrets = Secrets::new(state.store.as_ref(), &state.sealer);
-    let credentials = secrets
-        .list_names(name, None)
-        .await?
-        .iter()
-        .any(|n| n == CREDENTIALS_SECRET);
+    let credentials = secrets.exists(name, CREDENTIALS_SECRET).await?;
     let clusters: Vec<Cluster> = state
         .store
         .list_obj(&ListFilter {

@@ -719,6 +719,15 @@ impl<'a> Secrets<'a> {
         data.map(Some)
     }
 
+    /// Whether secret `name` exists (nothing is decrypted).
+    pub async fn exists(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .get(&ObjectKey::new(SECRET_KIND, tenant, name))
+            .await?
+            .is_some())
+    }
+
     /// Deletes secret `name`; false if there was none.
     pub async fn delete(&self, tenant: &str, name: &str) -> Result<bool, StoreError> {
         match self

@@ -463,14 +463,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredEvent {
-                    seq: row.try_get("seq").map_err(backend)?,
-                    body: body_of(row)?,
-                })
-            })
-            .collect()
+        stored_events(&rows)
     }
 
     async fn append_audit(&self, tenant: &str, body: Value) -> Result<i64, StoreError> {
@@ -502,14 +495,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await
         .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
-                Ok(StoredEvent {
-                    seq: row.try_get("seq").map_err(backend)?,
-                    body: body_of(row)?,
-                })
-            })
-            .collect()
+        stored_events(&rows)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -519,6 +505,18 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// Rows of `seq, body` (events, audit entries) as [`StoredEvent`]s.
+fn stored_events(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<StoredEvent>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(StoredEvent {
+                seq: row.try_get("seq").map_err(backend)?,
+                body: body_of(row)?,
+            })
+        })
+        .collect()
 }
 
 /// The columns of a stored object that a write needs.

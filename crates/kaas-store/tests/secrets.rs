@@ -542,9 +542,12 @@ async fn secrets_are_created_once_listed_and_deleted() {
     );
     assert_eq!(secrets.list_names("other", None).await.unwrap(), ["c"]);
     assert_eq!(secrets.get("other", "c").await.unwrap(), Some(Value::Null));
+    assert!(secrets.exists("other", "c").await.unwrap());
+    assert!(!secrets.exists("default", "c").await.unwrap());
 
     assert!(secrets.delete("default", "a").await.unwrap());
     assert!(!secrets.delete("default", "a").await.unwrap());
+    assert!(!secrets.exists("default", "a").await.unwrap());
     assert_eq!(secrets.get("default", "a").await.unwrap(), None);
     assert_eq!(secrets.list_names("default", None).await.unwrap(), ["b"]);
 
