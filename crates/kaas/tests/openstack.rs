@@ -66,31 +66,40 @@ fn prepare_cloud() {
         std::path::Path::new("/etc/openstack/clouds.yaml").exists(),
         "no /etc/openstack/clouds.yaml: run dev/openstack/up.sh to bring up the test cloud"
     );
-    let catalog = kaas_core::stack::StackCatalog::builtin().unwrap();
-    let image = catalog
+    ensure_node_image(|args| openstack(CLOUD, args));
+}
+
+/// The default stack's node image name.
+fn node_image() -> String {
+    kaas_core::stack::StackCatalog::builtin()
+        .unwrap()
         .find(kaas_core::stack::DEFAULT_STACK)
         .unwrap()
         .image()
-        .to_owned();
-    let have = openstack(CLOUD, &["image", "list", "--name", &image]);
-    if items(&have).is_empty() {
-        let file = std::env::temp_dir().join("kaas-fake-node-image.raw");
-        std::fs::write(&file, vec![0u8; 1 << 20]).unwrap();
-        openstack_ok(
-            CLOUD,
-            &[
-                "image",
-                "create",
-                "--disk-format",
-                "raw",
-                "--container-format",
-                "bare",
-                "--file",
-                file.to_str().unwrap(),
-                &image,
-            ],
-        );
+        .to_owned()
+}
+
+/// Uploads a fake node image (1 MiB of zeros) under the default stack's image name
+/// where `openstack` (the CLI, in some project) does not see one.
+fn ensure_node_image(openstack: impl Fn(&[&str]) -> Value) {
+    let image = node_image();
+    if !items(&openstack(&["image", "list", "--name", &image])).is_empty() {
+        return;
     }
+    let file =
+        std::env::temp_dir().join(format!("kaas-fake-node-image-{}.raw", std::process::id()));
+    std::fs::write(&file, vec![0u8; 1 << 20]).unwrap();
+    openstack(&[
+        "image",
+        "create",
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        "--file",
+        file.to_str().unwrap(),
+        &image,
+    ]);
 }
 
 fn start_server(dir: &std::path::Path) -> Server {
@@ -784,30 +793,7 @@ fn a_tenants_clusters_are_built_in_its_own_project_with_its_credential() {
             &["role", "add", "--project", PROJECT, "--user", "demo", role],
         );
     }
-    let image = kaas_core::stack::StackCatalog::builtin()
-        .unwrap()
-        .find(kaas_core::stack::DEFAULT_STACK)
-        .unwrap()
-        .image()
-        .to_owned();
-    if items(&openstack_in(PROJECT, &["image", "list", "--name", &image])).is_empty() {
-        let file = std::env::temp_dir().join("kaas-fake-node-image-b.raw");
-        std::fs::write(&file, vec![0u8; 1 << 20]).unwrap();
-        openstack_in(
-            PROJECT,
-            &[
-                "image",
-                "create",
-                "--disk-format",
-                "raw",
-                "--container-format",
-                "bare",
-                "--file",
-                file.to_str().unwrap(),
-                &image,
-            ],
-        );
-    }
+    ensure_node_image(|args| openstack_in(PROJECT, args));
     let credential_name = format!("kaas-tenant-b-{}", std::process::id());
     let credential = openstack_in(
         PROJECT,
@@ -849,15 +835,19 @@ fn a_tenants_clusters_are_built_in_its_own_project_with_its_credential() {
     // A project binds one tenant at most.
     server.ok(&["tenant", "delete", "nocred"]);
 
-    let out = Command::new(common::KAAS)
-        .args(["tenant", "create", "b", "--project", &project])
-        .args(["--application-credential-id", &credential_id])
-        .env("KAAS_SERVER", server.url())
-        .env("KAAS_TOKEN", server.token())
-        .env("KAAS_CONFIG", server.config_file())
-        .env("KAAS_APPLICATION_CREDENTIAL_SECRET", &credential_secret)
-        .output()
-        .unwrap();
+    let out = server.kaas_as(
+        &server.token(),
+        &[("KAAS_APPLICATION_CREDENTIAL_SECRET", &credential_secret)],
+        &[
+            "tenant",
+            "create",
+            "b",
+            "--project",
+            &project,
+            "--application-credential-id",
+            &credential_id,
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let _cleanup = DeleteOnFailureIn(&server, "b", "bc");
     server.ok(&[

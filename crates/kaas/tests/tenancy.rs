@@ -14,15 +14,18 @@ use serde_json::{Value, json};
 
 /// The CLI as the holder of `token`.
 fn kaas_as(server: &Server, token: &str, args: &[&str]) -> Output {
-    Command::new(KAAS)
-        .args(args)
-        .env("KAAS_SERVER", server.url())
-        .env("KAAS_TOKEN", token)
-        .env("KAAS_CONFIG", server.config_file())
-        .env_remove("KAAS_CONTEXT")
-        .env_remove("KAAS_TENANT")
-        .output()
-        .unwrap()
+    server.kaas_as(token, &[], args)
+}
+
+/// `kaas tenant create ARGS` as the operator, with the application credential's secret
+/// in the environment as the CLI takes it.
+fn create_tenant_with_secret(server: &Server, secret: &str, args: &[&str]) -> Output {
+    let args: Vec<&str> = ["tenant", "create"].iter().chain(args).copied().collect();
+    server.kaas_as(
+        &server.token(),
+        &[("KAAS_APPLICATION_CREDENTIAL_SECRET", secret)],
+        &args,
+    )
 }
 
 fn ok_as(server: &Server, token: &str, args: &[&str]) -> String {
@@ -103,15 +106,17 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         "1",
     ]);
     let credential_secret = "sup3r-s3cret-credential-value";
-    let out = Command::new(KAAS)
-        .args(["tenant", "create", "globex", "--max-machines", "4"])
-        .args(["--application-credential-id", "ac-globex"])
-        .env("KAAS_SERVER", server.url())
-        .env("KAAS_TOKEN", &admin)
-        .env("KAAS_CONFIG", server.config_file())
-        .env("KAAS_APPLICATION_CREDENTIAL_SECRET", credential_secret)
-        .output()
-        .unwrap();
+    let out = create_tenant_with_secret(
+        &server,
+        credential_secret,
+        &[
+            "globex",
+            "--max-machines",
+            "4",
+            "--application-credential-id",
+            "ac-globex",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let tenants = server.ok(&["tenant", "list"]);
     assert!(
@@ -545,20 +550,11 @@ fn rotating_the_key_reseals_every_secret_so_the_old_key_can_go() {
         "1",
         "--wait",
     ]);
-    let out = Command::new(KAAS)
-        .args([
-            "tenant",
-            "create",
-            "acme",
-            "--application-credential-id",
-            "ac-1",
-        ])
-        .env("KAAS_SERVER", server.url())
-        .env("KAAS_TOKEN", server.token())
-        .env("KAAS_CONFIG", server.config_file())
-        .env("KAAS_APPLICATION_CREDENTIAL_SECRET", "rotate-me-secret")
-        .output()
-        .unwrap();
+    let out = create_tenant_with_secret(
+        &server,
+        "rotate-me-secret",
+        &["acme", "--application-credential-id", "ac-1"],
+    );
     assert!(out.status.success(), "{}", text(&out));
     server.stop();
 

@@ -123,13 +123,20 @@ impl Server {
 
     /// Runs the CLI against this server.
     pub fn kaas(&self, args: &[&str]) -> Output {
+        self.kaas_as(&self.token(), &[], args)
+    }
+
+    /// Runs the CLI against this server as the holder of `token`, with `env` set.
+    pub fn kaas_as(&self, token: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
         Command::new(KAAS)
             .args(args)
             .env("KAAS_SERVER", self.url())
-            .env("KAAS_TOKEN", self.token())
+            .env("KAAS_TOKEN", token)
             // Never the developer's own contexts (~/.config/kaas/config.yaml).
             .env("KAAS_CONFIG", self.config_file())
             .env_remove("KAAS_CONTEXT")
+            .env_remove("KAAS_TENANT")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
