@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::Client;
-use super::output::{Format, print_value, table};
+use super::output::{Format, print_list, print_value};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -208,15 +208,17 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
         }
         TenantCommand::List { output } => {
             let list = client.get("/v1/tenants").await?;
-            if output != Format::Table {
-                print_value(&list, output)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = list["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
+            print_list(
+                &list,
+                output,
+                &[
+                    "NAME",
+                    "PROJECT",
+                    "CLUSTERS",
+                    "QUOTA (CLUSTERS/MACHINES/VCPUS)",
+                    "CREDENTIALS",
+                ],
+                |t| {
                     let q = &t["spec"]["quotas"];
                     vec![
                         text(&t["metadata"]["name"]),
@@ -235,21 +237,8 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
                         }
                         .to_owned(),
                     ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "NAME",
-                        "PROJECT",
-                        "CLUSTERS",
-                        "QUOTA (CLUSTERS/MACHINES/VCPUS)",
-                        "CREDENTIALS"
-                    ],
-                    &rows
-                )
-            );
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         TenantCommand::Get { name, output } => {
@@ -299,15 +288,11 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> Result<ExitCode> {
         }
         TokenCommand::List { output } => {
             let list = client.get("/v1/tokens").await?;
-            if output != Format::Table {
-                print_value(&list, output)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = list["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
+            print_list(
+                &list,
+                output,
+                &["ID", "ROLE", "EXPIRES", "CREATED BY", "DESCRIPTION"],
+                |t| {
                     vec![
                         text(&t["metadata"]["name"]),
                         text(&t["spec"]["role"]),
@@ -315,15 +300,8 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> Result<ExitCode> {
                         text(&t["spec"]["createdBy"]),
                         text(&t["spec"]["description"]),
                     ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(
-                    &["ID", "ROLE", "EXPIRES", "CREATED BY", "DESCRIPTION"],
-                    &rows
-                )
-            );
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         TokenCommand::Revoke { id } => {
@@ -348,15 +326,11 @@ pub async fn audit(client: &Client, cmd: AuditCommand) -> Result<ExitCode> {
         path.push_str(&format!("&tenant={t}"));
     }
     let list = client.get(&path).await?;
-    if output != Format::Table {
-        print_value(&list, output)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows: Vec<Vec<String>> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
+    print_list(
+        &list,
+        output,
+        &["SEQ", "AT", "WHO", "TENANT", "REQUEST", "RESULT"],
+        |e| {
             vec![
                 text(&e["seq"]),
                 text(&e["at"]),
@@ -365,12 +339,8 @@ pub async fn audit(client: &Client, cmd: AuditCommand) -> Result<ExitCode> {
                 format!("{} {}", text(&e["method"]), text(&e["path"])),
                 format!("{} {}", text(&e["status"]), text(&e["result"])),
             ]
-        })
-        .collect();
-    print!(
-        "{}",
-        table(&["SEQ", "AT", "WHO", "TENANT", "REQUEST", "RESULT"], &rows)
-    );
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

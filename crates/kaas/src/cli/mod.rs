@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 pub use client::{ApiFailure, Client};
-use output::{CLUSTER_HEADERS, Format, cluster_row, print_value, table};
+use output::{CLUSTER_HEADERS, Format, cluster_row, print_list, print_value, table};
 pub use wait::settled;
 
 use crate::server::{CloudKind, ServerConfig};
@@ -443,13 +443,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let list = client()?
                 .get(&format!("/v1/clusters/{cluster}/machines"))
                 .await?;
-            if output != Format::Table {
-                print_value(&list, output)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let rows: Vec<Vec<String>> = items(&list)
-                .iter()
-                .map(|m| {
+            print_list(
+                &list,
+                output,
+                &[
+                    "NAME", "POOL", "ROLE", "PHASE", "VERSION", "ADDRESS", "SERVER",
+                ],
+                |m| {
                     let s = &m["status"];
                     vec![
                         m["metadata"]["name"].as_str().unwrap_or("").to_owned(),
@@ -460,17 +460,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                         s["addresses"][0].as_str().unwrap_or("-").to_owned(),
                         s["serverId"].as_str().unwrap_or("-").to_owned(),
                     ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "NAME", "POOL", "ROLE", "PHASE", "VERSION", "ADDRESS", "SERVER"
-                    ],
-                    &rows
-                )
-            );
+                },
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Apply { file, wait } => {

@@ -41,6 +41,27 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Prints a list (`{items: [...]}`) as JSON or YAML, or as a table of `headers` with
+/// `row` of each item.
+pub fn print_list(
+    list: &Value,
+    format: Format,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> Result<()> {
+    if format != Format::Table {
+        return print_value(list, format);
+    }
+    let rows: Vec<Vec<String>> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(row)
+        .collect();
+    print!("{}", table(headers, &rows));
+    Ok(())
+}
+
 pub fn print_value(value: &Value, format: Format) -> Result<()> {
     match format {
         Format::Json | Format::Table => println!("{}", serde_json::to_string_pretty(value)?),
