@@ -4,16 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
+use kaas_bootstrap::{
+    ApiServerSans, CertAndKey, ClusterPki, issue_admin_client_cert, issue_apiserver_cert,
+};
 use kaas_kube::{ClusterAccess, WorkloadClient};
 use kaas_kube_sim::{ApiServer, NodeSpec, router, serve_tls};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, date_time_ymd,
-};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -25,80 +25,39 @@ pub struct Pem {
 }
 
 /// A CA, the serving certificate it issued for 127.0.0.1, and an admin client
-/// certificate (CN admin, O system:masters).
+/// certificate (CN kaas, O kubeadm:cluster-admins).
 pub struct TestPki {
     pub ca: Pem,
     pub server: Pem,
     pub admin: Pem,
 }
 
-fn name(parts: &[(DnType, &str)]) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    for (kind, value) in parts {
-        dn.push(kind.clone(), *value);
-    }
-    dn
-}
-
-fn valid(params: &mut CertificateParams) {
-    params.not_before = date_time_ymd(2024, 1, 1);
-    params.not_after = date_time_ymd(2044, 1, 1);
-}
-
-fn ca(cn: &str) -> (Pem, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = name(&[(DnType::CommonName, cn)]);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-    ];
-    valid(&mut params);
-    let cert = params.self_signed(&key).unwrap();
-    let pem = Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
-    };
-    (pem, Issuer::new(params, key))
-}
-
-fn leaf(issuer: &Issuer<'_, KeyPair>, subject: &[(DnType, &str)], server: bool) -> Pem {
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name = name(subject);
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    if server {
-        params.subject_alt_names = vec![SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST))];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    } else {
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    }
-    params.use_authority_key_identifier_extension = true;
-    valid(&mut params);
-    let cert = params.signed_by(&key, issuer).unwrap();
-    Pem {
-        cert: cert.pem(),
-        key: key.serialize_pem(),
+impl From<CertAndKey> for Pem {
+    fn from(c: CertAndKey) -> Self {
+        Pem {
+            cert: c.cert_pem,
+            key: c.key_pem,
+        }
     }
 }
 
-/// A fresh PKI: one CA issuing both the server and the client certificate.
+/// A fresh PKI, as kaas makes one for a cluster: its Kubernetes CA, the API server's
+/// serving certificate (127.0.0.1 among its names) and an admin client certificate.
 pub fn pki() -> TestPki {
-    let (ca, issuer) = ca("kaas-kube-test-ca");
+    let now = Utc::now();
+    let cluster = ClusterPki::generate("kaas-kube-test", now).unwrap();
+    let sans = ApiServerSans {
+        service_cidr: "10.96.0.0/12".to_owned(),
+        load_balancer_address: Ipv4Addr::LOCALHOST.to_string(),
+        floating_ip: None,
+        extra: Vec::new(),
+    };
     TestPki {
-        server: leaf(&issuer, &[(DnType::CommonName, "kube-apiserver")], true),
-        admin: leaf(
-            &issuer,
-            &[
-                (DnType::OrganizationName, "system:masters"),
-                (DnType::CommonName, "kaas"),
-            ],
-            false,
-        ),
-        ca,
+        server: issue_apiserver_cert(&cluster, &sans, now).unwrap().into(),
+        admin: issue_admin_client_cert(&cluster, "kaas", Duration::from_secs(3600), now)
+            .unwrap()
+            .into(),
+        ca: cluster.kubernetes_ca.into(),
     }
 }
 
