@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::{Request, State};
@@ -187,6 +187,8 @@ impl Gateway {
                 ..cluster.clone()
             },
             api: api.clone(),
+            fresh_for: self.controller_period,
+            last: std::sync::Mutex::new(None),
         });
         let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(sync, sync_first));
         let controllers = api.spawn_controllers(self.controller_period);
@@ -350,6 +352,39 @@ struct ClusterSync {
     blocked: Option<BlockedNodes>,
     cluster: WorkloadClusterRef,
     api: Arc<ApiServer>,
+    /// How long what the machines said holds: a burst of requests (a readiness check
+    /// reads every addon object) asks them once, not once per request (on a real
+    /// cloud, each time a listing of the cluster's servers).
+    fresh_for: Duration,
+    /// When the machines were last asked, and why the API did not answer then.
+    last: std::sync::Mutex<Option<(Instant, Option<String>)>>,
+}
+
+impl ClusterSync {
+    /// Brings the nodes up to date unless they are fresh; `Err` while the machines say
+    /// the API server does not run.
+    async fn refresh(&self) -> Result<(), String> {
+        if let Some((at, down)) = &*self.last.lock().unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < self.fresh_for
+        {
+            return down.clone().map_or(Ok(()), Err);
+        }
+        let down = match self.machines.nodes(&self.cluster).await {
+            Ok(nodes) => {
+                let specs: Vec<NodeSpec> = nodes.iter().map(node_spec).collect();
+                self.api.set_nodes(&specs);
+                if let Some(blocked) = &self.blocked {
+                    protect(&self.api, &blocked(&self.cluster.cluster_uid), &nodes);
+                }
+                None
+            }
+            Err(WorkloadError::Unreachable { message, .. } | WorkloadError::Api { message }) => {
+                Some(message)
+            }
+        };
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), down.clone()));
+        down.map_or(Ok(()), Err)
+    }
 }
 
 /// Brings the nodes up to date before the request is served; no answer while the
@@ -359,21 +394,9 @@ async fn sync_first(
     request: Request,
     next: Next,
 ) -> Response {
-    match sync.machines.nodes(&sync.cluster).await {
-        Ok(nodes) => {
-            let specs: Vec<NodeSpec> = nodes.iter().map(node_spec).collect();
-            sync.api.set_nodes(&specs);
-            if let Some(blocked) = &sync.blocked {
-                protect(&sync.api, &blocked(&sync.cluster.cluster_uid), &nodes);
-            }
-            next.run(request).await
-        }
-        Err(e) => {
-            let message = match e {
-                WorkloadError::Unreachable { message, .. } | WorkloadError::Api { message } => {
-                    message
-                }
-            };
+    match sync.refresh().await {
+        Ok(()) => next.run(request).await,
+        Err(message) => {
             let status = json!({
                 "kind": "Status",
                 "apiVersion": "v1",
