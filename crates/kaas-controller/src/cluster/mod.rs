@@ -88,6 +88,8 @@ pub struct ClusterController {
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
     metrics: Metrics,
+    /// Per cluster uid: the addons as last rendered, and from what.
+    rendered: std::sync::Mutex<HashMap<String, (String, addons::DesiredAddons)>>,
     /// Per cluster uid: the addons' readiness as last read (when, for which digest).
     readiness: std::sync::Mutex<HashMap<String, ReadReadiness>>,
     /// Per cluster uid: the client certificate kaas uses on its API, until when.
@@ -130,6 +132,7 @@ impl ClusterController {
             metrics,
             credentials: std::sync::Mutex::new(HashMap::new()),
             readiness: std::sync::Mutex::new(HashMap::new()),
+            rendered: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -377,6 +380,27 @@ impl ClusterController {
             .get("applicationCredential")
             .map(|r| r.id.clone())
             .ok_or("the cluster's application credential does not exist yet")?;
+        let spec = &cluster.spec;
+        // Everything the rendering depends on but the credential's secret, which is
+        // chosen once per credential.
+        let inputs = format!(
+            "{}|{refs:?}|{credential_id}|{:?}|{}|{:?}|{:?}",
+            stack.name(),
+            spec.network,
+            cloud.auth_url(),
+            self.config.region,
+            spec.addons,
+        );
+        let uid = &cluster.metadata.uid;
+        if let Some((cached, desired)) = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            && *cached == inputs
+        {
+            return Ok(desired.clone());
+        }
         let secret = self
             .secrets()
             .get(&cluster.metadata.tenant, &cloud_credential_secret(cluster))
@@ -384,7 +408,6 @@ impl ClusterController {
             .map_err(|e| e.to_string())?
             .and_then(|d| d["secret"].as_str().map(str::to_owned))
             .ok_or("the cluster's application credential secret is not stored")?;
-        let spec = &cluster.spec;
         let values = AddonValues {
             cluster_name: cluster.metadata.name.clone(),
             cluster_uid: cluster.metadata.uid.clone(),
@@ -408,7 +431,12 @@ impl ClusterController {
                 .map(|c| c.acme_email.clone()),
         };
         let rendered = render_addons(&refs, &values).map_err(|e| e.to_string())?;
-        Ok(addons::DesiredAddons::new(stack.name(), rendered))
+        let desired = addons::DesiredAddons::new(stack.name(), rendered);
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone(), (inputs, desired.clone()));
+        Ok(desired)
     }
 
     async fn update_machine(
@@ -1058,6 +1086,10 @@ impl Reconciler for ClusterController {
         if outcome.cluster_removed {
             let uid = &cluster.metadata.uid;
             self.readiness
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(uid);
+            self.rendered
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(uid);
