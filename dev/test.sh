@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 
+# A one-off build gains nothing from incremental caches, which would double the size of
+# target/ (see [profile.dev] in Cargo.toml for the rest of the disk budget).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+echo "==> disk: $(df -h --output=avail . | tail -n 1 | tr -d ' ') free"
+
 # Debian packages for the tools the tests check artifacts with.
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
