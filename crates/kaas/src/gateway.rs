@@ -16,9 +16,14 @@
 //! kaas serves the cluster again. A snapshot that cannot be read (its key was rotated
 //! away) is set aside and the cluster starts empty: the controller, finding its addons
 //! missing, applies them again. When the cluster is gone from the store, its API server
-//! stops and its snapshot is removed.
+//! stops and its snapshot is removed; snapshots of clusters deleted while kaas was
+//! down are swept when it starts ([`Gateway::sweep`]).
+//!
+//! Serving one cluster (reading its CA, issuing a certificate, reading its snapshot)
+//! never holds up requests to another: each cluster has a slot of its own, and the
+//! snapshot files are read and written off the async runtime.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,7 +40,7 @@ use kaas_core::Cluster;
 use kaas_core::naming::pki_secret;
 use kaas_core::stack::StackCatalog;
 use kaas_kube_sim::{ApiServer, NodeSpec, Taint, router, serve_tls};
-use kaas_store::{Sealed, SecretBox, Secrets, Store, StoreExt};
+use kaas_store::{ListFilter, Sealed, SecretBox, Secrets, Store, StoreExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
 use tracing::{debug, info, warn};
@@ -67,8 +72,12 @@ pub struct Gateway {
     /// Where the API servers' snapshots are kept; `None`: in memory only.
     state_dir: Option<PathBuf>,
     /// The URL of each cluster served, by uid.
-    served: Arc<Mutex<HashMap<String, String>>>,
+    served: Served,
 }
+
+/// The URL of each cluster served (`None` while it is being started), by uid. The map's
+/// lock is held only to find a cluster's slot; the slot's lock, while it starts.
+type Served = Arc<Mutex<HashMap<String, Arc<Mutex<Option<String>>>>>>;
 
 /// How often a changed API server is written down, and a served cluster is checked to
 /// still exist.
@@ -114,27 +123,29 @@ impl Gateway {
         }
     }
 
-    /// The API server of cluster `uid` as last written down, if it can be read.
-    fn restore(&self, uid: &str, version: &str) -> Option<ApiServer> {
-        let path = self.state_dir.as_ref()?.join(format!("{uid}.sealed"));
-        let text = std::fs::read(&path).ok()?;
-        let restored = serde_json::from_slice::<Sealed>(&text)
-            .map_err(|e| e.to_string())
-            .and_then(|sealed| self.sealer.open(&sealed, uid).map_err(|e| e.to_string()))
-            .and_then(|plain| serde_json::from_slice::<Value>(&plain).map_err(|e| e.to_string()))
-            .and_then(|snapshot| ApiServer::restore(version, &snapshot));
-        match restored {
-            Ok(api) => {
-                info!(cluster_uid = %uid, "restored the simulated cluster's objects");
-                Some(api)
-            }
-            Err(e) => {
-                let aside = path.with_extension("unreadable");
-                warn!(cluster_uid = %uid, error = %e, aside = %aside.display(), "cannot restore the simulated cluster's objects; starting it empty");
-                let _ = std::fs::rename(&path, aside);
-                None
-            }
+    /// Removes the snapshots of clusters that are no longer in the store (deleted while
+    /// kaas was down, or before their snapshot's removal was written through); returns
+    /// how many. A snapshot of a cluster that exists is kept, served or not.
+    pub async fn sweep(&self) -> Result<usize, String> {
+        let Some(dir) = self.state_dir.clone() else {
+            return Ok(0);
+        };
+        let clusters: Vec<Cluster> = self
+            .store
+            .list_obj(&ListFilter::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let live: HashSet<String> = clusters.into_iter().map(|c| c.metadata.uid).collect();
+        let swept = tokio::task::spawn_blocking(move || sweep_dir(&dir, &live))
+            .await
+            .map_err(|e| e.to_string())??;
+        if swept > 0 {
+            info!(
+                swept,
+                "removed the snapshots of simulated clusters that are gone"
+            );
         }
+        Ok(swept)
     }
 
     /// Starts serving cluster `cluster`: a serving certificate from its CA, a port.
@@ -169,10 +180,21 @@ impl Gateway {
             .find(&stored.spec.stack)
             .map(|s| s.spec.kubernetes_version.clone());
         let version = version.unwrap_or_else(|| kaas_kube_sim::DEFAULT_VERSION.to_owned());
-        let api = Arc::new(
-            self.restore(&cluster.cluster_uid, &version)
-                .unwrap_or_else(|| ApiServer::with_version(&version)),
-        );
+        let restored = match &self.state_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{}.sealed", cluster.cluster_uid));
+                let (sealer, uid, v) = (
+                    self.sealer.clone(),
+                    cluster.cluster_uid.clone(),
+                    version.clone(),
+                );
+                tokio::task::spawn_blocking(move || restore(&path, &sealer, &uid, &v))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
+            }
+            None => None,
+        };
+        let api = Arc::new(restored.unwrap_or_else(|| ApiServer::with_version(&version)));
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| failed(format!("cannot listen: {e}")))?;
@@ -245,13 +267,21 @@ impl Gateway {
 #[async_trait]
 impl ApiRoutes for Gateway {
     async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError> {
-        let mut served = self.served.lock().await;
-        if let Some(url) = served.get(&cluster.cluster_uid) {
+        let slot = self
+            .served
+            .lock()
+            .await
+            .entry(cluster.cluster_uid.clone())
+            .or_default()
+            .clone();
+        // Requests for the same cluster wait for one start; others go on.
+        let mut url = slot.lock().await;
+        if let Some(url) = &*url {
             return Ok(url.clone());
         }
-        let url = self.serve(cluster).await?;
-        served.insert(cluster.cluster_uid.clone(), url.clone());
-        Ok(url)
+        let started = self.serve(cluster).await?;
+        *url = Some(started.clone());
+        Ok(started)
     }
 }
 
@@ -262,36 +292,22 @@ struct Keeper {
     sealer: Arc<SecretBox>,
     path: Option<PathBuf>,
     cluster: WorkloadClusterRef,
-    served: Arc<Mutex<HashMap<String, String>>>,
+    served: Served,
     gone: watch::Sender<bool>,
 }
 
 impl Keeper {
-    fn write(&self, path: &Path) -> Result<(), String> {
-        let plain = self.api.snapshot().to_string();
-        let sealed = self
-            .sealer
-            .seal(plain.as_bytes(), &self.cluster.cluster_uid)
-            .map_err(|e| e.to_string())?;
-        let text = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        let tmp = path.with_extension("tmp");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| e.to_string())?;
-            file.write_all(&text).map_err(|e| e.to_string())?;
-            file.sync_all().map_err(|e| e.to_string())?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    /// Writes the API server's objects down, sealed, off the async runtime.
+    async fn write(&self, path: &Path) -> Result<(), String> {
+        let (api, sealer, uid, path) = (
+            self.api.clone(),
+            self.sealer.clone(),
+            self.cluster.cluster_uid.clone(),
+            path.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || write_snapshot(&api, &sealer, &uid, &path))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// Whether the cluster is still in the store (as the same cluster).
@@ -323,8 +339,8 @@ async fn keep(keeper: Keeper, mut shutdown: watch::Receiver<bool>) {
                 .await
                 .remove(&keeper.cluster.cluster_uid);
             let _ = keeper.gone.send(true);
-            if let Some(path) = &keeper.path {
-                let _ = std::fs::remove_file(path);
+            if let Some(path) = keeper.path.clone() {
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(path)).await;
             }
             info!(cluster = %keeper.cluster.cluster_name, "the cluster is gone: its simulated API server stops");
             return;
@@ -333,7 +349,7 @@ async fn keep(keeper: Keeper, mut shutdown: watch::Receiver<bool>) {
         if let Some(path) = &keeper.path
             && written != Some(version)
         {
-            match keeper.write(path) {
+            match keeper.write(path).await {
                 Ok(()) => written = Some(version),
                 Err(e) => {
                     warn!(cluster = %keeper.cluster.cluster_name, error = %e, "cannot write the simulated cluster down")
@@ -344,6 +360,88 @@ async fn keep(keeper: Keeper, mut shutdown: watch::Receiver<bool>) {
             return;
         }
     }
+}
+
+/// The API server of cluster `uid` as written down at `path`, if it can be read. One
+/// that cannot be (its key was rotated away) is set aside.
+fn restore(path: &Path, sealer: &SecretBox, uid: &str, version: &str) -> Option<ApiServer> {
+    let text = std::fs::read(path).ok()?;
+    let restored = serde_json::from_slice::<Sealed>(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|sealed| sealer.open(&sealed, uid).map_err(|e| e.to_string()))
+        .and_then(|plain| serde_json::from_slice::<Value>(&plain).map_err(|e| e.to_string()))
+        .and_then(|snapshot| ApiServer::restore(version, &snapshot));
+    match restored {
+        Ok(api) => {
+            info!(cluster_uid = %uid, "restored the simulated cluster's objects");
+            Some(api)
+        }
+        Err(e) => {
+            let aside = path.with_extension("unreadable");
+            warn!(cluster_uid = %uid, error = %e, aside = %aside.display(), "cannot restore the simulated cluster's objects; starting it empty");
+            let _ = std::fs::rename(path, aside);
+            None
+        }
+    }
+}
+
+/// Writes `api`'s objects to `path`, sealed for cluster `uid`: to a file beside it
+/// first, then renamed over it, so a crash leaves the old snapshot or the new one.
+fn write_snapshot(
+    api: &ApiServer,
+    sealer: &SecretBox,
+    uid: &str,
+    path: &Path,
+) -> Result<(), String> {
+    let plain = api.snapshot().to_string();
+    let sealed = sealer
+        .seal(plain.as_bytes(), uid)
+        .map_err(|e| e.to_string())?;
+    let text = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| e.to_string())?;
+        file.write_all(&text).map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+/// Removes from `dir` the snapshots (sealed, set aside or half-written) of clusters
+/// whose uid is not in `live`; returns how many.
+fn sweep_dir(dir: &Path, live: &HashSet<String>) -> Result<usize, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut swept = 0;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        let is_snapshot = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("sealed" | "unreadable" | "tmp")
+        );
+        let Some(uid) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if is_snapshot && !live.contains(uid) {
+            std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
 }
 
 /// What a request to one simulated cluster first brings up to date.
@@ -477,5 +575,35 @@ fn protect(api: &ApiServer, blocked: &[String], nodes: &[Node]) {
                 &name,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_sweep_removes_only_the_snapshots_of_clusters_that_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "live.sealed",
+            "gone.sealed",
+            "gone.tmp",
+            "other.unreadable",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(file), "{}").unwrap();
+        }
+        let live = HashSet::from(["live".to_owned()]);
+        assert_eq!(sweep_dir(dir.path(), &live).unwrap(), 3);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["live.sealed", "notes.txt"]);
+        // Nothing to sweep where nothing was ever written.
+        assert_eq!(sweep_dir(&dir.path().join("none"), &live).unwrap(), 0);
     }
 }

@@ -266,6 +266,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         stacks.clone(),
         shutdown_rx.clone(),
     ));
+    // Before anything is served: the snapshots of clusters deleted while kaas was down.
+    if let Err(e) = gateway.sweep().await {
+        warn!(error = %e, "cannot sweep the simulated clusters' snapshots");
+    }
     let workloads: Arc<dyn WorkloadClusters> =
         Arc::new(KubeWorkloads::new(gateway.clone(), machines));
     let metrics = Metrics::new(&mut registry);

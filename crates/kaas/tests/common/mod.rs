@@ -44,7 +44,8 @@ impl Server {
         s
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server (again, after [`Server::kill`]) on the same port and data.
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
