@@ -5,13 +5,16 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use kaas_core::access::{Role, Usage};
+use std::collections::{BTreeSet, HashMap};
+
+use kaas_core::access::{Role, Usage, flavor_vcpus};
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::decode::decode_json;
 use kaas_core::meta::API_VERSION;
 use kaas_core::tenant::Tenant;
+use kaas_core::validation::FieldError;
 use kaas_core::validation::{validate_cluster, validate_cluster_update};
-use kaas_core::{Cluster, ClusterStatus, Machine, ObjectMeta, ValidationErrors};
+use kaas_core::{Cluster, ClusterSpec, ClusterStatus, Machine, ObjectMeta, ValidationErrors};
 use kaas_store::{ListFilter, StoreExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -19,19 +22,98 @@ use serde_json::{Value, json};
 use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
-/// What a tenant's clusters other than `except` take from its quota.
-async fn others_usage(state: &AppState, tenant: &str, except: &str) -> Result<Usage, ApiError> {
-    let clusters: Vec<Cluster> = state
+/// The tenant's clusters.
+async fn tenant_clusters(state: &AppState, tenant: &str) -> Result<Vec<Cluster>, ApiError> {
+    Ok(state
         .store
         .list_obj(&ListFilter {
             tenant: Some(tenant.to_owned()),
             owner_uid: None,
         })
-        .await?;
-    Ok(clusters
-        .iter()
-        .filter(|c| c.metadata.name != except)
-        .fold(Usage::default(), |sum, c| sum.plus(Usage::of(&c.spec))))
+        .await?)
+}
+
+/// The flavors `spec` names, each with the field that names it.
+fn flavor_fields(spec: &ClusterSpec) -> Vec<(String, &str)> {
+    std::iter::once((
+        "spec.controlPlane.flavor".to_owned(),
+        spec.control_plane.flavor.as_str(),
+    ))
+    .chain(
+        spec.node_pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("spec.nodePools[{i}].flavor"), p.flavor.as_str())),
+    )
+    .collect()
+}
+
+/// The vCPUs of flavors, as the tenant's cloud offers them: what its quota is counted
+/// in.
+struct FlavorSizes(HashMap<String, u32>);
+
+impl FlavorSizes {
+    /// Asks the tenant's cloud for the flavors of `specs` (one call).
+    async fn of<'a>(
+        state: &AppState,
+        tenant: &str,
+        specs: impl IntoIterator<Item = &'a ClusterSpec>,
+    ) -> Result<Self, ApiError> {
+        let names: BTreeSet<String> = specs
+            .into_iter()
+            .flat_map(|spec| flavor_fields(spec).into_iter().map(|(_, f)| f.to_owned()))
+            .collect();
+        let names: Vec<String> = names.into_iter().collect();
+        let unavailable = |e: kaas_cloud::CloudError| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                format!("cannot read the cloud's flavors, which quotas are counted in: {e}"),
+            )
+        };
+        let cloud = state.clouds.cloud(tenant).await.map_err(unavailable)?;
+        Ok(Self(cloud.flavor_vcpus(&names).await.map_err(unavailable)?))
+    }
+
+    /// The vCPUs of `flavor`; of one the cloud no longer offers (machines of it may
+    /// still run), what its name says, if anything.
+    fn vcpus(&self, flavor: &str) -> u32 {
+        self.0
+            .get(flavor)
+            .copied()
+            .or_else(|| flavor_vcpus(flavor))
+            .unwrap_or(0)
+    }
+
+    fn usage(&self, spec: &ClusterSpec) -> Usage {
+        Usage::of(spec, |flavor| self.vcpus(flavor))
+    }
+
+    /// Refuses flavors that `after` chooses and the cloud does not offer; one that
+    /// `before` already has is let be (the cloud may have retired it since), so that
+    /// such a cluster can still be scaled down or deleted.
+    fn check_offered(
+        &self,
+        before: Option<&ClusterSpec>,
+        after: &ClusterSpec,
+    ) -> Result<(), ApiError> {
+        let had: BTreeSet<&str> = before
+            .map(|b| flavor_fields(b).into_iter().map(|(_, f)| f).collect())
+            .unwrap_or_default();
+        let errors: Vec<FieldError> = flavor_fields(after)
+            .into_iter()
+            .filter(|(_, flavor)| !self.0.contains_key(*flavor) && !had.contains(flavor))
+            .map(|(field, flavor)| FieldError {
+                field,
+                reason: format!("flavor {flavor:?} is not offered by the cloud"),
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(ValidationErrors(errors)))
+        }
+    }
 }
 
 /// On OpenStack, a tenant bound to a project builds there with its own application
@@ -60,18 +142,23 @@ async fn check_tenant_cloud(state: &AppState, tenant: &str) -> Result<(), ApiErr
 }
 
 /// Refuses a cluster going from `before` to `after` that would take the tenant over
-/// its quota (403 QuotaExceeded, naming the quota).
+/// its quota (403 QuotaExceeded, naming the quota). Called under the quota lock.
 async fn check_quota(
     state: &AppState,
     tenant: &str,
     name: &str,
+    sizes: &FlavorSizes,
     before: Usage,
     after: Usage,
 ) -> Result<(), ApiError> {
     let Some(t) = state.store.get_obj::<Tenant>(tenant, tenant).await? else {
         return Err(ApiError::not_found(format!("tenant {tenant:?} not found")));
     };
-    let others = others_usage(state, tenant, name).await?;
+    let others = tenant_clusters(state, tenant)
+        .await?
+        .iter()
+        .filter(|c| c.metadata.name != name)
+        .fold(Usage::default(), |sum, c| sum.plus(sizes.usage(&c.spec)));
     kaas_core::access::check_quota(tenant, &t.spec.quotas, others, before, after)
         .map_err(|message| ApiError::new(StatusCode::FORBIDDEN, "QuotaExceeded", message))
 }
@@ -145,13 +232,24 @@ pub async fn create(
         ));
     }
     check_tenant_cloud(&state, &principal.tenant).await?;
+    // The cloud is asked before the quota lock is taken, so that one tenant's slow
+    // cloud holds up no other tenant.
+    let existing = tenant_clusters(&state, &principal.tenant).await?;
+    let sizes = FlavorSizes::of(
+        &state,
+        &principal.tenant,
+        existing.iter().map(|c| &c.spec).chain([&sent.spec]),
+    )
+    .await?;
+    sizes.check_offered(None, &sent.spec)?;
     let _quota = state.quota_lock.lock().await;
     check_quota(
         &state,
         &principal.tenant,
         &sent.metadata.name,
+        &sizes,
         Usage::default(),
-        Usage::of(&sent.spec),
+        sizes.usage(&sent.spec),
     )
     .await?;
     let mut metadata = ObjectMeta::named(&sent.metadata.name);
@@ -203,15 +301,24 @@ pub async fn replace(
         &state.stacks,
     )
     .map_err(ApiError::invalid)?;
+    let existing = tenant_clusters(&state, &principal.tenant).await?;
+    let sizes = FlavorSizes::of(
+        &state,
+        &principal.tenant,
+        existing.iter().map(|c| &c.spec).chain([&sent.spec]),
+    )
+    .await?;
+    sizes.check_offered(Some(&current.spec), &sent.spec)?;
     let _quota = state.quota_lock.lock().await;
     check_quota(
         &state,
         &principal.tenant,
         &name,
-        Usage::of(&current.spec),
+        &sizes,
+        sizes.usage(&current.spec),
         Usage {
             clusters: 1,
-            ..Usage::of(&sent.spec)
+            ..sizes.usage(&sent.spec)
         },
     )
     .await?;

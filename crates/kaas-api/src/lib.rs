@@ -68,6 +68,8 @@ pub struct AppState {
     pub kubernetes_versions: Arc<kaas_core::stack::KubernetesVersions>,
     /// Set when the cloud is the simulation.
     pub sim: Option<Arc<dyn SimControl>>,
+    /// Each tenant's cloud, asked for the flavors that quotas are counted in.
+    pub clouds: Arc<dyn kaas_cloud::TenantClouds>,
     /// Where each cluster's API is reached (its endpoint, or the local gateway of a
     /// simulated cluster): the server of the kubeconfigs handed out.
     pub routes: Arc<dyn kaas_cloud::ApiRoutes>,

@@ -464,6 +464,7 @@ pub fn document() -> Value {
                             &["getCluster", "replaceCluster", "deleteCluster", "listClusterEvents", "listClusterMachines", "getClusterKubeconfig"])),
                         ("400", error("Invalid: the details name each field and reason")),
                         ("403", error("Forbidden (the role is too low), or QuotaExceeded: the message names the quota")),
+                        ("503", error("Unavailable: Keystone cannot validate the token now, or the cloud cannot say which flavors it offers")),
                         ("409", error("AlreadyExists: a cluster of that name exists")),
                         ("413", too_large.clone()),
                     ]
@@ -487,6 +488,7 @@ pub fn document() -> Value {
                         ("200", json_body("Updated", r("Cluster"))),
                         ("400", error("Invalid: the details name each field and reason")),
                         ("403", error("Forbidden (the role is too low), or QuotaExceeded: the message names the quota")),
+                        ("503", error("Unavailable: Keystone cannot validate the token now, or the cloud cannot say which flavors it offers")),
                         ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
                         ("409", error("Conflict: a stale resourceVersion, or the cluster is being deleted")),
                         ("413", too_large.clone()),

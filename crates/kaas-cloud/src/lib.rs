@@ -52,6 +52,14 @@ pub trait CloudProvider: Send + Sync {
     /// carries the cloud's own words.
     async fn preflight(&self, needs: &Capacity) -> Result<(), CloudError>;
 
+    /// The vCPUs of each of the flavors `names` (each a name or an id) that the cloud
+    /// offers this project; a flavor it does not offer is left out. What the tenants'
+    /// vCPU quotas are counted in.
+    async fn flavor_vcpus(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashMap<String, u32>, CloudError>;
+
     /// Makes the load balancer's backend pool exactly `members`.
     async fn set_load_balancer_members(
         &self,

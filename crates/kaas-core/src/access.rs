@@ -114,7 +114,8 @@ impl ApiToken {
 /// The vCPUs of a flavor known by its name: OpenStack's classic `m1.*` flavors and
 /// flavors named by the SCS flavor naming standard (`SCS-4V-16`, `SCS-2V-8-20s`,
 /// `SCS-16C-64`: the number before the CPU type `L`, `V`, `T` or `C`). `None` for any
-/// other name.
+/// other name. What the cloud says of its flavors comes first; this counts the machines
+/// of a flavor the cloud no longer offers.
 pub fn flavor_vcpus(flavor: &str) -> Option<u32> {
     match flavor {
         "m1.tiny" | "m1.small" => return Some(1),
@@ -138,14 +139,13 @@ pub fn flavor_vcpus(flavor: &str) -> Option<u32> {
 pub struct Usage {
     pub clusters: u32,
     pub machines: u32,
-    /// Of machines whose flavor's vCPUs [`flavor_vcpus`] knows.
     pub vcpus: u32,
 }
 
 impl Usage {
     /// What one cluster with `spec` takes (its desired machines; a rollout's surge
-    /// machines are not counted).
-    pub fn of(spec: &ClusterSpec) -> Usage {
+    /// machines are not counted), given the vCPUs of each flavor.
+    pub fn of(spec: &ClusterSpec, vcpus_of: impl Fn(&str) -> u32) -> Usage {
         let parts = std::iter::once((spec.control_plane.replicas, &spec.control_plane.flavor))
             .chain(spec.node_pools.iter().map(|p| (p.replicas, &p.flavor)));
         let mut usage = Usage {
@@ -154,7 +154,7 @@ impl Usage {
         };
         for (replicas, flavor) in parts {
             usage.machines = usage.machines.saturating_add(replicas);
-            let vcpus = flavor_vcpus(flavor).unwrap_or(0);
+            let vcpus = vcpus_of(flavor);
             usage.vcpus = usage.vcpus.saturating_add(replicas.saturating_mul(vcpus));
         }
         usage
@@ -241,6 +241,10 @@ mod tests {
         assert_eq!(serde_json::to_value(Role::Editor).unwrap(), "editor");
     }
 
+    fn by_name(flavor: &str) -> u32 {
+        flavor_vcpus(flavor).unwrap_or(0)
+    }
+
     #[test]
     fn flavor_vcpus_from_names() {
         for (name, vcpus) in [
@@ -276,7 +280,7 @@ mod tests {
 
     #[test]
     fn usage_counts_machines_and_known_vcpus() {
-        let usage = Usage::of(&spec(3, 4, "SCS-4V-16"));
+        let usage = Usage::of(&spec(3, 4, "SCS-4V-16"), by_name);
         assert_eq!(
             usage,
             Usage {
@@ -285,7 +289,7 @@ mod tests {
                 vcpus: 3 * 2 + 4 * 4
             }
         );
-        assert_eq!(Usage::of(&spec(1, 2, "custom")).vcpus, 2);
+        assert_eq!(Usage::of(&spec(1, 2, "custom"), by_name).vcpus, 2);
     }
 
     #[test]
@@ -296,21 +300,21 @@ mod tests {
             vcpus: 100,
         };
         let none = Usage::default();
-        let one = Usage::of(&spec(3, 3, "m1.large"));
+        let one = Usage::of(&spec(3, 3, "m1.large"), by_name);
         assert_eq!(check_quota("acme", &quotas, none, none, one), Ok(()));
         let err = check_quota("acme", &quotas, one, none, one).unwrap_err();
         assert_eq!(
             err,
             "tenant \"acme\" would exceed its quota: machines: 6 in use + 6 requested > quota 10"
         );
-        let small = Usage::of(&spec(1, 0, "m1.small"));
+        let small = Usage::of(&spec(1, 0, "m1.small"), by_name);
         let err = check_quota("acme", &quotas, one.plus(one), none, small).unwrap_err();
         assert!(
             err.contains("clusters: 2 in use + 1 requested > quota 2"),
             "{err}"
         );
         // Scaling one cluster up counts only the growth.
-        let bigger = Usage::of(&spec(3, 5, "m1.large"));
+        let bigger = Usage::of(&spec(3, 5, "m1.large"), by_name);
         assert_eq!(check_quota("acme", &quotas, small, one, bigger), Ok(()));
         let err = check_quota("acme", &quotas, one, one, bigger).unwrap_err();
         assert!(

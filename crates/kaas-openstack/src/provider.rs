@@ -1406,6 +1406,32 @@ impl CloudProvider for OpenStackCloud {
         Ok(found)
     }
 
+    async fn flavor_vcpus(&self, names: &[String]) -> Result<HashMap<String, u32>> {
+        if names.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let flavors = self
+            .list(
+                "compute",
+                "/flavors/detail?is_public=None",
+                "flavors",
+                ResourceKind::Server,
+                Some(COMPUTE_MICROVERSION),
+            )
+            .await?;
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let flavor = flavors
+                    .iter()
+                    .find(|f| str_of(f, "name") == name)
+                    .or_else(|| flavors.iter().find(|f| str_of(f, "id") == name))?;
+                let vcpus = u32::try_from(flavor["vcpus"].as_u64()?).ok()?;
+                Some((name.clone(), vcpus))
+            })
+            .collect())
+    }
+
     async fn preflight(&self, needs: &Capacity) -> Result<()> {
         let (mut instances, mut cores, mut ram) = (0u64, 0u64, 0u64);
         for need in &needs.servers {

@@ -14,6 +14,7 @@
 //! disk before the call returns, and all transition times are absolute.
 
 mod config;
+mod flavors;
 mod net;
 mod persist;
 mod state;
@@ -468,6 +469,16 @@ impl CloudProvider for SimCloud {
         result.map(|_| ())
     }
 
+    async fn flavor_vcpus(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashMap<String, u32>, CloudError> {
+        Ok(names
+            .iter()
+            .filter_map(|name| Some((name.clone(), flavors::vcpus(name)?)))
+            .collect())
+    }
+
     async fn preflight(&self, needs: &Capacity) -> Result<(), CloudError> {
         if self.call_faults("preflight")? {
             return Err(timed_out().await);
@@ -476,6 +487,11 @@ impl CloudProvider for SimCloud {
             if need.flavor.trim().is_empty() {
                 return Err(CloudError::BadRequest {
                     message: "Flavor's name must not be empty.".to_owned(),
+                });
+            }
+            if flavors::vcpus(&need.flavor).is_none() {
+                return Err(CloudError::BadRequest {
+                    message: flavors::not_found(&need.flavor),
                 });
             }
             if need.image.trim().is_empty() {

@@ -315,7 +315,28 @@ async fn preflight_counts_what_the_project_already_uses() {
         sim.preflight(&bad).await,
         Err(CloudError::BadRequest { .. })
     ));
+    bad.servers[0].flavor = "m1.huge".to_owned();
+    assert_eq!(
+        sim.preflight(&bad).await,
+        Err(CloudError::BadRequest {
+            message: "Flavor m1.huge could not be found.".to_owned()
+        })
+    );
     assert_eq!(sim.inventory().len(), 4, "a preflight builds nothing");
+}
+
+#[tokio::test]
+async fn the_cloud_says_which_flavors_it_offers_and_their_vcpus() {
+    let sim = SimCloud::new(config(Latencies::instant())).unwrap();
+    let names = ["m1.large", "SCS-16V-32", "m1.huge", "SCS-64V-256"].map(str::to_owned);
+    let offered = sim.flavor_vcpus(&names).await.unwrap();
+    assert_eq!(
+        offered,
+        std::collections::HashMap::from([
+            ("m1.large".to_owned(), 4),
+            ("SCS-16V-32".to_owned(), 16)
+        ])
+    );
 }
 
 #[tokio::test]

@@ -498,7 +498,7 @@ fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_buil
     assert!(left.is_empty(), "built despite the quota: {left:#?}");
     server.ok(&["cluster", "delete", "big", "--wait", "--timeout", "5m"]);
 
-    // A flavor the cloud does not have: refused the same way.
+    // A flavor the cloud does not have: refused before anything is stored, by field.
     let file = dir.path().join("odd.yaml");
     std::fs::write(
         &file,
@@ -506,22 +506,48 @@ fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_buil
          spec: {controlPlane: {replicas: 1, flavor: m1.nope}, nodePools: []}\n",
     )
     .unwrap();
-    server.ok(&["apply", "-f", file.to_str().unwrap()]);
-    let _cleanup_odd = DeleteOnFailure(&server, "odd");
-    server.wait_for("odd", "refused for its flavor", 120, |c| {
-        c.is_some_and(|c| {
-            items(&c["status"]["conditions"]).iter().any(|k| {
-                k["type"] == "InfrastructureReady"
-                    && k["message"]
-                        .as_str()
-                        .is_some_and(|m| m.contains("Flavor m1.nope could not be found."))
-            })
-        })
-    });
-    let odd = self::uid(&server, "odd");
-    let left = leftovers(&odd, &self::short(&odd), "odd");
-    assert!(left.is_empty(), "built despite the flavor: {left:#?}");
-    server.ok(&["cluster", "delete", "odd", "--wait", "--timeout", "5m"]);
+    let out = server.kaas(&["apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .contains("spec.controlPlane.flavor: flavor \"m1.nope\" is not offered by the cloud"),
+        "{}",
+        text(&out)
+    );
+    assert!(server.cluster("odd").is_none());
+
+    // vCPU quotas count what Nova says a flavor has, whatever its name.
+    let flavors = items(&openstack(ADMIN, &["flavor", "list", "--all"]));
+    if !flavors.iter().any(|f| f["Name"] == "kaas-test.3c") {
+        openstack_ok(
+            ADMIN,
+            &[
+                "flavor",
+                "create",
+                "--vcpus",
+                "3",
+                "--ram",
+                "512",
+                "--disk",
+                "1",
+                "kaas-test.3c",
+            ],
+        );
+    }
+    server.ok(&["tenant", "create", "sized", "--max-vcpus", "2"]);
+    std::fs::write(
+        &file,
+        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata: {name: sized}\n\
+         spec: {controlPlane: {replicas: 1, flavor: kaas-test.3c}, nodePools: []}\n",
+    )
+    .unwrap();
+    let out = server.kaas(&["--tenant", "sized", "apply", "-f", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("vCPUs: 0 in use + 3 requested > quota 2"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// The names of everything tagged with the cluster, by kind, as the project's member

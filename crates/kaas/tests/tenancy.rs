@@ -593,3 +593,98 @@ fn rotating_the_key_reseals_every_secret_so_the_old_key_can_go() {
         "a secret could not be opened: {log}"
     );
 }
+
+/// A cluster body: a control plane of `cp` and one pool of `workers`, of these flavors.
+fn cluster_body(name: &str, cp: (u32, &str), workers: (u32, &str)) -> Value {
+    json!({
+        "apiVersion": "kaas.dev/v1alpha1",
+        "kind": "Cluster",
+        "metadata": {"name": name},
+        "spec": {
+            "controlPlane": {"replicas": cp.0, "flavor": cp.1},
+            "nodePools": [{"name": "workers", "replicas": workers.0, "flavor": workers.1}]
+        }
+    })
+}
+
+#[test]
+fn vcpu_quotas_count_the_clouds_flavors_and_flavors_it_lacks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), 200.0);
+    server.ok(&["tenant", "create", "initech", "--max-vcpus", "10"]);
+    let editor = new_token(&server, "initech", "editor");
+
+    // 1 × m1.medium (2 vCPUs) + 2 × SCS-4V-16 (4 vCPUs): exactly the quota.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/clusters",
+        Some(&editor),
+        Some(&cluster_body("one", (1, "m1.medium"), (2, "SCS-4V-16"))),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    // One more vCPU, in another cluster or in this one, is refused.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/clusters",
+        Some(&editor),
+        Some(&cluster_body("two", (1, "m1.tiny"), (0, "m1.tiny"))),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["message"],
+        "tenant \"initech\" would exceed its quota: vCPUs: 10 in use + 1 requested > quota 10"
+    );
+    let (_, mut one) = http(&server, "GET", "/v1/clusters/one", Some(&editor), None);
+    one["spec"]["nodePools"][0]["flavor"] = json!("SCS-8V-32");
+    let (status, body) = http(
+        &server,
+        "PUT",
+        "/v1/clusters/one",
+        Some(&editor),
+        Some(&one),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("vCPUs: 10 in use + 8 requested > quota 10"),
+        "{body}"
+    );
+
+    // A flavor the cloud does not offer is refused by name and field, whatever its name
+    // seems to say, and nothing is created.
+    let (status, body) = http(
+        &server,
+        "POST",
+        "/v1/clusters",
+        Some(&editor),
+        Some(&cluster_body("three", (1, "x1.custom"), (1, "SCS-64V-256"))),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "Invalid");
+    assert_eq!(
+        body["details"],
+        json!([
+            {"field": "spec.controlPlane.flavor", "reason": "flavor \"x1.custom\" is not offered by the cloud"},
+            {"field": "spec.nodePools[0].flavor", "reason": "flavor \"SCS-64V-256\" is not offered by the cloud"}
+        ])
+    );
+    let out = kaas_as(&server, &editor, &["cluster", "list", "-o", "json"]);
+    assert_eq!(names(&String::from_utf8(out.stdout).unwrap()), ["one"]);
+
+    // Fewer vCPUs are always allowed.
+    let (_, mut one) = http(&server, "GET", "/v1/clusters/one", Some(&editor), None);
+    one["spec"]["nodePools"][0]["replicas"] = json!(1);
+    let (status, body) = http(
+        &server,
+        "PUT",
+        "/v1/clusters/one",
+        Some(&editor),
+        Some(&one),
+    );
+    assert_eq!(status, 200, "{body}");
+}
