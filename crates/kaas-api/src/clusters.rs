@@ -53,26 +53,13 @@ fn flavor_fields(spec: &ClusterSpec) -> Vec<(String, &str)> {
 struct FlavorSizes(HashMap<String, u32>);
 
 impl FlavorSizes {
-    /// Asks the tenant's cloud for the flavors of `specs` (one call).
-    async fn of<'a>(
-        state: &AppState,
-        tenant: &str,
-        specs: impl IntoIterator<Item = &'a ClusterSpec>,
-    ) -> Result<Self, ApiError> {
-        let names: BTreeSet<String> = specs
-            .into_iter()
-            .flat_map(|spec| flavor_fields(spec).into_iter().map(|(_, f)| f.to_owned()))
-            .collect();
-        let names: Vec<String> = names.into_iter().collect();
-        let unavailable = |e: kaas_cloud::CloudError| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Unavailable",
-                format!("cannot read the cloud's flavors, which quotas are counted in: {e}"),
-            )
-        };
-        let cloud = state.clouds.cloud(tenant).await.map_err(unavailable)?;
-        Ok(Self(cloud.flavor_vcpus(&names).await.map_err(unavailable)?))
+    /// Asks the tenant's cloud (one call), by flavor name or id.
+    async fn of(state: &AppState, tenant: &str) -> Result<Self, ApiError> {
+        let flavors = crate::flavors::offered(state, tenant).await?;
+        // Names win over ids, as the cloud resolves them.
+        let by_id = flavors.iter().map(|f| (f.id.clone(), f.vcpus));
+        let by_name = flavors.iter().map(|f| (f.name.clone(), f.vcpus));
+        Ok(Self(by_id.chain(by_name).collect()))
     }
 
     /// The vCPUs of `flavor`; of one the cloud no longer offers (machines of it may
@@ -234,13 +221,7 @@ pub async fn create(
     check_tenant_cloud(&state, &principal.tenant).await?;
     // The cloud is asked before the quota lock is taken, so that one tenant's slow
     // cloud holds up no other tenant.
-    let existing = tenant_clusters(&state, &principal.tenant).await?;
-    let sizes = FlavorSizes::of(
-        &state,
-        &principal.tenant,
-        existing.iter().map(|c| &c.spec).chain([&sent.spec]),
-    )
-    .await?;
+    let sizes = FlavorSizes::of(&state, &principal.tenant).await?;
     sizes.check_offered(None, &sent.spec)?;
     let _quota = state.quota_lock.lock().await;
     check_quota(
@@ -301,13 +282,7 @@ pub async fn replace(
         &state.stacks,
     )
     .map_err(ApiError::invalid)?;
-    let existing = tenant_clusters(&state, &principal.tenant).await?;
-    let sizes = FlavorSizes::of(
-        &state,
-        &principal.tenant,
-        existing.iter().map(|c| &c.spec).chain([&sent.spec]),
-    )
-    .await?;
+    let sizes = FlavorSizes::of(&state, &principal.tenant).await?;
     sizes.check_offered(Some(&current.spec), &sent.spec)?;
     let _quota = state.quota_lock.lock().await;
     check_quota(

@@ -10,6 +10,7 @@ mod audit;
 pub mod auth;
 mod clusters;
 mod error;
+mod flavors;
 mod openapi;
 mod sim;
 mod stacks;
@@ -146,6 +147,7 @@ pub fn router(state: AppState) -> Router {
             "/clusters/{name}/machines/{machine}/user-data",
             get(access::user_data),
         )
+        .route("/flavors", get(flavors::list))
         .route("/stacks", get(stacks::list))
         .route("/stacks/{name}", get(stacks::get))
         .route("/sim/inventory", get(sim::inventory))

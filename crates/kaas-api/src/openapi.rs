@@ -382,6 +382,19 @@ fn schemas() -> Map<String, Value> {
             "properties": {"name": {"type": "string"}, "ready": maybe_bool, "drainBlocked": maybe_bool}
         }),
     );
+    let flavor = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "name", "vcpus", "ramMiB", "diskGiB"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "vcpus": {"type": "integer", "minimum": 0},
+            "ramMiB": {"type": "integer", "minimum": 0},
+            "diskGiB": {"type": "integer", "minimum": 0, "description": "The root disk; 0: the server boots from a volume"}
+        }
+    });
+    schemas.insert("FlavorList".into(), list_schema(flavor, "Flavor"));
     schemas.insert(
         "Info".into(),
         json!({
@@ -562,6 +575,14 @@ pub fn document() -> Value {
                     ]
                 )
             },
+            "/v1/flavors": {"get": v1(
+                json!({"operationId": "listFlavors",
+                       "summary": "The flavors the caller's tenant's cloud offers, smallest first (viewer): what machines are made of and vCPU quotas are counted in"}),
+                vec![
+                    ("200", json_body("Flavors", r("FlavorList"))),
+                    ("503", error("Unavailable: Keystone cannot validate the token now, or the cloud cannot say which flavors it offers")),
+                ]
+            )},
             "/v1/stacks": {"get": v1(
                 json!({"operationId": "listStacks",
                        "summary": "The cluster stacks, each with status.policy: what the SCS version policy says about it today"}),

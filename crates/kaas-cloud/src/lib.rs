@@ -52,13 +52,10 @@ pub trait CloudProvider: Send + Sync {
     /// carries the cloud's own words.
     async fn preflight(&self, needs: &Capacity) -> Result<(), CloudError>;
 
-    /// The vCPUs of each of the flavors `names` (each a name or an id) that the cloud
-    /// offers this project; a flavor it does not offer is left out. What the tenants'
-    /// vCPU quotas are counted in.
-    async fn flavor_vcpus(
-        &self,
-        names: &[String],
-    ) -> Result<std::collections::HashMap<String, u32>, CloudError>;
+    /// The flavors the cloud offers this project (public ones and those shared with
+    /// it): what machines may be made of, and what the tenants' vCPU quotas are
+    /// counted in.
+    async fn flavors(&self) -> Result<Vec<Flavor>, CloudError>;
 
     /// Makes the load balancer's backend pool exactly `members`.
     async fn set_load_balancer_members(

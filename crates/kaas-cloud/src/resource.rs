@@ -267,6 +267,20 @@ pub struct Capacity {
     pub servers: Vec<ServerNeed>,
 }
 
+/// A flavor (machine size) a cloud offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flavor {
+    pub id: String,
+    pub name: String,
+    pub vcpus: u32,
+    #[serde(rename = "ramMiB")]
+    pub ram_mib: u64,
+    /// The root disk; 0: the server boots from a volume.
+    #[serde(rename = "diskGiB")]
+    pub disk_gib: u64,
+}
+
 /// `count` servers of one flavor and image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, CloudResource, PoolMember, ResourceKind, ResourceRequest,
-    ResourceSpec, ResourceStatus, SecurityGroupRule, ServerGroupPolicy,
+    Capacity, CloudError, CloudProvider, CloudResource, Flavor, PoolMember, ResourceKind,
+    ResourceRequest, ResourceSpec, ResourceStatus, SecurityGroupRule, ServerGroupPolicy,
 };
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -180,7 +180,7 @@ impl OpenStackCloud {
             return Ok(id.clone());
         }
         let id = match what {
-            Lookup::Flavor => self.flavor(name).await?.0,
+            Lookup::Flavor => self.flavor(name).await?.id,
             Lookup::Image => self.image_id(name).await?,
             Lookup::ExternalNetwork => self.external_network_id(name).await?,
         };
@@ -191,31 +191,17 @@ impl OpenStackCloud {
         Ok(id)
     }
 
-    /// A flavor by name or id: its id, vCPUs and RAM (MiB).
-    async fn flavor(&self, name: &str) -> Result<(String, u64, u64)> {
-        let flavors = self
-            .list(
-                "compute",
-                "/flavors/detail?is_public=None",
-                "flavors",
-                ResourceKind::Server,
-                Some(COMPUTE_MICROVERSION),
-            )
-            .await?;
-        flavors
+    /// A flavor by name or id.
+    async fn flavor(&self, name: &str) -> Result<Flavor> {
+        let mut flavors = self.flavors().await?;
+        let at = flavors
             .iter()
-            .find(|f| str_of(f, "name") == name)
-            .or_else(|| flavors.iter().find(|f| str_of(f, "id") == name))
-            .map(|f| {
-                (
-                    str_of(f, "id").to_owned(),
-                    f["vcpus"].as_u64().unwrap_or(0),
-                    f["ram"].as_u64().unwrap_or(0),
-                )
-            })
+            .position(|f| f.name == name)
+            .or_else(|| flavors.iter().position(|f| f.id == name))
             .ok_or_else(|| CloudError::BadRequest {
                 message: format!("Flavor {name} could not be found."),
-            })
+            })?;
+        Ok(flavors.swap_remove(at))
     }
 
     async fn image_id(&self, name: &str) -> Result<String> {
@@ -1406,10 +1392,7 @@ impl CloudProvider for OpenStackCloud {
         Ok(found)
     }
 
-    async fn flavor_vcpus(&self, names: &[String]) -> Result<HashMap<String, u32>> {
-        if names.is_empty() {
-            return Ok(HashMap::new());
-        }
+    async fn flavors(&self) -> Result<Vec<Flavor>> {
         let flavors = self
             .list(
                 "compute",
@@ -1419,15 +1402,17 @@ impl CloudProvider for OpenStackCloud {
                 Some(COMPUTE_MICROVERSION),
             )
             .await?;
-        Ok(names
+        Ok(flavors
             .iter()
-            .filter_map(|name| {
-                let flavor = flavors
-                    .iter()
-                    .find(|f| str_of(f, "name") == name)
-                    .or_else(|| flavors.iter().find(|f| str_of(f, "id") == name))?;
-                let vcpus = u32::try_from(flavor["vcpus"].as_u64()?).ok()?;
-                Some((name.clone(), vcpus))
+            .map(|f| Flavor {
+                id: str_of(f, "id").to_owned(),
+                name: str_of(f, "name").to_owned(),
+                vcpus: f["vcpus"]
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .unwrap_or(0),
+                ram_mib: f["ram"].as_u64().unwrap_or(0),
+                disk_gib: f["disk"].as_u64().unwrap_or(0),
             })
             .collect())
     }
@@ -1435,16 +1420,16 @@ impl CloudProvider for OpenStackCloud {
     async fn preflight(&self, needs: &Capacity) -> Result<()> {
         let (mut instances, mut cores, mut ram) = (0u64, 0u64, 0u64);
         for need in &needs.servers {
-            let (id, vcpus, mib) = self.flavor(&need.flavor).await?;
+            let flavor = self.flavor(&need.flavor).await?;
             self.ids
                 .lock()
                 .await
-                .insert((Lookup::Flavor, need.flavor.clone()), id);
+                .insert((Lookup::Flavor, need.flavor.clone()), flavor.id);
             self.resolve(Lookup::Image, &need.image).await?;
             let n = u64::from(need.count);
             instances += n;
-            cores += n * vcpus;
-            ram += n * mib;
+            cores += n * u64::from(flavor.vcpus);
+            ram += n * flavor.ram_mib;
         }
         let limits = self
             .call(

@@ -281,6 +281,8 @@ async fn application_credential_auth() {
         "name": name,
         "secret": secret,
         "description": "kaas-openstack integration test; deleted at its end",
+        // Named, not taken from the token: Keystone then checks just this one.
+        "roles": [{"name": "member"}],
         "expires_at": (chrono::Utc::now() + chrono::TimeDelta::hours(1))
             .format("%Y-%m-%dT%H:%M:%S")
             .to_string(),

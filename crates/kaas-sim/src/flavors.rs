@@ -2,36 +2,49 @@
 //! flavors the SCS flavor standard (scs-0103) makes mandatory. Each flavor's id is its
 //! name.
 
-/// Name, vCPUs, RAM in MiB.
-const FLAVORS: &[(&str, u32, u32)] = &[
-    ("m1.tiny", 1, 512),
-    ("m1.small", 1, 2048),
-    ("m1.medium", 2, 4096),
-    ("m1.large", 4, 8192),
-    ("m1.xlarge", 8, 16384),
-    ("SCS-1L-1", 1, 1024),
-    ("SCS-1V-2", 1, 2048),
-    ("SCS-1V-4", 1, 4096),
-    ("SCS-1V-8", 1, 8192),
-    ("SCS-2V-4", 2, 4096),
-    ("SCS-2V-4-20s", 2, 4096),
-    ("SCS-2V-8", 2, 8192),
-    ("SCS-2V-16", 2, 16384),
-    ("SCS-4V-8", 4, 8192),
-    ("SCS-4V-16", 4, 16384),
-    ("SCS-4V-16-100s", 4, 16384),
-    ("SCS-4V-32", 4, 32768),
-    ("SCS-8V-16", 8, 16384),
-    ("SCS-8V-32", 8, 32768),
-    ("SCS-16V-32", 16, 32768),
+use kaas_cloud::Flavor;
+
+/// Name, vCPUs, RAM in MiB, root disk in GiB (0: boots from a volume).
+const FLAVORS: &[(&str, u32, u64, u64)] = &[
+    ("m1.tiny", 1, 512, 1),
+    ("m1.small", 1, 2048, 20),
+    ("m1.medium", 2, 4096, 40),
+    ("m1.large", 4, 8192, 80),
+    ("m1.xlarge", 8, 16384, 160),
+    ("SCS-1L-1", 1, 1024, 0),
+    ("SCS-1V-2", 1, 2048, 0),
+    ("SCS-1V-4", 1, 4096, 0),
+    ("SCS-1V-8", 1, 8192, 0),
+    ("SCS-2V-4", 2, 4096, 0),
+    ("SCS-2V-4-20s", 2, 4096, 20),
+    ("SCS-2V-8", 2, 8192, 0),
+    ("SCS-2V-16", 2, 16384, 0),
+    ("SCS-4V-8", 4, 8192, 0),
+    ("SCS-4V-16", 4, 16384, 0),
+    ("SCS-4V-16-100s", 4, 16384, 100),
+    ("SCS-4V-32", 4, 32768, 0),
+    ("SCS-8V-16", 8, 16384, 0),
+    ("SCS-8V-32", 8, 32768, 0),
+    ("SCS-16V-32", 16, 32768, 0),
 ];
 
-/// The vCPUs of the flavor `name`, if the cloud offers it.
-pub fn vcpus(name: &str) -> Option<u32> {
+/// Every flavor the cloud offers.
+pub fn all() -> Vec<Flavor> {
     FLAVORS
         .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, vcpus, _)| *vcpus)
+        .map(|&(name, vcpus, ram_mib, disk_gib)| Flavor {
+            id: name.to_owned(),
+            name: name.to_owned(),
+            vcpus,
+            ram_mib,
+            disk_gib,
+        })
+        .collect()
+}
+
+/// Whether the cloud offers the flavor `name` (by name or id, which are the same).
+pub fn offered(name: &str) -> bool {
+    FLAVORS.iter().any(|(n, ..)| *n == name)
 }
 
 /// Nova's words for a flavor it does not have.

@@ -469,14 +469,8 @@ impl CloudProvider for SimCloud {
         result.map(|_| ())
     }
 
-    async fn flavor_vcpus(
-        &self,
-        names: &[String],
-    ) -> Result<std::collections::HashMap<String, u32>, CloudError> {
-        Ok(names
-            .iter()
-            .filter_map(|name| Some((name.clone(), flavors::vcpus(name)?)))
-            .collect())
+    async fn flavors(&self) -> Result<Vec<kaas_cloud::Flavor>, CloudError> {
+        Ok(flavors::all())
     }
 
     async fn preflight(&self, needs: &Capacity) -> Result<(), CloudError> {
@@ -489,7 +483,7 @@ impl CloudProvider for SimCloud {
                     message: "Flavor's name must not be empty.".to_owned(),
                 });
             }
-            if flavors::vcpus(&need.flavor).is_none() {
+            if !flavors::offered(&need.flavor) {
                 return Err(CloudError::BadRequest {
                     message: flavors::not_found(&need.flavor),
                 });

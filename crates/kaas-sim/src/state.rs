@@ -486,7 +486,7 @@ impl State {
                 if flavor.trim().is_empty() {
                     return Err(bad_request("Flavor's name must not be empty.".to_owned()));
                 }
-                if crate::flavors::vcpus(flavor).is_none() {
+                if !crate::flavors::offered(flavor) {
                     return Err(bad_request(crate::flavors::not_found(flavor)));
                 }
                 if image.trim().is_empty() {

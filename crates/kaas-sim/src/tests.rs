@@ -326,17 +326,20 @@ async fn preflight_counts_what_the_project_already_uses() {
 }
 
 #[tokio::test]
-async fn the_cloud_says_which_flavors_it_offers_and_their_vcpus() {
+async fn the_cloud_offers_the_m1_and_scs_flavors_as_their_names_say() {
     let sim = SimCloud::new(config(Latencies::instant())).unwrap();
-    let names = ["m1.large", "SCS-16V-32", "m1.huge", "SCS-64V-256"].map(str::to_owned);
-    let offered = sim.flavor_vcpus(&names).await.unwrap();
-    assert_eq!(
-        offered,
-        std::collections::HashMap::from([
-            ("m1.large".to_owned(), 4),
-            ("SCS-16V-32".to_owned(), 16)
-        ])
-    );
+    let flavors = sim.flavors().await.unwrap();
+    let vcpus = |name: &str| flavors.iter().find(|f| f.name == name).map(|f| f.vcpus);
+    assert_eq!(vcpus("m1.large"), Some(4));
+    assert_eq!(vcpus("SCS-16V-32"), Some(16));
+    assert_eq!(vcpus("m1.huge"), None);
+    // Every flavor named by the SCS standard has the vCPUs and RAM its name says.
+    for f in flavors.iter().filter(|f| f.name.starts_with("SCS-")) {
+        let parts: Vec<&str> = f.name.split('-').collect();
+        let cpus: u32 = parts[1].trim_end_matches(['L', 'V']).parse().unwrap();
+        let gib: u64 = parts[2].parse().unwrap();
+        assert_eq!((f.vcpus, f.ram_mib), (cpus, gib * 1024), "{f:?}");
+    }
 }
 
 #[tokio::test]

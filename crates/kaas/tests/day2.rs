@@ -422,7 +422,9 @@ fn node_pools_are_added_and_removed_whole() {
         "60s",
     ]);
 
-    write("    - {name: general, replicas: 2}\n    - {name: gpu, replicas: 2, flavor: g1.large}\n");
+    write(
+        "    - {name: general, replicas: 2}\n    - {name: gpu, replicas: 2, flavor: m1.xlarge}\n",
+    );
     let out = server.ok(&[
         "apply",
         "-f",
@@ -451,7 +453,7 @@ fn node_pools_are_added_and_removed_whole() {
         "the pool table is printed once: {get}"
     );
 
-    write("    - {name: gpu, replicas: 2, flavor: g1.large}\n");
+    write("    - {name: gpu, replicas: 2, flavor: m1.xlarge}\n");
     server.ok(&[
         "apply",
         "-f",

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Server, text};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const CLOUD: &str = "devstack";
 const ADMIN: &str = "devstack-admin";
@@ -534,6 +534,16 @@ fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_buil
             ],
         );
     }
+    let listed = server.ok(&["flavor", "list", "-o", "json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let custom = items(&listed["items"])
+        .into_iter()
+        .find(|f| f["name"] == "kaas-test.3c")
+        .unwrap_or_else(|| panic!("kaas flavor list lacks kaas-test.3c: {listed:#}"));
+    assert_eq!(
+        (&custom["vcpus"], &custom["ramMiB"]),
+        (&json!(3), &json!(512))
+    );
     server.ok(&["tenant", "create", "sized", "--max-vcpus", "2"]);
     std::fs::write(
         &file,

@@ -625,19 +625,35 @@ fn vcpu_quotas_count_the_clouds_flavors_and_flavors_it_lacks_are_refused() {
     assert_eq!(status, 201, "{body}");
 
     // One more vCPU, in another cluster or in this one, is refused.
-    let (status, body) = http(
+    let out = kaas_as(
         &server,
-        "POST",
-        "/v1/clusters",
-        Some(&editor),
-        Some(&cluster_body("two", (1, "m1.tiny"), (0, "m1.tiny"))),
+        &editor,
+        &[
+            "cluster",
+            "create",
+            "two",
+            "--control-plane",
+            "1",
+            "--control-plane-flavor",
+            "m1.tiny",
+            "--workers",
+            "1",
+            "--worker-flavor",
+            "m1.tiny",
+        ],
     );
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(
-        body["message"],
-        "tenant \"initech\" would exceed its quota: vCPUs: 10 in use + 1 requested > quota 10"
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(
+            "QuotaExceeded (403): tenant \"initech\" would exceed its quota: vCPUs: 10 in use + 2 requested > quota 10"
+        ),
+        "{}",
+        text(&out)
     );
     let (_, mut one) = http(&server, "GET", "/v1/clusters/one", Some(&editor), None);
+    one["metadata"]["resourceVersion"] = json!("");
+    // The controller writes the status meanwhile: replace whatever version is current.
+    one["metadata"]["resourceVersion"] = json!("");
     one["spec"]["nodePools"][0]["flavor"] = json!("SCS-8V-32");
     let (status, body) = http(
         &server,
@@ -675,6 +691,24 @@ fn vcpu_quotas_count_the_clouds_flavors_and_flavors_it_lacks_are_refused() {
     );
     let out = kaas_as(&server, &editor, &["cluster", "list", "-o", "json"]);
     assert_eq!(names(&String::from_utf8(out.stdout).unwrap()), ["one"]);
+
+    // The tenant sees what its cloud offers, smallest first, as quotas count it.
+    let flavors: Value =
+        serde_json::from_str(&ok_as(&server, &editor, &["flavor", "list", "-o", "json"])).unwrap();
+    let items = flavors["items"].as_array().unwrap();
+    assert_eq!(items[0]["name"], "m1.tiny", "{flavors}");
+    let scs = items.iter().find(|f| f["name"] == "SCS-4V-16").unwrap();
+    assert_eq!(
+        (&scs["vcpus"], &scs["ramMiB"], &scs["diskGiB"]),
+        (&json!(4), &json!(16384), &json!(0))
+    );
+    let vcpus: Vec<u64> = items.iter().map(|f| f["vcpus"].as_u64().unwrap()).collect();
+    assert!(vcpus.is_sorted(), "{vcpus:?}");
+    let table = ok_as(&server, &editor, &["flavor", "list"]);
+    assert!(
+        table.starts_with("NAME") && table.contains("SCS-4V-16") && table.contains("volume"),
+        "{table}"
+    );
 
     // Fewer vCPUs are always allowed.
     let (_, mut one) = http(&server, "GET", "/v1/clusters/one", Some(&editor), None);

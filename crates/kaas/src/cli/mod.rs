@@ -90,6 +90,9 @@ pub enum Command {
     /// The cluster stacks clusters may use.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// The flavors (machine sizes) the cloud offers.
+    #[command(subcommand)]
+    Flavor(FlavorCommand),
     /// The simulated cloud (a simulation: nothing real is created).
     #[command(subcommand)]
     Sim(SimCommand),
@@ -105,6 +108,16 @@ pub enum Command {
     /// The keys that seal secrets at rest.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlavorCommand {
+    /// List the flavors clusters' machines may be made of, smallest first, with the
+    /// vCPUs that quotas count.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -243,6 +256,12 @@ pub enum ClusterCommand {
         /// Machines of the `workers` node pool.
         #[arg(long)]
         workers: Option<u32>,
+        /// The control plane's flavor (`kaas flavor list` shows the cloud's).
+        #[arg(long)]
+        control_plane_flavor: Option<String>,
+        /// The flavor of the `workers` node pool.
+        #[arg(long)]
+        worker_flavor: Option<String>,
         /// Cluster stack, e.g. scs-1.36.
         #[arg(long)]
         stack: Option<String>,
@@ -624,6 +643,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Flavor(FlavorCommand::List { output }) => {
+            let list = client()?.get("/v1/flavors").await?;
+            print_list(&list, output, &["NAME", "VCPUS", "RAM", "DISK"], |f| {
+                let number = |v: &Value| v.as_u64().unwrap_or(0);
+                vec![
+                    f["name"].as_str().unwrap_or("").to_owned(),
+                    number(&f["vcpus"]).to_string(),
+                    format!("{}Mi", number(&f["ramMiB"])),
+                    match number(&f["diskGiB"]) {
+                        0 => "volume".to_owned(),
+                        disk => format!("{disk}Gi"),
+                    },
+                ]
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stack(StackCommand::Show { name, output }) => {
             let stack = client()?.get(&format!("/v1/stacks/{name}")).await?;
             print_value(
@@ -743,6 +778,8 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             name,
             control_plane,
             workers,
+            control_plane_flavor,
+            worker_flavor,
             stack,
             addons,
             acme_email,
@@ -767,11 +804,21 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             if let Some(n) = control_plane {
                 body["spec"]["controlPlane"]["replicas"] = json!(n);
             }
-            if let Some(n) = workers {
-                let pools = body["spec"]["nodePools"].as_array_mut();
-                match pools {
-                    Some(pools) if !pools.is_empty() => pools[0]["replicas"] = json!(n),
-                    _ => body["spec"]["nodePools"] = json!([{"name": "workers", "replicas": n}]),
+            if let Some(flavor) = control_plane_flavor {
+                body["spec"]["controlPlane"]["flavor"] = json!(flavor);
+            }
+            if workers.is_some() || worker_flavor.is_some() {
+                let spec = &mut body["spec"];
+                if spec["nodePools"].as_array().is_none_or(Vec::is_empty) {
+                    // The server's default pool.
+                    spec["nodePools"] = json!([{"name": "workers", "replicas": 3}]);
+                }
+                let pool = &mut spec["nodePools"][0];
+                if let Some(n) = workers {
+                    pool["replicas"] = json!(n);
+                }
+                if let Some(flavor) = worker_flavor {
+                    pool["flavor"] = json!(flavor);
                 }
             }
             if let Some(s) = stack {
