@@ -349,7 +349,19 @@ async fn keep(keeper: Keeper, mut shutdown: watch::Receiver<bool>) {
         if let Some(path) = &keeper.path
             && written != Some(version)
         {
-            match keeper.write(path).await {
+            // The last write, as kaas stops, is made here and now: the runtime is
+            // going away, and would cancel a blocking task not yet started.
+            let result = if stopping {
+                write_snapshot(
+                    &keeper.api,
+                    &keeper.sealer,
+                    &keeper.cluster.cluster_uid,
+                    path,
+                )
+            } else {
+                keeper.write(path).await
+            };
+            match result {
                 Ok(()) => written = Some(version),
                 Err(e) => {
                     warn!(cluster = %keeper.cluster.cluster_name, error = %e, "cannot write the simulated cluster down")

@@ -404,6 +404,29 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     assert!(get.contains("ADDON") && get.contains("cinder-csi"), "{get}");
     assert!(!get.contains("metrics-server"), "{get}");
 
+    // A graceful stop writes each simulated cluster down as it is at that moment, even
+    // what changed just before.
+    let last_word = dir.path().join("last-word.yaml");
+    std::fs::write(
+        &last_word,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: last-word, namespace: apps}\n\
+         data: {said: before-the-stop}\n",
+    )
+    .unwrap();
+    kubectl.ok(&["apply", "--server-side", "-f", last_word.to_str().unwrap()]);
+    server.stop();
+    let log = std::fs::read_to_string(dir.path().join("data.log")).unwrap();
+    assert!(
+        !log.contains("cannot write the simulated cluster down"),
+        "{log}"
+    );
+    server.spawn();
+    server.wait_for("web", "back after a graceful stop", 60, |c| {
+        c.is_some_and(|c| c["status"]["phase"] == "Available")
+    });
+    let kubectl = kubectl_for(&server, "web", dir.path());
+    kubectl.ok(&["get", "configmap", "-n", "apps", "last-word"]);
+
     // A killed kaas finds its simulated clusters as they were, as a real cluster
     // outlives its management: the addons, and one's own objects. The snapshots of
     // clusters deleted while it was down (left here by hand) are swept at its start.

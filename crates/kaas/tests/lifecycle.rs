@@ -315,3 +315,55 @@ fn a_server_killed_during_create_and_delete_converges_without_duplicates_or_leak
     wait_for(&server, "crash", "deleted", |c| c.is_none());
     assert_eq!(server.inventory(), Vec::<Value>::new(), "resources leaked");
 }
+
+/// The README's first command: `kaas demo` brings up a cluster that is Available with
+/// its addons, and what it made (the cluster and its simulated Kubernetes objects)
+/// outlives it, written down as it stops.
+#[test]
+fn the_demo_makes_an_available_cluster_that_outlives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(common::KAAS)
+        .args(["demo", "--exit", "--sim-speed", "100", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{}", common::free_port())])
+        // Nothing of the machine's own kaas configuration.
+        .env("KAAS_CONFIG", dir.path().join("config.yaml"))
+        .env_remove("KAAS_SERVER")
+        .env_remove("KAAS_TOKEN")
+        .env_remove("KAAS_CONTEXT")
+        .env_remove("KAAS_TENANT")
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("cluster/demo is Available"), "{said}");
+    assert!(
+        !said.contains("cannot write the simulated cluster down"),
+        "{said}"
+    );
+    let snapshots: Vec<String> = std::fs::read_dir(data.join("sim-clusters"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        snapshots.len() == 1 && snapshots[0].ends_with(".sealed"),
+        "{snapshots:?}"
+    );
+
+    let server = Server::start(&data, 100.0);
+    server.wait_for(
+        "demo",
+        "Available with its addons after the demo",
+        60,
+        |c| {
+            c.is_some_and(|c| {
+                c["status"]["phase"] == "Available"
+                    && c["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|k| k["type"] == "AddonsReady" && k["status"] == "True")
+                    })
+            })
+        },
+    );
+}
