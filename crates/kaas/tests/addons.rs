@@ -48,6 +48,11 @@ impl Kubectl {
     fn items(&self, args: &[&str]) -> Vec<Value> {
         self.json(args)["items"].as_array().unwrap().clone()
     }
+
+    /// The `namespace/name` of each item listed.
+    fn names(&self, args: &[&str]) -> Vec<String> {
+        self.items(args).iter().map(name).collect()
+    }
 }
 
 /// The kubeconfig `kaas cluster kubeconfig` hands out, in a file.
@@ -193,37 +198,31 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
 
     // The addons' workloads run and are ready.
     assert_workloads_ready(&kubectl);
-    let deployments: Vec<String> = kubectl
-        .items(&["get", "deployments", "-A"])
-        .iter()
-        .map(name)
-        .collect();
-    for want in [
-        "kube-system/cilium-operator",
-        "kube-system/metrics-server",
-        "kube-system/csi-cinder-controllerplugin",
-        "ingress-nginx/ingress-nginx-controller",
-        "cert-manager/cert-manager",
-    ] {
-        assert!(
-            deployments.contains(&want.to_owned()),
-            "{want}: {deployments:?}"
-        );
-    }
-    let daemonsets: Vec<String> = kubectl
-        .items(&["get", "daemonsets", "-A"])
-        .iter()
-        .map(name)
-        .collect();
-    for want in [
-        "kube-system/cilium",
-        "kube-system/csi-cinder-nodeplugin",
-        "kube-system/openstack-cloud-controller-manager",
-    ] {
-        assert!(
-            daemonsets.contains(&want.to_owned()),
-            "{want}: {daemonsets:?}"
-        );
+    let expected: [(&str, &[&str]); 2] = [
+        (
+            "deployments",
+            &[
+                "kube-system/cilium-operator",
+                "kube-system/metrics-server",
+                "kube-system/csi-cinder-controllerplugin",
+                "ingress-nginx/ingress-nginx-controller",
+                "cert-manager/cert-manager",
+            ],
+        ),
+        (
+            "daemonsets",
+            &[
+                "kube-system/cilium",
+                "kube-system/csi-cinder-nodeplugin",
+                "kube-system/openstack-cloud-controller-manager",
+            ],
+        ),
+    ];
+    for (kind, wanted) in expected {
+        let found = kubectl.names(&["get", kind, "-A"]);
+        for want in wanted {
+            assert!(found.contains(&(*want).to_owned()), "{want}: {found:?}");
+        }
     }
 
     // Exactly one default StorageClass.
@@ -366,11 +365,7 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         "{}",
         String::from_utf8_lossy(&gone.stderr)
     );
-    let services: Vec<String> = kubectl
-        .items(&["get", "services", "-n", "kube-system"])
-        .iter()
-        .map(name)
-        .collect();
+    let services = kubectl.names(&["get", "services", "-n", "kube-system"]);
     assert!(
         !services.contains(&"kube-system/metrics-server".to_owned()),
         "{services:?}"

@@ -69,6 +69,23 @@ fn prepare_cloud() {
     ensure_node_image(|args| openstack(CLOUD, args));
 }
 
+/// The servers of every project that carry `tag`, as the admin lists them (`--long`).
+fn servers_tagged(tag: &str) -> Vec<Value> {
+    items(&openstack(
+        ADMIN,
+        &[
+            "--os-compute-api-version",
+            "2.64",
+            "server",
+            "list",
+            "--all-projects",
+            "--tags",
+            tag,
+            "--long",
+        ],
+    ))
+}
+
 /// The default stack's node image name.
 fn node_image() -> String {
     kaas_core::stack::StackCatalog::builtin()
@@ -323,19 +340,7 @@ fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_lea
         "{policy}"
     );
     let members = field(cp_server_group, &["Members"]).to_string();
-    let servers = items(&openstack(
-        ADMIN,
-        &[
-            "--os-compute-api-version",
-            "2.64",
-            "server",
-            "list",
-            "--all-projects",
-            "--tags",
-            &tag,
-            "--long",
-        ],
-    ));
+    let servers = servers_tagged(&tag);
     assert_eq!(servers.len(), 5, "{servers:#?}");
     assert!(
         servers.iter().all(|s| s["Status"] == "ACTIVE"),
@@ -691,29 +696,6 @@ fn killed_during_create_and_delete_on_real_openstack_it_converges_without_twins_
     assert!(left.is_empty(), "left behind: {left:#?}");
 }
 
-/// A raw HTTP request with extra headers: (status, body).
-fn http(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 #[test]
 fn keystone_tokens_act_in_the_tenant_bound_to_their_project() {
     prepare_cloud();
@@ -729,7 +711,7 @@ fn keystone_tokens_act_in_the_tenant_bound_to_their_project() {
     let user = user["name"].as_str().unwrap().to_owned();
 
     // Keystone vouches for the token, but no tenant is bound to its project yet.
-    let (status, body) = http(&server, "GET", "/v1/clusters", &[("X-Auth-Token", &token)]);
+    let (status, body) = server.http("GET", "/v1/clusters", &[("X-Auth-Token", &token)], None);
     assert_eq!(status, 403, "{body}");
     assert!(
         body["message"]
@@ -744,12 +726,17 @@ fn keystone_tokens_act_in_the_tenant_bound_to_their_project() {
         vec![("X-Auth-Token", token.as_str())],
         vec![("Authorization", &*format!("Bearer {token}"))],
     ] {
-        let (status, body) = http(&server, "GET", "/v1/clusters", &headers);
+        let (status, body) = server.http("GET", "/v1/clusters", &headers, None);
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["items"], serde_json::json!([]), "{body}");
     }
     // The project's member is an editor there: no tokens, which need an admin.
-    let (status, body) = http(&server, "POST", "/v1/tokens", &[("X-Auth-Token", &token)]);
+    let (status, body) = server.http(
+        "POST",
+        "/v1/tokens",
+        &[("X-Auth-Token", &token)],
+        Some(&json!({})),
+    );
     assert_eq!(status, 403, "{body}");
     let message = body["message"].as_str().unwrap();
     assert!(
@@ -757,11 +744,11 @@ fn keystone_tokens_act_in_the_tenant_bound_to_their_project() {
         "{message}"
     );
     // A token Keystone does not know.
-    let (status, body) = http(
-        &server,
+    let (status, body) = server.http(
         "GET",
         "/v1/clusters",
         &[("X-Auth-Token", "gAAAAABnot-a-real-token")],
+        None,
     );
     assert_eq!(status, 401, "{body}");
     // The audit log names the Keystone user.
@@ -903,21 +890,9 @@ fn a_tenants_clusters_are_built_in_its_own_project_with_its_credential() {
     let cluster = server.kaas_json(&["--tenant", "b", "cluster", "get", "bc", "-o", "json"]);
     let uid = cluster["metadata"]["uid"].as_str().unwrap().to_owned();
     let tag = format!("kaas-cluster={uid}");
-    let servers = openstack(
-        ADMIN,
-        &[
-            "--os-compute-api-version",
-            "2.64",
-            "server",
-            "list",
-            "--all-projects",
-            "--tags",
-            &tag,
-            "--long",
-        ],
-    );
-    assert_eq!(items(&servers).len(), 2, "{servers:#}");
-    for s in items(&servers) {
+    let servers = servers_tagged(&tag);
+    assert_eq!(servers.len(), 2, "{servers:#?}");
+    for s in &servers {
         let shown = openstack(ADMIN, &["server", "show", s["ID"].as_str().unwrap()]);
         assert_eq!(shown["project_id"], project.as_str(), "{shown:#}");
     }

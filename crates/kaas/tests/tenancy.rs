@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Output};
 
 use common::{KAAS, Server, text};
@@ -34,7 +32,7 @@ fn ok_as(server: &Server, token: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A raw HTTP request: (status, body).
+/// A raw HTTP request as the holder of `token`: (status, body).
 fn http(
     server: &Server,
     method: &str,
@@ -42,25 +40,9 @@ fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status: u16 = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    server.http(method, path, &headers, body)
 }
 
 fn names(list: &str) -> Vec<String> {
@@ -71,6 +53,11 @@ fn names(list: &str) -> Vec<String> {
         .iter()
         .map(|c| c["metadata"]["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The names of the clusters the holder of `token` sees.
+fn clusters_seen_by(server: &Server, token: &str) -> Vec<String> {
+    names(&ok_as(server, token, &["cluster", "list", "-o", "json"]))
 }
 
 /// The secret part of `kaas_<tenant>_<id>_<secret>`.
@@ -159,18 +146,8 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
             "1",
         ],
     );
-    assert_eq!(
-        names(&ok_as(&server, &acme, &["cluster", "list", "-o", "json"])),
-        ["a1"]
-    );
-    assert_eq!(
-        names(&ok_as(
-            &server,
-            &globex_editor,
-            &["cluster", "list", "-o", "json"]
-        )),
-        ["g1"]
-    );
+    assert_eq!(clusters_seen_by(&server, &acme), ["a1"]);
+    assert_eq!(clusters_seen_by(&server, &globex_editor), ["g1"]);
     assert!(
         names(&server.ok(&["cluster", "list", "-o", "json"])).is_empty(),
         "the operator's default tenant has none"
@@ -206,24 +183,10 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         "{}",
         text(&out)
     );
-    assert_eq!(
-        names(&ok_as(
-            &server,
-            &globex_editor,
-            &["cluster", "list", "-o", "json"]
-        )),
-        ["g1"]
-    );
+    assert_eq!(clusters_seen_by(&server, &globex_editor), ["g1"]);
 
     // Roles: a viewer reads but may not create (403); only admins make tokens.
-    assert_eq!(
-        names(&ok_as(
-            &server,
-            &acme_viewer,
-            &["cluster", "list", "-o", "json"]
-        )),
-        ["a1"]
-    );
+    assert_eq!(clusters_seen_by(&server, &acme_viewer), ["a1"]);
     let out = kaas_as(
         &server,
         &acme_viewer,
@@ -315,18 +278,8 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         "{}",
         text(&out)
     );
-    assert_eq!(
-        names(&ok_as(&server, &acme, &["cluster", "list", "-o", "json"])),
-        ["a1"]
-    );
-    assert_eq!(
-        names(&ok_as(
-            &server,
-            &globex_editor,
-            &["cluster", "list", "-o", "json"]
-        )),
-        ["g1"]
-    );
+    assert_eq!(clusters_seen_by(&server, &acme), ["a1"]);
+    assert_eq!(clusters_seen_by(&server, &globex_editor), ["g1"]);
 
     // No token, a bad one, a revoked one: 401.
     assert_eq!(http(&server, "GET", "/v1/clusters", None, None).0, 401);
@@ -434,14 +387,7 @@ fn tenants_are_isolated_roles_and_quotas_hold_and_everything_is_audited() {
         "--workers",
         "0",
     ]);
-    assert_eq!(
-        names(&ok_as(
-            &server,
-            &acme_viewer,
-            &["cluster", "list", "-o", "json"]
-        )),
-        ["a1", "a2"]
-    );
+    assert_eq!(clusters_seen_by(&server, &acme_viewer), ["a1", "a2"]);
 
     // The audit log: every mutating call, who, tenant, result.
     let audit = server.kaas_json(&["audit", "list", "-o", "json"]);
@@ -689,8 +635,7 @@ fn vcpu_quotas_count_the_clouds_flavors_and_flavors_it_lacks_are_refused() {
             {"field": "spec.nodePools[0].flavor", "reason": "flavor \"SCS-64V-256\" is not offered by the cloud"}
         ])
     );
-    let out = kaas_as(&server, &editor, &["cluster", "list", "-o", "json"]);
-    assert_eq!(names(&String::from_utf8(out.stdout).unwrap()), ["one"]);
+    assert_eq!(clusters_seen_by(&server, &editor), ["one"]);
 
     // The tenant sees what its cloud offers, smallest first, as quotas count it.
     let flavors: Value =

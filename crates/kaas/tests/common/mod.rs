@@ -202,19 +202,51 @@ impl Server {
 
     /// A plain HTTP GET of an open endpoint (`/metrics`), body only.
     pub fn get_open(&self, path: &str) -> String {
+        self.request("GET", path, &[], None).1
+    }
+
+    /// A raw HTTP/1.1 request to the server with extra `headers` and a JSON `body`:
+    /// the status and the body's text.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
         )
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
-        response
+        let status: u16 = response[9..12].parse().unwrap();
+        let body = response
             .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_owned())
-            .unwrap_or_default()
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// [`Server::request`] with the answer parsed as JSON (`Null` when it is not).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let (status, body) = self.request(method, path, headers, body);
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
     pub fn inventory(&self) -> Vec<Value> {
