@@ -210,12 +210,12 @@ impl Gateway {
             },
             api: api.clone(),
             fresh_for: self.controller_period,
-            last: std::sync::Mutex::new(None),
+            last: Mutex::new(None),
         });
         let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(sync, sync_first));
         let controllers = api.spawn_controllers(self.controller_period);
         let (gone_tx, mut gone) = watch::channel(false);
-        tokio::spawn(keep(
+        let keeper = tokio::spawn(keep(
             Keeper {
                 api: api.clone(),
                 store: self.store.clone(),
@@ -253,6 +253,8 @@ impl Gateway {
             .await
             {
                 warn!(cluster = %name, error = %e, "the simulated API server stopped");
+                // The next request serves the cluster afresh, with a keeper of its own.
+                keeper.abort();
             }
             controllers.abort();
             // Not served any more: the next request serves it afresh.
@@ -466,15 +468,18 @@ struct ClusterSync {
     /// reads every addon object) asks them once, not once per request (on a real
     /// cloud, each time a listing of the cluster's servers).
     fresh_for: Duration,
-    /// When the machines were last asked, and why the API did not answer then.
-    last: std::sync::Mutex<Option<(Instant, Option<String>)>>,
+    /// When the machines were last asked, and why the API did not answer then. Held
+    /// while they are asked, so that requests arriving together (a readiness check
+    /// sends its reads in parallel) wait for one answer instead of each asking.
+    last: Mutex<Option<(Instant, Option<String>)>>,
 }
 
 impl ClusterSync {
     /// Brings the nodes up to date unless they are fresh; `Err` while the machines say
     /// the API server does not run.
     async fn refresh(&self) -> Result<(), String> {
-        if let Some((at, down)) = &*self.last.lock().unwrap_or_else(|e| e.into_inner())
+        let mut last = self.last.lock().await;
+        if let Some((at, down)) = &*last
             && at.elapsed() < self.fresh_for
         {
             return down.clone().map_or(Ok(()), Err);
@@ -492,7 +497,7 @@ impl ClusterSync {
                 Some(message)
             }
         };
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), down.clone()));
+        *last = Some((Instant::now(), down.clone()));
         down.map_or(Ok(()), Err)
     }
 }
