@@ -5,7 +5,7 @@
 //! a credential is refused: its clusters would otherwise land in the server's project.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use kaas_cloud::{CloudError, CloudProvider, TenantClouds};
@@ -13,7 +13,6 @@ use kaas_core::naming::TENANT_CREDENTIALS_SECRET;
 use kaas_core::tenant::Tenant;
 use kaas_openstack::{Auth, CloudConfig, OpenStackCloud, Secret, Session};
 use kaas_store::{SecretBox, Secrets, Store, StoreExt};
-use tokio::sync::Mutex;
 use tracing::info;
 
 pub struct OpenStackTenants {
@@ -23,8 +22,9 @@ pub struct OpenStackTenants {
     config: CloudConfig,
     store: Arc<dyn Store>,
     sealer: Arc<SecretBox>,
-    /// By tenant: the credential id it was made with, and the cloud.
-    sessions: Mutex<HashMap<String, (String, Arc<OpenStackCloud>)>>,
+    /// By tenant: the credential id and bound project it was made with, and the cloud.
+    /// Never held across an await.
+    sessions: Mutex<HashMap<String, SessionFor>>,
 }
 
 impl std::fmt::Debug for OpenStackTenants {
@@ -49,16 +49,25 @@ impl OpenStackTenants {
         }
     }
 
-    /// Every session, for the metrics: the server's and the tenants' (those of the
-    /// tenants are left out while a session is being made).
+    /// Every session, for the metrics: the server's and the tenants'.
     pub fn sessions(&self) -> Vec<Session> {
         let mut all = vec![self.default.session().clone()];
-        if let Ok(sessions) = self.sessions.try_lock() {
-            all.extend(sessions.values().map(|(_, c)| c.session().clone()));
-        }
+        all.extend(
+            self.lock_sessions()
+                .values()
+                .map(|(_, c)| c.session().clone()),
+        );
         all
     }
+
+    fn lock_sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionFor>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
+
+/// A tenant's session: the credential id and bound project it was made with, and the
+/// cloud it reaches.
+type SessionFor = ((String, Option<String>), Arc<OpenStackCloud>);
 
 fn unavailable(message: String) -> CloudError {
     CloudError::Unavailable { message }
@@ -67,18 +76,18 @@ fn unavailable(message: String) -> CloudError {
 #[async_trait]
 impl TenantClouds for OpenStackTenants {
     async fn cloud(&self, tenant: &str) -> Result<Arc<dyn CloudProvider>, CloudError> {
+        let bound = self
+            .store
+            .get_obj::<Tenant>(tenant, tenant)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .and_then(|t| t.spec.project);
         let secrets = Secrets::new(self.store.as_ref(), &self.sealer);
         let credential = secrets
             .get(tenant, TENANT_CREDENTIALS_SECRET)
             .await
             .map_err(|e| unavailable(format!("cannot read tenant {tenant}'s credential: {e}")))?;
         let Some(credential) = credential else {
-            let bound = self
-                .store
-                .get_obj::<Tenant>(tenant, tenant)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?
-                .and_then(|t| t.spec.project);
             return match bound {
                 Some(project) => Err(CloudError::BadRequest {
                     message: format!(
@@ -93,8 +102,10 @@ impl TenantClouds for OpenStackTenants {
             text("applicationCredentialId"),
             text("applicationCredentialSecret"),
         );
-        if let Some((made_with, cloud)) = self.sessions.lock().await.get(tenant)
-            && *made_with == id
+        // A session holds while the credential and the project it is bound to do.
+        let made_with = (id.clone(), bound.clone());
+        if let Some((key, cloud)) = self.lock_sessions().get(tenant)
+            && *key == made_with
         {
             return Ok(cloud.clone());
         }
@@ -113,17 +124,15 @@ impl TenantClouds for OpenStackTenants {
             },
             ..self.config.clone()
         };
-        let session = Session::new(config)
-            .await
-            .map_err(|e| CloudError::BadRequest {
+        let session = Session::new(config).await.map_err(|e| match e.status {
+            // Keystone refused the credential; anything else (no answer, a 5xx) passes.
+            Some(400..=499) => CloudError::BadRequest {
                 message: format!("tenant {tenant}'s application credential {id} is refused: {e}"),
-            })?;
-        let bound = self
-            .store
-            .get_obj::<Tenant>(tenant, tenant)
-            .await
-            .map_err(|e| unavailable(e.to_string()))?
-            .and_then(|t| t.spec.project);
+            },
+            _ => unavailable(format!(
+                "cannot sign in with tenant {tenant}'s application credential {id}: {e}"
+            )),
+        })?;
         let signed_into = session.project_id();
         if bound.is_some() && bound != signed_into {
             return Err(CloudError::BadRequest {
@@ -136,10 +145,8 @@ impl TenantClouds for OpenStackTenants {
         }
         info!(tenant, credential = %id, project = ?signed_into, "signed in with the tenant's application credential");
         let cloud = Arc::new(OpenStackCloud::new(session));
-        self.sessions
-            .lock()
-            .await
-            .insert(tenant.to_owned(), (id, cloud.clone()));
+        self.lock_sessions()
+            .insert(tenant.to_owned(), (made_with, cloud.clone()));
         Ok(cloud)
     }
 }
