@@ -78,7 +78,9 @@ pub struct AppState {
     pub keystone: Option<Arc<dyn auth::KeystoneTokens>>,
     pub keystone_cache: Arc<auth::KeystoneCache>,
     /// Held from a quota check to the write it allows, so that two requests cannot
-    /// both take the last of a quota (within this server).
+    /// both take the last of a quota, and from a check that a tenant exists to the
+    /// write that needs it, so that nothing is made for a tenant being deleted
+    /// (within this server).
     pub quota_lock: Arc<tokio::sync::Mutex<()>>,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,

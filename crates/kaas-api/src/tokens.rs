@@ -82,6 +82,8 @@ pub async fn create(
     if tenant != principal.tenant && !principal.operator {
         return Err(ApiError::not_found(format!("tenant {tenant:?} not found")));
     }
+    // Held to the write: a token made while its tenant is deleted would outlive it.
+    let _tenants = state.quota_lock.lock().await;
     if state
         .store
         .get_obj::<Tenant>(&tenant, &tenant)
