@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use kaas_bootstrap::{ClusterPki, issue_admin_client_cert, render_admin_kubeconfig};
@@ -81,10 +81,13 @@ pub async fn kubeconfig(
         api_endpoint: endpoint,
         credentials: None,
     };
-    let server =
-        state.routes.url(&route).await.map_err(|e| {
-            ApiError::conflict(format!("cluster {name:?} cannot be reached yet: {e}"))
-        })?;
+    let server = state.routes.url(&route).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            format!("cluster {name:?} cannot be reached now: {e}"),
+        )
+    })?;
     let client = issue_admin_client_cert(&pki, "kaas-admin", ttl, chrono::Utc::now())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let config = render_admin_kubeconfig(&name, &server, &pki.kubernetes_ca.cert_pem, &client)

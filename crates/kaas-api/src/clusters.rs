@@ -23,7 +23,10 @@ use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
 /// The tenant's clusters.
-async fn tenant_clusters(state: &AppState, tenant: &str) -> Result<Vec<Cluster>, ApiError> {
+pub(crate) async fn tenant_clusters(
+    state: &AppState,
+    tenant: &str,
+) -> Result<Vec<Cluster>, ApiError> {
     Ok(state
         .store
         .list_obj(&ListFilter {
@@ -101,31 +104,6 @@ impl FlavorSizes {
             Err(ApiError::invalid(ValidationErrors(errors)))
         }
     }
-}
-
-/// On OpenStack, a tenant bound to a project builds there with its own application
-/// credential: without one, its clusters are refused (409) rather than built in the
-/// server's project.
-async fn check_tenant_cloud(state: &AppState, tenant: &str) -> Result<(), ApiError> {
-    if state.cloud != "openstack" {
-        return Ok(());
-    }
-    let Some(t) = state.store.get_obj::<Tenant>(tenant, tenant).await? else {
-        return Ok(());
-    };
-    let Some(project) = &t.spec.project else {
-        return Ok(());
-    };
-    let secrets = kaas_store::Secrets::new(state.store.as_ref(), &state.sealer);
-    let has_credential = secrets
-        .exists(tenant, kaas_core::naming::TENANT_CREDENTIALS_SECRET)
-        .await?;
-    if has_credential {
-        return Ok(());
-    }
-    Err(ApiError::conflict(format!(
-        "tenant {tenant:?} is bound to project {project} but has no application credential for it; the operator adds one with kaas tenant update {tenant} --application-credential-id ID"
-    )))
 }
 
 /// Refuses a cluster going from `before` to `after` that would take the tenant over
@@ -218,9 +196,9 @@ pub async fn create(
             format!("cluster {:?} already exists", sent.metadata.name),
         ));
     }
-    check_tenant_cloud(&state, &principal.tenant).await?;
     // The cloud is asked before the quota lock is taken, so that one tenant's slow
-    // cloud holds up no other tenant.
+    // cloud holds up no other tenant. A tenant bound to a project without a (valid)
+    // credential is refused here (409): its cluster would land in the server's project.
     let sizes = FlavorSizes::of(&state, &principal.tenant).await?;
     sizes.check_offered(None, &sent.spec)?;
     let _quota = state.quota_lock.lock().await;

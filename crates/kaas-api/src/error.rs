@@ -71,6 +71,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// What the caller's cloud said, as the API answers it: a setup it refuses (no or a
+/// refused credential) is a conflict with the tenant's state, not a fault of the server.
+impl From<kaas_cloud::CloudError> for ApiError {
+    fn from(e: kaas_cloud::CloudError) -> Self {
+        use kaas_cloud::CloudError as E;
+        let message = format!("the tenant's cloud: {e}");
+        match e {
+            E::BadRequest { .. } | E::Conflict { .. } => Self::conflict(message),
+            E::QuotaExceeded { .. } => Self::new(StatusCode::FORBIDDEN, "QuotaExceeded", message),
+            E::NotFound { .. } | E::Unavailable { .. } | E::InProgress { .. } => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", message)
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self)).into_response()

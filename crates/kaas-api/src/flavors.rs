@@ -2,7 +2,6 @@
 //! clusters' machines are made of and its vCPU quota is counted in.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::{Extension, Json};
 use kaas_cloud::Flavor;
 use kaas_core::access::Role;
@@ -12,17 +11,11 @@ use serde_json::{Value, json};
 use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
-/// The flavors `tenant`'s cloud offers, smallest first; 503 when it cannot say.
+/// The flavors `tenant`'s cloud offers, smallest first; 409 when the tenant's cloud
+/// refuses its setup (no or a refused credential), 503 when it cannot say.
 pub(crate) async fn offered(state: &AppState, tenant: &str) -> Result<Vec<Flavor>, ApiError> {
-    let unavailable = |e: kaas_cloud::CloudError| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            format!("cannot read the cloud's flavors: {e}"),
-        )
-    };
-    let cloud = state.clouds.cloud(tenant).await.map_err(unavailable)?;
-    let mut flavors = cloud.flavors().await.map_err(unavailable)?;
+    let cloud = state.clouds.cloud(tenant).await?;
+    let mut flavors = cloud.flavors().await?;
     flavors.sort_by(|a, b| {
         (a.vcpus, a.ram_mib, a.disk_gib, &a.name).cmp(&(b.vcpus, b.ram_mib, b.disk_gib, &b.name))
     });

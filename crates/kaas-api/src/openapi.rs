@@ -477,8 +477,8 @@ pub fn document() -> Value {
                             &["getCluster", "replaceCluster", "deleteCluster", "listClusterEvents", "listClusterMachines", "getClusterKubeconfig"])),
                         ("400", error("Invalid: the details name each field and reason")),
                         ("403", error("Forbidden (the role is too low), or QuotaExceeded: the message names the quota")),
-                        ("503", error("Unavailable: Keystone cannot validate the token now, or the cloud cannot say which flavors it offers")),
-                        ("409", error("AlreadyExists: a cluster of that name exists")),
+                        ("503", error("Unavailable: Keystone cannot validate the token now, or the tenant's cloud cannot say which flavors it offers")),
+                        ("409", error("AlreadyExists: a cluster of that name exists; or Conflict: the tenant's cloud refuses its setup (a project bound without a usable application credential)")),
                         ("413", too_large.clone()),
                     ]
                 )
@@ -501,9 +501,9 @@ pub fn document() -> Value {
                         ("200", json_body("Updated", r("Cluster"))),
                         ("400", error("Invalid: the details name each field and reason")),
                         ("403", error("Forbidden (the role is too low), or QuotaExceeded: the message names the quota")),
-                        ("503", error("Unavailable: Keystone cannot validate the token now, or the cloud cannot say which flavors it offers")),
+                        ("503", error("Unavailable: Keystone cannot validate the token now, or the tenant's cloud cannot say which flavors it offers")),
                         ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
-                        ("409", error("Conflict: a stale resourceVersion, or the cluster is being deleted")),
+                        ("409", error("Conflict: a stale resourceVersion, the cluster is being deleted, or the tenant's cloud refuses its setup")),
                         ("413", too_large.clone()),
                     ]
                 ),
@@ -557,6 +557,7 @@ pub fn document() -> Value {
                         ("400", error("Invalid ttl, an unknown query parameter, or a path that is not valid")),
                         ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
                         ("409", error("The cluster has no API endpoint or certificate authority yet")),
+                        ("503", error("Unavailable: Keystone cannot validate the token now, or the cluster's API cannot be reached now")),
                     ]
                 )
             },
@@ -580,7 +581,8 @@ pub fn document() -> Value {
                        "summary": "The flavors the caller's tenant's cloud offers, smallest first (viewer): what machines are made of and vCPU quotas are counted in"}),
                 vec![
                     ("200", json_body("Flavors", r("FlavorList"))),
-                    ("503", error("Unavailable: Keystone cannot validate the token now, or the cloud cannot say which flavors it offers")),
+                    ("409", error("Conflict: the tenant's cloud refuses its setup (a project bound without a usable application credential)")),
+                    ("503", error("Unavailable: Keystone cannot validate the token now, or the tenant's cloud cannot say which flavors it offers")),
                 ]
             )},
             "/v1/stacks": {"get": v1(

@@ -12,11 +12,12 @@ use kaas_core::decode::decode_json;
 use kaas_core::meta::{API_VERSION, DEFAULT_TENANT};
 use kaas_core::tenant::{Tenant, TenantCredentials};
 use kaas_core::validation::check_dns_label;
-use kaas_core::{Cluster, FieldError, ObjectMeta, ValidationErrors};
+use kaas_core::{FieldError, ObjectMeta, ValidationErrors};
 use kaas_store::{ListFilter, Secrets, StoreError, StoreExt};
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
+use crate::clusters::tenant_clusters;
 use crate::{ApiError, AppState};
 
 /// The Secret that holds a tenant's application credential.
@@ -101,13 +102,7 @@ async fn shown(state: &AppState, tenant: &Tenant) -> Result<Value, ApiError> {
     let name = &tenant.metadata.name;
     let secrets = Secrets::new(state.store.as_ref(), &state.sealer);
     let credentials = secrets.exists(name, CREDENTIALS_SECRET).await?;
-    let clusters: Vec<Cluster> = state
-        .store
-        .list_obj(&ListFilter {
-            tenant: Some(name.clone()),
-            owner_uid: None,
-        })
-        .await?;
+    let clusters = tenant_clusters(state, name).await?;
     let mut value = serde_json::to_value(tenant).map_err(|e| ApiError::internal(e.to_string()))?;
     value["status"] = json!({ "credentialsStored": credentials, "clusters": clusters.len() });
     Ok(value)
@@ -266,13 +261,7 @@ pub async fn delete(
     if name == DEFAULT_TENANT {
         return Err(ApiError::conflict("the default tenant cannot be deleted"));
     }
-    let clusters: Vec<Cluster> = state
-        .store
-        .list_obj(&ListFilter {
-            tenant: Some(name.clone()),
-            owner_uid: None,
-        })
-        .await?;
+    let clusters = tenant_clusters(&state, &name).await?;
     if !clusters.is_empty() {
         let names: Vec<&str> = clusters.iter().map(|c| c.metadata.name.as_str()).collect();
         return Err(ApiError::conflict(format!(
