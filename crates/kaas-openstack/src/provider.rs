@@ -32,6 +32,18 @@ pub const COMPUTE_MICROVERSION: &str = "2.64";
 /// The tag that marks a multi-call creation as finished.
 pub const COMPLETE_TAG: &str = "kaas-complete";
 
+/// The flavor `name` (a name, else an id) among `flavors`, as Nova resolves a flavor
+/// reference; Nova's words when there is none.
+fn find_flavor<'a>(flavors: &'a [Flavor], name: &str) -> Result<&'a Flavor> {
+    flavors
+        .iter()
+        .find(|f| f.name == name)
+        .or_else(|| flavors.iter().find(|f| f.id == name))
+        .ok_or_else(|| CloudError::BadRequest {
+            message: format!("Flavor {name} could not be found."),
+        })
+}
+
 /// Nova refuses longer tags.
 const NOVA_TAG_MAX: usize = 60;
 
@@ -193,15 +205,7 @@ impl OpenStackCloud {
 
     /// A flavor by name or id.
     async fn flavor(&self, name: &str) -> Result<Flavor> {
-        let mut flavors = self.flavors().await?;
-        let at = flavors
-            .iter()
-            .position(|f| f.name == name)
-            .or_else(|| flavors.iter().position(|f| f.id == name))
-            .ok_or_else(|| CloudError::BadRequest {
-                message: format!("Flavor {name} could not be found."),
-            })?;
-        Ok(flavors.swap_remove(at))
+        find_flavor(&self.flavors().await?, name).cloned()
     }
 
     async fn image_id(&self, name: &str) -> Result<String> {
@@ -1419,12 +1423,14 @@ impl CloudProvider for OpenStackCloud {
 
     async fn preflight(&self, needs: &Capacity) -> Result<()> {
         let (mut instances, mut cores, mut ram) = (0u64, 0u64, 0u64);
+        // One listing for every need.
+        let flavors = self.flavors().await?;
         for need in &needs.servers {
-            let flavor = self.flavor(&need.flavor).await?;
+            let flavor = find_flavor(&flavors, &need.flavor)?;
             self.ids
                 .lock()
                 .await
-                .insert((Lookup::Flavor, need.flavor.clone()), flavor.id);
+                .insert((Lookup::Flavor, need.flavor.clone()), flavor.id.clone());
             self.resolve(Lookup::Image, &need.image).await?;
             let n = u64::from(need.count);
             instances += n;
