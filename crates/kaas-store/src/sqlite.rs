@@ -485,16 +485,21 @@ impl Store for SqliteStore {
         since: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, body FROM audit \
-             WHERE (?1 IS NULL OR tenant = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )
-        .bind(tenant)
-        .bind(since)
-        .bind(i64::from(limit))
-        .fetch_all(&self.read)
-        .await
-        .map_err(backend)?;
+        // Two statements, not `(?1 IS NULL OR tenant = ?1)`: SQLite would not use the
+        // audit_tenant index for that, and would scan the whole log for one tenant.
+        let query = match tenant {
+            Some(tenant) => sqlx::query(
+                "SELECT seq, body FROM audit WHERE tenant = ? AND seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(tenant),
+            None => sqlx::query("SELECT seq, body FROM audit WHERE seq > ? ORDER BY seq LIMIT ?"),
+        };
+        let rows = query
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(backend)?;
         stored_events(&rows)
     }
 
