@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use kaas_cloud::ObjectReadiness;
@@ -63,13 +62,19 @@ impl DesiredAddons {
     }
 }
 
-/// A digest of the objects, to notice any change (not a security boundary).
+/// A digest of the objects, to notice any change. SHA-256, not the standard library's
+/// hasher, whose output may change between Rust releases: the digest is kept in the
+/// cluster's status, and a new kaas build must not take unchanged addons for changed.
 fn digest(objects: &[Value]) -> String {
-    let mut hasher = DefaultHasher::new();
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     for o in objects {
-        o.to_string().hash(&mut hasher);
+        context.update(o.to_string().as_bytes());
+        context.update(b"\n");
     }
-    format!("{:016x}", hasher.finish())
+    context.finish().as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The addons as observed: what is wanted (or why it cannot be rendered) and, when the
