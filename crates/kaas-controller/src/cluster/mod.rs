@@ -187,11 +187,13 @@ impl ClusterController {
         self.metrics.cloud_calls.get_or_create(&labels).inc();
     }
 
+    /// The cluster's machines, cloud resources and (when its API answers) nodes and
+    /// addons; with how its API is reached, which the reconcile's steps use too.
     async fn observe(
         &self,
         cloud: &dyn CloudProvider,
         cluster: &Cluster,
-    ) -> Result<Observed, ReconcileError> {
+    ) -> Result<(Observed, Option<WorkloadClusterRef>), ReconcileError> {
         let machines = self
             .store
             .list_obj::<Machine>(&ListFilter {
@@ -234,8 +236,9 @@ impl ClusterController {
             now: Utc::now(),
             time_scale: self.config.time_scale,
         };
-        if let Some(target) = self.workload_ref(cluster, &observed).await {
-            match self.workloads.nodes(&target).await {
+        let workload = self.workload_ref(cluster, &observed).await;
+        if let Some(target) = &workload {
+            match self.workloads.nodes(target).await {
                 Ok(nodes) => observed.nodes = Some(nodes),
                 Err(e) => debug!(error = %e, "workload API not reachable"),
             }
@@ -243,7 +246,7 @@ impl ClusterController {
                 let desired = self.desired_addons(cloud, cluster, &observed).await;
                 let readiness = match &desired {
                     Ok(d) if !d.objects.0.is_empty() => {
-                        self.addons_readiness(cluster, &target, d).await
+                        self.addons_readiness(cluster, target, d).await
                     }
                     _ => Some(Vec::new()),
                 };
@@ -252,13 +255,13 @@ impl ClusterController {
             if observed.nodes.is_some()
                 && observed.machines.iter().any(|m| m.metadata.is_deleting())
             {
-                match self.workloads.etcd_members(&target).await {
+                match self.workloads.etcd_members(target).await {
                     Ok(members) => observed.etcd_members = Some(members),
                     Err(e) => debug!(error = %e, "cannot list etcd members"),
                 }
             }
         }
-        Ok(observed)
+        Ok((observed, workload))
     }
 
     /// Lists are idempotent: a passing 5xx or timeout is retried at once, a few times,
@@ -1026,7 +1029,7 @@ impl Reconciler for ClusterController {
             }
         };
         let cloud = cloud.as_ref();
-        let observed = match self.observe(cloud, &cluster).await {
+        let (observed, workload) = match self.observe(cloud, &cluster).await {
             Ok(o) => o,
             Err(e) => {
                 self.event(&cluster, EventType::Warning, "ObserveFailed", e.to_string())
@@ -1038,7 +1041,6 @@ impl Reconciler for ClusterController {
         let plan = plan::plan(&cluster, &observed);
         debug!(steps = plan.steps.len(), waiting = ?plan.waiting, "planned");
 
-        let workload = self.workload_ref(&cluster, &observed).await;
         let results = join_all(
             plan.steps
                 .iter()
