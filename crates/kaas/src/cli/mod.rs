@@ -811,7 +811,8 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
                 let spec = &mut body["spec"];
                 if spec["nodePools"].as_array().is_none_or(Vec::is_empty) {
                     // The server's default pool.
-                    spec["nodePools"] = json!([{"name": "workers", "replicas": 3}]);
+                    spec["nodePools"] =
+                        serde_json::to_value(kaas_core::ClusterSpec::default().node_pools)?;
                 }
                 let pool = &mut spec["nodePools"][0];
                 if let Some(n) = workers {
