@@ -101,11 +101,16 @@ impl fmt::Debug for RenderedAddon {
     }
 }
 
-/// `Kind namespace/name` of an object.
+/// `Kind namespace/name` of an object (`Kind name` without a namespace, an empty one
+/// included): the names the cluster's client reports readiness and pruning under
+/// (`kaas_kube::ObjectRef::short`), so the two must agree.
 pub fn object_ref(o: &Value) -> String {
     let kind = o["kind"].as_str().unwrap_or("?");
     let name = o["metadata"]["name"].as_str().unwrap_or("?");
-    match o["metadata"]["namespace"].as_str() {
+    match o["metadata"]["namespace"]
+        .as_str()
+        .filter(|ns| !ns.is_empty())
+    {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
@@ -220,6 +225,27 @@ pub fn render_addons(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn objects_are_named_with_their_namespace_if_they_have_one() {
+        let named = |o: serde_json::Value| object_ref(&o);
+        assert_eq!(
+            named(
+                serde_json::json!({"kind": "Deployment", "metadata": {"name": "a", "namespace": "ns"}})
+            ),
+            "Deployment ns/a"
+        );
+        // As the cluster's client names them: an empty namespace is none.
+        for metadata in [
+            serde_json::json!({"name": "b"}),
+            serde_json::json!({"name": "b", "namespace": ""}),
+        ] {
+            assert_eq!(
+                named(serde_json::json!({"kind": "StorageClass", "metadata": metadata})),
+                "StorageClass b"
+            );
+        }
+    }
 
     fn values(version: &str) -> AddonValues {
         AddonValues {

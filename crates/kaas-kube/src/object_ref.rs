@@ -55,6 +55,12 @@ impl ObjectRef {
             None => self.name.clone(),
         }
     }
+
+    /// `Kind namespace/name` (`Kind name` when cluster-scoped): how kaas names an
+    /// object to people, as `kaas_bootstrap::object_ref` names a rendered manifest.
+    pub fn short(&self) -> String {
+        format!("{} {}", self.kind, self.qualified_name())
+    }
 }
 
 impl fmt::Display for ObjectRef {

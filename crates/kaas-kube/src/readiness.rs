@@ -113,7 +113,7 @@ fn missing(object: ObjectRef) -> ObjectReadiness {
 /// `Ok` when `object` (as the server has it) is ready, else why not.
 pub(crate) fn assess(reference: &ObjectRef, object: &Value) -> Result<(), String> {
     let count = |pointer: &str| object.pointer(pointer).and_then(Value::as_i64);
-    let prefix = || format!("{} {}", reference.kind, reference.qualified_name());
+    let prefix = || reference.short();
     let observed = || {
         let generation = count("/metadata/generation").unwrap_or(0);
         let observed = count("/status/observedGeneration").unwrap_or(0);

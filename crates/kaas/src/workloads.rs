@@ -109,7 +109,11 @@ impl WorkloadClusters for KubeWorkloads {
         let report = self.client(cluster).await?.apply(set, objects).await?;
         Ok(AddonsApplied {
             applied: report.applied,
-            pruned: report.pruned.iter().map(short).collect(),
+            pruned: report
+                .pruned
+                .iter()
+                .map(kaas_kube::ObjectRef::short)
+                .collect(),
         })
     }
 
@@ -122,19 +126,11 @@ impl WorkloadClusters for KubeWorkloads {
         Ok(readiness
             .into_iter()
             .map(|r| ObjectReadiness {
-                object: short(&r.object),
+                object: r.object.short(),
                 ready: r.ready,
                 missing: r.missing,
                 message: r.message,
             })
             .collect())
-    }
-}
-
-/// `Kind namespace/name`, as the controller names the objects it renders.
-fn short(object: &kaas_kube::ObjectRef) -> String {
-    match &object.namespace {
-        Some(ns) => format!("{} {ns}/{}", object.kind, object.name),
-        None => format!("{} {}", object.kind, object.name),
     }
 }
