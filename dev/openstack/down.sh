@@ -10,6 +10,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../errtrap.sh
+. "$HERE/../errtrap.sh"
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 

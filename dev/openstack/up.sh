@@ -35,6 +35,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../errtrap.sh
+. "$HERE/../errtrap.sh"   # any failing command says where, and shows setup.log
 # shellcheck source=common.sh
 . "$HERE/common.sh"   # sets PATH to Debian's python3 and CLIs
 
@@ -111,7 +113,9 @@ db_url() { echo "mysql+pymysql://$1:$PW@$IP/$2?charset=utf8"; }
 
 install_packages() {
   local missing=() p installed
-  installed=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package} ' "${PACKAGES[@]}" 2>/dev/null | tr -s ' ') "
+  # dpkg-query exits 1 when any of them is unknown to dpkg (on a fresh machine, most
+  # are): what it printed for the others is still right.
+  installed=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package} ' "${PACKAGES[@]}" 2>/dev/null | tr -s ' ' || true) "
   for p in "${PACKAGES[@]}"; do
     [[ $installed == *" ii $p "* ]] || missing+=("$p")
   done
@@ -661,6 +665,8 @@ setup_done() { [ "$(cat "$SETUP_DONE" 2>/dev/null)" = "$SETUP_VERSION" ]; }
 main() {
   [ "$(id -u)" = 0 ] || die "run as root"
   mkdir -p "$STATE" "$PIDDIR" "$LOGDIR"
+  STEP_LOG=$LOGDIR/setup.log
+  log "setting up (steps log to $STEP_LOG)"
   local t0=$SECONDS t1 first_setup=""
   setup_done || first_setup=1
 
