@@ -1,8 +1,11 @@
 //! The addons of a cluster, rendered from their templates (`stacks/addons/NAME.yaml`)
 //! with the cluster's values into Kubernetes objects, ready for server-side apply.
 //!
-//! Templates are multi-document YAML with `{{ key }}` placeholders. A placeholder the
-//! values do not know, or a template that is not valid YAML once rendered, is an
+//! Templates are multi-document YAML with `{{ key }}` placeholders in string values
+//! (`{{ key | ini }}` inside an INI file held in a string). A template is parsed before
+//! any value goes in, and values are set into the parsed strings as data: a value can
+//! never add, remove or reshape anything. Each value is checked where it enters
+//! ([`AddonValues`]), and an error names it. A placeholder the values do not know is an
 //! error naming the addon: nothing is half-rendered.
 //!
 //! Rendered objects may hold the cluster's application credential secret (the cloud
@@ -123,7 +126,87 @@ fn addon_error(addon: &str, reason: impl Into<String>) -> BootstrapError {
     }
 }
 
+/// The longest value kaas puts into a manifest where no tighter grammar applies.
+const MAX_VALUE_LEN: usize = 4096;
+
+fn value_error(field: &'static str, reason: impl Into<String>) -> BootstrapError {
+    BootstrapError::AddonValue {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// `field` holds no control character (a newline, a NUL, an escape) and is not too
+/// long. For secrets the reason never quotes the value.
+fn check_plain(field: &'static str, value: &str, max: usize) -> Result<(), BootstrapError> {
+    if value.len() > max {
+        return Err(value_error(
+            field,
+            format!("must be at most {max} bytes (got {})", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(value_error(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// An address block `ADDRESS/PREFIX`, IPv4 or IPv6.
+fn check_cidr(field: &'static str, value: &str) -> Result<(), BootstrapError> {
+    let parsed = value.split_once('/').and_then(|(addr, prefix)| {
+        let addr: std::net::IpAddr = addr.parse().ok()?;
+        let prefix: u8 = prefix.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max && value.len() <= 43).then_some(())
+    });
+    parsed.ok_or_else(|| value_error(field, "is not a CIDR such as 10.244.0.0/16"))
+}
+
 impl AddonValues {
+    /// Checks every value where it enters a manifest, naming the value (and the spec
+    /// field it comes from) in the error. What passes is set into the objects as data.
+    fn check(&self) -> Result<(), BootstrapError> {
+        kaas_core::validation::check_dns_label(&self.cluster_name)
+            .map_err(|reason| value_error("clusterName (metadata.name)", reason))?;
+        let uid_ok = self.cluster_uid.len() == 36
+            && self.cluster_uid.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            });
+        if !uid_ok {
+            return Err(value_error("clusterUid (metadata.uid)", "is not a UUID"));
+        }
+        check_cidr("podCidr (spec.network.podCidr)", &self.pod_cidr)?;
+        check_cidr("serviceCidr (spec.network.serviceCidr)", &self.service_cidr)?;
+        check_plain("authUrl (the cloud's Keystone URL)", &self.auth_url, 2048)?;
+        let url_ok = (self.auth_url.starts_with("https://")
+            || self.auth_url.starts_with("http://"))
+            && self.auth_url.chars().all(|c| c.is_ascii_graphic());
+        if !url_ok {
+            return Err(value_error(
+                "authUrl (the cloud's Keystone URL)",
+                "is not an http(s) URL without spaces",
+            ));
+        }
+        check_plain("region (the cloud's region)", &self.region, 255)?;
+        check_plain(
+            "applicationCredentialId (the cluster's application credential)",
+            &self.application_credential_id,
+            MAX_VALUE_LEN,
+        )?;
+        check_plain(
+            "applicationCredentialSecret (the cluster's application credential)",
+            &self.application_credential_secret,
+            MAX_VALUE_LEN,
+        )?;
+        if let Some(email) = &self.acme_email {
+            kaas_core::validation::check_email(email).map_err(|reason| {
+                value_error("acmeEmail (spec.addons.certManager.acmeEmail)", reason)
+            })?;
+        }
+        Ok(())
+    }
+
     fn map(&self, addon: &AddonRef) -> BTreeMap<&'static str, String> {
         let ip_mode_proxy = self.kubernetes_version.minor() >= IP_MODE_PROXY_MINOR;
         BTreeMap::from([
@@ -149,8 +232,49 @@ impl AddonValues {
     }
 }
 
-/// Substitutes `{{ key }}` placeholders; an unknown key or an unclosed one is an error.
-fn substitute(
+/// An addon's version as the stack gives it: it ends up in image references, so it
+/// must be an image tag (letters, digits, `_`, `.`, `-`; at most 128).
+fn check_version(addon: &AddonRef) -> Result<(), BootstrapError> {
+    let v = &addon.version;
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && !v.starts_with(['.', '-'])
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        return Ok(());
+    }
+    let shown: String = v.chars().take(64).collect();
+    let more = if shown.len() < v.len() { "…" } else { "" };
+    Err(addon_error(
+        &addon.name,
+        format!(
+            "its version {shown:?}{more} (the stack's addons[].version) is not an image tag: letters, digits, '_', '.' and '-', at most 128"
+        ),
+    ))
+}
+
+/// `value` quoted as a string of the INI dialect the cloud controller and Cinder CSI
+/// read `cloud.conf` in (gcfg): in double quotes, with `\\` and `\"` escaped, so `;`,
+/// `#`, `=` and brackets are data. Control characters are refused before this.
+fn ini_quoted(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Fills the `{{ key }}` placeholders of one string of a parsed template. `{{ key | ini
+/// }}` quotes the value for an INI file held in the string. An unknown key, an
+/// unknown filter or an unclosed placeholder is an error. Values are not scanned
+/// again: a value holding `{{` stays as it is.
+fn fill_str(
     addon: &str,
     template: &str,
     values: &BTreeMap<&str, String>,
@@ -163,22 +287,68 @@ fn substitute(
         let end = after
             .find("}}")
             .ok_or_else(|| addon_error(addon, "a placeholder is not closed with }}"))?;
-        let key = after[..end].trim();
+        let (key, filter) = match after[..end].split_once('|') {
+            Some((key, filter)) => (key.trim(), Some(filter.trim())),
+            None => (after[..end].trim(), None),
+        };
         let value = values
             .get(key)
             .ok_or_else(|| addon_error(addon, format!("unknown placeholder {{{{ {key} }}}}")))?;
-        out.push_str(value);
+        match filter {
+            None => out.push_str(value),
+            Some("ini") => out.push_str(&ini_quoted(value)),
+            Some(other) => {
+                return Err(addon_error(
+                    addon,
+                    format!("unknown filter {other:?} in {{{{ {key} | {other} }}}}"),
+                ));
+            }
+        }
         rest = &after[end + 2..];
     }
     out.push_str(rest);
     Ok(out)
 }
 
-/// Renders `addons` (in order) with `values`.
+/// Fills the placeholders in every string of a parsed template, in place. Only
+/// values are filled: a placeholder in a mapping key is an error.
+fn fill(
+    addon: &str,
+    node: &mut Value,
+    values: &BTreeMap<&str, String>,
+) -> Result<(), BootstrapError> {
+    match node {
+        Value::String(s) if s.contains("{{") => *s = fill_str(addon, s, values)?,
+        Value::Array(items) => {
+            for item in items {
+                fill(addon, item, values)?;
+            }
+        }
+        Value::Object(map) => {
+            if let Some(key) = map.keys().find(|k| k.contains("{{")) {
+                return Err(addon_error(
+                    addon,
+                    format!("a mapping key holds a placeholder: {key:?}"),
+                ));
+            }
+            for item in map.values_mut() {
+                fill(addon, item, values)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Renders `addons` (in order) with `values`. Each template is parsed as YAML first,
+/// with its placeholders still in it, and the values are then set into the strings of
+/// the parsed objects: no value is ever parsed as YAML, so none can change a
+/// manifest's shape.
 pub fn render_addons(
     addons: &[AddonRef],
     values: &AddonValues,
 ) -> Result<Vec<RenderedAddon>, BootstrapError> {
+    values.check()?;
     addons
         .iter()
         .map(|addon| {
@@ -195,10 +365,14 @@ pub fn render_addons(
                     "its ACME issuers need an e-mail address (spec.addons.certManager.acmeEmail)",
                 ));
             }
-            let text = substitute(&addon.name, template, &values.map(addon))?;
-            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            check_version(addon)?;
+            let docs: Vec<Value> = serde_saphyr::from_multiple(template)
                 .map_err(|e| addon_error(&addon.name, format!("not valid YAML: {e}")))?;
-            let objects: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+            let mut objects: Vec<Value> = docs.into_iter().filter(|d| !d.is_null()).collect();
+            let map = values.map(addon);
+            for o in &mut objects {
+                fill(&addon.name, o, &map)?;
+            }
             for o in &objects {
                 for field in ["apiVersion", "kind"] {
                     if o[field].as_str().is_none_or(str::is_empty) {
@@ -319,9 +493,12 @@ mod tests {
         let conf = objects(&rendered, "Secret")[0]["stringData"]["cloud.conf"]
             .as_str()
             .unwrap();
-        assert!(conf.contains("application-credential-id = ac-id"), "{conf}");
-        assert!(conf.contains("application-credential-secret = s3cr3t-value"));
-        assert!(conf.contains("region = RegionOne"));
+        assert!(
+            conf.contains("application-credential-id = \"ac-id\""),
+            "{conf}"
+        );
+        assert!(conf.contains("application-credential-secret = \"s3cr3t-value\""));
+        assert!(conf.contains("region = \"RegionOne\""));
         // The secret stays out of Debug output.
         let debug = format!("{rendered:?} {:?}", values("v1.36.4"));
         assert!(!debug.contains("s3cr3t"), "{debug}");
@@ -410,8 +587,233 @@ mod tests {
         .to_string();
         assert!(err.contains("nope"), "{err}");
         let map = BTreeMap::from([("a", "1".to_owned())]);
-        assert_eq!(substitute("x", "v={{ a }}!", &map).unwrap(), "v=1!");
-        assert!(substitute("x", "v={{ b }}", &map).is_err());
-        assert!(substitute("x", "v={{ a", &map).is_err());
+        assert_eq!(fill_str("x", "v={{ a }}!", &map).unwrap(), "v=1!");
+        assert_eq!(fill_str("x", "v={{a|ini}}", &map).unwrap(), "v=\"1\"");
+        assert!(fill_str("x", "v={{ b }}", &map).is_err());
+        assert!(fill_str("x", "v={{ a", &map).is_err());
+        assert!(fill_str("x", "v={{ a | yaml }}", &map).is_err());
+    }
+
+    /// The INI files kaas writes, read as the cloud controller's gcfg reads them:
+    /// `[section]` headers, `key = value` with a quoted or bare value, comments.
+    fn read_ini(text: &str) -> BTreeMap<(String, String), String> {
+        let mut out = BTreeMap::new();
+        let mut section = String::new();
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with(['#', ';']) {
+                continue;
+            }
+            if let Some(name) = line.strip_prefix('[') {
+                section = name.strip_suffix(']').expect("a closed section").to_owned();
+                continue;
+            }
+            let (key, raw) = line.split_once('=').expect("key = value");
+            let raw = raw.trim();
+            let value = if let Some(quoted) = raw.strip_prefix('"') {
+                let mut value = String::new();
+                let mut chars = quoted.chars();
+                loop {
+                    match chars.next().expect("a closing quote") {
+                        '"' => break,
+                        '\\' => value.push(chars.next().expect("an escaped character")),
+                        c => value.push(c),
+                    }
+                }
+                let after: String = chars.collect();
+                assert!(
+                    after.trim().is_empty() || after.trim().starts_with(['#', ';']),
+                    "nothing but a comment after a quoted value: {line:?}"
+                );
+                value
+            } else {
+                raw.split(['#', ';']).next().unwrap_or("").trim().to_owned()
+            };
+            assert!(
+                out.insert((section.clone(), key.trim().to_owned()), value)
+                    .is_none(),
+                "a key is set twice: {line:?}"
+            );
+        }
+        out
+    }
+
+    /// Walks `base` and `got` together: they must be the same tree, except that each
+    /// string holding `probe` in `base` holds `value` in its place in `got` (inside an
+    /// INI file: the INI values, as read back). Returns how many places held the probe.
+    fn same_but_probe(base: &Value, got: &Value, probe: &str, value: &str, at: &str) -> usize {
+        match (base, got) {
+            (Value::String(b), Value::String(g)) if b.contains(probe) => {
+                if at.ends_with("cloud.conf") {
+                    let want: BTreeMap<_, _> = read_ini(b)
+                        .into_iter()
+                        .map(|(k, v)| (k, v.replace(probe, value)))
+                        .collect();
+                    assert_eq!(read_ini(g), want, "{at}");
+                } else {
+                    assert!(*g == b.replace(probe, value), "{at}: {g:?}");
+                }
+                1
+            }
+            (Value::Array(b), Value::Array(g)) => {
+                assert_eq!(b.len(), g.len(), "{at}: items added or removed");
+                b.iter()
+                    .zip(g)
+                    .enumerate()
+                    .map(|(i, (b, g))| same_but_probe(b, g, probe, value, &format!("{at}[{i}]")))
+                    .sum()
+            }
+            (Value::Object(b), Value::Object(g)) => {
+                assert!(
+                    b.keys().eq(g.keys()),
+                    "{at}: keys changed: {:?} -> {:?}",
+                    b.keys().collect::<Vec<_>>(),
+                    g.keys().collect::<Vec<_>>()
+                );
+                b.iter()
+                    .map(|(k, b)| same_but_probe(b, &g[k], probe, value, &format!("{at}.{k}")))
+                    .sum()
+            }
+            (b, g) => {
+                assert_eq!(b, g, "{at}");
+                0
+            }
+        }
+    }
+
+    type SetValue = fn(&mut AddonValues, &mut [AddonRef], String);
+
+    #[test]
+    fn hostile_values_are_refused_by_name_or_land_exactly_where_they_belong() {
+        // Every string placeholder: its name, a valid probe value, and where it is set.
+        // (proxyProtocol and enableIngressHostname are booleans kaas computes.)
+        let placeholders: [(&str, &str, SetValue); 10] = [
+            ("clusterName", "probe-name", |v, _, s| v.cluster_name = s),
+            (
+                "clusterUid",
+                "9c3e1d2a-7b4f-4e6a-8d1c-5f0b2a9e3c71",
+                |v, _, s| {
+                    v.cluster_uid = s;
+                },
+            ),
+            ("podCidr", "10.123.0.0/16", |v, _, s| v.pod_cidr = s),
+            ("serviceCidr", "172.31.0.0/16", |v, _, s| v.service_cidr = s),
+            ("authUrl", "https://probe.example:5000/v3", |v, _, s| {
+                v.auth_url = s;
+            }),
+            ("region", "ProbeRegion", |v, _, s| v.region = s),
+            (
+                "applicationCredentialId",
+                "probe-credential-id",
+                |v, _, s| {
+                    v.application_credential_id = s;
+                },
+            ),
+            (
+                "applicationCredentialSecret",
+                "probe-credential-secret",
+                |v, _, s| v.application_credential_secret = s,
+            ),
+            ("acmeEmail", "probe@example.org", |v, _, s| {
+                v.acme_email = Some(s);
+            }),
+            ("version", "v9.9.9-probe", |_, addons, s| {
+                addons[4].version = s;
+            }),
+        ];
+        let long = "x".repeat(100_000);
+        let hostile: Vec<&str> = vec![
+            "x\"@y.z",
+            "it's",
+            "\"quoted\"",
+            "back\\slash",
+            "ends with \\",
+            "line\nbreak",
+            "cr\rreturn",
+            "tab\there",
+            "nul\0byte",
+            "esc\u{1b}[31m",
+            "{{ clusterUid }}",
+            "{{",
+            "}}",
+            "{{ nope | ini }}",
+            "&anchor value",
+            "*alias",
+            "<<: *merge",
+            "!!binary aGk=",
+            "- item",
+            "key: value",
+            "? complex",
+            "# comment",
+            "; comment",
+            "[Global]",
+            "a = b",
+            "--flag=1",
+            " leading",
+            "trailing ",
+            "",
+            "ünïcödé",
+            "日本語",
+            "\u{202e}rtl",
+            "😀",
+            "ops@example.org\n[Global]\nauth-url = \"evil\"",
+            "https://x.example/{{a}}?q=\"1\";#[x]",
+            &long,
+        ];
+        let mut landed = BTreeMap::<&str, usize>::new();
+        for (name, probe, set) in placeholders {
+            let mut base_values = values("v1.36.4");
+            let mut base_addons = all();
+            set(&mut base_values, &mut base_addons, probe.to_owned());
+            let base = render_addons(&base_addons, &base_values).unwrap();
+            let base =
+                serde_json::to_value(base.iter().map(|a| &a.objects).collect::<Vec<_>>()).unwrap();
+            for value in &hostile {
+                let mut v = values("v1.36.4");
+                let mut addons = all();
+                set(&mut v, &mut addons, (*value).to_owned());
+                match render_addons(&addons, &v) {
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(e.contains(name), "{name} = {value:.60?}: {e}");
+                        assert!(e.len() < 400, "the error repeats a long value: {e:.80}");
+                        assert!(!e.contains("probe-credential"), "{e}");
+                    }
+                    Ok(got) => {
+                        let got = serde_json::to_value(
+                            got.iter().map(|a| &a.objects).collect::<Vec<_>>(),
+                        )
+                        .unwrap();
+                        let places = same_but_probe(&base, &got, probe, value, name);
+                        assert!(places > 0, "{name}: the probe is found nowhere");
+                        *landed.entry(name).or_default() += 1;
+                    }
+                }
+            }
+        }
+        // Free-text values land as data, quotes, brackets, `{{` and all; values with a
+        // grammar of their own refuse every hostile value.
+        for name in [
+            "region",
+            "applicationCredentialId",
+            "applicationCredentialSecret",
+        ] {
+            assert!(
+                landed.get(name).copied().unwrap_or(0) >= 25,
+                "{name}: {landed:?}"
+            );
+        }
+        assert!(
+            landed.get("authUrl").copied().unwrap_or(0) >= 1,
+            "{landed:?}"
+        );
+        for name in [
+            "clusterName",
+            "clusterUid",
+            "podCidr",
+            "serviceCidr",
+            "acmeEmail",
+        ] {
+            assert_eq!(landed.get(name), None, "{name}: {landed:?}");
+        }
     }
 }

@@ -52,6 +52,15 @@ pub enum BootstrapError {
         reason: String,
     },
 
+    /// A value bound for an addon manifest is not what its field takes.
+    #[error("addon value {field}: {reason}")]
+    AddonValue {
+        /// The value, and the spec field it comes from.
+        field: &'static str,
+        /// Why; a secret's value is never quoted.
+        reason: String,
+    },
+
     /// A PEM certificate could not be parsed.
     #[error("failed to parse the {what} certificate: {reason}")]
     ParseCertificate {

@@ -80,6 +80,52 @@ pub fn check_dns_label(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest e-mail address SMTP carries (RFC 5321: a 256-octet path less its `<>`).
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// Checks an e-mail address as ACME servers take it: `local@domain`, ASCII only, the
+/// local part a dot-atom of RFC 5322 (no quoted strings, no spaces) and the domain a
+/// host name of at least two labels. The reason never repeats a long value.
+pub fn check_email(addr: &str) -> Result<(), String> {
+    if addr.len() > MAX_EMAIL_LEN {
+        return Err(format!(
+            "is not an e-mail address: longer than {MAX_EMAIL_LEN} characters (got {})",
+            addr.len()
+        ));
+    }
+    let bad = |why: &str| Err(format!("{addr:?} is not an e-mail address: {why}"));
+    if !addr.is_ascii() {
+        return bad("only ASCII characters are allowed");
+    }
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return bad("it has no '@'");
+    };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if local.is_empty() || local.len() > 64 {
+        return bad("the part before '@' must have 1 to 64 characters");
+    }
+    if local
+        .split('.')
+        .any(|atom| atom.is_empty() || !atom.chars().all(atext))
+    {
+        return bad(
+            "the part before '@' may hold letters, digits, dots between them and !#$%&'*+-/=?^_`{|}~, no quotes, spaces or control characters",
+        );
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if labels.len() < 2 || !labels.iter().all(label_ok) {
+        return bad("the part after '@' must be a domain name such as example.org");
+    }
+    Ok(())
+}
+
 /// Parses a duration such as `90s`, `10m`, `1h30m`, `2h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration such as 30s, 10m or 1h30m");
@@ -240,11 +286,8 @@ fn validate_spec(spec: &ClusterSpec, stacks: &StackCatalog, errs: &mut Validatio
         }
     }
     if let Some(cm) = &spec.addons.cert_manager {
-        if !cm.acme_email.contains('@') {
-            errs.push(
-                "spec.addons.certManager.acmeEmail",
-                format!("{:?} is not an e-mail address", cm.acme_email),
-            );
+        if let Err(reason) = check_email(&cm.acme_email) {
+            errs.push("spec.addons.certManager.acmeEmail", reason);
         }
         if !["letsencrypt-staging", "letsencrypt-production"].contains(&cm.issuer.as_str()) {
             errs.push(
@@ -430,6 +473,52 @@ mod tests {
             c.metadata.name = good.to_owned();
             assert!(fields(&c).is_empty(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn acme_emails_are_addresses_and_nothing_else() {
+        let with_email = |email: &str| {
+            let mut c = cluster();
+            c.spec.addons.cert_manager = Some(crate::cluster::CertManagerAddon {
+                acme_email: email.to_owned(),
+                issuer: "letsencrypt-staging".to_owned(),
+            });
+            fields(&c)
+        };
+        for good in [
+            "ops@example.org",
+            "first.last+tag@sub.example.co.uk",
+            "o'neil@example.org",
+            "x@a-b.example",
+        ] {
+            assert!(with_email(good).is_empty(), "{good:?}");
+        }
+        let long = format!("{}@example.org", "a".repeat(300));
+        for bad in [
+            "",
+            "x\"@y.z",
+            "no-at-sign",
+            "@example.org",
+            "a@",
+            "a@localhost",
+            "a b@example.org",
+            "a@exa mple.org",
+            "a..b@example.org",
+            ".a@example.org",
+            "a@-example.org",
+            "a@example.org\n[Global]",
+            "jos\u{e9}@example.org",
+            "\"a\"@example.org",
+            &long,
+        ] {
+            assert_eq!(
+                with_email(bad),
+                ["spec.addons.certManager.acmeEmail"],
+                "{bad:?}"
+            );
+        }
+        let reason = check_email(&long).unwrap_err();
+        assert!(reason.len() < 120, "a long value is not repeated: {reason}");
     }
 
     #[test]
