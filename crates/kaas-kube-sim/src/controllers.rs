@@ -766,20 +766,30 @@ fn budget_statuses(state: &mut State, now: DateTime<Utc>) {
     for (key, pdb) in all(state, "policy", "poddisruptionbudgets") {
         let s = budget_status(state, &pdb);
         let allowed = s.disruptions_allowed > 0;
+        let generation = int(&pdb, "/metadata/generation", 1);
+        // A budget's conditions are `metav1.Condition`s, whose message, reason and
+        // observedGeneration are always there (clients that check types need them).
+        let mut allowed_condition = condition_of(
+            &pdb,
+            "DisruptionAllowed",
+            allowed,
+            if allowed {
+                "SufficientPods"
+            } else {
+                "InsufficientPods"
+            },
+            "",
+            now,
+        );
+        allowed_condition["message"] = json!("");
+        allowed_condition["observedGeneration"] = json!(generation);
         let status = json!({
-            "observedGeneration": int(&pdb, "/metadata/generation", 1),
+            "observedGeneration": generation,
             "expectedPods": s.expected_pods,
             "currentHealthy": s.current_healthy,
             "desiredHealthy": s.desired_healthy,
             "disruptionsAllowed": s.disruptions_allowed,
-            "conditions": [condition_of(
-                &pdb,
-                "DisruptionAllowed",
-                allowed,
-                if allowed { "SufficientPods" } else { "InsufficientPods" },
-                "",
-                now,
-            )],
+            "conditions": [allowed_condition],
         });
         set_status(state, key, &pdb, status);
     }

@@ -30,7 +30,10 @@ use crate::watch;
 /// `/healthz`, `/livez`, `/readyz`.
 pub fn router(api: Arc<ApiServer>) -> Router {
     Router::new()
+        // A real API server answers these with and without a trailing slash, and some
+        // clients (the official Python client) ask with one.
         .route("/version", get(version))
+        .route("/version/", get(version))
         .route("/healthz", get(ok))
         .route("/livez", get(ok))
         .route("/readyz", get(ok))
@@ -38,7 +41,9 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/openapi/v3", get(openapi_v3_index))
         .route("/openapi/v3/{*path}", get(openapi_v3))
         .route("/api", any(api_request))
+        .route("/api/", any(api_request))
         .route("/apis", any(api_request))
+        .route("/apis/", any(api_request))
         .route("/api/{*rest}", any(api_request))
         .route("/apis/{*rest}", any(api_request))
         .fallback(not_found)

@@ -391,6 +391,7 @@ impl State {
                 }
             },
         };
+        check_name(rt, &name)?;
         if rt.namespaced {
             match meta_str(&body, "namespace").filter(|n| !n.is_empty()) {
                 Some(ns) if ns != namespace => {
@@ -1098,6 +1099,69 @@ fn apply_conflict(conflicts: &[fields::Conflict]) -> ApiError {
         message: fields::conflict_message(conflicts),
         details: Some(json!({"causes": causes})),
     }
+}
+
+/// Checks a new object's name as the real API server does: a DNS-1123 label for
+/// namespaces and services, a path segment for RBAC objects and custom resources, a
+/// DNS-1123 subdomain for everything else. The reasons are the API server's own.
+fn check_name(rt: &ResourceType, name: &str) -> Result<(), ApiError> {
+    let invalid = |reason: String| {
+        Err(ApiError::invalid(
+            &rt.group,
+            &rt.kind,
+            name,
+            "metadata.name",
+            &format!("Invalid value: {name:?}: {reason}"),
+        ))
+    };
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.chars().all(|c| alnum(c) || c == '-')
+            && l.starts_with(alnum)
+            && l.ends_with(alnum)
+    };
+    if rt.custom || rt.group == "rbac.authorization.k8s.io" {
+        for bad in [".", ".."] {
+            if name == bad {
+                return invalid(format!("may not be '{bad}'"));
+            }
+        }
+        for bad in ['/', '%'] {
+            if name.contains(bad) {
+                return invalid(format!("may not contain '{bad}'"));
+            }
+        }
+        return Ok(());
+    }
+    let dns_label = rt.group.is_empty() && matches!(rt.plural.as_str(), "namespaces" | "services");
+    if dns_label {
+        if name.len() > 63 {
+            return invalid("must be no more than 63 characters".to_owned());
+        }
+        if !label_ok(name) {
+            return invalid(
+                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters \
+                 or '-', and must start and end with an alphanumeric character (e.g. 'my-name', \
+                 or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+                    .to_owned(),
+            );
+        }
+        return Ok(());
+    }
+    if name.len() > 253 {
+        return invalid("must be no more than 253 characters".to_owned());
+    }
+    if !name.split('.').all(label_ok) {
+        return invalid(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+             '-' or '.', and must start and end with an alphanumeric character (e.g. \
+             'example.com', regex used for validation is \
+             '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

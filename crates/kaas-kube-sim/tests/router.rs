@@ -193,6 +193,74 @@ spec:
 "#;
 
 #[tokio::test]
+async fn paths_answer_with_and_without_a_trailing_slash() {
+    let c = Cluster::new();
+    for uri in [
+        "/version",
+        "/version/",
+        "/api",
+        "/api/",
+        "/apis",
+        "/apis/",
+        "/api/v1/",
+    ] {
+        let (code, body) = c.get(uri).await;
+        assert_eq!(code, 200, "{uri}: {body}");
+    }
+    let (code, body) = c.get("/nope/").await;
+    assert_eq!(
+        (code, body["kind"].as_str()),
+        (404, Some("Status")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn names_are_validated_as_the_api_server_validates_them() {
+    let c = Cluster::new();
+    let (code, _) = c
+        .post("/api/v1/namespaces", json!({"metadata": {"name": "demo"}}))
+        .await;
+    assert_eq!(code, 201);
+    let long_label = "a".repeat(64);
+    for (uri, name, ok) in [
+        ("/api/v1/namespaces/demo/configmaps", "a.b-c", true),
+        ("/api/v1/namespaces/demo/configmaps", "Not_A_Name", false),
+        ("/api/v1/namespaces/demo/configmaps", "-a", false),
+        ("/api/v1/namespaces/demo/configmaps", "a..b", false),
+        ("/api/v1/namespaces", "has.dot", false),
+        ("/api/v1/namespaces", long_label.as_str(), false),
+        ("/api/v1/namespaces/demo/services", "web.1", false),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            "system:kaas-reader",
+            true,
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            "a/b",
+            false,
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            "..",
+            false,
+        ),
+    ] {
+        let (code, body) = c.post(uri, json!({"metadata": {"name": name}})).await;
+        if ok {
+            assert_eq!(code, 201, "{uri} {name}: {body}");
+            continue;
+        }
+        assert_eq!(code, 422, "{uri} {name}: {body}");
+        assert_eq!(body["kind"], "Status");
+        assert_eq!(body["reason"], "Invalid");
+        assert_eq!(body["details"]["name"], name);
+        assert_eq!(body["details"]["causes"][0]["field"], "metadata.name");
+    }
+}
+
+#[tokio::test]
 async fn discovery_lists_the_built_in_resources() {
     let c = Cluster::new();
     let (code, version) = c.get("/version").await;
