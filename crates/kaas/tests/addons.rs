@@ -2,7 +2,9 @@
 //! addons of its stack ready to use, server-side apply of one's own objects, and an
 //! upgrade to a stack that changes one addon and drops another.
 //!
-//! Needs `kubectl` on the PATH (Debian: `kubernetes-client`), as `dev/test.sh` installs.
+//! Needs `kubectl` on the PATH (Debian: `kubernetes-client`), and the official Python
+//! Kubernetes client (`kubernetes` from PyPI) importable by `python3` (or by
+//! `$KAAS_TEST_PYTHON`), as `dev/test.sh` installs both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -110,6 +112,110 @@ fn condition(cluster: &Value, type_: &str) -> Value {
         .find(|c| c["type"] == type_)
         .cloned()
         .unwrap_or(Value::Null)
+}
+
+/// The Python interpreter with the official Kubernetes client: `$KAAS_TEST_PYTHON`, or
+/// `python3` on the PATH (dev/test.sh puts its test environment first there).
+fn python_with_kubernetes_client() -> String {
+    let python = std::env::var("KAAS_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let probe = Command::new(&python)
+        .args(["-c", "import kubernetes; print(kubernetes.__version__)"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        probe.status.success(),
+        "{python} cannot import the Kubernetes client (`kubernetes` from PyPI): run \
+         dev/test.sh, which installs it, or set KAAS_TEST_PYTHON\n{}",
+        common::text(&probe)
+    );
+    eprintln!(
+        "Python Kubernetes client {}",
+        String::from_utf8_lossy(&probe.stdout).trim()
+    );
+    python
+}
+
+/// The official Python client (a third client, after kubectl and kube-rs) against a
+/// simulated cluster: version, discovery, CRUD, watch, server-side apply, eviction,
+/// custom resources and the addons' kinds, each held to what a real API server
+/// answers (crates/kaas/tests/python/kube_client.py says what each check asks).
+#[test]
+fn the_official_python_client_works_against_a_simulated_cluster() {
+    let python = python_with_kubernetes_client();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), 100.0);
+    // An ACME e-mail that is not an address is refused before anything is stored.
+    let out = server.kaas(&[
+        "cluster",
+        "create",
+        "bad",
+        "--addons",
+        "cert-manager",
+        "--acme-email",
+        "x\"@y.z",
+    ]);
+    let said = common::text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("(400)") && said.contains("spec.addons.certManager.acmeEmail"),
+        "{said}"
+    );
+    assert!(server.cluster("bad").is_none());
+
+    server.ok(&[
+        "cluster",
+        "create",
+        "py",
+        "--stack",
+        "scs-1.36",
+        "--control-plane",
+        "1",
+        "--workers",
+        "2",
+        "--addons",
+        "ingress,cert-manager",
+        "--acme-email",
+        "ops@example.org",
+        "--wait",
+    ]);
+    let version = server.cluster("py").unwrap()["status"]["kubernetesVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kubectl = kubectl_for(&server, "py", dir.path());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/kube_client.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&kubectl.kubeconfig)
+        .arg(&version)
+        .args(["1", "2"])
+        .env("HOME", dir.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let said = common::text(&out);
+    assert!(
+        out.status.success(),
+        "the Python client's checks failed:\n{said}"
+    );
+    let passed: Vec<&str> = said.lines().filter_map(|l| l.strip_prefix("ok ")).collect();
+    assert_eq!(
+        passed,
+        [
+            "version",
+            "discovery",
+            "nodes",
+            "namespaced_crud",
+            "invalid_objects_are_refused_with_a_status",
+            "watch_sees_changes",
+            "server_side_apply_and_dynamic_client",
+            "eviction_honours_disruption_budgets",
+            "custom_resources",
+            "the_addons_kinds",
+            "cleanup",
+        ],
+        "{said}"
+    );
 }
 
 #[test]
