@@ -89,6 +89,12 @@ EOF
   rm -f "$root/.kaas-complete"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   cp /etc/hosts "$root/etc/hosts"
+  # This machine's own certificate authorities (say, of a TLS-inspecting egress proxy)
+  # belong to the machine, not to the project: the fresh root trusts them too.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1
+  fi
   log "a fresh clone of $(git -C "$REPO" rev-parse --short HEAD) ($(git -C "$REPO" log -1 --format=%s | cut -c1-60))"
   git clone -q --no-local "$REPO" "$root/root/kaas"
   local t_root=$((SECONDS - t0))
@@ -103,7 +109,7 @@ EOF
   else
     echo "fresh-check: FAILED (exit $status; logs in $DIR)"
   fi
-  return "$status"
+  exit "$status"
 }
 
 # ------------------------------------------------------------------- inside
@@ -131,6 +137,13 @@ inside() {
   local env=(env -i HOME=/root TERM=dumb LANG=C.UTF-8 USER=root
     RUSTUP_HOME="$RUSTUP_DIR" CARGO_HOME=/root/.cargo
     PATH="$CARGO_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+  # Of this machine's environment only how it reaches the network: proxies and the
+  # certificate bundle its clients are told to trust.
+  local name
+  for name in SSL_CERT_FILE SSL_CERT_DIR PIP_CERT REQUESTS_CA_BUNDLE CURL_CA_BUNDLE \
+    GIT_SSL_CAINFO http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+    [ -z "${!name:-}" ] || env+=("$name=${!name}")
+  done
   local t0 demo_s test_s demo_rc=0 test_rc=0
 
   log "1/2 cargo run --release -- demo --exit (log: $DIR/demo.log)"
