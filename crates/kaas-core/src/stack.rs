@@ -256,12 +256,26 @@ impl StackCatalog {
     }
 }
 
-/// Kubernetes release data: end of life per minor, and patch releases.
+/// Where kaas's built-in release data comes from: the release schedule of the
+/// Kubernetes website (kubernetes.io/releases is built from it).
+pub const UPSTREAM_SCHEDULE_URL: &str =
+    "https://raw.githubusercontent.com/kubernetes/website/main/data/releases/schedule.yaml";
+
+/// Kubernetes release data: end of life per minor, and patch releases, with where and
+/// when it was taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KubernetesVersions {
     pub api_version: String,
     pub kind: String,
+    /// Where the data was taken from (a URL, or the file it was read from). Files
+    /// written before kaas recorded it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The day the data was taken from `source`: how old it is. Releases after it are
+    /// missing unless added by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_on: Option<NaiveDate>,
     /// How many days a newer patch release may go unprovided.
     pub patch_grace_days: u32,
     pub releases: Vec<KubernetesRelease>,
@@ -273,6 +287,7 @@ pub struct KubernetesRelease {
     /// `1.36`.
     pub minor: String,
     pub end_of_life: NaiveDate,
+    /// Newest first.
     #[serde(default)]
     pub patches: Vec<PatchRelease>,
 }
@@ -284,13 +299,15 @@ pub struct PatchRelease {
     pub released: NaiveDate,
 }
 
+/// The longest patch grace the data may set: a year, beyond which the policy would say
+/// nothing.
+const MAX_PATCH_GRACE_DAYS: u32 = 365;
+
 impl KubernetesVersions {
     pub fn parse(origin: &str, text: &str) -> Result<KubernetesVersions, String> {
         let v: KubernetesVersions =
             serde_saphyr::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        if v.kind != "KubernetesVersions" {
-            return Err(format!("{origin}: kind must be KubernetesVersions"));
-        }
+        v.validate().map_err(|e| format!("{origin}: {e}"))?;
         Ok(v)
     }
 
@@ -299,6 +316,129 @@ impl KubernetesVersions {
             "stacks/kubernetes-versions.yaml",
             BUILTIN_KUBERNETES_VERSIONS,
         )
+    }
+
+    /// Checks what serde cannot: kind, provenance, minors and versions that agree, no
+    /// release listed twice.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.api_version != API_VERSION || self.kind != "KubernetesVersions" {
+            return Err(format!(
+                "must be apiVersion {API_VERSION}, kind KubernetesVersions"
+            ));
+        }
+        match (&self.source, self.taken_on) {
+            (Some(source), Some(_)) => {
+                if source.trim().is_empty() {
+                    return Err("source: must not be empty".to_owned());
+                }
+                if source.chars().any(char::is_control) {
+                    return Err(format!(
+                        "source: {source:?} must be one line without control characters"
+                    ));
+                }
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err("takenOn: missing; source and takenOn go together".to_owned());
+            }
+            (None, Some(_)) => {
+                return Err("source: missing; source and takenOn go together".to_owned());
+            }
+        }
+        if self.patch_grace_days > MAX_PATCH_GRACE_DAYS {
+            return Err(format!(
+                "patchGraceDays: {} is more than {MAX_PATCH_GRACE_DAYS}",
+                self.patch_grace_days
+            ));
+        }
+        let mut minors = std::collections::BTreeSet::new();
+        for (i, release) in self.releases.iter().enumerate() {
+            let minor = minor_number(&release.minor).ok_or_else(|| {
+                format!(
+                    "releases[{i}].minor: {:?} is not a minor version such as \"1.36\"",
+                    release.minor
+                )
+            })?;
+            if !minors.insert(minor) {
+                return Err(format!(
+                    "releases[{i}].minor: {:?} is listed twice",
+                    release.minor
+                ));
+            }
+            let mut versions = std::collections::BTreeSet::new();
+            for (j, patch) in release.patches.iter().enumerate() {
+                let field = format!("releases[{i}].patches[{j}]");
+                match version_triple(&patch.version) {
+                    Some((major, minor_n, _)) if (major, minor_n) == minor => {}
+                    Some(_) => {
+                        return Err(format!(
+                            "{field}.version: {} is not a release of {}",
+                            patch.version, release.minor
+                        ));
+                    }
+                    None => {
+                        return Err(format!(
+                            "{field}.version: {:?} is not an exact version such as v{}.0",
+                            patch.version, release.minor
+                        ));
+                    }
+                }
+                if !versions.insert(patch.version.as_str()) {
+                    return Err(format!(
+                        "{field}.version: {} is listed twice",
+                        patch.version
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The document as YAML, in the layout of `stacks/kubernetes-versions.yaml`: minors
+    /// oldest first, patches newest first, one line each. [`KubernetesVersions::parse`]
+    /// reads it back unchanged.
+    pub fn to_yaml(&self) -> String {
+        use std::fmt::Write as _;
+        let mut releases = self.releases.clone();
+        releases.sort_by_key(|r| minor_number(&r.minor));
+        for release in &mut releases {
+            release
+                .patches
+                .sort_by_key(|p| std::cmp::Reverse(version_triple(&p.version)));
+        }
+        let mut out = String::from(
+            "# Kubernetes release series, for the SCS version policy (which stacks are past end of\n\
+             # life, which lag behind a patch release). Written by\n\
+             # `kaas stack versions update`; load it with `kaas server --kubernetes-versions FILE`.\n",
+        );
+        let _ = writeln!(out, "apiVersion: {}", self.api_version);
+        let _ = writeln!(out, "kind: {}", self.kind);
+        if let Some(source) = &self.source {
+            let _ = writeln!(out, "source: {}", yaml_quoted(source));
+        }
+        if let Some(taken_on) = self.taken_on {
+            let _ = writeln!(out, "takenOn: {taken_on}");
+        }
+        let _ = writeln!(out, "patchGraceDays: {}", self.patch_grace_days);
+        out.push_str("releases:\n");
+        for release in &releases {
+            let _ = writeln!(out, "  - minor: {}", yaml_quoted(&release.minor));
+            let _ = writeln!(out, "    endOfLife: {}", release.end_of_life);
+            if release.patches.is_empty() {
+                out.push_str("    patches: []\n");
+                continue;
+            }
+            out.push_str("    patches:\n");
+            for p in &release.patches {
+                let _ = writeln!(
+                    out,
+                    "      - {{version: {}, released: {}}}",
+                    yaml_quoted(&p.version),
+                    p.released
+                );
+            }
+        }
+        out
     }
 
     /// What the SCS version policy says about `stack` on `today`; empty: compliant.
@@ -387,6 +527,22 @@ pub fn version_triple(version: &str) -> Option<(u32, u32, u32)> {
         parts.next()?.parse().ok()?,
     );
     parts.next().is_none().then_some(t)
+}
+
+/// `(major, minor)` of a minor version such as `1.36`; nothing else.
+pub fn minor_number(minor: &str) -> Option<(u32, u32)> {
+    let (major, minor) = minor.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if !digits(major) || !digits(minor) {
+        return None;
+    }
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// `text` as a double-quoted YAML scalar (YAML's escapes for `\\` and `"`; control
+/// characters are refused before anything is written).
+fn yaml_quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// `(major, minor)` of a version such as `v1.33.5`.
@@ -570,6 +726,108 @@ mod tests {
                 .add(ClusterStack::parse("x", good).unwrap())
                 .unwrap_err()
                 .contains("twice")
+        );
+    }
+
+    #[test]
+    fn the_builtin_release_data_says_where_and_when_it_was_taken() {
+        let versions = KubernetesVersions::builtin().unwrap();
+        assert_eq!(versions.source.as_deref(), Some(UPSTREAM_SCHEDULE_URL));
+        assert!(versions.taken_on.is_some());
+        assert_eq!(versions.patch_grace_days, 14);
+        // What kaas writes, it reads back unchanged.
+        let again = KubernetesVersions::parse("again", &versions.to_yaml()).unwrap();
+        assert_eq!(again, versions);
+    }
+
+    #[test]
+    fn release_data_is_validated_field_by_field() {
+        let good = BUILTIN_KUBERNETES_VERSIONS;
+        let refused = |from: &str, to: &str, expected: &str| {
+            assert!(good.contains(from), "{from}");
+            let error =
+                KubernetesVersions::parse("v.yaml", &good.replacen(from, to, 1)).unwrap_err();
+            assert!(error.contains(expected), "{expected:?} not in {error:?}");
+        };
+        refused(
+            "kind: KubernetesVersions",
+            "kind: Versions",
+            "v.yaml: must be apiVersion",
+        );
+        refused("takenOn: ", "takenOnn: ", "takenOnn");
+        refused(
+            "takenOn: 2026-05-13\n",
+            "",
+            "takenOn: missing; source and takenOn go together",
+        );
+        refused("source: \"https:", "sourceless: \"https:", "sourceless");
+        refused("takenOn: 2026-05-13", "takenOn: 2026-13-01", "takenOn");
+        refused(
+            "patchGraceDays: 14",
+            "patchGraceDays: 400",
+            "patchGraceDays: 400 is more than 365",
+        );
+        refused(
+            "minor: \"1.33\"",
+            "minor: \"1.33.0\"",
+            "releases[0].minor: \"1.33.0\" is not a minor version",
+        );
+        refused(
+            "minor: \"1.34\"",
+            "minor: \"1.33\"",
+            "releases[1].minor: \"1.33\" is listed twice",
+        );
+        refused(
+            "version: v1.33.11,",
+            "version: v1.34.11,",
+            "releases[0].patches[1].version: v1.34.11 is not a release of 1.33",
+        );
+        refused(
+            "version: v1.33.11,",
+            "version: 1.33.11,",
+            "releases[0].patches[1].version: \"1.33.11\" is not an exact version",
+        );
+        refused(
+            "version: v1.33.11,",
+            "version: v1.33.12,",
+            "releases[0].patches[1].version: v1.33.12 is listed twice",
+        );
+        refused("released: 2026-05-12}", "released: 12.05.2026}", "released");
+
+        // Data written before kaas recorded its provenance still loads.
+        let mut old = KubernetesVersions::builtin().unwrap();
+        old.source = None;
+        old.taken_on = None;
+        let yaml = old.to_yaml();
+        assert!(
+            !yaml.contains("source") && !yaml.contains("takenOn"),
+            "{yaml}"
+        );
+        assert_eq!(KubernetesVersions::parse("old", &yaml).unwrap(), old);
+        let mut lone = old.clone();
+        lone.taken_on = Some(day("2026-01-01"));
+        assert!(
+            lone.validate()
+                .unwrap_err()
+                .contains("source: missing; source and takenOn go together")
+        );
+        let mut odd = KubernetesVersions::builtin().unwrap();
+        odd.source = Some("https://example.org/\"quoted\"\\path".to_owned());
+        assert_eq!(
+            KubernetesVersions::parse("odd", &odd.to_yaml()).unwrap(),
+            odd
+        );
+        odd.source = Some("two\nlines".to_owned());
+        assert!(
+            odd.validate()
+                .unwrap_err()
+                .contains("must be one line without control characters")
+        );
+        odd.source = Some(" ".to_owned());
+        assert!(
+            odd.validate()
+                .unwrap_err()
+                .contains("source: must not be empty")
         );
     }
 
