@@ -192,7 +192,7 @@ fn schemas() -> Map<String, Value> {
             "properties": {"policy": {
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["compliant", "findings", "checkedOn"],
+                "required": ["compliant", "findings", "checkedOn", "releaseData"],
                 "properties": {
                     "compliant": {"type": "boolean"},
                     "findings": {"type": "array", "items": {
@@ -201,7 +201,16 @@ fn schemas() -> Map<String, Value> {
                         "required": ["finding", "message"],
                         "properties": {"finding": finding, "message": {"type": "string"}}
                     }},
-                    "checkedOn": {"type": "string", "format": "date"}
+                    "checkedOn": {"type": "string", "format": "date"},
+                    "releaseData": {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "description": "The Kubernetes release data the verdict rests on: where it was taken from and on which day (both absent for data that does not say)",
+                        "properties": {
+                            "source": {"type": "string"},
+                            "takenOn": {"type": "string", "format": "date"}
+                        }
+                    }
                 }
             }}
         }),

@@ -13,11 +13,20 @@ fn with_policy(state: &AppState, stack: &ClusterStack) -> Value {
     let today = chrono::Utc::now().date_naive();
     let findings = state.kubernetes_versions.assess(stack, today);
     let mut value = serde_json::to_value(stack).unwrap_or(Value::Null);
+    // What the verdict rests on: where the release data comes from and how old it is.
+    let mut release_data = serde_json::Map::new();
+    if let Some(source) = &state.kubernetes_versions.source {
+        release_data.insert("source".into(), json!(source));
+    }
+    if let Some(taken_on) = state.kubernetes_versions.taken_on {
+        release_data.insert("takenOn".into(), json!(taken_on));
+    }
     value["status"] = json!({
         "policy": {
             "compliant": findings.is_empty(),
             "findings": findings.iter().map(|f| json!({"finding": f, "message": f.to_string()})).collect::<Vec<_>>(),
             "checkedOn": today,
+            "releaseData": release_data,
         }
     });
     value
