@@ -396,7 +396,8 @@ impl KubernetesVersions {
 
     /// The document as YAML, in the layout of `stacks/kubernetes-versions.yaml`: minors
     /// oldest first, patches newest first, one line each. [`KubernetesVersions::parse`]
-    /// reads it back unchanged.
+    /// reads it back unchanged; versions go unquoted, as `validate` lets through
+    /// nothing but `v` and digits and dots.
     pub fn to_yaml(&self) -> String {
         use std::fmt::Write as _;
         let mut releases = self.releases.clone();
@@ -433,8 +434,7 @@ impl KubernetesVersions {
                 let _ = writeln!(
                     out,
                     "      - {{version: {}, released: {}}}",
-                    yaml_quoted(&p.version),
-                    p.released
+                    p.version, p.released
                 );
             }
         }

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{Server, text};
+use std::process::Command;
+
+use common::{KAAS, Server, text};
 
 #[test]
 fn stacks_are_listed_checked_and_followed() {
@@ -77,6 +79,10 @@ fn stacks_are_listed_checked_and_followed() {
     assert!(line("acme-1.35").contains("v1.35.9 was released"), "{list}");
     assert!(line("scs-1.36").trim_end().ends_with("ok"), "{list}");
     assert!(line("scs-1.37").contains("v1.37.5 was released"), "{list}");
+    assert!(
+        list.contains("the server's data says neither where nor when it was taken"),
+        "{list}"
+    );
 
     let show = server.ok(&["stack", "show", "scs-1.37", "-o", "json"]);
     let show: serde_json::Value = serde_json::from_str(&show).unwrap();
@@ -129,5 +135,155 @@ fn stacks_are_listed_checked_and_followed() {
         !out.status.success() && text(&out).contains("spec.stack"),
         "{}",
         text(&out)
+    );
+}
+
+/// Upstream's release schedule (data/releases/schedule.yaml of the Kubernetes website),
+/// made up in its shape so that the verdicts do not move with the clock: 1.35 long past
+/// end of life, a v1.36.6 long out, 1.37 current; v1.37.2 is only planned.
+const SCHEDULE: &str = r#"---
+schedules:
+- endOfLifeDate: "2099-06-28"
+  maintenanceModeStartDate: "2099-04-28"
+  next:
+    cherryPickDeadline: "2020-02-07"
+    release: 1.37.2
+    targetDate: "2020-02-11"
+  previousPatches:
+  - cherryPickDeadline: "2020-01-10"
+    release: 1.37.1
+    targetDate: "2020-01-14"
+  release: "1.37"
+  releaseDate: "2019-12-10"
+- endOfLifeDate: "2099-02-28"
+  previousPatches:
+  - release: 1.36.6
+    targetDate: "2020-02-01"
+    note: Out of band release.
+  - release: 1.36.4
+    targetDate: "2020-01-14"
+  release: "1.36"
+  releaseDate: "2019-08-10"
+- release: 1.35
+  endOfLifeDate: 2020-01-01
+  previousPatches:
+    - release: 1.35.9
+      cherryPickDeadline: ""
+      targetDate: 2019-11-12
+upcoming_releases:
+- targetDate: "2020-02-11"
+"#;
+
+#[test]
+fn release_data_is_refreshed_from_upstreams_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let schedule = dir.path().join("schedule.yaml");
+    std::fs::write(&schedule, SCHEDULE).unwrap();
+    let out = dir.path().join("kubernetes-versions.yaml");
+    let update = |from: &std::path::Path| {
+        Command::new(KAAS)
+            .args(["stack", "versions", "update", "--from"])
+            .arg(from)
+            .arg("--out")
+            .arg(&out)
+            .args([
+                "--source",
+                "https://mirror.example.org/schedule.yaml",
+                "--taken-on",
+                "2020-03-01",
+            ])
+            .output()
+            .unwrap()
+    };
+
+    // A local copy, as on a cloud without internet access.
+    let done = update(&schedule);
+    assert!(done.status.success(), "{}", text(&done));
+    assert!(
+        text(&done).contains("newest release v1.36.6 of 2020-02-01), taken on 2020-03-01"),
+        "{}",
+        text(&done)
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    for expected in [
+        "kind: KubernetesVersions\n",
+        "source: \"https://mirror.example.org/schedule.yaml\"\n",
+        "takenOn: 2020-03-01\n",
+        "patchGraceDays: 14\n",
+        "  - minor: \"1.35\"\n    endOfLife: 2020-01-01\n",
+        "      - {version: v1.36.6, released: 2020-02-01}\n      - {version: v1.36.4, released: 2020-01-14}\n",
+    ] {
+        assert!(written.contains(expected), "{expected:?} not in\n{written}");
+    }
+    assert!(
+        !written.contains("v1.37.2"),
+        "a plan is not a release:\n{written}"
+    );
+
+    // Without --out, the data goes to stdout.
+    let printed = Command::new(KAAS)
+        .args(["stack", "versions", "update", "--from"])
+        .arg(&schedule)
+        .args(["--taken-on", "2020-03-01", "--patch-grace-days", "7"])
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{}", text(&printed));
+    let stdout = String::from_utf8_lossy(&printed.stdout);
+    assert!(stdout.contains("patchGraceDays: 7\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("source: \"{}\"", schedule.display())),
+        "{stdout}"
+    );
+
+    // Bad input is refused by field, and the data written before stays.
+    let broken = dir.path().join("broken.yaml");
+    for (text_of_broken, expected) in [
+        (
+            SCHEDULE.replace(
+                "- endOfLifeDate: \"2099-06-28\"\n",
+                "- endOfLife: \"2099-06-28\"\n",
+            ),
+            "schedules[0].endOfLifeDate: missing",
+        ),
+        (
+            SCHEDULE.replace("targetDate: \"2020-02-01\"", "targetDate: \"2020-02-31\""),
+            "schedules[1].previousPatches[0].targetDate: \"2020-02-31\" is not a date",
+        ),
+    ] {
+        std::fs::write(&broken, text_of_broken).unwrap();
+        let refused = update(&broken);
+        assert!(
+            !refused.status.success() && text(&refused).contains(expected),
+            "{expected:?} not in {}",
+            text(&refused)
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+    }
+
+    // The server checks the stacks against it and says how old it is.
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        200.0,
+        &["--kubernetes-versions", out.to_str().unwrap()],
+    );
+    let list = server.ok(&["stack", "list"]);
+    let line = |name: &str| {
+        list.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line("scs-1.35").contains("past end of life"), "{list}");
+    assert!(line("scs-1.36").contains("v1.36.6 was released"), "{list}");
+    assert!(line("scs-1.37").trim_end().ends_with("ok"), "{list}");
+    assert!(
+        list.contains("Kubernetes release data taken on 2020-03-01 (")
+            && list.contains(" days old) from https://mirror.example.org/schedule.yaml"),
+        "{list}"
+    );
+    let show = server.kaas_json(&["stack", "show", "scs-1.37", "-o", "json"]);
+    assert_eq!(
+        show["status"]["policy"]["releaseData"]["takenOn"],
+        "2020-03-01"
     );
 }

@@ -7,6 +7,7 @@ mod context;
 mod demo;
 mod kubeconfig;
 mod output;
+mod release_data;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -133,6 +134,9 @@ pub enum StackCommand {
         #[arg(short, long, value_enum, default_value = "yaml")]
         output: Format,
     },
+    /// The Kubernetes release data the SCS version policy is checked against.
+    #[command(subcommand)]
+    Versions(release_data::VersionsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -448,6 +452,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(cmd) => admin::token(&client()?, cmd).await,
         Command::Audit(cmd) => admin::audit(&client()?, cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Stack(StackCommand::Versions(cmd)) => release_data::run(cmd).await,
         Command::Machine(MachineCommand::UserData { cluster, machine }) => {
             use std::io::Write;
             let bytes = client()?
@@ -641,6 +646,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     &rows
                 )
             );
+            if let Some(first) = items(&list).first() {
+                eprintln!("{}", release_data_line(&first["status"]["policy"]));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Flavor(FlavorCommand::List { output }) => {
@@ -696,6 +704,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("{} resources in the simulated cloud", rows.len());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Where the release data behind a policy verdict comes from and how old it was then.
+fn release_data_line(policy: &Value) -> String {
+    let data = &policy["releaseData"];
+    let date = |v: &Value| v.as_str().and_then(|s| s.parse::<chrono::NaiveDate>().ok());
+    match (data["source"].as_str(), date(&data["takenOn"])) {
+        (Some(source), Some(taken_on)) => {
+            let age = date(&policy["checkedOn"])
+                .map(|checked| format!(" ({} days old)", (checked - taken_on).num_days()))
+                .unwrap_or_default();
+            format!("Kubernetes release data taken on {taken_on}{age} from {source}")
+        }
+        _ => "Kubernetes release data: the server's data says neither where nor when it was taken"
+            .to_owned(),
     }
 }
 
