@@ -81,13 +81,18 @@ pub async fn kubeconfig(
         api_endpoint: endpoint,
         credentials: None,
     };
-    let server = state.routes.url(&route).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Unavailable",
-            format!("cluster {name:?} cannot be reached now: {e}"),
-        )
-    })?;
+    let server = state
+        .routes
+        .route(&route)
+        .await
+        .map(|r| r.url)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                format!("cluster {name:?} cannot be reached now: {e}"),
+            )
+        })?;
     let client = issue_admin_client_cert(&pki, "kaas-admin", ttl, chrono::Utc::now())
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let config = render_admin_kubeconfig(&name, &server, &pki.kubernetes_ca.cert_pem, &client)

@@ -48,12 +48,51 @@ impl fmt::Debug for ClientCredentials {
     }
 }
 
-/// Where kaas reaches a workload cluster's API server: its endpoint on a real cloud, a
-/// local gateway for a simulated one.
+/// How to reach one workload cluster's API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// The `https://HOST:PORT` to connect to.
+    pub url: String,
+    /// The name the API server's certificate is checked against, where it is not the
+    /// URL's host: the cluster's endpoint, reached at another address (as curl's
+    /// `--resolve` does).
+    pub tls_server_name: Option<String>,
+}
+
+impl ApiRoute {
+    /// Connect to `url` and check the certificate against its host.
+    pub fn direct(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            tls_server_name: None,
+        }
+    }
+}
+
+/// Where kaas reaches a workload cluster's API server: its endpoint on a real cloud (or
+/// another address it is mapped to), a local gateway for a simulated one.
 #[async_trait]
 pub trait ApiRoutes: Send + Sync {
-    /// The `https://` URL to use for `cluster`.
-    async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError>;
+    /// How to reach `cluster`'s API server.
+    async fn route(&self, cluster: &WorkloadClusterRef) -> Result<ApiRoute, WorkloadError>;
+}
+
+/// A workload cluster's etcd membership: the members, and removing a leaving control
+/// plane's member.
+#[async_trait]
+pub trait EtcdMembership: Send + Sync {
+    /// The names of the nodes whose etcd members are in the cluster's etcd.
+    async fn etcd_members(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<String>, WorkloadError>;
+
+    /// Removes the etcd member of node `node`; removing one that is not there succeeds.
+    async fn remove_etcd_member(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError>;
 }
 
 /// What the machines of a cluster whose Kubernetes side is simulated would tell: the
@@ -131,6 +170,9 @@ pub enum WorkloadError {
     Unreachable { endpoint: String, message: String },
     #[error("the cluster's API server answered with an error: {message}")]
     Api { message: String },
+    /// kaas cannot do this for this cluster (yet); the message says what and why.
+    #[error("{message}")]
+    Unsupported { message: String },
 }
 
 /// How far a drain has come.

@@ -21,6 +21,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClusterAccess {
     /// `https://HOST:PORT`.
     pub url: String,
+    /// The name to check the API server's certificate against where it is not the
+    /// URL's host (the cluster's endpoint reached at another address).
+    pub tls_server_name: Option<String>,
     /// The cluster CA: the only one trusted for the API server's certificate.
     pub ca_cert_pem: String,
     /// The client certificate kaas presents, and its key.
@@ -32,6 +35,7 @@ impl fmt::Debug for ClusterAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClusterAccess")
             .field("url", &self.url)
+            .field("tls_server_name", &self.tls_server_name)
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +116,7 @@ fn kubeconfig(access: &ClusterAccess) -> Kubeconfig {
             name: NAME.to_owned(),
             cluster: Some(Cluster {
                 server: Some(access.url.clone()),
+                tls_server_name: access.tls_server_name.clone(),
                 certificate_authority_data: Some(STANDARD.encode(&access.ca_cert_pem)),
                 ..Cluster::default()
             }),

@@ -6,8 +6,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use kaas_bootstrap::{ApiServerSans, ClusterPki, issue_admin_client_cert, issue_apiserver_cert};
 use kaas_cloud::WorkloadError;
 use kaas_kube::{ClusterAccess, WorkloadClient};
+use kaas_kube_sim::{ApiServer, router, serve_tls};
 use tokio::net::TcpListener;
 
 #[tokio::test]
@@ -20,6 +26,7 @@ async fn nothing_listening_is_unreachable_at_once() {
     let url = format!("https://{addr}");
     let client = WorkloadClient::new(&ClusterAccess {
         url: url.clone(),
+        tls_server_name: None,
         ca_cert_pem: pki.ca.cert,
         client_cert_pem: pki.admin.cert,
         client_key_pem: pki.admin.key,
@@ -63,10 +70,73 @@ async fn unusable_certificates_are_refused_when_building_the_client() {
     let pki = common::pki();
     let access = ClusterAccess {
         url: "https://127.0.0.1:6443".to_owned(),
+        tls_server_name: None,
         ca_cert_pem: pki.ca.cert,
         client_cert_pem: pki.admin.cert,
         client_key_pem: "not a key".to_owned(),
     };
     let error = WorkloadClient::new(&access).unwrap_err();
     assert!(matches!(error, WorkloadError::Api { .. }), "{error:?}");
+}
+
+/// An endpoint reached at another address, as curl's `--resolve` does: the connection
+/// goes to the address, the certificate is checked against the endpoint's name.
+#[tokio::test]
+async fn an_endpoint_is_reached_at_another_address_under_its_own_name() {
+    let now = Utc::now();
+    let pki = ClusterPki::generate("resolve-test", now).unwrap();
+    // A certificate for the cluster's endpoint and VIP (and 127.0.0.1, as every API
+    // server's).
+    let sans = ApiServerSans {
+        service_cidr: "10.96.0.0/12".to_owned(),
+        load_balancer_address: "10.0.0.5".to_owned(),
+        floating_ip: Some("203.0.113.10".to_owned()),
+        extra: Vec::new(),
+    };
+    let serving = issue_apiserver_cert(&pki, &sans, now).unwrap();
+    let admin = issue_admin_client_cert(&pki, "kaas", Duration::from_secs(600), now).unwrap();
+    let api = Arc::new(ApiServer::with_version("v1.35.2"));
+    api.set_nodes(&[common::node("worker-0")]);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ca = pki.kubernetes_ca.cert_pem.clone();
+    let app = router(Arc::clone(&api));
+    let (cert, key, client_ca) = (serving.cert_pem, serving.key_pem, ca.clone());
+    let server = tokio::spawn(async move {
+        serve_tls(
+            listener,
+            app,
+            &cert,
+            &key,
+            &client_ca,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    });
+    let access = |name: Option<&str>| ClusterAccess {
+        url: format!("https://{addr}"),
+        tls_server_name: name.map(str::to_owned),
+        ca_cert_pem: ca.clone(),
+        client_cert_pem: admin.cert_pem.clone(),
+        client_key_pem: admin.key_pem.clone(),
+    };
+    // Under the endpoint's name (the floating IP, or the VIP), the server is trusted.
+    for name in [Some("203.0.113.10"), Some("10.0.0.5"), None] {
+        let client = WorkloadClient::new(&access(name)).unwrap();
+        assert_eq!(client.nodes().await.unwrap().len(), 1, "{name:?}");
+    }
+    // Under a name the certificate lacks, it is not.
+    for name in [Some("203.0.113.99"), Some("api.other.example")] {
+        let error = WorkloadClient::new(&access(name))
+            .unwrap()
+            .nodes()
+            .await
+            .unwrap_err();
+        let WorkloadError::Unreachable { message, .. } = &error else {
+            panic!("{name:?}: not unreachable: {error:?}")
+        };
+        assert!(message.contains("certificate"), "{name:?}: {message}");
+    }
+    server.abort();
 }

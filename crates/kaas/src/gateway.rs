@@ -35,7 +35,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kaas_bootstrap::{ApiServerSans, ClusterPki, issue_apiserver_cert};
-use kaas_cloud::{ApiRoutes, Node, SimulatedMachines, WorkloadClusterRef, WorkloadError};
+use kaas_cloud::{ApiRoute, ApiRoutes, Node, SimulatedMachines, WorkloadClusterRef, WorkloadError};
 use kaas_core::Cluster;
 use kaas_core::naming::pki_secret;
 use kaas_core::stack::StackCatalog;
@@ -268,6 +268,13 @@ impl Gateway {
 
 #[async_trait]
 impl ApiRoutes for Gateway {
+    async fn route(&self, cluster: &WorkloadClusterRef) -> Result<ApiRoute, WorkloadError> {
+        self.url(cluster).await.map(ApiRoute::direct)
+    }
+}
+
+impl Gateway {
+    /// The URL the cluster is served at, serving it first if it is not yet.
     async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError> {
         let slot = self
             .served
@@ -493,9 +500,11 @@ impl ClusterSync {
                 }
                 None
             }
-            Err(WorkloadError::Unreachable { message, .. } | WorkloadError::Api { message }) => {
-                Some(message)
-            }
+            Err(
+                WorkloadError::Unreachable { message, .. }
+                | WorkloadError::Api { message }
+                | WorkloadError::Unsupported { message },
+            ) => Some(message),
         };
         *last = Some((Instant::now(), down.clone()));
         down.map_or(Ok(()), Err)

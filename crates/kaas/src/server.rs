@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kaas_api::AppState;
-use kaas_cloud::{SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters};
+use kaas_cloud::{ApiRoutes, SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters};
 use kaas_controller::{
     ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
 };
@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::clouds::OpenStackTenants;
 use crate::gateway::{BlockedNodes, Gateway, Simulation};
-use crate::workloads::KubeWorkloads;
+use crate::workloads::{EndpointRoutes, KubeWorkloads, NoEtcdAccess, Resolve, SimulatedEtcd};
 
 /// The simulated cloud's one region (OpenStack's default name).
 pub const SIM_REGION: &str = "RegionOne";
@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub os_cloud: Option<String>,
     /// Stand-in workload clusters over a real cloud whose servers run no kubelet.
     pub simulate_workloads: bool,
+    /// Where kaas reaches clusters' endpoints at other addresses (`--resolve`).
+    pub resolve: Vec<Resolve>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             kubernetes_versions: None,
             os_cloud: None,
             simulate_workloads: false,
+            resolve: Vec::new(),
         }
     }
 }
@@ -205,7 +208,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             })
             .context("cannot start the simulated cloud")?;
             let cloud: Arc<dyn TenantClouds> = Arc::new(SharedCloud(Arc::new(sim.clone())));
-            let machines: Arc<dyn SimulatedMachines> = Arc::new(sim.clone());
+            let machines: Option<Arc<dyn SimulatedMachines>> = Some(Arc::new(sim.clone()));
             let blocked_sim = sim.clone();
             let blocked: BlockedNodes =
                 Arc::new(move |uid: &str| blocked_sim.drain_blocked_nodes(uid));
@@ -220,12 +223,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             )
         }
         CloudKind::Openstack => {
-            if !config.simulate_workloads {
-                bail!(
-                    "--cloud openstack needs --simulate-workloads for now: kaas does not yet \
-                     speak to the Kubernetes API of workload clusters"
-                );
-            }
             let os = kaas_openstack::CloudConfig::load(config.os_cloud.as_deref())
                 .context("cannot read the OpenStack credentials")?;
             let region = os
@@ -245,33 +242,51 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             ));
             registry.register_collector(Box::new(OpenStackCalls(tenants.clone())));
             let clouds: Arc<dyn TenantClouds> = tenants;
-            let machines: Arc<dyn SimulatedMachines> = Arc::new(
-                crate::standin::StandInMachines::new(clouds.clone(), &region),
-            );
+            // A test cloud's servers run no kubelet: stand-ins answer for them.
+            let machines = config.simulate_workloads.then(|| {
+                Arc::new(crate::standin::StandInMachines::new(
+                    clouds.clone(),
+                    &region,
+                )) as Arc<dyn SimulatedMachines>
+            });
             (clouds, machines, None, None, 1.0, region)
         }
     };
 
-    // The workload clusters' Kubernetes side is simulated (on a real cloud too, for
-    // now): each is served by the gateway and reached through the Kubernetes client.
-    let gateway = Arc::new(Gateway::new(
-        Simulation {
-            machines: machines.clone(),
-            blocked,
-            speed,
-            state_dir: Some(config.data_dir.join("sim-clusters")),
-        },
-        store.clone(),
-        sealer.clone(),
-        stacks.clone(),
-        shutdown_rx.clone(),
-    ));
-    // Before anything is served: the snapshots of clusters deleted while kaas was down.
-    if let Err(e) = gateway.sweep().await {
-        warn!(error = %e, "cannot sweep the simulated clusters' snapshots");
-    }
-    let workloads: Arc<dyn WorkloadClusters> =
-        Arc::new(KubeWorkloads::new(gateway.clone(), machines));
+    // Each workload cluster's Kubernetes API is reached through the Kubernetes client:
+    // a real one at its endpoint (or where `--resolve` maps it), a simulated one where
+    // the gateway serves it.
+    let (workloads, routes): (Arc<dyn WorkloadClusters>, Arc<dyn ApiRoutes>) = match machines {
+        Some(machines) => {
+            let gateway = Arc::new(Gateway::new(
+                Simulation {
+                    machines: machines.clone(),
+                    blocked,
+                    speed,
+                    state_dir: Some(config.data_dir.join("sim-clusters")),
+                },
+                store.clone(),
+                sealer.clone(),
+                stacks.clone(),
+                shutdown_rx.clone(),
+            ));
+            // Before anything is served: the snapshots of clusters deleted while kaas
+            // was down.
+            if let Err(e) = gateway.sweep().await {
+                warn!(error = %e, "cannot sweep the simulated clusters' snapshots");
+            }
+            let etcd = Arc::new(SimulatedEtcd(machines));
+            (Arc::new(KubeWorkloads::new(gateway.clone(), etcd)), gateway)
+        }
+        None => (
+            Arc::new(KubeWorkloads::new(
+                Arc::new(EndpointRoutes::new(&config.resolve)),
+                Arc::new(NoEtcdAccess),
+            )),
+            // Kubeconfigs are for people: the endpoint itself, never kaas's overrides.
+            Arc::new(EndpointRoutes::default()),
+        ),
+    };
     let metrics = Metrics::new(&mut registry);
     let api_metrics = kaas_api::ApiMetrics::new(&mut registry);
     let (mut cluster_config, controller_config) = intervals(speed);
@@ -307,7 +322,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         cloud: cloud_name(config.cloud),
         sim: sim_control,
         clouds: cloud,
-        routes: gateway,
+        routes,
         keystone,
         keystone_cache: Default::default(),
         quota_lock: Default::default(),

@@ -1,34 +1,230 @@
 //! The workload clusters as kaas reaches them: the Kubernetes API through the kube-rs
-//! client (`kaas-kube`), at the URL [`ApiRoutes`] gives, with the client certificate
-//! the controller issued; etcd membership from the machines (kaas does not speak to
-//! etcd itself yet).
+//! client (`kaas-kube`), by the route [`ApiRoutes`] gives (a real cluster's endpoint,
+//! or the address it is mapped to: [`EndpointRoutes`]), with the client certificate
+//! the controller issued; etcd membership through [`EtcdMembership`] (from the
+//! machines of a simulated cluster; kaas does not speak to a real cluster's etcd yet:
+//! [`NoEtcdAccess`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    AddonsApplied, ApiRoutes, DrainProgress, Node, ObjectReadiness, SimulatedMachines,
-    WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    AddonsApplied, ApiRoute, ApiRoutes, DrainProgress, EtcdMembership, Node, ObjectReadiness,
+    SimulatedMachines, WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_kube::{ClusterAccess, WorkloadClient};
 use serde_json::Value;
 
+/// Where a real cluster's API is reached: at its endpoint (`https://HOST:PORT`, the API
+/// load balancer's floating IP or VIP), unless an override maps that host and port to
+/// another address, in the manner of curl's `--resolve`: kaas connects to the address
+/// and checks the API server's certificate against the endpoint's host. Overrides serve
+/// a kaas that reaches the clusters through another address than their endpoint (from
+/// inside the cloud's network, through a tunnel), and tests.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRoutes {
+    /// `(host, port)` of an endpoint → `(address, port)` to connect to.
+    overrides: BTreeMap<(String, u16), (String, u16)>,
+}
+
+/// One `--resolve` override: `HOST:PORT:ADDRESS[:PORT]`; HOST `*` stands for every host
+/// (as in curl's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolve {
+    pub host: String,
+    pub port: u16,
+    pub address: String,
+    pub address_port: u16,
+}
+
+impl std::str::FromStr for Resolve {
+    type Err = String;
+
+    /// `HOST:PORT:ADDRESS[:PORT]`; an IPv6 address goes in brackets (`[::1]`).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("{text:?} is not HOST:PORT:ADDRESS[:PORT] (as curl's --resolve): {why}")
+        };
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let (part, after) = if let Some(inner) = rest.strip_prefix('[') {
+                let end = inner.find(']').ok_or_else(|| bad("an unclosed '['"))?;
+                let after = &inner[end + 1..];
+                (&inner[..end], after.strip_prefix(':').unwrap_or(after))
+            } else {
+                match rest.split_once(':') {
+                    Some((part, after)) => (part, after),
+                    None => (rest, ""),
+                }
+            };
+            parts.push(part);
+            rest = after;
+        }
+        let port = |p: &str| {
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(&format!("{p:?} is not a port")))
+        };
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+        };
+        let (host, host_port, address, address_port) = match parts.as_slice() {
+            [host, p, address] => (*host, port(p)?, *address, port(p)?),
+            [host, p, address, ap] => (*host, port(p)?, *address, port(ap)?),
+            _ => return Err(bad("expected three or four parts")),
+        };
+        if !(name_ok(host) || host == "*") || !name_ok(address) {
+            return Err(bad("a host or address is empty or not a name"));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port: host_port,
+            address: address.to_owned(),
+            address_port,
+        })
+    }
+}
+
+/// `host` as it goes into a URL: IPv6 addresses in brackets.
+fn url_host(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+impl EndpointRoutes {
+    pub fn new(overrides: &[Resolve]) -> Self {
+        Self {
+            overrides: overrides
+                .iter()
+                .map(|r| {
+                    (
+                        (r.host.clone(), r.port),
+                        (r.address.clone(), r.address_port),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `(host, port)` of an `https://HOST[:PORT][/]` endpoint (port 443 by default).
+fn endpoint_host_port(endpoint: &str) -> Option<(String, u16)> {
+    let rest = endpoint.strip_prefix("https://")?.trim_end_matches('/');
+    if rest.contains('/') {
+        return None;
+    }
+    if let Some(inner) = rest.strip_prefix('[') {
+        let (host, after) = inner.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => 443,
+            None => return None,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match rest.split_once(':') {
+        Some((host, port)) => Some((host.to_owned(), port.parse().ok()?)),
+        None => Some((rest.to_owned(), 443)),
+    }
+}
+
+#[async_trait]
+impl ApiRoutes for EndpointRoutes {
+    async fn route(&self, cluster: &WorkloadClusterRef) -> Result<ApiRoute, WorkloadError> {
+        let endpoint = &cluster.api_endpoint;
+        let (host, port) =
+            endpoint_host_port(endpoint).ok_or_else(|| WorkloadError::Unreachable {
+                endpoint: endpoint.clone(),
+                message: "the cluster has no https://HOST:PORT endpoint yet".to_owned(),
+            })?;
+        let mapped = self
+            .overrides
+            .get(&(host.clone(), port))
+            .or_else(|| self.overrides.get(&("*".to_owned(), port)));
+        Ok(match mapped {
+            Some((address, address_port)) => ApiRoute {
+                url: format!("https://{}:{address_port}", url_host(address)),
+                tls_server_name: Some(host),
+            },
+            None => ApiRoute::direct(format!("https://{}:{port}", url_host(&host))),
+        })
+    }
+}
+
+/// The etcd of a simulated cluster, as its machines tell it.
+pub struct SimulatedEtcd(pub Arc<dyn SimulatedMachines>);
+
+#[async_trait]
+impl EtcdMembership for SimulatedEtcd {
+    async fn etcd_members(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<String>, WorkloadError> {
+        self.0.etcd_members(cluster).await
+    }
+
+    async fn remove_etcd_member(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError> {
+        self.0.remove_etcd_member(cluster, node).await
+    }
+}
+
+/// A real cluster's etcd, which kaas does not reach yet: its membership is unknown,
+/// and no member is removed, so a control plane never leaves while that could cost
+/// etcd its quorum (the step fails, naming why, and the rollout stops).
+pub struct NoEtcdAccess;
+
+const NO_ETCD: &str = "kaas does not reach a real cluster's etcd yet, so it cannot remove a \
+                       leaving control plane's etcd member safely";
+
+#[async_trait]
+impl EtcdMembership for NoEtcdAccess {
+    async fn etcd_members(
+        &self,
+        _cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<String>, WorkloadError> {
+        Err(WorkloadError::Unsupported {
+            message: NO_ETCD.to_owned(),
+        })
+    }
+
+    async fn remove_etcd_member(
+        &self,
+        _cluster: &WorkloadClusterRef,
+        _node: &str,
+    ) -> Result<(), WorkloadError> {
+        Err(WorkloadError::Unsupported {
+            message: NO_ETCD.to_owned(),
+        })
+    }
+}
+
 pub struct KubeWorkloads {
     routes: Arc<dyn ApiRoutes>,
-    etcd: Arc<dyn SimulatedMachines>,
-    /// Per cluster uid: the client, with the URL and credentials it was built for.
+    etcd: Arc<dyn EtcdMembership>,
+    /// Per cluster uid: the client, with the route and credentials it was built for.
     clients: Mutex<HashMap<String, Cached>>,
 }
 
 struct Cached {
-    url: String,
+    route: ApiRoute,
     credentials: Arc<kaas_cloud::ClientCredentials>,
     client: WorkloadClient,
 }
 
 impl KubeWorkloads {
-    pub fn new(routes: Arc<dyn ApiRoutes>, etcd: Arc<dyn SimulatedMachines>) -> Self {
+    pub fn new(routes: Arc<dyn ApiRoutes>, etcd: Arc<dyn EtcdMembership>) -> Self {
         Self {
             routes,
             etcd,
@@ -45,16 +241,17 @@ impl KubeWorkloads {
                     endpoint: cluster.api_endpoint.clone(),
                     message: "kaas has no client certificate for the cluster yet".to_owned(),
                 })?;
-        let url = self.routes.url(cluster).await?;
+        let route = self.routes.route(cluster).await?;
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(&cluster.cluster_uid)
-            && c.url == url
+            && c.route == route
             && Arc::ptr_eq(&c.credentials, &credentials)
         {
             return Ok(c.client.clone());
         }
         let client = WorkloadClient::new(&ClusterAccess {
-            url: url.clone(),
+            url: route.url.clone(),
+            tls_server_name: route.tls_server_name.clone(),
             ca_cert_pem: credentials.ca_cert_pem.clone(),
             client_cert_pem: credentials.client_cert_pem.clone(),
             client_key_pem: credentials.client_key_pem.clone(),
@@ -62,7 +259,7 @@ impl KubeWorkloads {
         clients.insert(
             cluster.cluster_uid.clone(),
             Cached {
-                url,
+                route,
                 credentials,
                 client: client.clone(),
             },
@@ -132,5 +329,99 @@ impl WorkloadClusters for KubeWorkloads {
                 message: r.message,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn resolve(text: &str) -> Resolve {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn resolve_overrides_parse_as_curl_writes_them() {
+        assert_eq!(
+            resolve("203.0.113.10:6443:127.0.0.1:39105"),
+            Resolve {
+                host: "203.0.113.10".to_owned(),
+                port: 6443,
+                address: "127.0.0.1".to_owned(),
+                address_port: 39105,
+            }
+        );
+        // Without a second port, the endpoint's port.
+        assert_eq!(resolve("api.example:6443:10.0.0.5").address_port, 6443);
+        let v6 = resolve("[2001:db8::10]:6443:[::1]:7000");
+        assert_eq!(
+            (v6.host.as_str(), v6.address.as_str()),
+            ("2001:db8::10", "::1")
+        );
+        for bad in [
+            "",
+            "host",
+            "host:6443",
+            "host:0:addr",
+            "host:port:addr",
+            "host:6443:addr:70000",
+            ":6443:addr",
+            "host:6443:",
+            "a:1:b:2:c",
+            "[::1:6443:addr",
+            "ho st:6443:addr",
+        ] {
+            let err = bad.parse::<Resolve>().unwrap_err();
+            assert!(err.contains("HOST:PORT:ADDRESS"), "{bad:?}: {err}");
+        }
+    }
+
+    fn cluster(endpoint: &str) -> WorkloadClusterRef {
+        WorkloadClusterRef::new("uid", endpoint)
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_reached_directly_unless_mapped() {
+        let routes = EndpointRoutes::new(&[
+            resolve("203.0.113.10:6443:127.0.0.1:39105"),
+            resolve("[2001:db8::10]:6443:[::1]:7000"),
+            resolve("*:7443:10.0.0.5"),
+        ]);
+        let route = |e: &str| {
+            let routes = routes.clone();
+            let c = cluster(e);
+            async move { routes.route(&c).await }
+        };
+        assert_eq!(
+            route("https://203.0.113.10:6443").await.unwrap(),
+            ApiRoute {
+                url: "https://127.0.0.1:39105".to_owned(),
+                tls_server_name: Some("203.0.113.10".to_owned()),
+            }
+        );
+        assert_eq!(
+            route("https://[2001:db8::10]:6443/").await.unwrap(),
+            ApiRoute {
+                url: "https://[::1]:7000".to_owned(),
+                tls_server_name: Some("2001:db8::10".to_owned()),
+            }
+        );
+        // Any host on a port with a wildcard override.
+        assert_eq!(
+            route("https://api.example:7443").await.unwrap(),
+            ApiRoute {
+                url: "https://10.0.0.5:7443".to_owned(),
+                tls_server_name: Some("api.example".to_owned()),
+            }
+        );
+        // Another port of the same host, another host: as they are.
+        for direct in ["https://203.0.113.10:443", "https://203.0.113.11:6443"] {
+            assert_eq!(route(direct).await.unwrap(), ApiRoute::direct(direct));
+        }
+        for none in ["", "http://203.0.113.10:6443", "https://h:6443/path"] {
+            let err = route(none).await.unwrap_err();
+            assert!(matches!(err, WorkloadError::Unreachable { .. }), "{none:?}");
+        }
     }
 }

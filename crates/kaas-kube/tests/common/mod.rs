@@ -116,6 +116,7 @@ pub async fn cluster(nodes: &[NodeSpec]) -> Cluster {
     });
     let access = ClusterAccess {
         url: format!("https://{addr}"),
+        tls_server_name: None,
         ca_cert_pem: pki.ca.cert.clone(),
         client_cert_pem: pki.admin.cert.clone(),
         client_key_pem: pki.admin.key.clone(),

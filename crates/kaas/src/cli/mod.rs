@@ -168,6 +168,12 @@ pub struct ServerArgs {
     /// when its server is ACTIVE): for test clouds whose servers run no kubelet.
     #[arg(long)]
     pub simulate_workloads: bool,
+    /// Reach the clusters whose API endpoint is HOST:PORT at ADDRESS[:PORT] instead,
+    /// checking the API server's certificate against HOST (as curl's --resolve), e.g.
+    /// from inside the cloud's network: `--resolve 203.0.113.10:6443:10.0.0.5`. HOST
+    /// `*` maps every host on that port. Repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDRESS[:PORT]")]
+    pub resolve: Vec<crate::workloads::Resolve>,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -439,6 +445,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 kubernetes_versions: args.kubernetes_versions,
                 os_cloud: args.os_cloud,
                 simulate_workloads: args.simulate_workloads,
+                resolve: args.resolve,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
