@@ -218,6 +218,7 @@ impl ClusterController {
             resources.extend(untagged.map_err(ReconcileError::Observe)?);
         }
         let mut observed = Observed {
+            api_unreachable: None,
             machines,
             resources,
             nodes: None,
@@ -240,7 +241,10 @@ impl ClusterController {
         if let Some(target) = &workload {
             match self.workloads.nodes(target).await {
                 Ok(nodes) => observed.nodes = Some(nodes),
-                Err(e) => debug!(error = %e, "workload API not reachable"),
+                Err(e) => {
+                    debug!(error = %e, "workload API not reachable");
+                    observed.api_unreachable = Some(e.to_string());
+                }
             }
             if observed.nodes.is_some() && !cluster.metadata.is_deleting() {
                 let desired = self.desired_addons(cloud, cluster, &observed).await;

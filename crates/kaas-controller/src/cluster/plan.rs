@@ -40,6 +40,9 @@ pub struct Observed {
     pub resources: Vec<CloudResource>,
     /// The workload cluster's nodes; `None` while its API does not answer.
     pub nodes: Option<Vec<Node>>,
+    /// Why the workload cluster's API did not answer when it was asked (it is asked
+    /// once the cluster has an endpoint).
+    pub api_unreachable: Option<String>,
     /// The nodes whose etcd members are in the cluster's etcd; `None` if unknown.
     pub etcd_members: Option<Vec<String>>,
     /// The cluster's stack as the catalog has it; `None` if the catalog has no such

@@ -266,14 +266,30 @@ pub fn cluster_status(
             &f.reason,
             f.message.clone(),
         ),
-        (None, false) => {
-            let reason = if cp.ready_replicas == 0 {
-                "WaitingForInit"
-            } else {
-                "NotEnoughReady"
-            };
-            c(conditions::CONTROL_PLANE_READY, false, reason, cp_text)
-        }
+        (None, false) => match &observed.api_unreachable {
+            // A cluster that has run answers no more: whether its nodes are ready is
+            // not known (and nothing is replaced for it).
+            Some(why) if old.kubernetes_version.is_some() => Condition::new(
+                conditions::CONTROL_PLANE_READY,
+                ConditionStatus::Unknown,
+                "ApiUnreachable",
+                why.clone(),
+            ),
+            Some(why) => c(
+                conditions::CONTROL_PLANE_READY,
+                false,
+                "WaitingForApi",
+                format!("{cp_text}; {why}"),
+            ),
+            None => {
+                let reason = if cp.ready_replicas == 0 {
+                    "WaitingForInit"
+                } else {
+                    "NotEnoughReady"
+                };
+                c(conditions::CONTROL_PLANE_READY, false, reason, cp_text)
+            }
+        },
     });
 
     // NodePoolsReady

@@ -380,6 +380,7 @@ impl World {
             machines: self.machines.clone(),
             resources,
             nodes: self.api.then(|| self.nodes.clone()),
+            api_unreachable: (!self.api).then(|| "connection refused".to_owned()),
             addons: None,
             etcd_members: self.etcd.clone(),
             pki_exists: true,

@@ -2629,6 +2629,16 @@ fn no_server_before_the_cluster_pki_exists() {
 
 /// A cluster of one ready control plane (labelled as kubeadm labels it), its addons
 /// rendered as one Deployment, and their readiness as given.
+/// The condition `type_` of `status`.
+fn condition(status: &kaas_core::ClusterStatus, type_: &str) -> kaas_core::Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+        .unwrap()
+}
+
 fn with_addons(
     cluster: &Cluster,
     version: &str,
@@ -2733,14 +2743,6 @@ fn addons_ready_gates_availability() {
         let p = plan(cluster, observed);
         crate::cluster::status::cluster_status(cluster, observed, &infra, &p, &[], applied, at(100))
     };
-    let condition = |status: &kaas_core::ClusterStatus, type_: &str| {
-        status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == type_)
-            .cloned()
-            .unwrap()
-    };
 
     // Not applied yet.
     let status = status_of(&cluster, &observed, None);
@@ -2778,6 +2780,53 @@ fn addons_ready_gates_availability() {
     assert_eq!(addons.message, "metrics-server v0.8.0");
     assert!(status.addons.items[0].ready);
     assert!(condition(&status, "Available").is_true());
+}
+
+#[test]
+fn an_api_that_does_not_answer_is_a_condition_and_never_a_reason_to_act() {
+    let mut cluster = with_members(mk_cluster(1, 0), &["10.0.0.11:6443"]);
+    let mut observed = with_addons(&cluster, VERSION, readiness(true, false));
+    let why = "the cluster's API server at https://203.0.113.10:6443 is not reachable: \
+               connection timed out";
+    observed.nodes = None;
+    observed.addons = None;
+    observed.api_unreachable = Some(why.to_owned());
+    let status_now = |cluster: &Cluster, observed: &Observed| {
+        let infra = classify(cluster, observed);
+        let p = plan(cluster, observed);
+        assert_steps(&p, &[]);
+        crate::cluster::status::cluster_status(cluster, observed, &infra, &p, &[], None, at(1))
+    };
+
+    // A cluster still coming up: waiting for its API, which says why.
+    let status = status_now(&cluster, &observed);
+    let cp = condition(&status, "ControlPlaneReady");
+    assert_eq!(
+        (cp.status, cp.reason.as_str()),
+        (kaas_core::ConditionStatus::False, "WaitingForApi")
+    );
+    assert!(
+        cp.message.contains("0 of 1 control-plane nodes ready"),
+        "{}",
+        cp.message
+    );
+    assert!(
+        cp.message.contains("connection timed out"),
+        "{}",
+        cp.message
+    );
+
+    // A cluster that ran: its nodes' readiness is unknown, and nothing is replaced,
+    // however long the API stays away.
+    cluster.status.kubernetes_version = Some(VERSION.to_owned());
+    observed.now = at(100_000);
+    let status = status_now(&cluster, &observed);
+    let cp = condition(&status, "ControlPlaneReady");
+    assert_eq!(
+        (cp.status, cp.reason.as_str(), cp.message.as_str()),
+        (kaas_core::ConditionStatus::Unknown, "ApiUnreachable", why)
+    );
+    assert!(!condition(&status, "Available").is_true());
 }
 
 #[test]
