@@ -453,6 +453,104 @@ impl Drop for QuotaGuard {
     }
 }
 
+/// With no simulation at all, kaas reaches each cluster's API where it is: at the API
+/// load balancer's floating IP. The test cloud has no data plane, so every cluster's
+/// endpoint is mapped (`--resolve *:6443:…`, as curl's) to a loopback port where
+/// nothing listens; no packet leaves this machine. The cluster is built, then waits
+/// for its API with a condition that says why, and its machine is not replaced however
+/// long that lasts.
+#[test]
+fn without_simulated_workloads_a_cluster_waits_for_its_api_and_nothing_is_replaced() {
+    prepare_cloud();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = common::free_port();
+    let resolve = format!("*:6443:127.0.0.1:{closed}");
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        1.0,
+        &[
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            CLOUD,
+            "--resolve",
+            &resolve,
+        ],
+    );
+    let _cleanup = DeleteOnFailure(&server, "real");
+    let file = dir.path().join("real.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata: {name: real}\n\
+         spec:\n  controlPlane: {replicas: 1}\n  nodePools: [{name: workers, replicas: 1}]\n\
+         \x20 health: {nodeStartupTimeout: 20s}\n",
+    )
+    .unwrap();
+    server.ok(&["apply", "-f", file.to_str().unwrap()]);
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let waiting = loop {
+        let cluster = server.cluster("real").unwrap();
+        let cp = items(&cluster["status"]["conditions"])
+            .into_iter()
+            .find(|c| c["type"] == "ControlPlaneReady");
+        let machines = server.machines("real");
+        let booted = machines.len() == 1
+            && machines[0]["status"]["phase"]
+                .as_str()
+                .is_some_and(|p| p != "Pending" && p != "Provisioning");
+        if let Some(c) = cp.filter(|c| c["reason"] == "WaitingForApi")
+            && booted
+        {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not waiting for its API: {cluster:#}\n{machines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let message = waiting["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("https://127.0.0.1:{closed}"))
+            && message.contains("not reachable"),
+        "{message}"
+    );
+    let machine = server.machines("real")[0].clone();
+    let name = machine["metadata"]["name"].as_str().unwrap().to_owned();
+    eprintln!(
+        "waiting for its API: {message}; machine {name} is {}",
+        machine["status"]["phase"]
+    );
+
+    // Past nodeStartupTimeout (20 s from the machine's creation) and a few reconciles
+    // more: the machine without a node is not replaced, as its node cannot be seen.
+    let created: chrono::DateTime<chrono::Utc> = machine["metadata"]["createdAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    while chrono::Utc::now() < created + chrono::Duration::seconds(35) {
+        let names: Vec<String> = server
+            .machines("real")
+            .iter()
+            .map(|m| m["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            std::slice::from_ref(&name),
+            "a machine was added or replaced"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let events = server.ok(&["cluster", "events", "real"]);
+    assert!(!events.contains("Remediat"), "{events}");
+    let uid = uid(&server, "real");
+    server.ok(&["cluster", "delete", "real", "--wait", "--timeout", "5m"]);
+    let left = leftovers(&uid, &short(&uid), "real");
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
 #[test]
 fn a_cluster_over_the_instance_quota_is_refused_with_the_clouds_message_and_builds_nothing() {
     prepare_cloud();
