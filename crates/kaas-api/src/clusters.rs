@@ -132,16 +132,40 @@ fn list_of(kind: &str, items: Value) -> Json<Value> {
     Json(json!({ "apiVersion": API_VERSION, "kind": format!("{kind}List"), "items": items }))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListQuery {
+    /// The operator: every tenant's clusters, not only those of the tenant acted in.
+    #[serde(default)]
+    all_tenants: bool,
+}
+
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     principal.require(Role::Viewer)?;
+    if query.all_tenants && !principal.operator {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!(
+                "only the operator may list every tenant's clusters (allTenants=true); {} acts in tenant {:?} only",
+                principal.subject, principal.tenant
+            ),
+        ));
+    }
     let filter = ListFilter {
-        tenant: Some(principal.tenant.clone()),
+        tenant: (!query.all_tenants).then(|| principal.tenant.clone()),
         owner_uid: None,
     };
-    let clusters: Vec<Cluster> = state.store.list_obj(&filter).await?;
+    let mut clusters: Vec<Cluster> = state.store.list_obj(&filter).await?;
+    // As `kubectl get -A` orders namespaces: by tenant, then by name.
+    clusters.sort_by(|a, b| {
+        (&a.metadata.tenant, &a.metadata.name).cmp(&(&b.metadata.tenant, &b.metadata.name))
+    });
     Ok(list_of(
         "Cluster",
         serde_json::to_value(clusters).map_err(|e| ApiError::internal(e.to_string()))?,

@@ -475,8 +475,16 @@ pub fn document() -> Value {
             )},
             "/v1/clusters": {
                 "get": v1(
-                    json!({"operationId": "listClusters", "summary": "The caller's tenant's clusters (viewer)"}),
-                    vec![("200", json_body("The clusters", r("ClusterList")))]
+                    json!({"operationId": "listClusters",
+                           "summary": "The caller's tenant's clusters (viewer); the operator's, with allTenants, every tenant's",
+                           "parameters": [query_param("allTenants",
+                               "The operator only: list every tenant's clusters (ordered by tenant, then name; each names its tenant in metadata.tenant) instead of the tenant acted in; anyone else asking is refused with 403",
+                               json!({"type": "boolean", "default": false}))]}),
+                    vec![
+                        ("200", json_body("The clusters", r("ClusterList"))),
+                        ("400", error("BadRequest: allTenants is not true or false, or a query parameter is unknown")),
+                        ("403", error("Forbidden: the role is too low, or allTenants asked for by another than the operator")),
+                    ]
                 ),
                 "post": v1(
                     json!({"operationId": "createCluster", "summary": "Create a cluster (editor); kaas provisions it from then on",
@@ -812,6 +820,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The operator's view across tenants is described where clients look for it.
+    #[test]
+    fn listing_clusters_describes_all_tenants() {
+        let doc = document();
+        let op = &doc["paths"]["/v1/clusters"]["get"];
+        let param = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "allTenants")
+            .unwrap_or_else(|| panic!("no allTenants parameter: {op}"));
+        assert_eq!(param["in"], "query");
+        assert_eq!(param["schema"]["type"], "boolean");
+        assert!(op["responses"]["400"].is_object(), "{op}");
+        assert!(
+            op["responses"]["403"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("allTenants"),
+            "{op}"
+        );
     }
 
     #[test]
