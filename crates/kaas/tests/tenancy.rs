@@ -667,3 +667,189 @@ fn vcpu_quotas_count_the_clouds_flavors_and_flavors_it_lacks_are_refused() {
     );
     assert_eq!(status, 200, "{body}");
 }
+
+/// The (tenant, name) of each row of a `cluster list --all-tenants` table, after
+/// checking that its columns are the usual ones behind a TENANT column.
+fn tenant_rows(table: &str) -> Vec<(String, String)> {
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "TENANT",
+            "NAME",
+            "PHASE",
+            "CONTROL-PLANE",
+            "WORKERS",
+            "VERSION",
+            "ENDPOINT",
+            "AGE"
+        ],
+        "{table}"
+    );
+    lines
+        .map(|line| {
+            let mut cells = line.split_whitespace();
+            let tenant = cells.next().unwrap().to_owned();
+            let name = cells.next().unwrap().to_owned();
+            (tenant, name)
+        })
+        .collect()
+}
+
+#[test]
+fn the_operator_lists_every_tenants_clusters_and_no_tenant_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), 200.0);
+    let admin = server.token();
+    server.ok(&["tenant", "create", "acme"]);
+    server.ok(&["tenant", "create", "globex"]);
+    let acme = new_token(&server, "acme", "editor");
+    let globex = new_token(&server, "globex", "editor");
+    let create = |token: &str, name: &str| {
+        ok_as(
+            &server,
+            token,
+            &[
+                "cluster",
+                "create",
+                name,
+                "--control-plane",
+                "1",
+                "--workers",
+                "0",
+            ],
+        );
+    };
+    create(&acme, "a1");
+    create(&acme, "shared");
+    create(&globex, "shared");
+    create(&admin, "d1");
+
+    // The operator's table: every tenant's clusters, by tenant then name, TENANT first.
+    let expected: Vec<(String, String)> = [
+        ("acme", "a1"),
+        ("acme", "shared"),
+        ("default", "d1"),
+        ("globex", "shared"),
+    ]
+    .iter()
+    .map(|(t, n)| ((*t).to_owned(), (*n).to_owned()))
+    .collect();
+    for flag in ["--all-tenants", "-A"] {
+        let table = ok_as(&server, &admin, &["cluster", "list", flag]);
+        assert_eq!(tenant_rows(&table), expected, "{flag}:\n{table}");
+    }
+    // Without it, the operator still sees the tenant it acts in, without the column.
+    let own = ok_as(&server, &admin, &["cluster", "list"]);
+    assert!(own.starts_with("NAME "), "{own}");
+    assert_eq!(clusters_seen_by(&server, &admin), ["d1"]);
+    let acme_own = ok_as(&server, &admin, &["--tenant", "acme", "cluster", "list"]);
+    assert!(
+        acme_own.contains("a1") && !acme_own.contains("d1"),
+        "{acme_own}"
+    );
+
+    // JSON and YAML carry each cluster's tenant.
+    let list: Value = serde_json::from_str(&ok_as(
+        &server,
+        &admin,
+        &["cluster", "list", "-A", "-o", "json"],
+    ))
+    .unwrap();
+    let seen: Vec<(String, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["metadata"]["tenant"].as_str().unwrap().to_owned(),
+                c["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected, "{list}");
+    let yaml = ok_as(&server, &admin, &["cluster", "list", "-A", "-o", "yaml"]);
+    for tenant in ["acme", "default", "globex"] {
+        assert!(yaml.contains(&format!("tenant: {tenant}")), "{yaml}");
+    }
+
+    // A tenant's token may not look across tenants: 403 with a clear message, and the
+    // CLI fails naming the flag.
+    let out = kaas_as(&server, &acme, &["cluster", "list", "--all-tenants"]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(out.stdout.is_empty(), "{said}");
+    for part in [
+        "--all-tenants",
+        "Forbidden (403)",
+        "only the operator may list every tenant's clusters",
+        "tenant \"acme\"",
+    ] {
+        assert!(said.contains(part), "{part:?} not in {said}");
+    }
+    let (status, answer) = http(
+        &server,
+        "GET",
+        "/v1/clusters?allTenants=true",
+        Some(&acme),
+        None,
+    );
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "Forbidden", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("allTenants"),
+        "{answer}"
+    );
+    // Asking for one's own tenant only is still fine, and so is `false`.
+    let (status, answer) = http(
+        &server,
+        "GET",
+        "/v1/clusters?allTenants=false",
+        Some(&acme),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["items"].as_array().unwrap().len(), 2, "{answer}");
+    // A value that is no boolean, or a parameter the API does not know, is refused.
+    for path in [
+        "/v1/clusters?allTenants=yes-please",
+        "/v1/clusters?all=true",
+    ] {
+        let (status, answer) = http(&server, "GET", path, Some(&admin), None);
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert_eq!(answer["code"], "BadRequest", "{path}: {answer}");
+    }
+
+    // get and delete reach another tenant's cluster with --tenant, as before.
+    let out = server.kaas(&["cluster", "get", "a1"]);
+    assert!(
+        !out.status.success() && text(&out).contains("NotFound"),
+        "{}",
+        text(&out)
+    );
+    let got = server.kaas_json(&[
+        "--tenant", "globex", "cluster", "get", "shared", "-o", "json",
+    ]);
+    assert_eq!(got["metadata"]["tenant"], "globex", "{got}");
+    server.ok(&[
+        "cluster", "delete", "shared", "--tenant", "globex", "--wait",
+    ]);
+    let out = server.kaas(&["--tenant", "globex", "cluster", "get", "shared"]);
+    assert!(
+        !out.status.success() && text(&out).contains("NotFound"),
+        "{}",
+        text(&out)
+    );
+    // acme's cluster of the same name is untouched.
+    let table = ok_as(&server, &admin, &["cluster", "list", "-A"]);
+    assert_eq!(
+        tenant_rows(&table),
+        expected[..3].to_vec(),
+        "after deleting globex/shared:\n{table}"
+    );
+}

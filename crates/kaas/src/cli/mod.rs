@@ -293,6 +293,9 @@ pub enum ClusterCommand {
     List {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        /// Every tenant's clusters, with a TENANT column (the operator's token only).
+        #[arg(short = 'A', long)]
+        all_tenants: bool,
     },
     /// Show a cluster.
     Get {
@@ -866,17 +869,42 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ClusterCommand::List { output } => {
-            let list = client.get("/v1/clusters").await?;
+        ClusterCommand::List {
+            output,
+            all_tenants,
+        } => {
+            let list = if all_tenants {
+                client
+                    .get("/v1/clusters?allTenants=true")
+                    .await
+                    .context("--all-tenants")?
+            } else {
+                client.get("/v1/clusters").await?
+            };
             if output != Format::Table {
                 print_value(&list, output)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<Vec<String>> = items(&list).iter().map(cluster_row).collect();
-            if rows.is_empty() {
-                eprintln!("No clusters.");
-            } else {
-                print!("{}", table(&CLUSTER_HEADERS, &rows));
+            let rows: Vec<Vec<String>> = items(&list)
+                .iter()
+                .map(|c| {
+                    let mut row = cluster_row(c);
+                    if all_tenants {
+                        let tenant = c["metadata"]["tenant"].as_str().unwrap_or("-");
+                        row.insert(0, tenant.to_owned());
+                    }
+                    row
+                })
+                .collect();
+            let headers: Vec<&str> = all_tenants
+                .then_some("TENANT")
+                .into_iter()
+                .chain(CLUSTER_HEADERS)
+                .collect();
+            match (rows.is_empty(), all_tenants) {
+                (true, false) => eprintln!("No clusters."),
+                (true, true) => eprintln!("No clusters in any tenant."),
+                (false, _) => print!("{}", table(&headers, &rows)),
             }
             Ok(ExitCode::SUCCESS)
         }
