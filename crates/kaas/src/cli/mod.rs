@@ -109,6 +109,13 @@ pub enum Command {
     /// The keys that seal secrets at rest.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Print a shell completion script: `source <(kaas completion bash)` (bash, zsh),
+    /// `kaas completion fish | source` (fish).
+    Completion {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -463,6 +470,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => admin::audit(&client()?, cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Stack(StackCommand::Versions(cmd)) => release_data::run(cmd).await,
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "kaas", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Machine(MachineCommand::UserData { cluster, machine }) => {
             use std::io::Write;
             let bytes = client()?
