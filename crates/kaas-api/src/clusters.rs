@@ -264,47 +264,62 @@ pub async fn replace(
             ),
         )));
     }
-    let mut current = load(&state, &principal, &name).await?;
-    if current.metadata.is_deleting() {
-        return Err(ApiError::conflict(format!(
-            "cluster {name:?} is being deleted"
-        )));
-    }
-    let given = &sent.metadata.resource_version;
-    if !given.is_empty() && *given != current.metadata.resource_version {
-        return Err(ApiError::conflict(format!(
-            "cluster {name:?} was changed by someone else (resourceVersion {given} is not the current {}); read it again and retry",
-            current.metadata.resource_version
-        )));
-    }
-    validate_cluster_update(
-        &current.spec,
-        &sent.spec,
-        current.status.kubernetes_version.as_deref(),
-        &state.stacks,
-    )
-    .map_err(ApiError::invalid)?;
     let sizes = FlavorSizes::of(&state, &principal.tenant).await?;
-    sizes.check_offered(Some(&current.spec), &sent.spec)?;
-    let _quota = state.quota_lock.lock().await;
-    check_quota(
-        &state,
-        &principal.tenant,
-        &name,
-        &sizes,
-        sizes.usage(&current.spec),
-        Usage {
-            clusters: 1,
-            ..sizes.usage(&sent.spec)
-        },
-    )
-    .await?;
-    current.spec = sent.spec;
-    current.metadata.labels = sent.metadata.labels;
-    let updated = state.store.update_obj(&current).await?;
-    updated
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} not found")))
+    // Without a resourceVersion the client asks for its spec whatever the current
+    // version: a status the controller writes meanwhile is no conflict, so the change
+    // is made again on the newer version (a few times at most).
+    let unconditional = sent.metadata.resource_version.is_empty();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut current = load(&state, &principal, &name).await?;
+        if current.metadata.is_deleting() {
+            return Err(ApiError::conflict(format!(
+                "cluster {name:?} is being deleted"
+            )));
+        }
+        let given = &sent.metadata.resource_version;
+        if !unconditional && *given != current.metadata.resource_version {
+            return Err(ApiError::conflict(format!(
+                "cluster {name:?} was changed by someone else (resourceVersion {given} is not the current {}); read it again and retry",
+                current.metadata.resource_version
+            )));
+        }
+        validate_cluster_update(
+            &current.spec,
+            &sent.spec,
+            current.status.kubernetes_version.as_deref(),
+            &state.stacks,
+        )
+        .map_err(ApiError::invalid)?;
+        sizes.check_offered(Some(&current.spec), &sent.spec)?;
+        let _quota = state.quota_lock.lock().await;
+        check_quota(
+            &state,
+            &principal.tenant,
+            &name,
+            &sizes,
+            sizes.usage(&current.spec),
+            Usage {
+                clusters: 1,
+                ..sizes.usage(&sent.spec)
+            },
+        )
+        .await?;
+        current.spec = sent.spec.clone();
+        current.metadata.labels = sent.metadata.labels.clone();
+        match state.store.update_obj(&current).await {
+            Ok(updated) => {
+                return updated
+                    .map(Json)
+                    .ok_or_else(|| ApiError::not_found(format!("cluster {name:?} not found")));
+            }
+            Err(kaas_store::StoreError::Conflict { .. }) if unconditional && attempts < 5 => {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 pub async fn delete(

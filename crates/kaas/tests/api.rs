@@ -296,3 +296,39 @@ async fn metrics_count_reconciles() {
     );
     s.shutdown().await;
 }
+
+/// A replace without `resourceVersion` asks for the spec whatever the current version:
+/// the status writes of a cluster being built (many a second at this speed) are no
+/// conflict for it. With a stale `resourceVersion`, a replace is refused (409).
+#[tokio::test]
+async fn a_replace_without_resource_version_wins_over_status_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path()).await;
+    let api = Api::new(&s);
+    let (code, created) = api
+        .call(reqwest::Method::POST, "/v1/clusters", Some(cluster("busy")))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let stale = created["metadata"]["resourceVersion"].clone();
+    let mut body = cluster("busy");
+    let mut versions_seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        body["metadata"]["labels"] = json!({"round": i.to_string()});
+        let (code, replaced) = api
+            .call(
+                reqwest::Method::PUT,
+                "/v1/clusters/busy",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "round {i}: {replaced}");
+        assert_eq!(replaced["metadata"]["labels"]["round"], i.to_string());
+        versions_seen.insert(replaced["metadata"]["resourceVersion"].to_string());
+    }
+    assert_eq!(versions_seen.len(), 40);
+    body["metadata"]["resourceVersion"] = stale;
+    let (code, refused) = api
+        .call(reqwest::Method::PUT, "/v1/clusters/busy", Some(body))
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT, "{refused}");
+}
