@@ -175,6 +175,39 @@ pub enum WorkloadError {
     Unsupported { message: String },
 }
 
+/// A bootstrap token a machine joins its cluster with (kubeadm's `ID.SECRET`), as kaas
+/// registers it in the cluster: valid until `expires`, for `machine` alone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JoinToken {
+    /// Six characters `[a-z0-9]`: the Secret is `bootstrap-token-<id>`.
+    pub id: String,
+    /// Sixteen characters `[a-z0-9]`. Secret.
+    pub secret: String,
+    /// The machine that joins with it.
+    pub machine: String,
+    pub expires: DateTime<Utc>,
+}
+
+impl fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinToken")
+            .field("id", &self.id)
+            .field("machine", &self.machine)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bootstrap token kaas registered in a cluster, as listed (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredToken {
+    pub id: String,
+    /// The machine it was registered for.
+    pub machine: String,
+    /// `None`: it never expires, or its expiration cannot be read.
+    pub expires: Option<DateTime<Utc>>,
+}
+
 /// How far a drain has come.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "state")]
@@ -212,6 +245,27 @@ pub trait WorkloadClusters: Send + Sync {
         &self,
         cluster: &WorkloadClusterRef,
         node: &str,
+    ) -> Result<(), WorkloadError>;
+
+    /// The bootstrap tokens kaas registered in the cluster for joining machines.
+    async fn bootstrap_tokens(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<RegisteredToken>, WorkloadError>;
+
+    /// Registers `token` (or moves its expiry), so that its machine can join.
+    /// Idempotent.
+    async fn register_bootstrap_token(
+        &self,
+        cluster: &WorkloadClusterRef,
+        token: &JoinToken,
+    ) -> Result<(), WorkloadError>;
+
+    /// Removes the token `id`; removing one that is not there succeeds.
+    async fn delete_bootstrap_token(
+        &self,
+        cluster: &WorkloadClusterRef,
+        id: &str,
     ) -> Result<(), WorkloadError>;
 
     /// Server-side applies `objects` as the apply set `set` and deletes what the set

@@ -60,6 +60,7 @@
 
 mod apply;
 mod applyset;
+mod bootstrap_tokens;
 mod client;
 mod discovery;
 mod drain;
@@ -73,6 +74,7 @@ pub use applyset::{
     ADDITIONAL_NAMESPACES_ANNOTATION, CONTAINS_GROUP_KINDS_ANNOTATION, ID_LABEL, PARENT_NAMESPACE,
     PART_OF_LABEL, TOOLING, TOOLING_ANNOTATION, applyset_id,
 };
+pub use bootstrap_tokens::{MACHINE_LABEL, token_secret};
 pub use client::{ClusterAccess, REQUEST_TIMEOUT, WorkloadClient};
 pub use object_ref::ObjectRef;
 pub use readiness::ObjectReadiness;

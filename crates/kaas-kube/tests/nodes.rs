@@ -65,3 +65,45 @@ async fn nodes_are_mapped_with_readiness_provider_id_labels_and_cordon() {
     assert!(cordoned.contains(&("worker-b", true)), "{cordoned:?}");
     assert!(cordoned.contains(&("worker-a", false)), "{cordoned:?}");
 }
+
+/// Joining machines' bootstrap tokens: registered as kubeadm's Secrets, extended by a
+/// second registration, listed without their secret, deleted (twice is fine).
+#[tokio::test]
+async fn bootstrap_tokens_are_registered_extended_listed_and_deleted() {
+    let cluster = common::cluster(&[common::node("worker-0")]).await;
+    let client = &cluster.client;
+    assert!(client.bootstrap_tokens().await.unwrap().is_empty());
+    let mut token = kaas_cloud::JoinToken {
+        id: "abcdef".to_owned(),
+        secret: "0123456789abcdef".to_owned(),
+        machine: "demo-workers-x7k2p".to_owned(),
+        expires: "2026-12-04T16:00:00Z".parse().unwrap(),
+    };
+    client.register_bootstrap_token(&token).await.unwrap();
+    token.expires = "2026-12-04T17:00:00Z".parse().unwrap();
+    client.register_bootstrap_token(&token).await.unwrap();
+    let stored = cluster
+        .get("v1", "Secret", "kube-system", "bootstrap-token-abcdef")
+        .unwrap();
+    assert_eq!(stored["type"], "bootstrap.kubernetes.io/token");
+    assert_eq!(
+        stored["metadata"]["labels"]["kaas.dev/machine"],
+        "demo-workers-x7k2p"
+    );
+    assert_eq!(
+        client.bootstrap_tokens().await.unwrap(),
+        [kaas_cloud::RegisteredToken {
+            id: "abcdef".to_owned(),
+            machine: "demo-workers-x7k2p".to_owned(),
+            expires: Some(token.expires),
+        }]
+    );
+    client.delete_bootstrap_token("abcdef").await.unwrap();
+    client.delete_bootstrap_token("abcdef").await.unwrap();
+    assert!(client.bootstrap_tokens().await.unwrap().is_empty());
+    assert!(
+        cluster
+            .get("v1", "Secret", "kube-system", "bootstrap-token-abcdef")
+            .is_none()
+    );
+}

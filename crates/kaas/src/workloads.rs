@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    AddonsApplied, ApiRoute, ApiRoutes, DrainProgress, EtcdMembership, Node, ObjectReadiness,
-    SimulatedMachines, WorkloadClusterRef, WorkloadClusters, WorkloadError,
+    AddonsApplied, ApiRoute, ApiRoutes, DrainProgress, EtcdMembership, JoinToken, Node,
+    ObjectReadiness, RegisteredToken, SimulatedMachines, WorkloadClusterRef, WorkloadClusters,
+    WorkloadError,
 };
 use kaas_kube::{ClusterAccess, WorkloadClient};
 use serde_json::Value;
@@ -295,6 +296,32 @@ impl WorkloadClusters for KubeWorkloads {
         node: &str,
     ) -> Result<(), WorkloadError> {
         self.etcd.remove_etcd_member(cluster, node).await
+    }
+
+    async fn bootstrap_tokens(
+        &self,
+        cluster: &WorkloadClusterRef,
+    ) -> Result<Vec<RegisteredToken>, WorkloadError> {
+        self.client(cluster).await?.bootstrap_tokens().await
+    }
+
+    async fn register_bootstrap_token(
+        &self,
+        cluster: &WorkloadClusterRef,
+        token: &JoinToken,
+    ) -> Result<(), WorkloadError> {
+        self.client(cluster)
+            .await?
+            .register_bootstrap_token(token)
+            .await
+    }
+
+    async fn delete_bootstrap_token(
+        &self,
+        cluster: &WorkloadClusterRef,
+        id: &str,
+    ) -> Result<(), WorkloadError> {
+        self.client(cluster).await?.delete_bootstrap_token(id).await
     }
 
     async fn apply(

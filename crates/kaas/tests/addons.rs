@@ -183,6 +183,33 @@ fn the_official_python_client_works_against_a_simulated_cluster() {
         .unwrap()
         .to_owned();
     let kubectl = kubectl_for(&server, "py", dir.path());
+
+    // Each machine but the first control plane joined with a bootstrap token of its
+    // own, registered in the cluster before its server was created and deleted once
+    // its node was Ready: none is left.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = server.ok(&["cluster", "events", "py"]);
+        let registered = events.matches("it joins with bootstrap token").count();
+        let deleted = events.matches("Deleted bootstrap token").count();
+        let left = kubectl.names(&[
+            "get",
+            "secrets",
+            "-n",
+            "kube-system",
+            "-l",
+            "kaas.dev/machine",
+        ]);
+        if (registered, deleted) == (2, 2) && left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tokens registered {registered}, deleted {deleted}, left {left:?}:\n{events}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/kube_client.py");
     let out = Command::new(&python)
         .arg(&script)

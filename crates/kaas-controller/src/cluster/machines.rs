@@ -12,6 +12,10 @@
 //! - Machines are never changed: an outdated or unhealthy machine is replaced.
 //! - An unhealthy machine is replaced only while no more than `maxUnhealthy` of its
 //!   pool is unhealthy; otherwise kaas stops and says why.
+//! - Every machine but the first control plane joins with a bootstrap token kaas
+//!   registers in the cluster before its server is created, extends while it joins
+//!   and removes once its node is Ready (or the machine is gone): no token outlives
+//!   its join, and a join works however old the cluster is.
 
 use std::collections::BTreeSet;
 
@@ -24,6 +28,53 @@ use super::plan::{
     Infrastructure, Observed, Plan, Step, delete_resource, node_of, node_ready,
     plan_load_balancer_members, plan_server,
 };
+
+/// A joining machine's bootstrap token is extended when it has less than this left.
+pub const JOIN_TOKEN_RENEW_BEFORE: chrono::Duration = chrono::Duration::minutes(20);
+
+/// Registers the bootstrap tokens of machines that are joining and whose token is
+/// missing or about to expire, and deletes those of machines that joined or are gone.
+/// Nothing while the workload API does not answer.
+pub fn plan_join_tokens(observed: &Observed, infra: &Infrastructure<'_>, plan: &mut Plan) {
+    let Some(tokens) = &observed.join_tokens else {
+        return;
+    };
+    let nodes = observed.nodes.as_deref();
+    let joining = |m: &Machine| {
+        m.spec.role != MachineRole::Init
+            && !m.metadata.is_deleting()
+            && infra
+                .servers
+                .get(&m.metadata.uid)
+                .is_some_and(|s| !matches!(s.status, ResourceStatus::Error { .. }))
+            && !node_ready(m, infra, nodes)
+    };
+    for t in tokens {
+        let still_joining = observed
+            .machines
+            .iter()
+            .any(|m| m.metadata.name == t.machine && joining(m));
+        if !still_joining {
+            plan.steps.push(Step::DeleteJoinToken {
+                id: t.id.clone(),
+                machine: t.machine.clone(),
+            });
+        }
+    }
+    for m in observed.machines.iter().filter(|m| joining(m)) {
+        let fresh = tokens.iter().any(|t| {
+            t.machine == m.metadata.name
+                && t.expires
+                    .is_some_and(|e| e - observed.now > JOIN_TOKEN_RENEW_BEFORE)
+        });
+        if !fresh {
+            plan.steps.push(Step::RegisterJoinToken {
+                machine: m.metadata.name.clone(),
+                control_plane: m.is_control_plane(),
+            });
+        }
+    }
+}
 
 /// What new machines of each part of the cluster look like now.
 #[derive(Debug, Clone, PartialEq)]

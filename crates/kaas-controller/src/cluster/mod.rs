@@ -21,7 +21,7 @@ use kaas_bootstrap::{
 };
 use kaas_cloud::{
     Capacity, ClientCredentials, CloudError, CloudProvider, CloudResource, Credential,
-    DrainProgress, ResourceKind, ResourceSpec, ServerNeed, TenantClouds, UserData,
+    DrainProgress, JoinToken, ResourceKind, ResourceSpec, ServerNeed, TenantClouds, UserData,
     WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_core::cluster::{CLUSTER_FINALIZER, ClusterPhase};
@@ -219,6 +219,7 @@ impl ClusterController {
         }
         let mut observed = Observed {
             api_unreachable: None,
+            join_tokens: None,
             machines,
             resources,
             nodes: None,
@@ -247,6 +248,10 @@ impl ClusterController {
                 }
             }
             if observed.nodes.is_some() && !cluster.metadata.is_deleting() {
+                match self.workloads.bootstrap_tokens(target).await {
+                    Ok(tokens) => observed.join_tokens = Some(tokens),
+                    Err(e) => debug!(error = %e, "cannot list the cluster's bootstrap tokens"),
+                }
                 let desired = self.desired_addons(cloud, cluster, &observed).await;
                 let readiness = match &desired {
                     Ok(d) if !d.objects.0.is_empty() => {
@@ -503,6 +508,7 @@ impl ClusterController {
             }
             Step::CreateResource { request, .. } | Step::CreateServer { request, .. } => {
                 let mut request = request.clone();
+                let mut join_token = None;
                 if let Step::CreateServer {
                     machine,
                     endpoint,
@@ -514,6 +520,8 @@ impl ClusterController {
                     *user_data = self
                         .bootstrap_data(cluster, machine, endpoint, api_sans)
                         .await?;
+                    // Its token is in the cluster before the machine can boot with it.
+                    join_token = self.register_join_token(cluster, workload, machine).await?;
                 }
                 if let ResourceSpec::ApplicationCredential { secret, .. } = &mut request.spec {
                     *secret = self.cloud_credential_secret(cluster).await?;
@@ -535,6 +543,13 @@ impl ClusterController {
                 let mut text = format!("Created {} {} ({})", r.kind, r.name, r.id);
                 if let Some(address) = &r.address {
                     text.push_str(&format!(" at {address}"));
+                }
+                if let Some(t) = &join_token {
+                    text.push_str(&format!(
+                        "; it joins with bootstrap token {} (registered until {})",
+                        t.id,
+                        t.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ));
                 }
                 Ok(Some((format!("{}Created", pascal(r.kind)), text)))
             }
@@ -733,6 +748,30 @@ impl ClusterController {
                     Err(e) => Err(e.into()),
                 }
             }
+            Step::RegisterJoinToken { machine, .. } => {
+                let token = self.register_join_token(cluster, workload, machine).await?;
+                Ok(token.map(|t| {
+                    (
+                        "JoinTokenRegistered".to_owned(),
+                        format!(
+                            "Registered bootstrap token {} for machine {machine}, valid until {}",
+                            t.id,
+                            t.expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    )
+                }))
+            }
+            Step::DeleteJoinToken { id, machine } => {
+                let target = workload.ok_or_else(unreachable)?;
+                self.workloads
+                    .delete_bootstrap_token(target, id)
+                    .await
+                    .map_err(StepError::Workload)?;
+                Ok(Some((
+                    "JoinTokenDeleted".to_owned(),
+                    format!("Deleted bootstrap token {id}: machine {machine} joined or is gone"),
+                )))
+            }
             Step::ApplyAddons { stack, objects, .. } => {
                 let target = workload.ok_or_else(unreachable)?;
                 let applied = self
@@ -777,6 +816,8 @@ const CLIENT_USER: &str = "kaas";
 const CLIENT_CERT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How long a machine's bootstrap token is accepted.
 const BOOTSTRAP_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+/// How long a joining machine's token is registered for, each time it is (re)registered.
+const JOIN_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(1);
 
 fn pki_secret(cluster: &Cluster) -> String {
     kaas_core::naming::pki_secret(&cluster.metadata.name)
@@ -880,6 +921,45 @@ impl ClusterController {
 }
 
 impl ClusterController {
+    /// Registers (or extends) the bootstrap token of a machine that joins the cluster,
+    /// valid for [`JOIN_TOKEN_TTL`] from now; the first control plane's is
+    /// kubeadm init's own. `Ok(None)`: nothing to register.
+    async fn register_join_token(
+        &self,
+        cluster: &Cluster,
+        workload: Option<&WorkloadClusterRef>,
+        machine: &str,
+    ) -> Result<Option<JoinToken>, StepError> {
+        let tenant = cluster.metadata.tenant.as_str();
+        let Some(m) = self.store.get_obj::<Machine>(tenant, machine).await? else {
+            return Ok(None);
+        };
+        if m.spec.role == kaas_core::MachineRole::Init {
+            return Ok(None);
+        }
+        let Some(data) = self
+            .secrets()
+            .get(tenant, &bootstrap_secret(machine))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let token: BootstrapToken = serde_json::from_value(data["token"].clone())
+            .map_err(|e| StepError::Bootstrap(format!("the stored token of {machine}: {e}")))?;
+        let target = workload.ok_or_else(unreachable)?;
+        let join = JoinToken {
+            id: token.id,
+            secret: token.secret,
+            machine: machine.to_owned(),
+            expires: Utc::now() + JOIN_TOKEN_TTL,
+        };
+        self.workloads
+            .register_bootstrap_token(target, &join)
+            .await
+            .map_err(StepError::Workload)?;
+        Ok(Some(join))
+    }
+
     /// What the cluster's machines need from the cloud at their spec's sizes.
     fn capacity(&self, cluster: &Cluster) -> Capacity {
         let image = self

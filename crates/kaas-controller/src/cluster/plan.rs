@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use kaas_cloud::{
-    CloudResource, Credential, Node, PoolMember, ResourceKind, ResourceRequest, ResourceSpec,
-    ResourceStatus, SecurityGroupRule, ServerGroupPolicy, UserData,
+    CloudResource, Credential, Node, PoolMember, RegisteredToken, ResourceKind, ResourceRequest,
+    ResourceSpec, ResourceStatus, SecurityGroupRule, ServerGroupPolicy, UserData,
 };
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::machine::CONTROL_PLANE_POOL;
@@ -43,6 +43,9 @@ pub struct Observed {
     /// Why the workload cluster's API did not answer when it was asked (it is asked
     /// once the cluster has an endpoint).
     pub api_unreachable: Option<String>,
+    /// The bootstrap tokens kaas registered in the workload cluster; `None` while its
+    /// API does not answer.
+    pub join_tokens: Option<Vec<RegisteredToken>>,
     /// The nodes whose etcd members are in the cluster's etcd; `None` if unknown.
     pub etcd_members: Option<Vec<String>>,
     /// The cluster's stack as the catalog has it; `None` if the catalog has no such
@@ -136,6 +139,17 @@ pub enum Step {
     },
     /// Nothing tagged with the cluster remains: let the store remove the cluster.
     RemoveFinalizer,
+    /// Register (or extend) the bootstrap token `machine` joins with, in the workload
+    /// cluster.
+    RegisterJoinToken {
+        machine: String,
+        control_plane: bool,
+    },
+    /// Remove a bootstrap token whose machine has joined or is gone.
+    DeleteJoinToken {
+        id: String,
+        machine: String,
+    },
     /// Server-side apply the addons of `stack` (and prune what they no longer hold).
     ApplyAddons {
         stack: String,
@@ -150,6 +164,11 @@ impl Step {
         match self {
             Step::CreateServer { request, .. } => server_stage(request),
             Step::CreateMachine { spec } if spec.role == MachineRole::Worker => Stage::NodePools,
+            Step::RegisterJoinToken {
+                control_plane: true,
+                ..
+            } => Stage::ControlPlane,
+            Step::RegisterJoinToken { .. } | Step::DeleteJoinToken { .. } => Stage::NodePools,
             Step::CreateMachine { .. } | Step::SetLoadBalancerMembers { .. } | Step::EnsurePki => {
                 Stage::ControlPlane
             }
@@ -392,6 +411,7 @@ pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
     }
     plan_unwanted(&infra, &mut plan);
     super::machines::plan_machines(cluster, observed, &infra, &mut plan);
+    super::machines::plan_join_tokens(observed, &infra, &mut plan);
     super::addons::plan_addons(cluster, observed, &mut plan);
     plan
 }

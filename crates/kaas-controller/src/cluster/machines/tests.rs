@@ -381,6 +381,8 @@ impl World {
             resources,
             nodes: self.api.then(|| self.nodes.clone()),
             api_unreachable: (!self.api).then(|| "connection refused".to_owned()),
+            // Join tokens are planned on their own (plan_join_tokens, tested below).
+            join_tokens: None,
             addons: None,
             etcd_members: self.etcd.clone(),
             pki_exists: true,

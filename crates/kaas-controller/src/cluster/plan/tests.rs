@@ -344,6 +344,8 @@ fn step_name(step: &Step) -> String {
         Step::EnsurePki => "ensure-pki".to_owned(),
         Step::RemoveFinalizer => "remove-finalizer".to_owned(),
         Step::ApplyAddons { stack, .. } => format!("apply-addons {stack}"),
+        Step::RegisterJoinToken { machine, .. } => format!("register-token {machine}"),
+        Step::DeleteJoinToken { id, .. } => format!("delete-token {id}"),
     }
 }
 
@@ -2876,4 +2878,132 @@ fn turning_off_the_last_addon_prunes_it_and_unready_addons_are_waited_for() {
     // A cluster that never had addons applies nothing.
     cluster.status.addons.digest = None;
     assert_steps(&plan(&cluster, &none), &[]);
+}
+
+/// A token kaas registered for `machine`, expiring at `expires` (seconds).
+fn registered(id: &str, machine: &str, expires: i64) -> kaas_cloud::RegisteredToken {
+    kaas_cloud::RegisteredToken {
+        id: id.to_owned(),
+        machine: machine.to_owned(),
+        expires: Some(at(expires)),
+    }
+}
+
+/// Only the join-token steps of a plan.
+fn token_plan(observed: &Observed) -> Plan {
+    let cluster = mk_cluster(3, 3);
+    let infra = classify(&cluster, observed);
+    let mut plan = Plan::default();
+    super::super::machines::plan_join_tokens(observed, &infra, &mut plan);
+    plan
+}
+
+#[test]
+fn joining_machines_have_a_fresh_token_and_joined_or_gone_ones_none() {
+    let cluster = mk_cluster(3, 3);
+    let mut observed = infra_only(&cluster);
+    observed.now = at(10_000);
+    add(
+        &mut observed,
+        mk_init(&cluster, "i1"),
+        M::Ready,
+        "10.0.0.11",
+    );
+    add(
+        &mut observed,
+        mk_cp(&cluster, "c2"),
+        M::Booting,
+        "10.0.0.12",
+    );
+    add(
+        &mut observed,
+        mk_worker(&cluster, "workers", "w1"),
+        M::Booting,
+        "10.0.0.21",
+    );
+    add(
+        &mut observed,
+        mk_worker(&cluster, "workers", "w2"),
+        M::NotReady,
+        "10.0.0.22",
+    );
+    add(
+        &mut observed,
+        mk_worker(&cluster, "workers", "w3"),
+        M::Ready,
+        "10.0.0.23",
+    );
+    add(
+        &mut observed,
+        mk_worker(&cluster, "workers", "w4"),
+        M::NoServer,
+        "",
+    );
+    add(
+        &mut observed,
+        mk_worker(&cluster, "workers", "w5"),
+        M::Broken,
+        "",
+    );
+
+    // While the API does not answer, tokens are neither registered nor deleted.
+    assert_steps(&token_plan(&observed), &[]);
+
+    // No token yet: every machine with a server that has not joined gets one (the
+    // first control plane has kubeadm init's; a machine without a server gets its own
+    // when its server is created; a broken server boots nothing).
+    observed.join_tokens = Some(Vec::new());
+    assert_steps(
+        &token_plan(&observed),
+        &[
+            "register-token demo-control-plane-c2",
+            "register-token demo-workers-w1",
+            "register-token demo-workers-w2",
+        ],
+    );
+
+    // Fresh tokens stay; one about to expire is extended; those of a machine whose node
+    // is Ready, of one that is gone and of one being deleted are removed.
+    let mut leaving = mk_worker(&cluster, "workers", "w6");
+    leaving.metadata.deletion_requested_at = Some(at(9_000));
+    add(&mut observed, leaving, M::Booting, "10.0.0.26");
+    observed.join_tokens = Some(vec![
+        registered("aaaaaa", "demo-control-plane-c2", 10_000 + 3_600),
+        registered("bbbbbb", "demo-workers-w1", 10_000 + 600),
+        registered("cccccc", "demo-workers-w2", 10_000 + 3_000),
+        registered("dddddd", "demo-workers-w3", 10_000 + 3_000),
+        registered("eeeeee", "demo-workers-gone", 10_000 + 3_000),
+        registered("ffffff", "demo-workers-w6", 10_000 + 3_000),
+    ]);
+    assert_steps(
+        &token_plan(&observed),
+        &[
+            "register-token demo-workers-w1",
+            "delete-token dddddd",
+            "delete-token eeeeee",
+            "delete-token ffffff",
+        ],
+    );
+    // Registering a token belongs to the part of the cluster the machine is in.
+    let stages: Vec<Stage> = token_plan(&observed)
+        .steps
+        .iter()
+        .map(Step::stage)
+        .collect();
+    assert!(stages.iter().all(|s| *s == Stage::NodePools), "{stages:?}");
+    observed.join_tokens = Some(Vec::new());
+    let cp = token_plan(&observed)
+        .steps
+        .into_iter()
+        .find(|s| {
+            matches!(
+                s,
+                Step::RegisterJoinToken {
+                    control_plane: true,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert_eq!(cp.stage(), Stage::ControlPlane);
 }
