@@ -219,20 +219,43 @@ pub fn issue_admin_client_cert(
     ttl: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<CertAndKey, BootstrapError> {
-    const WHAT: &str = "admin client";
+    issue_client_cert(pki, "admin client", user, CLUSTER_ADMINS_GROUP, ttl, now)
+}
+
+/// Issues a kubelet's client certificate from the Kubernetes CA, as the kubelet's TLS
+/// bootstrap would get it: CN `system:node:<node>`, O `system:nodes`, EKU clientAuth,
+/// valid from `now` − 5 min to `now` + `ttl`.
+pub fn issue_kubelet_client_cert(
+    pki: &ClusterPki,
+    node: &str,
+    ttl: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<CertAndKey, BootstrapError> {
+    let user = format!("system:node:{node}");
+    issue_client_cert(pki, "kubelet client", &user, "system:nodes", ttl, now)
+}
+
+fn issue_client_cert(
+    pki: &ClusterPki,
+    what: &'static str,
+    user: &str,
+    group: &str,
+    ttl: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<CertAndKey, BootstrapError> {
     let ttl = Duration::from_std(ttl).map_err(|_| BootstrapError::InvalidValidity {
-        what: WHAT,
+        what,
         reason: "TTL out of range".to_string(),
     })?;
     if ttl <= Duration::zero() {
         return Err(BootstrapError::InvalidValidity {
-            what: WHAT,
+            what,
             reason: "TTL must be positive".to_string(),
         });
     }
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(&[
-        (DnType::OrganizationName, CLUSTER_ADMINS_GROUP),
+        (DnType::OrganizationName, group),
         (DnType::CommonName, user),
     ]);
     params.is_ca = IsCa::ExplicitNoCa;
@@ -240,11 +263,11 @@ pub fn issue_admin_client_cert(
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     set_validity(
         &mut params,
-        WHAT,
+        what,
         now - Duration::minutes(CLIENT_BACKDATE_MINUTES),
         now + ttl,
     )?;
-    issue_leaf(WHAT, params, &pki.kubernetes_ca)
+    issue_leaf(what, params, &pki.kubernetes_ca)
 }
 
 /// The `kubernetes` service's IP for each network of a (comma-separated) service CIDR:

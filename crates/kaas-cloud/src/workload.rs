@@ -247,6 +247,14 @@ pub trait WorkloadClusters: Send + Sync {
         node: &str,
     ) -> Result<(), WorkloadError>;
 
+    /// Deletes the Node object `node`, once its machine's server is gone; deleting one
+    /// that is not there succeeds.
+    async fn delete_node(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError>;
+
     /// The bootstrap tokens kaas registered in the cluster for joining machines.
     async fn bootstrap_tokens(
         &self,

@@ -107,6 +107,7 @@ mod disruption;
 mod error;
 mod fields;
 mod http;
+mod kubelet;
 mod nodes;
 mod object;
 mod openapi;
@@ -121,6 +122,7 @@ mod watch;
 
 pub use error::{ApiError, Reason};
 pub use http::router;
+pub use kubelet::Kubelet;
 pub use nodes::{NodeSpec, Taint};
 pub use resources::{Catalog, ResourceType, ScalePaths};
 pub use server::{ApiServer, DEFAULT_VERSION};

@@ -98,7 +98,8 @@ fn condition_at(
     })
 }
 
-fn node_object(spec: &NodeSpec, existing: Option<&Value>, now: DateTime<Utc>) -> Value {
+/// The Node a kubelet reporting `spec` makes of `existing` (or registers anew).
+pub(crate) fn node_object(spec: &NodeSpec, existing: Option<&Value>, now: DateTime<Utc>) -> Value {
     let mut node = existing.cloned().unwrap_or_else(|| {
         json!({
             "apiVersion": "v1",

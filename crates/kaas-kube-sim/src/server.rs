@@ -24,8 +24,9 @@ const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 
 /// One simulated Kubernetes API server: the objects of one workload cluster.
 ///
-/// Share it as `Arc<ApiServer>` between its [`crate::router`] and whoever feeds it nodes
-/// ([`ApiServer::set_nodes`]) and runs its controllers ([`ApiServer::tick`]).
+/// Share it as `Arc<ApiServer>` between its [`crate::router`] and whoever runs its
+/// controllers ([`ApiServer::tick`]). Nodes come through the HTTP API, from kubelets
+/// ([`crate::Kubelet`]); tests may seed them with [`ApiServer::set_nodes`].
 pub struct ApiServer {
     state: Mutex<State>,
     git_version: String,
@@ -222,7 +223,8 @@ impl ApiServer {
 
     /// Makes the Node objects those of `nodes` (see [`NodeSpec`]): new ones are created,
     /// the others updated (`spec.unschedulable` and taints stay as the API left them),
-    /// the rest deleted. Only changes are written.
+    /// the rest deleted. Only changes are written. For tests that seed a cluster; a
+    /// cluster kaas serves gets its nodes from [`crate::Kubelet`]s, over HTTP.
     pub fn set_nodes(&self, nodes: &[NodeSpec]) {
         crate::nodes::set_nodes(&mut self.lock(), nodes, Utc::now());
     }

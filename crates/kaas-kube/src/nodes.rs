@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Node as KubeNode;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kaas_cloud::{Node, WorkloadError};
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{DeleteParams, ListParams};
 
 use crate::WorkloadClient;
 
@@ -20,6 +20,17 @@ impl WorkloadClient {
             .await
             .map_err(|e| self.error(e))?;
         Ok(list.items.iter().map(node).collect())
+    }
+
+    /// Deletes the Node `name`; one that is not there is no error.
+    #[tracing::instrument(skip_all, fields(cluster = %self.endpoint, node = %name))]
+    pub async fn delete_node(&self, name: &str) -> Result<(), WorkloadError> {
+        let nodes: Api<KubeNode> = Api::all(self.client.clone());
+        match nodes.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) if crate::error::api_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
     }
 }
 

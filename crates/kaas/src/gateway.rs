@@ -4,11 +4,15 @@
 //! from that CA, as a real cluster's API. kaas's own client and `kubectl` with a
 //! kubeconfig from `kaas cluster kubeconfig` reach it the same way.
 //!
-//! What the cluster's machines would tell their API server comes from
-//! [`SimulatedMachines`], at every request: the nodes that joined, Ready or not, with
-//! their labels; and no answer at all (503) while no control plane runs. Nodes whose
-//! drain an operator blocked (`kaas sim node N --block-drain`) get a pod protected by a
-//! PodDisruptionBudget, so evictions from them are refused as in a real cluster.
+//! The nodes come as from real kubelets: once per controller period, the machines
+//! ([`SimulatedMachines`]) say which nodes run, Ready or not, and each node's simulated
+//! kubelet ([`Kubelet`], with a `system:node:<name>` client certificate from the
+//! cluster's CA) registers its Node, reports its status and renews its lease through
+//! the cluster's HTTPS API. A node whose machine is gone keeps its Node until kaas
+//! deletes it, as in a real cluster. While no control plane runs, the API gives no
+//! answer at all (503). Nodes whose drain an operator blocked (`kaas sim node N
+//! --block-drain`) get a pod protected by a PodDisruptionBudget, so evictions from them
+//! are refused as in a real cluster.
 //!
 //! A simulated cluster outlives kaas, as a real one would: each API server's objects
 //! are written to `<data-dir>/sim-clusters/<uid>.sealed` (sealed like every secret, as
@@ -27,19 +31,19 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use kaas_bootstrap::{ApiServerSans, ClusterPki, issue_apiserver_cert};
+use kaas_bootstrap::{ApiServerSans, ClusterPki, issue_apiserver_cert, issue_kubelet_client_cert};
 use kaas_cloud::{ApiRoute, ApiRoutes, Node, SimulatedMachines, WorkloadClusterRef, WorkloadError};
 use kaas_core::Cluster;
 use kaas_core::naming::pki_secret;
 use kaas_core::stack::StackCatalog;
-use kaas_kube_sim::{ApiServer, NodeSpec, Taint, router, serve_tls};
+use kaas_kube_sim::{ApiServer, Kubelet, NodeSpec, Taint, router, serve_tls};
 use kaas_store::{ListFilter, Sealed, SecretBox, Secrets, Store, StoreExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
@@ -55,6 +59,12 @@ const PROTECTED_NAMESPACE: &str = "default";
 const PROTECTED_LABEL: &str = "kaas.dev/protected-on";
 /// The field manager of what the gateway writes into a simulated cluster.
 const MANAGER: &str = "kaas-sim";
+/// How long a simulated kubelet's client certificate is valid (it is issued anew when
+/// kaas serves the cluster again).
+const KUBELET_CERT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A kubelet renews its node lease every this many controller periods (10 s of the
+/// simulation's time, as a real kubelet).
+const LEASE_RENEW_PERIODS: u32 = 5;
 
 /// The nodes of a cluster (by uid) whose drains an operator blocked.
 pub type BlockedNodes = Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>;
@@ -209,10 +219,12 @@ impl Gateway {
                 ..cluster.clone()
             },
             api: api.clone(),
-            fresh_for: self.controller_period,
-            last: Mutex::new(None),
+            down: std::sync::Mutex::new(None),
         });
-        let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(sync, sync_first));
+        let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(
+            sync.clone(),
+            sync_first,
+        ));
         let controllers = api.spawn_controllers(self.controller_period);
         let (gone_tx, mut gone) = watch::channel(false);
         let keeper = tokio::spawn(keep(
@@ -233,6 +245,15 @@ impl Gateway {
         let mut shutdown = self.shutdown.clone();
         let ca = pki.kubernetes_ca.cert_pem.clone();
         let name = cluster.cluster_name.clone();
+        let url = format!("https://{addr}");
+        // The kubelets stop with the server: when kaas stops, or the cluster is gone.
+        let (kubelets_stop_tx, kubelets_stop) = watch::channel(false);
+        let mut kubelets = Kubelets {
+            url: url.clone(),
+            pki,
+            by_node: HashMap::new(),
+            renew_every: self.controller_period * LEASE_RENEW_PERIODS,
+        };
         let served = self.served.clone();
         let uid = cluster.cluster_uid.clone();
         tokio::spawn(async move {
@@ -257,10 +278,19 @@ impl Gateway {
                 keeper.abort();
             }
             controllers.abort();
+            let _ = kubelets_stop_tx.send(true);
             // Not served any more: the next request serves it afresh.
             served.lock().await.remove(&uid);
         });
-        let url = format!("https://{addr}");
+        // The kubelets report once before the cluster's URL is handed out, so that its
+        // first reader finds the nodes that run; then every controller period.
+        sync.report(&mut kubelets).await;
+        tokio::spawn(run_kubelets(
+            sync,
+            kubelets,
+            self.controller_period,
+            kubelets_stop,
+        ));
         info!(cluster = %cluster.cluster_name, %url, "serving the simulated cluster's API");
         Ok(url)
     }
@@ -465,62 +495,109 @@ fn sweep_dir(dir: &Path, live: &HashSet<String>) -> Result<usize, String> {
     Ok(swept)
 }
 
-/// What a request to one simulated cluster first brings up to date.
+/// What the machines of one simulated cluster say, as its kubelets report it.
 struct ClusterSync {
     machines: Arc<dyn SimulatedMachines>,
     blocked: Option<BlockedNodes>,
     cluster: WorkloadClusterRef,
     api: Arc<ApiServer>,
-    /// How long what the machines said holds: a burst of requests (a readiness check
-    /// reads every addon object) asks them once, not once per request (on a real
-    /// cloud, each time a listing of the cluster's servers).
-    fresh_for: Duration,
-    /// When the machines were last asked, and why the API did not answer then. Held
-    /// while they are asked, so that requests arriving together (a readiness check
-    /// sends its reads in parallel) wait for one answer instead of each asking.
-    last: Mutex<Option<(Instant, Option<String>)>>,
+    /// Why the API server does not answer (no control plane runs), as the machines
+    /// last said; `None` while it runs.
+    down: std::sync::Mutex<Option<String>>,
+}
+
+/// The simulated kubelets of one cluster: one per node its machines run, each with a
+/// client certificate of its own from the cluster's CA.
+struct Kubelets {
+    url: String,
+    pki: ClusterPki,
+    by_node: HashMap<String, Kubelet>,
+    /// How often a kubelet renews its node lease.
+    renew_every: Duration,
+}
+
+impl Kubelets {
+    fn kubelet(&mut self, node: &str) -> Result<&Kubelet, String> {
+        if !self.by_node.contains_key(node) {
+            let cert =
+                issue_kubelet_client_cert(&self.pki, node, KUBELET_CERT_TTL, chrono::Utc::now())
+                    .map_err(|e| e.to_string())?;
+            let kubelet = Kubelet::new(
+                node,
+                &self.url,
+                &self.pki.kubernetes_ca.cert_pem,
+                &cert.cert_pem,
+                &cert.key_pem,
+            )?;
+            self.by_node.insert(node.to_owned(), kubelet);
+        }
+        self.by_node
+            .get(node)
+            .ok_or_else(|| format!("no kubelet for {node}"))
+    }
 }
 
 impl ClusterSync {
-    /// Brings the nodes up to date unless they are fresh; `Err` while the machines say
-    /// the API server does not run.
-    async fn refresh(&self) -> Result<(), String> {
-        let mut last = self.last.lock().await;
-        if let Some((at, down)) = &*last
-            && at.elapsed() < self.fresh_for
-        {
-            return down.clone().map_or(Ok(()), Err);
-        }
-        let down = match self.machines.nodes(&self.cluster).await {
+    /// Asks the machines what runs, and has each node's kubelet report it through the
+    /// cluster's API; notes whether the API server runs at all.
+    async fn report(&self, kubelets: &mut Kubelets) {
+        match self.machines.nodes(&self.cluster).await {
             Ok(nodes) => {
-                let specs: Vec<NodeSpec> = nodes.iter().map(node_spec).collect();
-                self.api.set_nodes(&specs);
+                *self.down.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let now = chrono::Utc::now();
+                for node in &nodes {
+                    let reported = match kubelets.kubelet(&node.name) {
+                        Ok(kubelet) => {
+                            let kubelet = kubelet.clone();
+                            kubelet
+                                .report(&node_spec(node), kubelets.renew_every, now)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = reported {
+                        debug!(cluster = %self.cluster.cluster_name, node = %node.name, error = %e, "a simulated kubelet could not report");
+                    }
+                }
                 if let Some(blocked) = &self.blocked {
                     protect(&self.api, &blocked(&self.cluster.cluster_uid), &nodes);
                 }
-                None
             }
             Err(
                 WorkloadError::Unreachable { message, .. }
                 | WorkloadError::Api { message }
                 | WorkloadError::Unsupported { message },
-            ) => Some(message),
-        };
-        *last = Some((Instant::now(), down.clone()));
-        down.map_or(Ok(()), Err)
+            ) => *self.down.lock().unwrap_or_else(|e| e.into_inner()) = Some(message),
+        }
     }
 }
 
-/// Brings the nodes up to date before the request is served; no answer while the
-/// machines say the API server does not run.
+/// The kubelets report every `period` until the cluster is no longer served.
+async fn run_kubelets(
+    sync: Arc<ClusterSync>,
+    mut kubelets: Kubelets,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        sync.report(&mut kubelets).await;
+    }
+}
+
+/// No answer while the machines say the API server does not run.
 async fn sync_first(
     State(sync): State<Arc<ClusterSync>>,
     request: Request,
     next: Next,
 ) -> Response {
-    match sync.refresh().await {
-        Ok(()) => next.run(request).await,
-        Err(message) => {
+    let down = sync.down.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match down {
+        None => next.run(request).await,
+        Some(message) => {
             let status = json!({
                 "kind": "Status",
                 "apiVersion": "v1",

@@ -298,6 +298,14 @@ impl WorkloadClusters for KubeWorkloads {
         self.etcd.remove_etcd_member(cluster, node).await
     }
 
+    async fn delete_node(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<(), WorkloadError> {
+        self.client(cluster).await?.delete_node(node).await
+    }
+
     async fn bootstrap_tokens(
         &self,
         cluster: &WorkloadClusterRef,

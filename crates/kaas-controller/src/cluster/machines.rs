@@ -622,9 +622,24 @@ pub fn plan_machine_removal(
             return;
         }
     }
-    match infra.servers.get(&m.metadata.uid) {
-        Some(server) => delete_resource(server, plan),
-        None => plan.steps.push(Step::ReleaseMachine {
+    if let Some(server) = infra.servers.get(&m.metadata.uid) {
+        delete_resource(server, plan);
+        return;
+    }
+    // The server is gone; so goes its Node from the API (as Cluster API does), unless
+    // the whole cluster goes or its API does not answer, then the record.
+    let lingering = m.status.node_name.as_deref().filter(|name| {
+        observed
+            .nodes
+            .as_ref()
+            .is_some_and(|nodes| nodes.iter().any(|n| n.name == *name))
+    });
+    match lingering {
+        Some(node) if !whole_cluster => plan.steps.push(Step::DeleteNode {
+            machine: m.metadata.name.clone(),
+            node: node.to_owned(),
+        }),
+        _ => plan.steps.push(Step::ReleaseMachine {
             name: m.metadata.name.clone(),
         }),
     }

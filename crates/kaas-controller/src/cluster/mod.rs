@@ -718,6 +718,17 @@ impl ClusterController {
                     format!("Removed the etcd member of control-plane node {node}"),
                 )))
             }
+            Step::DeleteNode { machine, node } => {
+                let target = workload.ok_or_else(unreachable)?;
+                self.workloads
+                    .delete_node(target, node)
+                    .await
+                    .map_err(StepError::Workload)?;
+                Ok(Some((
+                    "NodeDeleted".to_owned(),
+                    format!("Deleted node {node}: the server of machine {machine} is gone"),
+                )))
+            }
             Step::ReleaseMachine { name } => {
                 let Some(mut m) = self.store.get_obj::<Machine>(tenant, name).await? else {
                     return Ok(None);

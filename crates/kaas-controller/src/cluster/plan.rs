@@ -133,6 +133,11 @@ pub enum Step {
         machine: String,
         node: String,
     },
+    /// The machine's server is gone: delete its Node from the cluster's API.
+    DeleteNode {
+        machine: String,
+        node: String,
+    },
     /// The machine's server is gone: drop its finalizer so the store removes it.
     ReleaseMachine {
         name: String,
@@ -179,6 +184,7 @@ impl Step {
             | Step::DrainNode { .. }
             | Step::AbandonDrain { .. }
             | Step::RemoveEtcdMember { .. }
+            | Step::DeleteNode { .. }
             | Step::ReleaseMachine { .. }
             | Step::RemoveFinalizer => Stage::Deletion,
         }

@@ -338,6 +338,7 @@ fn step_name(step: &Step) -> String {
         Step::CreateServer { machine, .. } => format!("create-server {machine}"),
         Step::DeleteMachine { name, .. } => format!("delete-machine {name}"),
         Step::ReleaseMachine { name } => format!("release-machine {name}"),
+        Step::DeleteNode { node, .. } => format!("delete-node {node}"),
         Step::DrainNode { node, .. } => format!("drain {node}"),
         Step::AbandonDrain { node, .. } => format!("abandon-drain {node}"),
         Step::RemoveEtcdMember { node, .. } => format!("remove-etcd-member {node}"),
@@ -2590,6 +2591,49 @@ fn deleting_machines_are_released_whatever_the_stack() {
         .push(deleting(mk_worker(&cluster, "workers", "w1")));
     let plan = plan(&cluster, &observed);
     assert_steps(&plan, &["release-machine demo-workers-w1"]);
+}
+
+#[test]
+fn a_machine_whose_server_is_gone_takes_its_node_with_it() {
+    let cluster = mk_cluster(1, 1);
+    let mut observed = infra_only(&cluster);
+    add(
+        &mut observed,
+        mk_init(&cluster, "i1"),
+        M::Ready,
+        "10.0.0.11",
+    );
+    let mut leaving = deleting(mk_worker(&cluster, "workers", "w1"));
+    leaving.status.node_name = Some("demo-workers-w1".to_owned());
+    observed.machines.push(leaving);
+    let mut node = mk_node("srv-w1", false);
+    node.name = "demo-workers-w1".to_owned();
+    observed.nodes.get_or_insert_with(Vec::new).push(node);
+    // Its Node is still in the API: deleted first, the record waits.
+    let steps = |c: &Cluster, o: &Observed| {
+        plan(c, o)
+            .steps
+            .into_iter()
+            .filter(|s| matches!(s, Step::DeleteNode { .. } | Step::ReleaseMachine { .. }))
+            .map(|s| step_name(&s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps(&cluster, &observed), ["delete-node demo-workers-w1"]);
+    // The Node is gone: the record goes.
+    let mut gone = observed.clone();
+    gone.nodes
+        .as_mut()
+        .unwrap()
+        .retain(|n| n.name != "demo-workers-w1");
+    assert_eq!(steps(&cluster, &gone), ["release-machine demo-workers-w1"]);
+    // While the API does not answer, the record is not held back by a Node it cannot
+    // see; nor when the whole cluster goes.
+    let mut blind = observed.clone();
+    blind.nodes = None;
+    assert_eq!(steps(&cluster, &blind), ["release-machine demo-workers-w1"]);
+    let mut whole = cluster.clone();
+    whole.metadata.deletion_requested_at = Some(at(5_000));
+    assert!(!steps(&whole, &observed).contains(&"delete-node demo-workers-w1".to_owned()));
 }
 
 #[test]

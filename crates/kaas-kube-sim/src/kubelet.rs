@@ -1,0 +1,189 @@
+//! Simulated kubelets. Each registers its Node, reports its status and renews its node
+//! lease through a cluster's Kubernetes HTTP API, over TLS with a client certificate of
+//! its own (`system:node:<name>`), as a real kubelet does and as KWOK's do. Whoever
+//! reads the cluster's nodes (kaas's controller, kubectl) reads what they wrote, as
+//! from real kubelets.
+//!
+//! A kubelet that stops reporting leaves its Node behind, as a real one would: whoever
+//! deletes the machine deletes the Node.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::fields::timestamp;
+use crate::nodes::{NodeSpec, node_object};
+
+/// The namespace of the node leases.
+const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// How long a lease holds, as the kubelet sets it.
+const LEASE_DURATION_SECONDS: u32 = 40;
+
+/// One node's kubelet, talking to its cluster's API server.
+#[derive(Debug, Clone)]
+pub struct Kubelet {
+    name: String,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Kubelet {
+    /// The kubelet of node `name`, reaching the API server at `base` (`https://HOST:PORT`)
+    /// that `ca_pem` vouches for, with its client certificate and key (PEM).
+    pub fn new(
+        name: &str,
+        base: &str,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Self, String> {
+        let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+            .map_err(|e| format!("the cluster CA: {e}"))?;
+        let identity = reqwest::Identity::from_pem(format!("{cert_pem}\n{key_pem}").as_bytes())
+            .map_err(|e| format!("the kubelet's client certificate: {e}"))?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .identity(identity)
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("the kubelet's HTTP client: {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), String> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = response.status();
+        let value = response.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, value))
+    }
+
+    /// Registers the node if it is not registered, writes its labels, provider id and
+    /// status where they differ from `spec`, and renews its lease when the last renewal
+    /// is older than `renew_every`. A conflict with another writer waits for the next
+    /// report.
+    pub async fn report(
+        &self,
+        spec: &NodeSpec,
+        renew_every: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let path = format!("/api/v1/nodes/{}", self.name);
+        let existing = match self.call(Method::GET, &path, None).await? {
+            (StatusCode::OK, node) => node,
+            (StatusCode::NOT_FOUND, _) => {
+                let node = node_object(spec, None, now);
+                let (code, created) = self
+                    .call(Method::POST, "/api/v1/nodes", Some(&node))
+                    .await?;
+                match code {
+                    StatusCode::CREATED | StatusCode::OK => created,
+                    StatusCode::CONFLICT => return Ok(()),
+                    code => {
+                        return Err(format!("registering node {}: {code} {created}", self.name));
+                    }
+                }
+            }
+            (code, body) => return Err(format!("reading node {}: {code} {body}", self.name)),
+        };
+        let mut desired = node_object(spec, Some(&existing), now);
+        let mut current = existing.clone();
+        if desired["metadata"]["labels"] != existing["metadata"]["labels"]
+            || desired["spec"]["providerID"] != existing["spec"]["providerID"]
+        {
+            let (code, updated) = self.call(Method::PUT, &path, Some(&desired)).await?;
+            match code {
+                StatusCode::OK => current = updated,
+                StatusCode::CONFLICT => return Ok(()),
+                code => return Err(format!("updating node {}: {code} {updated}", self.name)),
+            }
+        }
+        if desired["status"] != current["status"] {
+            desired["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+            let status_path = format!("{path}/status");
+            let (code, body) = self.call(Method::PUT, &status_path, Some(&desired)).await?;
+            match code {
+                StatusCode::OK | StatusCode::CONFLICT => {}
+                code => {
+                    return Err(format!(
+                        "reporting the status of node {}: {code} {body}",
+                        self.name
+                    ));
+                }
+            }
+        }
+        self.renew_lease(renew_every, now).await
+    }
+
+    /// Renews the node's lease in `kube-node-lease` (creating it the first time).
+    async fn renew_lease(&self, renew_every: Duration, now: DateTime<Utc>) -> Result<(), String> {
+        let collection =
+            format!("/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases");
+        let path = format!("{collection}/{}", self.name);
+        let renew = timestamp(now);
+        match self.call(Method::GET, &path, None).await? {
+            (StatusCode::OK, mut lease) => {
+                let last = lease["spec"]["renewTime"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                let due = last
+                    .is_none_or(|t| (now - t).to_std().unwrap_or(Duration::ZERO) >= renew_every);
+                if due {
+                    lease["spec"]["renewTime"] = json!(renew);
+                    let (code, body) = self.call(Method::PUT, &path, Some(&lease)).await?;
+                    if !matches!(code, StatusCode::OK | StatusCode::CONFLICT) {
+                        return Err(format!(
+                            "renewing the lease of {}: {code} {body}",
+                            self.name
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (StatusCode::NOT_FOUND, _) => {
+                let lease = json!({
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                    "spec": {
+                        "holderIdentity": self.name,
+                        "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+                        "renewTime": renew,
+                    },
+                });
+                let (code, body) = self.call(Method::POST, &collection, Some(&lease)).await?;
+                if !matches!(
+                    code,
+                    StatusCode::CREATED | StatusCode::OK | StatusCode::CONFLICT
+                ) {
+                    return Err(format!("taking the lease of {}: {code} {body}", self.name));
+                }
+                Ok(())
+            }
+            (code, body) => Err(format!("reading the lease of {}: {code} {body}", self.name)),
+        }
+    }
+}
