@@ -650,6 +650,12 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         assert!(Instant::now() < deadline, "the drained node stayed");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Its kubelet stopped with its server; kaas deleted the Node it left behind.
+    let events = server.ok(&["cluster", "events", "web"]);
+    assert!(
+        events.contains("Deleted node") && events.contains("server of machine"),
+        "{events}"
+    );
 
     // Deleted: its API server stops and its snapshot goes.
     server.ok(&["cluster", "delete", "web", "--wait"]);
