@@ -96,23 +96,10 @@ pub trait EtcdMembership: Send + Sync {
 }
 
 /// What the machines of a cluster whose Kubernetes side is simulated would tell: the
-/// nodes their kubelets register and the members of their etcd.
+/// nodes their kubelets register, and (as [`EtcdMembership`]) the members of their etcd.
 #[async_trait]
-pub trait SimulatedMachines: Send + Sync {
+pub trait SimulatedMachines: EtcdMembership {
     async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError>;
-
-    /// The names of the nodes whose etcd members are in the cluster's etcd.
-    async fn etcd_members(
-        &self,
-        cluster: &WorkloadClusterRef,
-    ) -> Result<Vec<String>, WorkloadError>;
-
-    /// Removes the etcd member of node `node`; removing one that is not there succeeds.
-    async fn remove_etcd_member(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<(), WorkloadError>;
 }
 
 /// What applying a cluster's addons did.
@@ -220,9 +207,9 @@ pub enum DrainProgress {
     Blocked { message: String },
 }
 
-/// The Kubernetes side of each workload cluster.
+/// The Kubernetes side of each workload cluster: its API, and its etcd's membership.
 #[async_trait]
-pub trait WorkloadClusters: Send + Sync {
+pub trait WorkloadClusters: EtcdMembership {
     async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError>;
 
     /// Cordons the node and evicts its pods through the eviction API (so disruption
@@ -232,20 +219,6 @@ pub trait WorkloadClusters: Send + Sync {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<DrainProgress, WorkloadError>;
-
-    /// The names of the nodes whose etcd members are in the cluster's etcd.
-    async fn etcd_members(
-        &self,
-        cluster: &WorkloadClusterRef,
-    ) -> Result<Vec<String>, WorkloadError>;
-
-    /// Removes the etcd member of a control-plane node that is going away. Removing a
-    /// member that is not there succeeds.
-    async fn remove_etcd_member(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<(), WorkloadError>;
 
     /// Deletes the Node object `node`, once its machine's server is gone; deleting one
     /// that is not there succeeds.

@@ -28,8 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, CloudResource, Node, PoolMember, ResourceKind,
-    ResourceRequest, ResourceStatus, SimulatedMachines, WorkloadClusterRef, WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, EtcdMembership, Node, PoolMember,
+    ResourceKind, ResourceRequest, ResourceStatus, SimulatedMachines, WorkloadClusterRef,
+    WorkloadError,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -545,7 +546,10 @@ impl SimulatedMachines for SimCloud {
             )
         })
     }
+}
 
+#[async_trait]
+impl EtcdMembership for SimCloud {
     async fn etcd_members(
         &self,
         cluster: &WorkloadClusterRef,

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, CloudResource, PoolMember, ResourceKind, ResourceRequest,
-    ResourceSpec, ResourceStatus, ServerGroupPolicy, ServerNeed, SimulatedMachines,
-    WorkloadClusterRef, WorkloadError,
+    Capacity, CloudError, CloudProvider, CloudResource, EtcdMembership, PoolMember, ResourceKind,
+    ResourceRequest, ResourceSpec, ResourceStatus, ServerGroupPolicy, ServerNeed,
+    SimulatedMachines, WorkloadClusterRef, WorkloadError,
 };
 
 use super::*;

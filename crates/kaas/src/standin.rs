@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Utc;
 use kaas_cloud::{
-    CloudResource, Node, ResourceKind, ResourceStatus, SimulatedMachines, TenantClouds,
-    WorkloadClusterRef, WorkloadError,
+    CloudResource, EtcdMembership, Node, ResourceKind, ResourceStatus, SimulatedMachines,
+    TenantClouds, WorkloadClusterRef, WorkloadError,
 };
 use kaas_controller::cluster::plan::ROLE_TAG_PREFIX;
 use kaas_core::naming::cluster_tag;
@@ -125,7 +125,10 @@ impl SimulatedMachines for StandInMachines {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl EtcdMembership for StandInMachines {
     async fn etcd_members(
         &self,
         cluster: &WorkloadClusterRef,

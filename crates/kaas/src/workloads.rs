@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use kaas_cloud::{
     AddonsApplied, ApiRoute, ApiRoutes, DrainProgress, EtcdMembership, JoinToken, Node,
-    ObjectReadiness, RegisteredToken, SimulatedMachines, WorkloadClusterRef, WorkloadClusters,
-    WorkloadError,
+    ObjectReadiness, RegisteredToken, WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_kube::{ClusterAccess, WorkloadClient};
 use serde_json::Value;
@@ -160,27 +159,6 @@ impl ApiRoutes for EndpointRoutes {
     }
 }
 
-/// The etcd of a simulated cluster, as its machines tell it.
-pub struct SimulatedEtcd(pub Arc<dyn SimulatedMachines>);
-
-#[async_trait]
-impl EtcdMembership for SimulatedEtcd {
-    async fn etcd_members(
-        &self,
-        cluster: &WorkloadClusterRef,
-    ) -> Result<Vec<String>, WorkloadError> {
-        self.0.etcd_members(cluster).await
-    }
-
-    async fn remove_etcd_member(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<(), WorkloadError> {
-        self.0.remove_etcd_member(cluster, node).await
-    }
-}
-
 /// A real cluster's etcd, which kaas does not reach yet: its membership is unknown,
 /// and no member is removed, so a control plane never leaves while that could cost
 /// etcd its quorum (the step fails, naming why, and the rollout stops).
@@ -270,19 +248,7 @@ impl KubeWorkloads {
 }
 
 #[async_trait]
-impl WorkloadClusters for KubeWorkloads {
-    async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError> {
-        self.client(cluster).await?.nodes().await
-    }
-
-    async fn drain(
-        &self,
-        cluster: &WorkloadClusterRef,
-        node: &str,
-    ) -> Result<DrainProgress, WorkloadError> {
-        self.client(cluster).await?.drain(node).await
-    }
-
+impl EtcdMembership for KubeWorkloads {
     async fn etcd_members(
         &self,
         cluster: &WorkloadClusterRef,
@@ -296,6 +262,21 @@ impl WorkloadClusters for KubeWorkloads {
         node: &str,
     ) -> Result<(), WorkloadError> {
         self.etcd.remove_etcd_member(cluster, node).await
+    }
+}
+
+#[async_trait]
+impl WorkloadClusters for KubeWorkloads {
+    async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError> {
+        self.client(cluster).await?.nodes().await
+    }
+
+    async fn drain(
+        &self,
+        cluster: &WorkloadClusterRef,
+        node: &str,
+    ) -> Result<DrainProgress, WorkloadError> {
+        self.client(cluster).await?.drain(node).await
     }
 
     async fn delete_node(
