@@ -83,6 +83,8 @@ pub struct Gateway {
     state_dir: Option<PathBuf>,
     /// The URL of each cluster served, by uid.
     served: Served,
+    /// The keepers of the clusters served: a stop waits for their last writes.
+    keepers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// The URL of each cluster served (`None` while it is being started), by uid. The map's
@@ -130,6 +132,23 @@ impl Gateway {
             shutdown,
             state_dir: simulation.state_dir,
             served: Arc::new(Mutex::new(HashMap::new())),
+            keepers: Arc::default(),
+        }
+    }
+
+    /// Once kaas stops: waits until every served cluster's keeper has written it down
+    /// as it was at the stop (a stop that did not wait could lose the last changes).
+    pub async fn stopped(&self) {
+        let mut shutdown = self.shutdown.clone();
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        let keepers: Vec<_> =
+            std::mem::take(&mut *self.keepers.lock().unwrap_or_else(|e| e.into_inner()));
+        for keeper in keepers {
+            if let Err(e) = keeper.await
+                && !e.is_cancelled()
+            {
+                warn!(error = %e, "a simulated cluster's keeper ended abnormally");
+            }
         }
     }
 
@@ -242,6 +261,12 @@ impl Gateway {
             },
             self.shutdown.clone(),
         ));
+        let keeper_abort = keeper.abort_handle();
+        {
+            let mut keepers = self.keepers.lock().unwrap_or_else(|e| e.into_inner());
+            keepers.retain(|k| !k.is_finished());
+            keepers.push(keeper);
+        }
         let mut shutdown = self.shutdown.clone();
         let ca = pki.kubernetes_ca.cert_pem.clone();
         let name = cluster.cluster_name.clone();
@@ -275,7 +300,7 @@ impl Gateway {
             {
                 warn!(cluster = %name, error = %e, "the simulated API server stopped");
                 // The next request serves the cluster afresh, with a keeper of its own.
-                keeper.abort();
+                keeper_abort.abort();
             }
             controllers.abort();
             let _ = kubelets_stop_tx.send(true);

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kaas_api::AppState;
-use kaas_cloud::{ApiRoutes, SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters};
+use kaas_cloud::{
+    ApiRoutes, EtcdMembership, SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters,
+};
 use kaas_controller::{
     ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
 };
@@ -26,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::clouds::OpenStackTenants;
 use crate::gateway::{BlockedNodes, Gateway, Simulation};
-use crate::workloads::{EndpointRoutes, KubeWorkloads, NoEtcdAccess, Resolve, SimulatedEtcd};
+use crate::workloads::{EndpointRoutes, KubeWorkloads, NoEtcdAccess, Resolve};
 
 /// The simulated cloud's one region (OpenStack's default name).
 pub const SIM_REGION: &str = "RegionOne";
@@ -256,6 +258,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     // Each workload cluster's Kubernetes API is reached through the Kubernetes client:
     // a real one at its endpoint (or where `--resolve` maps it), a simulated one where
     // the gateway serves it.
+    let mut gateway_stopped = None;
     let (workloads, routes): (Arc<dyn WorkloadClusters>, Arc<dyn ApiRoutes>) = match machines {
         Some(machines) => {
             let gateway = Arc::new(Gateway::new(
@@ -275,7 +278,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             if let Err(e) = gateway.sweep().await {
                 warn!(error = %e, "cannot sweep the simulated clusters' snapshots");
             }
-            let etcd = Arc::new(SimulatedEtcd(machines));
+            let stopping = gateway.clone();
+            gateway_stopped = Some(tokio::spawn(async move { stopping.stopped().await }));
+            // The machines' etcd, through the trait it is (upcast).
+            let etcd: Arc<dyn EtcdMembership> = machines;
             (Arc::new(KubeWorkloads::new(gateway.clone(), etcd)), gateway)
         }
         None => (
@@ -356,14 +362,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         addr,
         admin_token: token,
         shutdown: shutdown_tx,
-        tasks: vec![
+        tasks: [
             http,
             tokio::spawn(async move {
                 if let Err(e) = controllers.await {
                     warn!(error = %e, "controllers ended abnormally");
                 }
             }),
-        ],
+        ]
+        .into_iter()
+        .chain(gateway_stopped)
+        .collect(),
     })
 }
 
