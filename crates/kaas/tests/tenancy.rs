@@ -655,9 +655,14 @@ fn vcpu_quotas_count_the_clouds_flavors_and_flavors_it_lacks_are_refused() {
         "{table}"
     );
 
-    // Fewer vCPUs are always allowed.
+    // Fewer vCPUs are always allowed. (Without its resourceVersion, the replace does
+    // not race the controller's status writes.)
     let (_, mut one) = http(&server, "GET", "/v1/clusters/one", Some(&editor), None);
     one["spec"]["nodePools"][0]["replicas"] = json!(1);
+    one["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     let (status, body) = http(
         &server,
         "PUT",
