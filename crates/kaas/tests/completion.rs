@@ -111,3 +111,13 @@ fn the_bash_script_is_valid_and_completes_commands_and_flags() {
     assert!(complete(&["kaas", "cluster", "list", "--all"]).contains(&"--all-tenants".to_owned()));
     assert!(complete(&["kaas", "completion", "z"]).contains(&"zsh".to_owned()));
 }
+
+/// A reader that stops early (`| head -n 1`) is no error: no panic, exit status 0.
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    let out = bash(
+        r#"set -o pipefail; "$KAAS" completion zsh 2>err | head -n 1; echo "status $?"; cat err"#,
+    );
+    assert!(out.contains("status 0"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}

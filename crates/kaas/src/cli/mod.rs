@@ -472,8 +472,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Stack(StackCommand::Versions(cmd)) => release_data::run(cmd).await,
         Command::Completion { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Cli::command(), "kaas", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            use std::io::Write;
+            // Rendered whole first: the generator panics on a failed write, and a reader
+            // that stops early (`| head`) is no error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kaas", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::anyhow!("cannot write the completion script: {e}"))
+                }
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::Machine(MachineCommand::UserData { cluster, machine }) => {
             use std::io::Write;
