@@ -115,6 +115,20 @@ EOF
 # ------------------------------------------------------------------- inside
 # Runs as PID 1 of its own PID namespace, in a private mount namespace.
 
+# in_root STEP NAME COMMAND: runs COMMAND in the fresh clone inside the root, its output
+# to $DIR/NAME.log; sets SECONDS_<NAME> to how long it took; returns its exit status.
+in_root() {
+  local step=$1 name=$2 command=$3 t0=$SECONDS rc=0
+  log "$step $command (log: $DIR/$name.log)"
+  chroot "$ROOT" "${env[@]}" bash -c "cd /root/kaas && $command" \
+    >"$DIR/$name.log" 2>&1 </dev/null || rc=$?
+  printf -v "SECONDS_$name" '%s' "$((SECONDS - t0))"
+  local took_var="SECONDS_$name"
+  log "$name: exit $rc after ${!took_var}s"
+  [ "$rc" = 0 ] || tail -n 60 "$DIR/$name.log"
+  return "$rc"
+}
+
 inside() {
   local root=$ROOT
   mount -t proc proc "$root/proc"
@@ -144,27 +158,13 @@ inside() {
     GIT_SSL_CAINFO http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
     [ -z "${!name:-}" ] || env+=("$name=${!name}")
   done
-  local t0 demo_s test_s demo_rc=0 test_rc=0
-
-  log "1/2 cargo run --release -- demo --exit (log: $DIR/demo.log)"
-  t0=$SECONDS
-  chroot "$root" "${env[@]}" bash -c 'cd /root/kaas && cargo run --release -- demo --exit' \
-    >"$DIR/demo.log" 2>&1 </dev/null || demo_rc=$?
-  demo_s=$((SECONDS - t0))
-  log "demo: exit $demo_rc after ${demo_s}s"
-  [ "$demo_rc" = 0 ] || tail -n 30 "$DIR/demo.log"
-
-  log "2/2 ./dev/test.sh (log: $DIR/test.log)"
-  t0=$SECONDS
-  chroot "$root" "${env[@]}" bash -c 'cd /root/kaas && ./dev/test.sh' \
-    >"$DIR/test.log" 2>&1 </dev/null || test_rc=$?
-  test_s=$((SECONDS - t0))
-  log "test: exit $test_rc after ${test_s}s"
-  [ "$test_rc" = 0 ] || tail -n 60 "$DIR/test.log"
+  local demo_rc=0 test_rc=0
+  in_root 1/2 demo "cargo run --release -- demo --exit" || demo_rc=$?
+  in_root 2/2 test "./dev/test.sh" || test_rc=$?
 
   local summary
   summary=$(grep -E '^ +Summary ' "$DIR/test.log" | tail -n 1 | sed 's/^ *//' || true)
-  echo "demo ${demo_s}s (exit $demo_rc), test ${test_s}s (exit $test_rc) ${summary:+[$summary]}" \
+  echo "demo ${SECONDS_demo}s (exit $demo_rc), test ${SECONDS_test}s (exit $test_rc) ${summary:+[$summary]}" \
     >"$DIR/summary"
   # Leaving PID 1 kills every process of the namespace: the test cloud's daemons too.
   if [ "$demo_rc" != 0 ] || [ "$test_rc" != 0 ]; then
