@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use crate::fields::timestamp;
 use crate::nodes::{NodeSpec, node_object};
 
+/// The User-Agent of a simulated kubelet's requests, as a real kubelet's begins.
+pub const KUBELET_USER_AGENT: &str = "kubelet/";
+
 /// The namespace of the node leases.
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// How long a lease holds, as the kubelet sets it.
@@ -27,7 +30,14 @@ pub struct Kubelet {
     name: String,
     base: String,
     http: reqwest::Client,
+    /// What it last reported in full, and when: until the spec changes or the lease is
+    /// due, there is nothing to say (a real kubelet, too, posts its status only every
+    /// so often).
+    last: std::sync::Arc<std::sync::Mutex<Option<Reported>>>,
 }
+
+/// What a kubelet last reported in full, and when.
+type Reported = (NodeSpec, DateTime<Utc>);
 
 impl Kubelet {
     /// The kubelet of node `name`, reaching the API server at `base` (`https://HOST:PORT`)
@@ -48,6 +58,7 @@ impl Kubelet {
             .tls_built_in_root_certs(false)
             .add_root_certificate(ca)
             .identity(identity)
+            .user_agent(format!("{KUBELET_USER_AGENT}kaas-sim"))
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()
@@ -56,6 +67,7 @@ impl Kubelet {
             name: name.to_owned(),
             base: base.trim_end_matches('/').to_owned(),
             http,
+            last: Default::default(),
         })
     }
 
@@ -83,8 +95,31 @@ impl Kubelet {
     /// Registers the node if it is not registered, writes its labels, provider id and
     /// status where they differ from `spec`, and renews its lease when the last renewal
     /// is older than `renew_every`. A conflict with another writer waits for the next
-    /// report.
+    /// report. Sends nothing while `spec` is what it last reported and the lease is not
+    /// due.
     pub async fn report(
+        &self,
+        spec: &NodeSpec,
+        renew_every: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let unchanged = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(last, at)| {
+                last == spec && (now - *at).to_std().unwrap_or(Duration::ZERO) < renew_every
+            });
+        if unchanged {
+            return Ok(());
+        }
+        self.report_now(spec, renew_every, now).await?;
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((spec.clone(), now));
+        Ok(())
+    }
+
+    async fn report_now(
         &self,
         spec: &NodeSpec,
         renew_every: Duration,

@@ -122,7 +122,7 @@ mod watch;
 
 pub use error::{ApiError, Reason};
 pub use http::router;
-pub use kubelet::Kubelet;
+pub use kubelet::{KUBELET_USER_AGENT, Kubelet};
 pub use nodes::{NodeSpec, Taint};
 pub use resources::{Catalog, ResourceType, ScalePaths};
 pub use server::{ApiServer, DEFAULT_VERSION};

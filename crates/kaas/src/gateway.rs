@@ -4,7 +4,8 @@
 //! from that CA, as a real cluster's API. kaas's own client and `kubectl` with a
 //! kubeconfig from `kaas cluster kubeconfig` reach it the same way.
 //!
-//! The nodes come as from real kubelets: once per controller period, the machines
+//! The nodes come as from real kubelets: once per controller period (and before a
+//! request when that is longer ago), the machines
 //! ([`SimulatedMachines`]) say which nodes run, Ready or not, and each node's simulated
 //! kubelet ([`Kubelet`], with a `system:node:<name>` client certificate from the
 //! cluster's CA) registers its Node, reports its status and renews its lease through
@@ -31,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::{Request, State};
@@ -43,7 +44,7 @@ use kaas_cloud::{ApiRoute, ApiRoutes, Node, SimulatedMachines, WorkloadClusterRe
 use kaas_core::Cluster;
 use kaas_core::naming::pki_secret;
 use kaas_core::stack::StackCatalog;
-use kaas_kube_sim::{ApiServer, Kubelet, NodeSpec, Taint, router, serve_tls};
+use kaas_kube_sim::{ApiServer, KUBELET_USER_AGENT, Kubelet, NodeSpec, Taint, router, serve_tls};
 use kaas_store::{ListFilter, Sealed, SecretBox, Secrets, Store, StoreExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
@@ -239,6 +240,8 @@ impl Gateway {
             },
             api: api.clone(),
             down: std::sync::Mutex::new(None),
+            kubelets: Mutex::new(None),
+            fresh_for: self.controller_period,
         });
         let app = router(api.clone()).layer(axum::middleware::from_fn_with_state(
             sync.clone(),
@@ -273,11 +276,12 @@ impl Gateway {
         let url = format!("https://{addr}");
         // The kubelets stop with the server: when kaas stops, or the cluster is gone.
         let (kubelets_stop_tx, kubelets_stop) = watch::channel(false);
-        let mut kubelets = Kubelets {
+        let kubelets = Kubelets {
             url: url.clone(),
             pki,
             by_node: HashMap::new(),
             renew_every: self.controller_period * LEASE_RENEW_PERIODS,
+            reported_at: None,
         };
         let served = self.served.clone();
         let uid = cluster.cluster_uid.clone();
@@ -307,15 +311,12 @@ impl Gateway {
             // Not served any more: the next request serves it afresh.
             served.lock().await.remove(&uid);
         });
-        // The kubelets report once before the cluster's URL is handed out, so that its
-        // first reader finds the nodes that run; then every controller period.
-        sync.report(&mut kubelets).await;
-        tokio::spawn(run_kubelets(
-            sync,
-            kubelets,
-            self.controller_period,
-            kubelets_stop,
-        ));
+        // The kubelets report before the cluster's URL is handed out, so that its first
+        // reader finds the nodes that run; then every controller period, and before a
+        // request when their last report is older.
+        *sync.kubelets.lock().await = Some(kubelets);
+        sync.refresh().await;
+        tokio::spawn(run_kubelets(sync, self.controller_period, kubelets_stop));
         info!(cluster = %cluster.cluster_name, %url, "serving the simulated cluster's API");
         Ok(url)
     }
@@ -529,6 +530,10 @@ struct ClusterSync {
     /// Why the API server does not answer (no control plane runs), as the machines
     /// last said; `None` while it runs.
     down: std::sync::Mutex<Option<String>>,
+    /// The cluster's kubelets, once it is served; held while they report.
+    kubelets: Mutex<Option<Kubelets>>,
+    /// How long what the kubelets reported holds.
+    fresh_for: Duration,
 }
 
 /// The simulated kubelets of one cluster: one per node its machines run, each with a
@@ -539,6 +544,8 @@ struct Kubelets {
     by_node: HashMap<String, Kubelet>,
     /// How often a kubelet renews its node lease.
     renew_every: Duration,
+    /// When they last reported.
+    reported_at: Option<Instant>,
 }
 
 impl Kubelets {
@@ -570,18 +577,26 @@ impl ClusterSync {
             Ok(nodes) => {
                 *self.down.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let now = chrono::Utc::now();
+                // The kubelets report side by side, as real ones would.
+                let mut reports = Vec::with_capacity(nodes.len());
                 for node in &nodes {
-                    let reported = match kubelets.kubelet(&node.name) {
+                    match kubelets.kubelet(&node.name) {
                         Ok(kubelet) => {
-                            let kubelet = kubelet.clone();
-                            kubelet
-                                .report(&node_spec(node), kubelets.renew_every, now)
-                                .await
+                            let (kubelet, spec, renew) =
+                                (kubelet.clone(), node_spec(node), kubelets.renew_every);
+                            reports.push(async move {
+                                let name = spec.name.clone();
+                                (name, kubelet.report(&spec, renew, now).await)
+                            });
                         }
-                        Err(e) => Err(e),
-                    };
+                        Err(e) => {
+                            debug!(cluster = %self.cluster.cluster_name, node = %node.name, error = %e, "no simulated kubelet for the node");
+                        }
+                    }
+                }
+                for (node, reported) in futures::future::join_all(reports).await {
                     if let Err(e) = reported {
-                        debug!(cluster = %self.cluster.cluster_name, node = %node.name, error = %e, "a simulated kubelet could not report");
+                        debug!(cluster = %self.cluster.cluster_name, %node, error = %e, "a simulated kubelet could not report");
                     }
                 }
                 if let Some(blocked) = &self.blocked {
@@ -597,28 +612,52 @@ impl ClusterSync {
     }
 }
 
+impl ClusterSync {
+    /// Has the kubelets report unless they did within `fresh_for`. Requests arriving
+    /// together wait for one report.
+    async fn refresh(&self) {
+        let mut kubelets = self.kubelets.lock().await;
+        let Some(kubelets) = kubelets.as_mut() else {
+            return;
+        };
+        if kubelets
+            .reported_at
+            .is_some_and(|at| at.elapsed() < self.fresh_for)
+        {
+            return;
+        }
+        self.report(kubelets).await;
+        kubelets.reported_at = Some(Instant::now());
+    }
+}
+
 /// The kubelets report every `period` until the cluster is no longer served.
-async fn run_kubelets(
-    sync: Arc<ClusterSync>,
-    mut kubelets: Kubelets,
-    period: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run_kubelets(sync: Arc<ClusterSync>, period: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = stop.wait_for(|stop| *stop) => return,
             () = tokio::time::sleep(period) => {}
         }
-        sync.report(&mut kubelets).await;
+        sync.refresh().await;
     }
 }
 
-/// No answer while the machines say the API server does not run.
+/// What the machines say is brought up to date before a request is served, as a real
+/// cluster's nodes would be by its kubelets (the kubelets' own requests pass); no
+/// answer while the machines say the API server does not run.
 async fn sync_first(
     State(sync): State<Arc<ClusterSync>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let from_kubelet = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|agent| agent.starts_with(KUBELET_USER_AGENT));
+    if !from_kubelet {
+        sync.refresh().await;
+    }
     let down = sync.down.lock().unwrap_or_else(|e| e.into_inner()).clone();
     match down {
         None => next.run(request).await,
