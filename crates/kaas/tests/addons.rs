@@ -114,6 +114,27 @@ fn condition(cluster: &Value, type_: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Creates cluster `name` from `scs-1.36`, one control plane and two workers, with the
+/// ingress and cert-manager addons, and waits until it is Available.
+fn create_with_addons(server: &Server, name: &str) {
+    server.ok(&[
+        "cluster",
+        "create",
+        name,
+        "--stack",
+        "scs-1.36",
+        "--control-plane",
+        "1",
+        "--workers",
+        "2",
+        "--addons",
+        "ingress,cert-manager",
+        "--acme-email",
+        "ops@example.org",
+        "--wait",
+    ]);
+}
+
 /// The Python interpreter with the official Kubernetes client: `$KAAS_TEST_PYTHON`, or
 /// `python3` on the PATH (dev/test.sh puts its test environment first there).
 fn python_with_kubernetes_client() -> String {
@@ -162,22 +183,7 @@ fn the_official_python_client_works_against_a_simulated_cluster() {
     );
     assert!(server.cluster("bad").is_none());
 
-    server.ok(&[
-        "cluster",
-        "create",
-        "py",
-        "--stack",
-        "scs-1.36",
-        "--control-plane",
-        "1",
-        "--workers",
-        "2",
-        "--addons",
-        "ingress,cert-manager",
-        "--acme-email",
-        "ops@example.org",
-        "--wait",
-    ]);
+    create_with_addons(&server, "py");
     let version = server.cluster("py").unwrap()["status"]["kubernetesVersion"]
         .as_str()
         .unwrap()
@@ -269,22 +275,7 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     );
 
     let started = Instant::now();
-    server.ok(&[
-        "cluster",
-        "create",
-        "web",
-        "--stack",
-        "scs-1.36",
-        "--control-plane",
-        "1",
-        "--workers",
-        "2",
-        "--addons",
-        "ingress,cert-manager",
-        "--acme-email",
-        "ops@example.org",
-        "--wait",
-    ]);
+    create_with_addons(&server, "web");
     let available_after = started.elapsed();
     let cluster = server.cluster("web").unwrap();
     let addons_ready = condition(&cluster, "AddonsReady");
