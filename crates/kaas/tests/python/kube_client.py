@@ -322,7 +322,7 @@ def the_addons_kinds():
     assert storage.list_csi_driver().items
     rbac = client.RbacAuthorizationV1Api(api)
     assert rbac.list_cluster_role().items and rbac.list_cluster_role_binding().items
-    assert rbac.list_role_binding_for_all_namespaces().items is not None
+    rbac.list_role_binding_for_all_namespaces()  # answers, with or without items
     assert core.list_service_account_for_all_namespaces().items
     services = core.list_service_for_all_namespaces(
         field_selector="metadata.name=ingress-nginx-controller").items
@@ -334,8 +334,10 @@ def the_addons_kinds():
     issuers = client.CustomObjectsApi(api).list_cluster_custom_object(
         "cert-manager.io", "v1", "clusterissuers")
     assert {i["spec"]["acme"]["email"] for i in issuers["items"]} == {"ops@example.org"}
+    # Each node's kubelet holds its lease.
     leases = client.CoordinationV1Api(api).list_namespaced_lease("kube-node-lease").items
-    assert leases is not None
+    assert sorted(l.spec.holder_identity for l in leases) == sorted(
+        n.metadata.name for n in core.list_node().items), leases
 
 
 @check
