@@ -34,6 +34,7 @@ pub use kubeadm::{
 pub use kubeconfig::render_admin_kubeconfig;
 pub use pki::{
     ApiServerSans, CertAndKey, ClusterPki, KeyPairPem, ca_cert_hash, issue_admin_client_cert,
-    issue_apiserver_cert, issue_kubelet_client_cert,
+    issue_apiserver_cert, issue_etcd_client_cert, issue_etcd_server_cert,
+    issue_kubelet_client_cert,
 };
 pub use token::BootstrapToken;

@@ -235,8 +235,74 @@ pub fn issue_kubelet_client_cert(
     issue_client_cert(pki, "kubelet client", &user, "system:nodes", ttl, now)
 }
 
+/// Issues a short-lived client certificate for etcd from the cluster's etcd CA, as
+/// kubeadm issues the API server's (`apiserver-etcd-client`): CN `user`, EKU clientAuth,
+/// valid from `now` − 5 min to `now` + `ttl`. kaas reads etcd's membership with it.
+pub fn issue_etcd_client_cert(
+    pki: &ClusterPki,
+    user: &str,
+    ttl: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<CertAndKey, BootstrapError> {
+    issue_client_cert_from(
+        &pki.etcd_ca,
+        "etcd client",
+        user,
+        CLUSTER_ADMINS_GROUP,
+        ttl,
+        now,
+    )
+}
+
+/// Issues an etcd member's serving certificate from the etcd CA, as kubeadm's
+/// `etcd/server.crt`: CN `node`, EKU serverAuth and clientAuth, for `node`, `localhost`,
+/// `127.0.0.1`, `::1` and `addresses`, valid from `now` − 1 h to `now` + 365 days.
+pub fn issue_etcd_server_cert(
+    pki: &ClusterPki,
+    node: &str,
+    addresses: &[String],
+    now: DateTime<Utc>,
+) -> Result<CertAndKey, BootstrapError> {
+    const WHAT: &str = "etcd server";
+    let mut names = vec![node.to_owned(), "localhost".to_owned()];
+    names.push(Ipv4Addr::LOCALHOST.to_string());
+    names.push(std::net::Ipv6Addr::LOCALHOST.to_string());
+    names.extend(addresses.iter().cloned());
+    let names = dedup_keep_order(names);
+    let mut params = CertificateParams::default();
+    params.distinguished_name = distinguished_name(&[(DnType::CommonName, node)]);
+    params.subject_alt_names = names
+        .iter()
+        .map(|name| san(WHAT, name))
+        .collect::<Result<_, _>>()?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    set_validity(
+        &mut params,
+        WHAT,
+        now - Duration::hours(BACKDATE_HOURS),
+        now + Duration::days(APISERVER_VALIDITY_DAYS),
+    )?;
+    issue_leaf(WHAT, params, &pki.etcd_ca)
+}
+
 fn issue_client_cert(
     pki: &ClusterPki,
+    what: &'static str,
+    user: &str,
+    group: &str,
+    ttl: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<CertAndKey, BootstrapError> {
+    issue_client_cert_from(&pki.kubernetes_ca, what, user, group, ttl, now)
+}
+
+fn issue_client_cert_from(
+    ca: &CertAndKey,
     what: &'static str,
     user: &str,
     group: &str,
@@ -267,7 +333,7 @@ fn issue_client_cert(
         now - Duration::minutes(CLIENT_BACKDATE_MINUTES),
         now + ttl,
     )?;
-    issue_leaf(what, params, &pki.kubernetes_ca)
+    issue_leaf(what, params, ca)
 }
 
 /// The `kubernetes` service's IP for each network of a (comma-separated) service CIDR:

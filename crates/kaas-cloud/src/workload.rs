@@ -34,12 +34,16 @@ impl WorkloadClusterRef {
     }
 }
 
-/// The cluster's CA (to trust its API server) and a client certificate it issued.
+/// The cluster's CA (to trust its API server) and a client certificate it issued; its
+/// etcd CA (to trust its etcd members) and a client certificate from that.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub ca_cert_pem: String,
     pub client_cert_pem: String,
     pub client_key_pem: String,
+    pub etcd_ca_cert_pem: String,
+    pub etcd_client_cert_pem: String,
+    pub etcd_client_key_pem: String,
 }
 
 impl fmt::Debug for ClientCredentials {

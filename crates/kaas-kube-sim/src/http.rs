@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -19,6 +20,7 @@ use crate::discovery;
 use crate::error::{ApiError, Reason};
 use crate::openapi;
 use crate::patch::PatchType;
+use crate::portforward;
 use crate::resources::{Catalog, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::ApiServer;
@@ -44,6 +46,10 @@ pub fn router(api: Arc<ApiServer>) -> Router {
         .route("/api/", any(api_request))
         .route("/apis", any(api_request))
         .route("/apis/", any(api_request))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+            any(portforward),
+        )
         .route("/api/{*rest}", any(api_request))
         .route("/apis/{*rest}", any(api_request))
         .fallback(not_found)
@@ -62,6 +68,33 @@ fn json_response(code: u16, value: &Value) -> Response {
 
 fn error_response(error: &ApiError) -> Response {
     json_response(error.code(), &error.status())
+}
+
+/// `pods/{name}/portforward`: the pod must exist and run; then the WebSocket upgrade.
+async fn portforward(
+    State(api): State<Arc<ApiServer>>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ports = match portforward::ports(&query) {
+        Ok(ports) => ports,
+        Err(message) => return error_response(&ApiError::bad_request(message)),
+    };
+    let Some(pod) = api.get("v1", "Pod", &namespace, &name) else {
+        return error_response(&ApiError::not_found("", "pods", &name));
+    };
+    if pod.pointer("/status/phase").and_then(Value::as_str) != Some("Running") {
+        return error_response(&ApiError::bad_request(format!(
+            "unable to upgrade connection: pod {name} is not running"
+        )));
+    }
+    match ws {
+        Ok(ws) => portforward::upgrade(ws, api.pod_ports(), namespace, name, ports),
+        Err(rejection) => error_response(&ApiError::bad_request(format!(
+            "unable to upgrade connection: {rejection}"
+        ))),
+    }
 }
 
 async fn not_found() -> Response {

@@ -21,6 +21,17 @@ pub const KUBELET_USER_AGENT: &str = "kubelet/";
 
 /// The namespace of the node leases.
 const LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The label of control-plane nodes, whose kubelets run kubeadm's static pods.
+const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+/// Where static pods' mirror pods are.
+const STATIC_POD_NAMESPACE: &str = "kube-system";
+/// kubeadm's static pods on a control plane.
+const STATIC_PODS: [&str; 4] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
 /// How long a lease holds, as the kubelet sets it.
 const LEASE_DURATION_SECONDS: u32 = 40;
 
@@ -34,6 +45,8 @@ pub struct Kubelet {
     /// due, there is nothing to say (a real kubelet, too, posts its status only every
     /// so often).
     last: std::sync::Arc<std::sync::Mutex<Option<Reported>>>,
+    /// Whether the mirror pods of its static pods are posted (a control plane's).
+    mirrored: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What a kubelet last reported in full, and when.
@@ -68,6 +81,7 @@ impl Kubelet {
             base: base.trim_end_matches('/').to_owned(),
             http,
             last: Default::default(),
+            mirrored: Default::default(),
         })
     }
 
@@ -169,7 +183,62 @@ impl Kubelet {
                 }
             }
         }
+        if spec.labels.contains_key(CONTROL_PLANE_LABEL)
+            && !self.mirrored.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            self.post_mirror_pods(&current).await?;
+            self.mirrored
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.renew_lease(renew_every, now).await
+    }
+
+    /// Posts the mirror pods of a control plane's static pods (kubeadm's manifests in
+    /// `/etc/kubernetes/manifests`), as a kubelet does: `<component>-<node>` in
+    /// `kube-system`, bound to the node, annotated as mirrors and owned by the Node.
+    /// Ones already there stay.
+    async fn post_mirror_pods(&self, node: &Value) -> Result<(), String> {
+        let collection = format!("/api/v1/namespaces/{STATIC_POD_NAMESPACE}/pods");
+        for component in STATIC_PODS {
+            let pod = json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": format!("{component}-{}", self.name),
+                    "namespace": STATIC_POD_NAMESPACE,
+                    "labels": {"component": component, "tier": "control-plane"},
+                    "annotations": {
+                        "kubernetes.io/config.mirror": format!("{component}-{}", self.name),
+                        "kubernetes.io/config.source": "file",
+                    },
+                    "ownerReferences": [{
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "name": self.name,
+                        "uid": node["metadata"]["uid"],
+                        "controller": true,
+                    }],
+                },
+                "spec": {
+                    "nodeName": self.name,
+                    "hostNetwork": true,
+                    "priorityClassName": "system-node-critical",
+                    "tolerations": [{"operator": "Exists", "effect": "NoExecute"}],
+                    "containers": [{"name": component, "image": format!("registry.k8s.io/{component}")}],
+                },
+            });
+            let (code, body) = self.call(Method::POST, &collection, Some(&pod)).await?;
+            if !matches!(
+                code,
+                StatusCode::CREATED | StatusCode::OK | StatusCode::CONFLICT
+            ) {
+                return Err(format!(
+                    "posting the mirror pod {component}-{}: {code} {body}",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Renews the node's lease in `kube-node-lease` (creating it the first time).

@@ -12,6 +12,7 @@ use crate::error::{ApiError, Reason};
 use crate::nodes::NodeSpec;
 use crate::object;
 use crate::patch::PatchType;
+use crate::portforward::PodPorts;
 use crate::resources::{Catalog, split_api_version};
 use crate::store::{Deleted, ObjectKey, Selectors, State, Target, Update, WriteOptions};
 
@@ -30,6 +31,8 @@ const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "
 pub struct ApiServer {
     state: Mutex<State>,
     git_version: String,
+    /// Where pods' port-forwards go; none: every forward fails, naming the port.
+    pod_ports: Mutex<Option<Arc<dyn PodPorts>>>,
 }
 
 impl Default for ApiServer {
@@ -71,6 +74,7 @@ impl ApiServer {
         Self {
             state: Mutex::new(state),
             git_version: git_version.to_owned(),
+            pod_ports: Mutex::new(None),
         }
     }
 
@@ -132,12 +136,29 @@ impl ApiServer {
         Ok(Self {
             state: Mutex::new(state),
             git_version: git_version.to_owned(),
+            pod_ports: Mutex::new(None),
         })
     }
 
     /// The Kubernetes version reported at `/version`, e.g. `v1.33.0`.
     pub fn git_version(&self) -> &str {
         &self.git_version
+    }
+
+    /// Sends pods' port-forwards to `ports` (as a kubelet connects them inside the pod).
+    pub fn set_pod_ports(&self, ports: Arc<dyn PodPorts>) {
+        *self
+            .pod_ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(ports);
+    }
+
+    /// Where pods' port-forwards go.
+    pub(crate) fn pod_ports(&self) -> Option<Arc<dyn PodPorts>> {
+        self.pod_ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

@@ -127,6 +127,8 @@ pub async fn serve_tls(
                     let service = TowerToHyperService::new(router);
                     if let Err(error) = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
+                        // Port-forwards are WebSocket upgrades.
+                        .with_upgrades()
                         .await
                     {
                         tracing::debug!(%peer, %error, "connection ended with an error");

@@ -16,6 +16,11 @@
 //! - [`WorkloadClient::readiness`]: whether applied objects are ready (Deployments,
 //!   DaemonSets and StatefulSets rolled out, CRDs established, anything else present).
 //!
+//! - [`WorkloadClient::etcd_members`] and [`WorkloadClient::remove_etcd_member`]: the
+//!   cluster's etcd over its v3 gRPC API (etcd-client), through the API server's
+//!   port-forward to a control-plane node's etcd pod, with a client certificate from
+//!   the etcd CA; a removal is refused while etcd raises an alarm or would lose quorum.
+//!
 //! Failures are [`kaas_cloud::WorkloadError`]s: `Unreachable` for connection, TLS and
 //! timeout failures ([`REQUEST_TIMEOUT`] each for connecting, sending and waiting for the
 //! answer) and for `502`/`503`/`504` answers; `Api` with the API server's own `Status`
@@ -65,6 +70,7 @@ mod client;
 mod discovery;
 mod drain;
 mod error;
+mod etcd;
 mod nodes;
 mod object_ref;
 mod readiness;
@@ -76,5 +82,6 @@ pub use applyset::{
 };
 pub use bootstrap_tokens::{MACHINE_LABEL, token_secret};
 pub use client::{ClusterAccess, REQUEST_TIMEOUT, WorkloadClient};
+pub use etcd::{ETCD_CLIENT_PORT, ETCD_TIMEOUT, EtcdAccess, EtcdMember, etcd_pod};
 pub use object_ref::ObjectRef;
 pub use readiness::ObjectReadiness;

@@ -24,6 +24,12 @@
 //! stops and its snapshot is removed; snapshots of clusters deleted while kaas was
 //! down are swept when it starts ([`Gateway::sweep`]).
 //!
+//! Each control plane's etcd answers etcd's own gRPC API, as a stand-in
+//! ([`StandInEtcd`], with a serving certificate from the cluster's etcd CA) that the
+//! simulated API server's port-forward to the pod `kube-system/etcd-<node>`, port 2379,
+//! reaches; its members are the machines' ([`SimulatedMachines`]). kaas reads and
+//! changes the membership through that port-forward, as it does a real cluster's.
+//!
 //! Serving one cluster (reading its CA, issuing a certificate, reading its snapshot)
 //! never holds up requests to another: each cluster has a slot of its own, and the
 //! snapshot files are read and written off the async runtime.
@@ -39,12 +45,19 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use kaas_bootstrap::{ApiServerSans, ClusterPki, issue_apiserver_cert, issue_kubelet_client_cert};
+use futures::future::BoxFuture;
+use kaas_bootstrap::{
+    ApiServerSans, ClusterPki, issue_apiserver_cert, issue_etcd_server_cert,
+    issue_kubelet_client_cert,
+};
 use kaas_cloud::{ApiRoute, ApiRoutes, Node, SimulatedMachines, WorkloadClusterRef, WorkloadError};
 use kaas_core::Cluster;
 use kaas_core::naming::pki_secret;
 use kaas_core::stack::StackCatalog;
-use kaas_kube_sim::{ApiServer, KUBELET_USER_AGENT, Kubelet, NodeSpec, Taint, router, serve_tls};
+use kaas_kube_sim::{
+    ApiServer, EtcdMembers, KUBELET_USER_AGENT, Kubelet, NodeSpec, PodPorts, PodStream,
+    StandInEtcd, Taint, router, serve_tls,
+};
 use kaas_store::{ListFilter, Sealed, SecretBox, Secrets, Store, StoreExt};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, watch};
@@ -225,6 +238,22 @@ impl Gateway {
             None => None,
         };
         let api = Arc::new(restored.unwrap_or_else(|| ApiServer::with_version(&version)));
+        let etcd_serving = issue_etcd_server_cert(&pki, "etcd", &[], chrono::Utc::now())
+            .map_err(|e| failed(e.to_string()))?;
+        let etcd = StandInEtcd::start(
+            Arc::new(MachinesEtcd {
+                machines: self.machines.clone(),
+                cluster: WorkloadClusterRef {
+                    credentials: None,
+                    ..cluster.clone()
+                },
+            }),
+            &etcd_serving.cert_pem,
+            &etcd_serving.key_pem,
+            &pki.etcd_ca.cert_pem,
+        )
+        .map_err(|e| failed(format!("the stand-in etcd: {e}")))?;
+        api.set_pod_ports(Arc::new(ControlPlanePorts { etcd }));
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .map_err(|e| failed(format!("cannot listen: {e}")))?;
@@ -519,6 +548,63 @@ fn sweep_dir(dir: &Path, live: &HashSet<String>) -> Result<usize, String> {
         }
     }
     Ok(swept)
+}
+
+/// A simulated cluster's etcd membership: its machines'.
+struct MachinesEtcd {
+    machines: Arc<dyn SimulatedMachines>,
+    cluster: WorkloadClusterRef,
+}
+
+impl EtcdMembers for MachinesEtcd {
+    fn members(&self) -> BoxFuture<'static, Result<Vec<String>, String>> {
+        let (machines, cluster) = (self.machines.clone(), self.cluster.clone());
+        Box::pin(async move {
+            machines
+                .etcd_members(&cluster)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn remove(&self, name: String) -> BoxFuture<'static, Result<(), String>> {
+        let (machines, cluster) = (self.machines.clone(), self.cluster.clone());
+        Box::pin(async move {
+            machines
+                .remove_etcd_member(&cluster, &name)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The ports a simulated cluster's pods serve to port-forwards: each control plane's
+/// etcd (`kube-system/etcd-<node>`, 2379), answered by the cluster's stand-in etcd.
+struct ControlPlanePorts {
+    etcd: StandInEtcd,
+}
+
+impl PodPorts for ControlPlanePorts {
+    fn connect(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+    ) -> BoxFuture<'static, Result<Box<dyn PodStream>, String>> {
+        let connected = if namespace == "kube-system"
+            && pod.starts_with("etcd-")
+            && port == kaas_kube::ETCD_CLIENT_PORT
+        {
+            self.etcd
+                .connect()
+                .map(|stream| Box::new(stream) as Box<dyn PodStream>)
+        } else {
+            Err(format!(
+                "dial tcp 127.0.0.1:{port}: connect: connection refused"
+            ))
+        };
+        Box::pin(async move { connected })
+    }
 }
 
 /// What the machines of one simulated cluster say, as its kubelets report it.

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kaas_api::AppState;
-use kaas_cloud::{
-    ApiRoutes, EtcdMembership, SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters,
-};
+use kaas_cloud::{ApiRoutes, SharedCloud, SimulatedMachines, TenantClouds, WorkloadClusters};
 use kaas_controller::{
     ClusterController, ClusterControllerConfig, ControllerConfig, Metrics, run_controller,
 };
@@ -28,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::clouds::OpenStackTenants;
 use crate::gateway::{BlockedNodes, Gateway, Simulation};
-use crate::workloads::{EndpointRoutes, KubeWorkloads, NoEtcdAccess, Resolve};
+use crate::workloads::{EndpointRoutes, KubeWorkloads, Resolve};
 
 /// The simulated cloud's one region (OpenStack's default name).
 pub const SIM_REGION: &str = "RegionOne";
@@ -280,15 +278,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             }
             let stopping = gateway.clone();
             gateway_stopped = Some(tokio::spawn(async move { stopping.stopped().await }));
-            // The machines' etcd, through the trait it is (upcast).
-            let etcd: Arc<dyn EtcdMembership> = machines;
-            (Arc::new(KubeWorkloads::new(gateway.clone(), etcd)), gateway)
+            (Arc::new(KubeWorkloads::new(gateway.clone())), gateway)
         }
         None => (
-            Arc::new(KubeWorkloads::new(
-                Arc::new(EndpointRoutes::new(&config.resolve)),
-                Arc::new(NoEtcdAccess),
-            )),
+            Arc::new(KubeWorkloads::new(Arc::new(EndpointRoutes::new(
+                &config.resolve,
+            )))),
             // Kubeconfigs are for people: the endpoint itself, never kaas's overrides.
             Arc::new(EndpointRoutes::default()),
         ),

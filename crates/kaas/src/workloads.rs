@@ -1,9 +1,10 @@
 //! The workload clusters as kaas reaches them: the Kubernetes API through the kube-rs
 //! client (`kaas-kube`), by the route [`ApiRoutes`] gives (a real cluster's endpoint,
 //! or the address it is mapped to: [`EndpointRoutes`]), with the client certificate
-//! the controller issued; etcd membership through [`EtcdMembership`] (from the
-//! machines of a simulated cluster; kaas does not speak to a real cluster's etcd yet:
-//! [`NoEtcdAccess`]).
+//! the controller issued; its etcd over etcd's own gRPC API, through the API server's
+//! port-forward to a control plane's etcd pod, with a client certificate from the
+//! cluster's etcd CA. A simulated cluster answers both the same way (its simulated API
+//! server forwards to a stand-in etcd), so this code does not know which it talks to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use kaas_cloud::{
     AddonsApplied, ApiRoute, ApiRoutes, DrainProgress, EtcdMembership, JoinToken, Node,
     ObjectReadiness, RegisteredToken, WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
-use kaas_kube::{ClusterAccess, WorkloadClient};
+use kaas_kube::{ClusterAccess, EtcdAccess, WorkloadClient};
 use serde_json::Value;
 
 /// Where a real cluster's API is reached: at its endpoint (`https://HOST:PORT`, the API
@@ -159,39 +160,8 @@ impl ApiRoutes for EndpointRoutes {
     }
 }
 
-/// A real cluster's etcd, which kaas does not reach yet: its membership is unknown,
-/// and no member is removed, so a control plane never leaves while that could cost
-/// etcd its quorum (the step fails, naming why, and the rollout stops).
-pub struct NoEtcdAccess;
-
-const NO_ETCD: &str = "kaas does not reach a real cluster's etcd yet, so it cannot remove a \
-                       leaving control plane's etcd member safely";
-
-#[async_trait]
-impl EtcdMembership for NoEtcdAccess {
-    async fn etcd_members(
-        &self,
-        _cluster: &WorkloadClusterRef,
-    ) -> Result<Vec<String>, WorkloadError> {
-        Err(WorkloadError::Unsupported {
-            message: NO_ETCD.to_owned(),
-        })
-    }
-
-    async fn remove_etcd_member(
-        &self,
-        _cluster: &WorkloadClusterRef,
-        _node: &str,
-    ) -> Result<(), WorkloadError> {
-        Err(WorkloadError::Unsupported {
-            message: NO_ETCD.to_owned(),
-        })
-    }
-}
-
 pub struct KubeWorkloads {
     routes: Arc<dyn ApiRoutes>,
-    etcd: Arc<dyn EtcdMembership>,
     /// Per cluster uid: the client, with the route and credentials it was built for.
     clients: Mutex<HashMap<String, Cached>>,
 }
@@ -203,10 +173,9 @@ struct Cached {
 }
 
 impl KubeWorkloads {
-    pub fn new(routes: Arc<dyn ApiRoutes>, etcd: Arc<dyn EtcdMembership>) -> Self {
+    pub fn new(routes: Arc<dyn ApiRoutes>) -> Self {
         Self {
             routes,
-            etcd,
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -247,13 +216,40 @@ impl KubeWorkloads {
     }
 }
 
+/// The cluster's etcd CA and kaas's client certificate from it.
+fn etcd_access(cluster: &WorkloadClusterRef) -> Result<EtcdAccess, WorkloadError> {
+    let credentials = cluster
+        .credentials
+        .as_ref()
+        .ok_or_else(|| WorkloadError::Unreachable {
+            endpoint: cluster.api_endpoint.clone(),
+            message: "kaas has no etcd client certificate for the cluster yet".to_owned(),
+        })?;
+    Ok(EtcdAccess {
+        ca_cert_pem: credentials.etcd_ca_cert_pem.clone(),
+        client_cert_pem: credentials.etcd_client_cert_pem.clone(),
+        client_key_pem: credentials.etcd_client_key_pem.clone(),
+    })
+}
+
 #[async_trait]
 impl EtcdMembership for KubeWorkloads {
     async fn etcd_members(
         &self,
         cluster: &WorkloadClusterRef,
     ) -> Result<Vec<String>, WorkloadError> {
-        self.etcd.etcd_members(cluster).await
+        let access = etcd_access(cluster)?;
+        let members = self
+            .client(cluster)
+            .await?
+            .etcd_members(&access, None)
+            .await?;
+        // A member that never started has no name yet; it is not a node's.
+        Ok(members
+            .into_iter()
+            .filter(|m| !m.name.is_empty())
+            .map(|m| m.name)
+            .collect())
     }
 
     async fn remove_etcd_member(
@@ -261,7 +257,11 @@ impl EtcdMembership for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<(), WorkloadError> {
-        self.etcd.remove_etcd_member(cluster, node).await
+        let access = etcd_access(cluster)?;
+        self.client(cluster)
+            .await?
+            .remove_etcd_member(&access, node)
+            .await
     }
 }
 

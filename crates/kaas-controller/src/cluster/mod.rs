@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use kaas_bootstrap::{
     AddonRef, AddonValues, BootstrapToken, ClusterPki, KubernetesVersion, MachineBootstrap,
-    NodeBootstrap, NodeRole, ca_cert_hash, issue_admin_client_cert, render_addons,
-    render_user_data,
+    NodeBootstrap, NodeRole, ca_cert_hash, issue_admin_client_cert, issue_etcd_client_cert,
+    render_addons, render_user_data,
 };
 use kaas_cloud::{
     Capacity, ClientCredentials, CloudError, CloudProvider, CloudResource, Credential,
@@ -351,10 +351,15 @@ impl ClusterController {
             .map_err(|e| StepError::Bootstrap(format!("the stored PKI: {e}")))?;
         let client = issue_admin_client_cert(&pki, CLIENT_USER, CLIENT_CERT_TTL, now)
             .map_err(|e| StepError::Bootstrap(e.to_string()))?;
+        let etcd_client = issue_etcd_client_cert(&pki, CLIENT_USER, CLIENT_CERT_TTL, now)
+            .map_err(|e| StepError::Bootstrap(e.to_string()))?;
         let credentials = Arc::new(ClientCredentials {
             ca_cert_pem: pki.kubernetes_ca.cert_pem,
             client_cert_pem: client.cert_pem,
             client_key_pem: client.key_pem,
+            etcd_ca_cert_pem: pki.etcd_ca.cert_pem,
+            etcd_client_cert_pem: etcd_client.cert_pem,
+            etcd_client_key_pem: etcd_client.key_pem,
         });
         let renew_at = now + chrono::Duration::from_std(CLIENT_CERT_TTL / 2).unwrap_or_default();
         self.credentials

@@ -27,6 +27,8 @@ pub struct Pem {
 /// A CA, the serving certificate it issued for 127.0.0.1, and an admin client
 /// certificate (CN kaas, O kubeadm:cluster-admins).
 pub struct TestPki {
+    /// All of the cluster's CAs (etcd's too).
+    pub cluster: ClusterPki,
     pub ca: Pem,
     pub server: Pem,
     pub admin: Pem,
@@ -57,7 +59,8 @@ pub fn pki() -> TestPki {
         admin: issue_admin_client_cert(&cluster, "kaas", Duration::from_secs(3600), now)
             .unwrap()
             .into(),
-        ca: cluster.kubernetes_ca.into(),
+        ca: cluster.kubernetes_ca.clone().into(),
+        cluster,
     }
 }
 
