@@ -19,13 +19,20 @@ sudo=""
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 echo "==> disk: $(df -h --output=avail . | tail -n 1 | tr -d ' ') free"
 
-# Debian packages: the tools the tests check artifacts with, and what a Python virtual
-# environment needs on Debian (its python3 has no venv/ensurepip without python3-venv).
+# Debian packages: the tools the tests check artifacts with and the real parts they run
+# against, and what a Python virtual environment needs on Debian (its python3 has no
+# venv/ensurepip without python3-venv).
 missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v cloud-init >/dev/null 2>&1 || missing+=(cloud-init)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# Real etcd for the etcd client's tests (a three-member cluster on loopback) and
+# etcdctl for the test cloud's; protoc builds etcd's gRPC client (dev/protoc would
+# install it during the build otherwise).
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]} (Debian)"
   STEP_LOG=$(mktemp)

@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -404,6 +405,9 @@ fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_lea
         "{credentials:#?}"
     );
 
+    // The Kubernetes side, through the cluster's API as kubectl and etcdctl see it.
+    workload_side(&server, "os1", dir.path(), &servers);
+
     // A load balancer the cluster's cloud controller made for a Service (named after
     // the cluster uid, its cluster name there) goes with the cluster.
     let subnets = items(&openstack(CLOUD, &["subnet", "list", "--tags", &tag]));
@@ -432,6 +436,221 @@ fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_lea
     assert!(left.is_empty(), "left behind: {left:#?}");
     let lbs = openstack(ADMIN, &["loadbalancer", "list", "--name", &service_lb]);
     assert!(items(&lbs).is_empty(), "{lbs:#?}");
+}
+
+/// `kubectl --kubeconfig KUBECONFIG ARGS -o json`, parsed.
+fn kubectl_json(kubeconfig: &Path, args: &[&str]) -> Value {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .expect("kubectl (dev/test.sh installs it)");
+    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A loopback port whose connections go, each through a port-forward of the cluster's
+/// API (as `kubectl port-forward` opens them), to port 2379 of pod `kube-system/POD`.
+fn forward_etcd(kubeconfig: &Path, pod: &str) -> u16 {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let pod = pod.to_owned();
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+                .await
+                .unwrap();
+            let client = kube::Client::try_from(config).unwrap();
+            let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+                kube::Api::namespaced(client, "kube-system");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+            loop {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                let (pods, pod) = (pods.clone(), pod.clone());
+                tokio::spawn(async move {
+                    let mut forward = pods.portforward(&pod, &[2379]).await.unwrap();
+                    let mut stream = forward.take_stream(2379).unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stream).await;
+                });
+            }
+        });
+    });
+    port_rx.recv().unwrap()
+}
+
+/// One file's content from cloud-init user data.
+fn written_file(user_data: &str, path: &str) -> String {
+    let doc: Value = serde_saphyr::from_str(user_data).unwrap();
+    let file = doc["write_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in the user data"));
+    assert!(file.get("encoding").is_none(), "{file}");
+    file["content"].as_str().unwrap().to_owned()
+}
+
+/// The Kubernetes side of a 3+2 cluster, as its users see it: five nodes (the servers
+/// OpenStack lists, by providerID) registered by kubelets over HTTPS; no bootstrap
+/// token left once all joined; three etcd members as real `etcdctl` lists them through
+/// a port-forward; a worker scaled away leaves no Node behind.
+fn workload_side(server: &Server, cluster: &str, dir: &Path, servers: &[Value]) {
+    let out = server.kaas(&["cluster", "kubeconfig", cluster, "--ttl", "1h"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let kubeconfig = dir.join(format!("{cluster}.kubeconfig"));
+    std::fs::write(&kubeconfig, &out.stdout).unwrap();
+
+    let nodes = kubectl_json(&kubeconfig, &["get", "nodes"]);
+    let mut provider_ids: Vec<String> = items(&nodes["items"])
+        .iter()
+        .map(|n| n["spec"]["providerID"].as_str().unwrap().to_owned())
+        .collect();
+    provider_ids.sort();
+    let mut server_ids: Vec<String> = servers
+        .iter()
+        .map(|s| format!("openstack:///{}", s["ID"].as_str().unwrap()))
+        .collect();
+    server_ids.sort();
+    assert_eq!(provider_ids, server_ids);
+    let leases = kubectl_json(&kubeconfig, &["get", "leases", "-n", "kube-node-lease"]);
+    assert_eq!(items(&leases["items"]).len(), 5, "{leases:#}");
+
+    // Each machine that joined after the first control plane had a token of its own,
+    // deleted once its node was Ready.
+    let events = server.ok(&["cluster", "events", cluster]);
+    assert_eq!(
+        events.matches("it joins with bootstrap token").count(),
+        4,
+        "{events}"
+    );
+    assert_eq!(
+        events.matches("Deleted bootstrap token").count(),
+        4,
+        "{events}"
+    );
+    let secrets = kubectl_json(&kubeconfig, &["get", "secrets", "-n", "kube-system"]);
+    let tokens: Vec<String> = items(&secrets["items"])
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str())
+        .filter(|n| n.starts_with("bootstrap-token-"))
+        .map(str::to_owned)
+        .collect();
+    assert!(tokens.is_empty(), "{tokens:?}");
+
+    // etcdctl, with a client certificate that openssl issues from the etcd CA kaas put
+    // on the control planes.
+    let machines = server.machines(cluster);
+    let cp = machines
+        .iter()
+        .find(|m| m["spec"]["pool"] == "control-plane")
+        .unwrap();
+    let cp_name = cp["metadata"]["name"].as_str().unwrap();
+    let user_data = server.ok(&["machine", "user-data", cluster, cp_name]);
+    let pki = dir.join("etcd-pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    for file in ["ca.crt", "ca.key"] {
+        let content = written_file(&user_data, &format!("/etc/kubernetes/pki/etcd/{file}"));
+        std::fs::write(pki.join(file), content).unwrap();
+    }
+    std::fs::write(pki.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&pki)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=etcdctl",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.crt",
+    ]);
+    let port = forward_etcd(&kubeconfig, &format!("etcd-{cp_name}"));
+    let out = Command::new("etcdctl")
+        .current_dir(&pki)
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &format!("https://127.0.0.1:{port}"),
+            "--cacert",
+            "ca.crt",
+            "--cert",
+            "client.crt",
+            "--key",
+            "client.key",
+            "member",
+            "list",
+            "-w",
+            "json",
+        ])
+        .output()
+        .expect("etcdctl (Debian's etcd-client; dev/test.sh installs it)");
+    assert!(out.status.success(), "etcdctl member list: {}", text(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut members: Vec<String> = items(&listed["members"])
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect();
+    members.sort();
+    let mut control_planes: Vec<String> = machines
+        .iter()
+        .filter(|m| m["spec"]["pool"] == "control-plane")
+        .map(|m| m["status"]["nodeName"].as_str().unwrap().to_owned())
+        .collect();
+    control_planes.sort();
+    assert_eq!(members, control_planes, "{listed:#}");
+
+    // Scaling the workers down removes the leaving worker's Node from the API.
+    server.ok(&[
+        "cluster",
+        "scale",
+        cluster,
+        "--pool",
+        "workers",
+        "--replicas",
+        "1",
+    ]);
+    server.wait_for(cluster, "scaled to 4 machines", 600, |_| {
+        server.machines(cluster).len() == 4
+    });
+    let nodes = kubectl_json(&kubeconfig, &["get", "nodes"]);
+    assert_eq!(items(&nodes["items"]).len(), 4, "{nodes:#}");
 }
 
 /// Restores the demo project's instance quota however the test ends.
