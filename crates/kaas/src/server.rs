@@ -278,12 +278,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             }
             let stopping = gateway.clone();
             gateway_stopped = Some(tokio::spawn(async move { stopping.stopped().await }));
-            (Arc::new(KubeWorkloads::new(gateway.clone())), gateway)
+            (
+                Arc::new(KubeWorkloads::new(gateway.clone(), &mut registry)),
+                gateway,
+            )
         }
         None => (
-            Arc::new(KubeWorkloads::new(Arc::new(EndpointRoutes::new(
-                &config.resolve,
-            )))),
+            Arc::new(KubeWorkloads::new(
+                Arc::new(EndpointRoutes::new(&config.resolve)),
+                &mut registry,
+            )),
             // Kubeconfigs are for people: the endpoint itself, never kaas's overrides.
             Arc::new(EndpointRoutes::default()),
         ),

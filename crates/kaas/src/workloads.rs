@@ -15,6 +15,10 @@ use kaas_cloud::{
     ObjectReadiness, RegisteredToken, WorkloadClusterRef, WorkloadClusters, WorkloadError,
 };
 use kaas_kube::{ClusterAccess, EtcdAccess, WorkloadClient};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde_json::Value;
 
 /// Where a real cluster's API is reached: at its endpoint (`https://HOST:PORT`, the API
@@ -160,8 +164,16 @@ impl ApiRoutes for EndpointRoutes {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadCallLabels {
+    call: String,
+    result: String,
+}
+
 pub struct KubeWorkloads {
     routes: Arc<dyn ApiRoutes>,
+    /// `kaas_workload_calls`: calls to the clusters' APIs (etcd's included).
+    calls: Family<WorkloadCallLabels, Counter>,
     /// Per cluster uid: the client, with the route and credentials it was built for.
     clients: Mutex<HashMap<String, Cached>>,
 }
@@ -173,11 +185,41 @@ struct Cached {
 }
 
 impl KubeWorkloads {
-    pub fn new(routes: Arc<dyn ApiRoutes>) -> Self {
+    /// Reaches clusters by `routes`; counts its calls in `registry`.
+    pub fn new(routes: Arc<dyn ApiRoutes>, registry: &mut Registry) -> Self {
+        let calls = Family::<WorkloadCallLabels, Counter>::default();
+        registry.register(
+            "kaas_workload_calls",
+            "Calls to the workload clusters' Kubernetes and etcd APIs, by call and result",
+            calls.clone(),
+        );
         Self {
             routes,
+            calls,
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Runs one call, counting it by name and result.
+    async fn counted<T>(
+        &self,
+        call: &'static str,
+        run: impl Future<Output = Result<T, WorkloadError>>,
+    ) -> Result<T, WorkloadError> {
+        let result = run.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(WorkloadError::Unreachable { .. }) => "unreachable",
+            Err(WorkloadError::Api { .. }) => "error",
+            Err(WorkloadError::Unsupported { .. }) => "unsupported",
+        };
+        self.calls
+            .get_or_create(&WorkloadCallLabels {
+                call: call.to_owned(),
+                result: outcome.to_owned(),
+            })
+            .inc();
+        result
     }
 
     async fn client(&self, cluster: &WorkloadClusterRef) -> Result<WorkloadClient, WorkloadError> {
@@ -238,18 +280,21 @@ impl EtcdMembership for KubeWorkloads {
         &self,
         cluster: &WorkloadClusterRef,
     ) -> Result<Vec<String>, WorkloadError> {
-        let access = etcd_access(cluster)?;
-        let members = self
-            .client(cluster)
-            .await?
-            .etcd_members(&access, None)
-            .await?;
-        // A member that never started has no name yet; it is not a node's.
-        Ok(members
-            .into_iter()
-            .filter(|m| !m.name.is_empty())
-            .map(|m| m.name)
-            .collect())
+        self.counted("etcd_members", async {
+            let access = etcd_access(cluster)?;
+            let members = self
+                .client(cluster)
+                .await?
+                .etcd_members(&access, None)
+                .await?;
+            // A member that never started has no name yet; it is not a node's.
+            Ok(members
+                .into_iter()
+                .filter(|m| !m.name.is_empty())
+                .map(|m| m.name)
+                .collect())
+        })
+        .await
     }
 
     async fn remove_etcd_member(
@@ -257,18 +302,22 @@ impl EtcdMembership for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<(), WorkloadError> {
-        let access = etcd_access(cluster)?;
-        self.client(cluster)
-            .await?
-            .remove_etcd_member(&access, node)
-            .await
+        self.counted("remove_etcd_member", async {
+            let access = etcd_access(cluster)?;
+            self.client(cluster)
+                .await?
+                .remove_etcd_member(&access, node)
+                .await
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl WorkloadClusters for KubeWorkloads {
     async fn nodes(&self, cluster: &WorkloadClusterRef) -> Result<Vec<Node>, WorkloadError> {
-        self.client(cluster).await?.nodes().await
+        self.counted("nodes", async { self.client(cluster).await?.nodes().await })
+            .await
     }
 
     async fn drain(
@@ -276,7 +325,10 @@ impl WorkloadClusters for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<DrainProgress, WorkloadError> {
-        self.client(cluster).await?.drain(node).await
+        self.counted("drain", async {
+            self.client(cluster).await?.drain(node).await
+        })
+        .await
     }
 
     async fn delete_node(
@@ -284,14 +336,20 @@ impl WorkloadClusters for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<(), WorkloadError> {
-        self.client(cluster).await?.delete_node(node).await
+        self.counted("delete_node", async {
+            self.client(cluster).await?.delete_node(node).await
+        })
+        .await
     }
 
     async fn bootstrap_tokens(
         &self,
         cluster: &WorkloadClusterRef,
     ) -> Result<Vec<RegisteredToken>, WorkloadError> {
-        self.client(cluster).await?.bootstrap_tokens().await
+        self.counted("bootstrap_tokens", async {
+            self.client(cluster).await?.bootstrap_tokens().await
+        })
+        .await
     }
 
     async fn register_bootstrap_token(
@@ -299,10 +357,13 @@ impl WorkloadClusters for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         token: &JoinToken,
     ) -> Result<(), WorkloadError> {
-        self.client(cluster)
-            .await?
-            .register_bootstrap_token(token)
-            .await
+        self.counted("register_bootstrap_token", async {
+            self.client(cluster)
+                .await?
+                .register_bootstrap_token(token)
+                .await
+        })
+        .await
     }
 
     async fn delete_bootstrap_token(
@@ -310,7 +371,10 @@ impl WorkloadClusters for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         id: &str,
     ) -> Result<(), WorkloadError> {
-        self.client(cluster).await?.delete_bootstrap_token(id).await
+        self.counted("delete_bootstrap_token", async {
+            self.client(cluster).await?.delete_bootstrap_token(id).await
+        })
+        .await
     }
 
     async fn apply(
@@ -319,7 +383,11 @@ impl WorkloadClusters for KubeWorkloads {
         set: &str,
         objects: &[Value],
     ) -> Result<AddonsApplied, WorkloadError> {
-        let report = self.client(cluster).await?.apply(set, objects).await?;
+        let report = self
+            .counted("apply", async {
+                self.client(cluster).await?.apply(set, objects).await
+            })
+            .await?;
         Ok(AddonsApplied {
             applied: report.applied,
             pruned: report
@@ -335,7 +403,11 @@ impl WorkloadClusters for KubeWorkloads {
         cluster: &WorkloadClusterRef,
         objects: &[Value],
     ) -> Result<Vec<ObjectReadiness>, WorkloadError> {
-        let readiness = self.client(cluster).await?.readiness(objects).await?;
+        let readiness = self
+            .counted("readiness", async {
+                self.client(cluster).await?.readiness(objects).await
+            })
+            .await?;
         Ok(readiness
             .into_iter()
             .map(|r| ObjectReadiness {
