@@ -1,0 +1,287 @@
+//! Observing the world at the start of a reconcile: the cluster's machines in the
+//! store, every cloud resource tagged with its uid, and — once its API answers — its
+//! nodes, join tokens, etcd members and how its addons stand. Reads only: nothing
+//! here changes the cloud or the workload cluster.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use kaas_bootstrap::{AddonRef, AddonValues, KubernetesVersion, render_addons};
+use kaas_cloud::{CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef};
+use kaas_core::naming::cluster_tag;
+use kaas_core::{Cluster, Machine};
+use kaas_store::{ListFilter, ObjectKey, SECRET_KIND, StoreExt};
+use rand::Rng;
+use tracing::{debug, warn};
+
+use super::credentials::{cloud_credential_secret, pki_secret};
+use super::plan::{self, Observed, classify};
+use super::{ClusterController, ReconcileError, addons};
+
+impl ClusterController {
+    /// How each of the addons' objects stands. Read at every reconcile while any is not
+    /// ready; once all are, again only after the steady interval (a health check), so a
+    /// settled cluster costs its API one discovery and a read per object a minute.
+    async fn addons_readiness(
+        &self,
+        cluster: &Cluster,
+        target: &WorkloadClusterRef,
+        desired: &addons::DesiredAddons,
+    ) -> Option<Vec<kaas_cloud::ObjectReadiness>> {
+        let uid = &cluster.metadata.uid;
+        {
+            let cache = self.readiness.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, digest, readiness)) = cache.get(uid)
+                && *digest == desired.digest
+                && at.elapsed() < self.config.steady_interval
+                && readiness.iter().all(|r| r.ready)
+            {
+                return Some(readiness.clone());
+            }
+        }
+        match self.workloads.readiness(target, &desired.objects.0).await {
+            Ok(readiness) => {
+                self.readiness
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        uid.clone(),
+                        (
+                            std::time::Instant::now(),
+                            desired.digest.clone(),
+                            readiness.clone(),
+                        ),
+                    );
+                Some(readiness)
+            }
+            Err(e) => {
+                debug!(error = %e, "cannot read the addons' readiness");
+                None
+            }
+        }
+    }
+
+    /// The cluster's machines, cloud resources and (when its API answers) nodes and
+    /// addons; with how its API is reached, which the reconcile's steps use too.
+    pub(super) async fn observe(
+        &self,
+        cloud: &dyn CloudProvider,
+        cluster: &Cluster,
+    ) -> Result<(Observed, Option<WorkloadClusterRef>), ReconcileError> {
+        let machines = self
+            .store
+            .list_obj::<Machine>(&ListFilter {
+                tenant: Some(cluster.metadata.tenant.clone()),
+                owner_uid: Some(cluster.metadata.uid.clone()),
+            })
+            .await?;
+        let tag = cluster_tag(&cluster.metadata.uid);
+        let finds = join_all(
+            ResourceKind::ALL
+                .iter()
+                .map(|kind| self.find(cloud, *kind, &tag)),
+        )
+        .await;
+        let mut resources: Vec<CloudResource> = Vec::new();
+        for found in finds {
+            resources.extend(found.map_err(ReconcileError::Observe)?);
+        }
+        if cluster.metadata.is_deleting() {
+            let untagged = cloud.find_untagged(&tag).await;
+            self.count_call(cloud, "find", untagged.is_ok());
+            resources.extend(untagged.map_err(ReconcileError::Observe)?);
+        }
+        let mut observed = Observed {
+            api_unreachable: None,
+            join_tokens: None,
+            machines,
+            resources,
+            nodes: None,
+            etcd_members: None,
+            stack: self.stacks.find(&cluster.spec.stack).cloned(),
+            addons: None,
+            pki_exists: self
+                .store
+                .get(&ObjectKey::new(
+                    SECRET_KIND,
+                    &cluster.metadata.tenant,
+                    &pki_secret(cluster),
+                ))
+                .await?
+                .is_some(),
+            now: Utc::now(),
+            time_scale: self.config.time_scale,
+        };
+        let workload = self.workload_ref(cluster, &observed).await;
+        if let Some(target) = &workload {
+            match self.workloads.nodes(target).await {
+                Ok(nodes) => observed.nodes = Some(nodes),
+                Err(e) => {
+                    debug!(error = %e, "workload API not reachable");
+                    observed.api_unreachable = Some(e.to_string());
+                }
+            }
+            if observed.nodes.is_some() && !cluster.metadata.is_deleting() {
+                match self.workloads.bootstrap_tokens(target).await {
+                    Ok(tokens) => observed.join_tokens = Some(tokens),
+                    Err(e) => debug!(error = %e, "cannot list the cluster's bootstrap tokens"),
+                }
+                let desired = self.desired_addons(cloud, cluster, &observed).await;
+                let readiness = match &desired {
+                    Ok(d) if !d.objects.0.is_empty() => {
+                        self.addons_readiness(cluster, target, d).await
+                    }
+                    _ => Some(Vec::new()),
+                };
+                observed.addons = Some(addons::ObservedAddons { desired, readiness });
+            }
+            if observed.nodes.is_some()
+                && observed.machines.iter().any(|m| m.metadata.is_deleting())
+            {
+                match self.workloads.etcd_members(target).await {
+                    Ok(members) => observed.etcd_members = Some(members),
+                    Err(e) => debug!(error = %e, "cannot list etcd members"),
+                }
+            }
+        }
+        Ok((observed, workload))
+    }
+
+    /// Lists are idempotent: a passing 5xx or timeout is retried at once, a few times,
+    /// before the whole reconcile backs off.
+    async fn find(
+        &self,
+        cloud: &dyn CloudProvider,
+        kind: ResourceKind,
+        tag: &str,
+    ) -> Result<Vec<CloudResource>, CloudError> {
+        let mut attempt = 0;
+        loop {
+            let found = cloud.find(kind, tag).await;
+            self.count_call(cloud, "find", found.is_ok());
+            match found {
+                Err(e) if e.is_retryable() && attempt < 3 => {
+                    attempt += 1;
+                    let jitter = rand::rng().random_range(5..20) * attempt;
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn workload_ref(
+        &self,
+        cluster: &Cluster,
+        observed: &Observed,
+    ) -> Option<WorkloadClusterRef> {
+        let infra = classify(cluster, observed);
+        let endpoint = plan::api_endpoint(cluster, &infra)?;
+        let credentials = if observed.pki_exists {
+            match self.client_credentials(cluster).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(error = %e, "cannot issue a client certificate for the cluster");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Some(WorkloadClusterRef {
+            cluster_uid: cluster.metadata.uid.clone(),
+            tenant: cluster.metadata.tenant.clone(),
+            cluster_name: cluster.metadata.name.clone(),
+            api_endpoint: endpoint,
+            credentials,
+        })
+    }
+
+    /// The addons the cluster's stack and spec call for, rendered with its values, or
+    /// why they cannot be.
+    async fn desired_addons(
+        &self,
+        cloud: &dyn CloudProvider,
+        cluster: &Cluster,
+        observed: &Observed,
+    ) -> Result<addons::DesiredAddons, String> {
+        let stack = observed
+            .stack
+            .as_ref()
+            .ok_or_else(|| format!("stack {} is not in the catalog", cluster.spec.stack))?;
+        let refs: Vec<AddonRef> = stack
+            .addons_for(&cluster.spec.addons)
+            .into_iter()
+            .map(|a| AddonRef {
+                name: a.name.clone(),
+                version: a.version.clone(),
+            })
+            .collect();
+        if refs.is_empty() {
+            return Ok(addons::DesiredAddons::new(stack.name(), Vec::new()));
+        }
+        let infra = classify(cluster, observed);
+        let credential_id = infra
+            .get("applicationCredential")
+            .map(|r| r.id.clone())
+            .ok_or("the cluster's application credential does not exist yet")?;
+        let spec = &cluster.spec;
+        // Everything the rendering depends on but the credential's secret, which is
+        // chosen once per credential.
+        let inputs = format!(
+            "{}|{refs:?}|{credential_id}|{:?}|{}|{:?}|{:?}",
+            stack.name(),
+            spec.network,
+            cloud.auth_url(),
+            self.config.region,
+            spec.addons,
+        );
+        let uid = &cluster.metadata.uid;
+        if let Some((cached, desired)) = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            && *cached == inputs
+        {
+            return Ok(desired.clone());
+        }
+        let secret = self
+            .secrets()
+            .get(&cluster.metadata.tenant, &cloud_credential_secret(cluster))
+            .await
+            .map_err(|e| e.to_string())?
+            .and_then(|d| d["secret"].as_str().map(str::to_owned))
+            .ok_or("the cluster's application credential secret is not stored")?;
+        let values = AddonValues {
+            cluster_name: cluster.metadata.name.clone(),
+            cluster_uid: cluster.metadata.uid.clone(),
+            pod_cidr: spec.network.pod_cidr.clone(),
+            service_cidr: spec.network.service_cidr.clone(),
+            kubernetes_version: KubernetesVersion::parse(&stack.spec.kubernetes_version)
+                .map_err(|e| e.to_string())?,
+            auth_url: cloud.auth_url(),
+            region: self.config.region.clone().unwrap_or_default(),
+            application_credential_id: credential_id,
+            application_credential_secret: secret,
+            proxy_protocol: spec
+                .addons
+                .ingress
+                .as_ref()
+                .is_some_and(|i| i.proxy_protocol),
+            acme_email: spec
+                .addons
+                .cert_manager
+                .as_ref()
+                .map(|c| c.acme_email.clone()),
+        };
+        let rendered = render_addons(&refs, &values).map_err(|e| e.to_string())?;
+        let desired = addons::DesiredAddons::new(stack.name(), rendered);
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone(), (inputs, desired.clone()));
+        Ok(desired)
+    }
+}
