@@ -25,6 +25,15 @@ pub struct CloudCallLabels {
     pub result: String,
 }
 
+/// A step of a reconcile that failed: which step, and the failure's category (the
+/// same word as the event's reason, e.g. `QuotaExceeded`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepFailureLabels {
+    pub controller: String,
+    pub step: String,
+    pub category: String,
+}
+
 /// Handles to every metric the controllers update.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -32,6 +41,7 @@ pub struct Metrics {
     pub reconcile_seconds: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     pub queue_depth: Family<ControllerLabels, Gauge>,
     pub cloud_calls: Family<CloudCallLabels, Counter>,
+    pub step_failures: Family<StepFailureLabels, Counter>,
 }
 
 fn reconcile_histogram() -> Histogram {
@@ -45,6 +55,7 @@ impl Metrics {
             reconcile_seconds: Family::new_with_constructor(reconcile_histogram),
             queue_depth: Family::default(),
             cloud_calls: Family::default(),
+            step_failures: Family::default(),
         };
         registry.register(
             "kaas_reconciles",
@@ -65,6 +76,11 @@ impl Metrics {
             "kaas_cloud_api_calls",
             "Cloud API calls by provider, operation and result",
             metrics.cloud_calls.clone(),
+        );
+        registry.register(
+            "kaas_reconcile_step_failures",
+            "Failed reconcile steps by controller, step and category",
+            metrics.step_failures.clone(),
         );
         metrics
     }

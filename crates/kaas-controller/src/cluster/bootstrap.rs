@@ -16,7 +16,7 @@ use kaas_core::{Cluster, Machine};
 use kaas_store::{StoreError, StoreExt};
 
 use super::credentials::pki_secret;
-use super::execute::{StepError, unreachable};
+use super::error::StepError;
 use super::{ClusterController, owner_ref};
 
 /// The type of the Secret that holds a machine's bootstrap token and user data.
@@ -42,20 +42,23 @@ impl ClusterController {
         if let Some(data) = secrets.get(tenant, &name).await? {
             return sealed_user_data(&data);
         }
-        let bootstrap_err = |e: kaas_bootstrap::BootstrapError| StepError::Bootstrap(e.to_string());
+        let bootstrap_err = |source| StepError::RenderUserData {
+            machine: machine.to_owned(),
+            source,
+        };
         let m = self
             .store
             .get_obj::<Machine>(tenant, machine)
             .await?
-            .ok_or_else(|| StepError::Bootstrap(format!("machine {machine} is gone")))?;
+            .ok_or_else(|| StepError::MachineGone {
+                machine: machine.to_owned(),
+            })?;
         let pki_data = secrets
             .get(tenant, &pki_secret(cluster))
             .await?
-            .ok_or_else(|| {
-                StepError::Bootstrap("the cluster's PKI is not stored yet".to_owned())
-            })?;
-        let pki: ClusterPki = serde_json::from_value(pki_data)
-            .map_err(|e| StepError::Bootstrap(format!("the stored PKI: {e}")))?;
+            .ok_or(StepError::PkiNotStored)?;
+        let pki: ClusterPki =
+            serde_json::from_value(pki_data).map_err(|source| StepError::ReadPki { source })?;
         let now = Utc::now();
         let token = BootstrapToken::generate(now, BOOTSTRAP_TOKEN_TTL).map_err(bootstrap_err)?;
         let node = NodeBootstrap {
@@ -102,9 +105,9 @@ impl ClusterController {
             Ok(()) => sealed_user_data(&data),
             Err(StoreError::AlreadyExists { .. }) => match secrets.get(tenant, &name).await? {
                 Some(data) => sealed_user_data(&data),
-                None => Err(StepError::Bootstrap(format!(
-                    "the bootstrap data of {machine} vanished"
-                ))),
+                None => Err(StepError::BootstrapDataVanished {
+                    machine: machine.to_owned(),
+                }),
             },
             Err(e) => Err(e.into()),
         }
@@ -133,9 +136,14 @@ impl ClusterController {
         else {
             return Ok(None);
         };
-        let token: BootstrapToken = serde_json::from_value(data["token"].clone())
-            .map_err(|e| StepError::Bootstrap(format!("the stored token of {machine}: {e}")))?;
-        let target = workload.ok_or_else(unreachable)?;
+        let token: BootstrapToken =
+            serde_json::from_value(data["token"].clone()).map_err(|source| {
+                StepError::ReadJoinToken {
+                    machine: machine.to_owned(),
+                    source,
+                }
+            })?;
+        let target = workload.ok_or(StepError::NoApiEndpoint)?;
         let join = JoinToken {
             id: token.id,
             secret: token.secret,
@@ -145,7 +153,10 @@ impl ClusterController {
         self.workloads
             .register_bootstrap_token(target, &join)
             .await
-            .map_err(StepError::Workload)?;
+            .map_err(|source| StepError::RegisterJoinToken {
+                machine: machine.to_owned(),
+                source,
+            })?;
         Ok(Some(join))
     }
 }
@@ -154,5 +165,5 @@ fn sealed_user_data(data: &serde_json::Value) -> Result<UserData, StepError> {
     data["userData"]
         .as_str()
         .map(|s| UserData(s.to_owned()))
-        .ok_or_else(|| StepError::Bootstrap("stored bootstrap data has no user data".to_owned()))
+        .ok_or(StepError::NoStoredUserData)
 }

@@ -13,7 +13,7 @@ use kaas_core::Cluster;
 use kaas_store::StoreError;
 use rand::Rng;
 
-use super::execute::StepError;
+use super::error::StepError;
 use super::{ClusterController, owner_ref};
 
 /// The type of the Secret that holds a cluster's CAs and service-account key.
@@ -40,8 +40,8 @@ impl ClusterController {
     /// earlier attempt stored them (`Ok(false)`: that one is kept).
     pub(super) async fn ensure_pki(&self, cluster: &Cluster) -> Result<bool, StepError> {
         let pki = ClusterPki::generate(&cluster.metadata.name, Utc::now())
-            .map_err(|e| StepError::Bootstrap(e.to_string()))?;
-        let data = serde_json::to_value(&pki).map_err(|e| StepError::Bootstrap(e.to_string()))?;
+            .map_err(|source| StepError::GeneratePki { source })?;
+        let data = serde_json::to_value(&pki).map_err(|source| StepError::EncodePki { source })?;
         let owner = Some(owner_ref(cluster));
         match self
             .secrets()
@@ -81,15 +81,13 @@ impl ClusterController {
             .secrets()
             .get(&cluster.metadata.tenant, &pki_secret(cluster))
             .await?
-            .ok_or_else(|| {
-                StepError::Bootstrap("the cluster's PKI is not stored yet".to_owned())
-            })?;
-        let pki: ClusterPki = serde_json::from_value(data)
-            .map_err(|e| StepError::Bootstrap(format!("the stored PKI: {e}")))?;
+            .ok_or(StepError::PkiNotStored)?;
+        let pki: ClusterPki =
+            serde_json::from_value(data).map_err(|source| StepError::ReadPki { source })?;
         let client = issue_admin_client_cert(&pki, CLIENT_USER, CLIENT_CERT_TTL, now)
-            .map_err(|e| StepError::Bootstrap(e.to_string()))?;
+            .map_err(|source| StepError::IssueClientCertificate { source })?;
         let etcd_client = issue_etcd_client_cert(&pki, CLIENT_USER, CLIENT_CERT_TTL, now)
-            .map_err(|e| StepError::Bootstrap(e.to_string()))?;
+            .map_err(|source| StepError::IssueClientCertificate { source })?;
         let credentials = Arc::new(ClientCredentials {
             ca_cert_pem: pki.kubernetes_ca.cert_pem,
             client_cert_pem: client.cert_pem,
@@ -119,7 +117,7 @@ impl ClusterController {
             data["secret"]
                 .as_str()
                 .map(|s| Credential(s.to_owned()))
-                .ok_or_else(|| StepError::Bootstrap(format!("secret {name} has no secret")))
+                .ok_or_else(|| StepError::NoCloudCredentialSecret { name: name.clone() })
         };
         if let Some(data) = secrets.get(tenant, &name).await? {
             return read(data);
@@ -142,7 +140,7 @@ impl ClusterController {
             Ok(()) => read(data),
             Err(StoreError::AlreadyExists { .. }) => match secrets.get(tenant, &name).await? {
                 Some(data) => read(data),
-                None => Err(StepError::Bootstrap(format!("secret {name} vanished"))),
+                None => Err(StepError::CloudCredentialSecretVanished { name }),
             },
             Err(e) => Err(e.into()),
         }

@@ -5,8 +5,8 @@
 use chrono::Utc;
 use futures::future::join_all;
 use kaas_cloud::{
-    Capacity, CloudError, CloudProvider, DrainProgress, ResourceKind, ResourceSpec, ServerNeed,
-    WorkloadClusterRef, WorkloadError,
+    Capacity, CloudProvider, DrainProgress, ResourceKind, ResourceSpec, ServerNeed,
+    WorkloadClusterRef,
 };
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::machine::{CLUSTER_LABEL, POOL_LABEL};
@@ -17,8 +17,8 @@ use rand::Rng;
 
 use super::ClusterController;
 use super::addons;
-use super::plan::{MACHINE_FINALIZER, Stage, Step, member_strings};
-use super::status::StepFailure;
+use super::error::StepError;
+use super::plan::{MACHINE_FINALIZER, Step, member_strings};
 
 /// What a step that succeeded is worth telling: an event's reason and message.
 pub(super) type StepEvent = (String, String);
@@ -81,15 +81,15 @@ impl ClusterController {
                     let needs = self.capacity(cluster);
                     let checked = cloud.preflight(&needs).await;
                     self.count_call(cloud, "preflight", checked.is_ok());
-                    checked.map_err(|e| {
-                        StepError::Cloud("checking the cloud before building".to_owned(), e)
-                    })?;
+                    checked.map_err(|source| StepError::Preflight { source })?;
                 }
                 let request = &request;
                 let created = cloud.create(request).await;
                 self.count_call(cloud, "create", created.is_ok());
-                let r = created.map_err(|e| {
-                    StepError::Cloud(format!("creating {} {}", request.kind(), request.name), e)
+                let r = created.map_err(|source| StepError::CreateResource {
+                    kind: request.kind(),
+                    name: request.name.clone(),
+                    source,
                 })?;
                 let mut text = format!("Created {} {} ({})", r.kind, r.name, r.id);
                 if let Some(address) = &r.address {
@@ -107,7 +107,11 @@ impl ClusterController {
             Step::DeleteResource { kind, id, name } => {
                 let deleted = cloud.delete(*kind, id).await;
                 self.count_call(cloud, "delete", deleted.is_ok());
-                deleted.map_err(|e| StepError::Cloud(format!("deleting {kind} {name}"), e))?;
+                deleted.map_err(|source| StepError::DeleteResource {
+                    kind: *kind,
+                    name: name.clone(),
+                    source,
+                })?;
                 Ok(Some((
                     format!("{}Deleting", pascal(*kind)),
                     format!("Deleting {kind} {name} ({id})"),
@@ -121,9 +125,7 @@ impl ClusterController {
                     .set_load_balancer_members(load_balancer_id, members)
                     .await;
                 self.count_call(cloud, "set_members", set.is_ok());
-                set.map_err(|e| {
-                    StepError::Cloud("updating the API load balancer's members".to_owned(), e)
-                })?;
+                set.map_err(|source| StepError::SetLoadBalancerMembers { source })?;
                 let list = member_strings(members).join(", ");
                 Ok(Some((
                     "LoadBalancerMembersSet".to_owned(),
@@ -193,12 +195,15 @@ impl ClusterController {
                 )))
             }
             Step::DrainNode { machine, node } => {
-                let target = workload.ok_or_else(unreachable)?;
+                let target = workload.ok_or(StepError::NoApiEndpoint)?;
                 let progress = self
                     .workloads
                     .drain(target, node)
                     .await
-                    .map_err(StepError::Workload)?;
+                    .map_err(|source| StepError::DrainNode {
+                        node: node.clone(),
+                        source,
+                    })?;
                 let Some(m) = self.store.get_obj::<Machine>(tenant, machine).await? else {
                     return Ok(None);
                 };
@@ -259,22 +264,28 @@ impl ClusterController {
                 Ok(None)
             }
             Step::RemoveEtcdMember { node, .. } => {
-                let target = workload.ok_or_else(unreachable)?;
+                let target = workload.ok_or(StepError::NoApiEndpoint)?;
                 self.workloads
                     .remove_etcd_member(target, node)
                     .await
-                    .map_err(StepError::Workload)?;
+                    .map_err(|source| StepError::RemoveEtcdMember {
+                        node: node.clone(),
+                        source,
+                    })?;
                 Ok(Some((
                     "EtcdMemberRemoved".to_owned(),
                     format!("Removed the etcd member of control-plane node {node}"),
                 )))
             }
             Step::DeleteNode { machine, node } => {
-                let target = workload.ok_or_else(unreachable)?;
+                let target = workload.ok_or(StepError::NoApiEndpoint)?;
                 self.workloads
                     .delete_node(target, node)
                     .await
-                    .map_err(StepError::Workload)?;
+                    .map_err(|source| StepError::DeleteNode {
+                        node: node.clone(),
+                        source,
+                    })?;
                 Ok(Some((
                     "NodeDeleted".to_owned(),
                     format!("Deleted node {node}: the server of machine {machine} is gone"),
@@ -314,23 +325,29 @@ impl ClusterController {
                 }))
             }
             Step::DeleteJoinToken { id, machine } => {
-                let target = workload.ok_or_else(unreachable)?;
+                let target = workload.ok_or(StepError::NoApiEndpoint)?;
                 self.workloads
                     .delete_bootstrap_token(target, id)
                     .await
-                    .map_err(StepError::Workload)?;
+                    .map_err(|source| StepError::DeleteJoinToken {
+                        id: id.clone(),
+                        source,
+                    })?;
                 Ok(Some((
                     "JoinTokenDeleted".to_owned(),
                     format!("Deleted bootstrap token {id}: machine {machine} joined or is gone"),
                 )))
             }
             Step::ApplyAddons { stack, objects, .. } => {
-                let target = workload.ok_or_else(unreachable)?;
+                let target = workload.ok_or(StepError::NoApiEndpoint)?;
                 let applied = self
                     .workloads
                     .apply(target, addons::ADDON_SET, &objects.0)
                     .await
-                    .map_err(StepError::Workload)?;
+                    .map_err(|source| StepError::ApplyAddons {
+                        stack: stack.clone(),
+                        source,
+                    })?;
                 let mut text = format!(
                     "Applied the addons of stack {stack} ({} objects)",
                     applied.applied
@@ -394,43 +411,6 @@ impl ClusterController {
         }
         Capacity { servers }
     }
-}
-
-impl StepError {
-    /// What a failed step means for the cluster's conditions.
-    pub(super) fn failure(&self, stage: Stage) -> StepFailure {
-        let (reason, retryable) = match self {
-            StepError::Bootstrap(_) => ("BootstrapFailed".to_owned(), true),
-            StepError::Workload(_) => ("WorkloadClusterError".to_owned(), true),
-            StepError::Cloud(_, e) => (e.reason().to_owned(), e.is_retryable()),
-            StepError::Store(_) => ("StoreError".to_owned(), true),
-        };
-        StepFailure {
-            stage,
-            reason,
-            message: self.to_string(),
-            retryable,
-        }
-    }
-}
-
-pub(super) fn unreachable() -> StepError {
-    StepError::Workload(WorkloadError::Unreachable {
-        endpoint: "-".to_owned(),
-        message: "the cluster has no API endpoint yet".to_owned(),
-    })
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(super) enum StepError {
-    #[error("bootstrap data: {0}")]
-    Bootstrap(String),
-    #[error("the workload cluster: {0}")]
-    Workload(WorkloadError),
-    #[error("{0}: {1}")]
-    Cloud(String, CloudError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 fn pascal(kind: ResourceKind) -> String {

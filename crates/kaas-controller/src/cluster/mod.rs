@@ -10,6 +10,7 @@
 pub mod addons;
 mod bootstrap;
 mod credentials;
+mod error;
 mod execute;
 pub mod machines;
 mod observe;
@@ -34,6 +35,7 @@ use crate::runtime::{Action, Reconciler};
 
 pub use bootstrap::BOOTSTRAP_SECRET_TYPE;
 pub use credentials::{CLOUD_CREDENTIAL_SECRET_TYPE, PKI_SECRET_TYPE};
+pub use error::{Category, StepError};
 
 #[derive(Debug, Clone)]
 pub struct ClusterControllerConfig {
@@ -65,8 +67,8 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
     #[error("failed to observe the cloud: {0}")]
     Observe(CloudError),
-    #[error("{0}")]
-    Steps(String),
+    #[error(transparent)]
+    Step(Box<StepError>),
 }
 
 pub struct ClusterController {
@@ -221,8 +223,8 @@ impl Reconciler for ClusterController {
             return Ok(Action::await_change());
         };
 
-        if let Some(f) = outcome.failures.first() {
-            return Err(ReconcileError::Steps(f.message.clone()));
+        if let Some(e) = outcome.first_error {
+            return Err(ReconcileError::Step(Box::new(e)));
         }
         if outcome.store_conflict || status_conflict || !plan.is_settled() {
             return Ok(Action::requeue(self.config.poll_interval));

@@ -164,6 +164,29 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step's name, for metrics and logs (`CreateResource`).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Step::AddFinalizer => "AddFinalizer",
+            Step::CreateResource { .. } => "CreateResource",
+            Step::DeleteResource { .. } => "DeleteResource",
+            Step::SetLoadBalancerMembers { .. } => "SetLoadBalancerMembers",
+            Step::CreateMachine { .. } => "CreateMachine",
+            Step::CreateServer { .. } => "CreateServer",
+            Step::EnsurePki => "EnsurePki",
+            Step::DeleteMachine { .. } => "DeleteMachine",
+            Step::DrainNode { .. } => "DrainNode",
+            Step::AbandonDrain { .. } => "AbandonDrain",
+            Step::RemoveEtcdMember { .. } => "RemoveEtcdMember",
+            Step::DeleteNode { .. } => "DeleteNode",
+            Step::ReleaseMachine { .. } => "ReleaseMachine",
+            Step::RemoveFinalizer => "RemoveFinalizer",
+            Step::RegisterJoinToken { .. } => "RegisterJoinToken",
+            Step::DeleteJoinToken { .. } => "DeleteJoinToken",
+            Step::ApplyAddons { .. } => "ApplyAddons",
+        }
+    }
+
     /// Which condition a failure of this step belongs to.
     pub fn stage(&self) -> Stage {
         match self {

@@ -8,19 +8,23 @@ use kaas_cloud::{CloudError, ResourceKind};
 use kaas_core::cluster::ClusterPhase;
 use kaas_core::meta::set_condition;
 use kaas_core::naming::cluster_tag;
-use kaas_core::{Cluster, Event, EventType, Machine, MachinePhase, ObjectReference};
+use kaas_core::{Cluster, Event, EventType, Machine, MachinePhase, Object, ObjectReference};
 use kaas_store::{ObjectKey, StoreError, StoreExt};
 use tracing::{debug, info, warn};
 
-use super::execute::{StepError, StepEvent};
+use super::error::{Category, StepError};
+use super::execute::StepEvent;
 use super::plan::{Observed, Plan, Step, classify, member_strings};
 use super::status::{StepFailure, cluster_status, machine_status};
 use super::{ClusterController, ReconcileError};
+use crate::metrics::StepFailureLabels;
 
 /// What executing the plan did that the status must reflect.
 #[derive(Default)]
 pub(super) struct Outcome {
     pub(super) failures: Vec<StepFailure>,
+    /// The first step that failed, for the reconcile's error.
+    pub(super) first_error: Option<StepError>,
     pub(super) members_set: Option<Vec<String>>,
     pub(super) cluster_removed: bool,
     /// The stack and digest of the addons applied.
@@ -89,13 +93,17 @@ impl ClusterController {
                 }
                 Err(StepError::Store(StoreError::Conflict { .. })) => outcome.store_conflict = true,
                 // Progress, not failure: come back at the next poll.
-                Err(StepError::Cloud(what, CloudError::InProgress { message })) => {
-                    debug!(%what, %message, "in progress");
+                Err(e) if matches!(e.cloud(), Some(CloudError::InProgress { .. })) => {
+                    debug!(error = %e, "in progress");
                     outcome.store_conflict = true;
                 }
-                Err(StepError::Store(e)) => return Err(e.into()),
+                Err(StepError::Store(e)) => {
+                    self.count_failure(step, Category::Internal);
+                    return Err(e.into());
+                }
                 Err(e) => {
                     let failure = e.failure(step.stage());
+                    self.count_failure(step, e.category());
                     self.event(
                         cluster,
                         EventType::Warning,
@@ -104,10 +112,20 @@ impl ClusterController {
                     )
                     .await;
                     outcome.failures.push(failure);
+                    outcome.first_error.get_or_insert(e);
                 }
             }
         }
         Ok(outcome)
+    }
+
+    fn count_failure(&self, step: &Step, category: Category) {
+        let labels = StepFailureLabels {
+            controller: Cluster::KIND.to_owned(),
+            step: step.operation().to_owned(),
+            category: category.reason().to_owned(),
+        };
+        self.metrics.step_failures.get_or_create(&labels).inc();
     }
 
     /// The sweep found nothing left and the cluster's finalizer is gone.
