@@ -17,6 +17,8 @@ mod observe;
 pub mod plan;
 mod record;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
