@@ -79,6 +79,7 @@ pub async fn kubeconfig(
         tenant: cluster.metadata.tenant.clone(),
         cluster_name: name.clone(),
         api_endpoint: endpoint,
+        api_vip: None,
         credentials: None,
     };
     let server = state

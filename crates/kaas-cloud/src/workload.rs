@@ -14,8 +14,12 @@ pub struct WorkloadClusterRef {
     /// The cluster's tenant and name in kaas.
     pub tenant: String,
     pub cluster_name: String,
-    /// `https://ADDRESS:6443`.
+    /// `https://ADDRESS:6443`: where the cluster's users reach its API (the floating
+    /// IP, or the VIP where the cluster has none).
     pub api_endpoint: String,
+    /// `https://VIP:6443`: the API load balancer's address in the cluster's own
+    /// network, for a kaas that runs inside the cloud's network; `None` until known.
+    pub api_vip: Option<String>,
     /// The client certificate kaas presents; `None` where no client needs one (a
     /// simulation that answers without Kubernetes' HTTP).
     pub credentials: Option<Arc<ClientCredentials>>,
@@ -29,6 +33,7 @@ impl WorkloadClusterRef {
             tenant: String::new(),
             cluster_name: String::new(),
             api_endpoint: api_endpoint.to_owned(),
+            api_vip: None,
             credentials: None,
         }
     }

@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::clouds::OpenStackTenants;
 use crate::gateway::{BlockedNodes, Gateway, Simulation};
-use crate::workloads::{EndpointRoutes, KubeWorkloads, Resolve};
+use crate::workloads::{EndpointRoutes, KubeWorkloads, ReachAt, Resolve};
 
 /// The simulated cloud's one region (OpenStack's default name).
 pub const SIM_REGION: &str = "RegionOne";
@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub simulate_workloads: bool,
     /// Where kaas reaches clusters' endpoints at other addresses (`--resolve`).
     pub resolve: Vec<Resolve>,
+    /// Which address of each cluster's API kaas connects to.
+    pub reach_clusters_at: ReachAt,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             os_cloud: None,
             simulate_workloads: false,
             resolve: Vec::new(),
+            reach_clusters_at: ReachAt::Endpoint,
         }
     }
 }
@@ -285,7 +288,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         }
         None => (
             Arc::new(KubeWorkloads::new(
-                Arc::new(EndpointRoutes::new(&config.resolve)),
+                Arc::new(EndpointRoutes::reaching(
+                    config.reach_clusters_at,
+                    &config.resolve,
+                )),
                 &mut registry,
             )),
             // Kubeconfigs are for people: the endpoint itself, never kaas's overrides.

@@ -31,6 +31,22 @@ use serde_json::Value;
 pub struct EndpointRoutes {
     /// `(host, port)` of an endpoint → `(address, port)` to connect to.
     overrides: BTreeMap<(String, u16), (String, u16)>,
+    /// Which of a cluster's addresses kaas connects to.
+    reach: ReachAt,
+}
+
+/// Which of a cluster's API addresses kaas connects to: chosen per kaas server, by
+/// where it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReachAt {
+    /// The cluster's endpoint (its floating IP, or its VIP where it has none): for a
+    /// kaas outside the cloud's networks.
+    #[default]
+    Endpoint,
+    /// The API load balancer's VIP in the cluster's network: for a kaas that runs
+    /// inside the cloud's network and reaches the clusters' networks directly. The
+    /// API server's certificate names the VIP too.
+    Vip,
 }
 
 /// One `--resolve` override: `HOST:PORT:ADDRESS[:PORT]`; HOST `*` stands for every host
@@ -106,7 +122,13 @@ fn url_host(host: &str) -> String {
 
 impl EndpointRoutes {
     pub fn new(overrides: &[Resolve]) -> Self {
+        Self::reaching(ReachAt::Endpoint, overrides)
+    }
+
+    /// Routes to each cluster's address `reach`, mapped by `overrides`.
+    pub fn reaching(reach: ReachAt, overrides: &[Resolve]) -> Self {
         Self {
+            reach,
             overrides: overrides
                 .iter()
                 .map(|r| {
@@ -144,7 +166,16 @@ fn endpoint_host_port(endpoint: &str) -> Option<(String, u16)> {
 #[async_trait]
 impl ApiRoutes for EndpointRoutes {
     async fn route(&self, cluster: &WorkloadClusterRef) -> Result<ApiRoute, WorkloadError> {
-        let endpoint = &cluster.api_endpoint;
+        let endpoint = match (self.reach, &cluster.api_vip) {
+            (ReachAt::Vip, Some(vip)) => vip,
+            (ReachAt::Vip, None) => {
+                return Err(WorkloadError::Unreachable {
+                    endpoint: cluster.api_endpoint.clone(),
+                    message: "the API load balancer has no VIP yet".to_owned(),
+                });
+            }
+            (ReachAt::Endpoint, _) => &cluster.api_endpoint,
+        };
         let (host, port) =
             endpoint_host_port(endpoint).ok_or_else(|| WorkloadError::Unreachable {
                 endpoint: endpoint.clone(),
@@ -511,5 +542,38 @@ mod tests {
             let err = route(none).await.unwrap_err();
             assert!(matches!(err, WorkloadError::Unreachable { .. }), "{none:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_kaas_inside_the_cloud_reaches_clusters_at_their_vip() {
+        let mut c = cluster("https://203.0.113.10:6443");
+        let inside = EndpointRoutes::reaching(ReachAt::Vip, &[]);
+        // No VIP known yet: unreachable, saying why; the floating IP is not tried.
+        match inside.route(&c).await {
+            Err(WorkloadError::Unreachable { message, .. }) => {
+                assert!(message.contains("VIP"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        c.api_vip = Some("https://10.8.0.4:6443".to_owned());
+        assert_eq!(
+            inside.route(&c).await.unwrap(),
+            ApiRoute::direct("https://10.8.0.4:6443")
+        );
+        // Overrides apply to the VIP as to any address.
+        let mapped =
+            EndpointRoutes::reaching(ReachAt::Vip, &[resolve("10.8.0.4:6443:127.0.0.1:39105")]);
+        assert_eq!(
+            mapped.route(&c).await.unwrap(),
+            ApiRoute {
+                url: "https://127.0.0.1:39105".to_owned(),
+                tls_server_name: Some("10.8.0.4".to_owned()),
+            }
+        );
+        // From outside, the endpoint, whatever the VIP.
+        assert_eq!(
+            EndpointRoutes::new(&[]).route(&c).await.unwrap(),
+            ApiRoute::direct("https://203.0.113.10:6443")
+        );
     }
 }

@@ -194,6 +194,10 @@ impl ClusterController {
             tenant: cluster.metadata.tenant.clone(),
             cluster_name: cluster.metadata.name.clone(),
             api_endpoint: endpoint,
+            api_vip: infra
+                .get("loadBalancer")
+                .and_then(|r| r.address.clone())
+                .map(|a| format!("https://{a}:{}", plan::API_PORT)),
             credentials,
         })
     }

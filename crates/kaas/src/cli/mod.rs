@@ -181,6 +181,11 @@ pub struct ServerArgs {
     /// `*` maps every host on that port. Repeatable.
     #[arg(long, value_name = "HOST:PORT:ADDRESS[:PORT]")]
     pub resolve: Vec<crate::workloads::Resolve>,
+    /// Which address of each cluster's API kaas connects to: its endpoint (the
+    /// floating IP), or the API load balancer's VIP, for a kaas that runs inside the
+    /// cloud's network.
+    #[arg(long, value_enum, default_value = "endpoint")]
+    pub reach_clusters_at: crate::workloads::ReachAt,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -456,6 +461,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 os_cloud: args.os_cloud,
                 simulate_workloads: args.simulate_workloads,
                 resolve: args.resolve,
+                reach_clusters_at: args.reach_clusters_at,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
