@@ -143,4 +143,25 @@ pub struct MachineStatus {
     /// The machine is being replaced because it was unhealthy.
     #[serde(default)]
     pub remediation: bool,
+    /// How many of the machine's servers failed before its node joined (a failed
+    /// boot: the server is deleted and another created, each time later).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub boot_failures: u32,
+    /// The last server that failed so, and when kaas saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_boot_failure: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// How long kaas waits, after the `failures`th failed boot of a machine's server,
+/// before it creates the next: 10 s, doubling each time, at most 10 minutes.
+pub fn boot_retry_delay(failures: u32) -> std::time::Duration {
+    let doublings = failures.saturating_sub(1).min(6);
+    std::time::Duration::from_secs(10 * (1u64 << doublings))
+        .min(std::time::Duration::from_secs(600))
 }

@@ -713,6 +713,31 @@ pub(super) fn plan_server(
         ));
         return;
     }
+    // After a failed boot, the next server comes later each time: a cloud that cannot
+    // place or boot it (no host fits the anti-affinity, a broken image) is not asked
+    // again and again.
+    if let Some(failed_at) = m.status.last_boot_failure {
+        let delay = kaas_core::machine::boot_retry_delay(m.status.boot_failures);
+        let scale = if observed.time_scale > 0.0 {
+            observed.time_scale
+        } else {
+            1.0
+        };
+        let delay = chrono::Duration::from_std(delay.div_f64(scale)).unwrap_or_default();
+        if observed.now < failed_at + delay {
+            plan.wait(format!(
+                "machine {}: its server failed {} time(s) before it joined ({}); the next is created at {}",
+                m.metadata.name,
+                m.status.boot_failures,
+                m.status
+                    .failure_message
+                    .as_deref()
+                    .unwrap_or("the cloud gave no reason"),
+                (failed_at + delay).format("%H:%M:%S")
+            ));
+            return;
+        }
+    }
     let (Some(network), Some(_subnet), Some(group), Some(server_group), Some(endpoint)) = (
         infra.usable("network"),
         infra.usable("subnet"),

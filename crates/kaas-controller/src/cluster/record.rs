@@ -152,7 +152,7 @@ impl ClusterController {
         let infra = classify(cluster, observed);
         let nodes = observed.nodes.as_deref();
         for m in &observed.machines {
-            let st = machine_status(m, &infra, nodes);
+            let st = machine_status(m, &infra, nodes, observed.now);
             if st == m.status {
                 continue;
             }

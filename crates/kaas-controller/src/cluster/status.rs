@@ -35,6 +35,7 @@ pub fn machine_status(
     m: &Machine,
     infra: &Infrastructure<'_>,
     nodes: Option<&[Node]>,
+    now: DateTime<Utc>,
 ) -> MachineStatus {
     let server = infra.servers.get(&m.metadata.uid);
     let node = node_of(m, infra, nodes);
@@ -48,8 +49,24 @@ pub fn machine_status(
         (false, Some(ResourceStatus::Active)) if ready => MachinePhase::Running,
         (false, Some(ResourceStatus::Active)) => MachinePhase::Provisioned,
     };
+    // A server that failed before the node joined is counted once.
+    let failed_boot = server.filter(|s| {
+        matches!(s.status, ResourceStatus::Error { .. })
+            && m.status.node_name.is_none()
+            && m.status.last_failed_server.as_deref() != Some(s.id.as_str())
+    });
+    let (boot_failures, last_failed_server, last_boot_failure) = match failed_boot {
+        Some(s) => (m.status.boot_failures + 1, Some(s.id.clone()), Some(now)),
+        None => (
+            m.status.boot_failures,
+            m.status.last_failed_server.clone(),
+            m.status.last_boot_failure,
+        ),
+    };
     let failure_message = match server.map(|s| &s.status) {
         Some(ResourceStatus::Error { message }) => Some(message.clone()),
+        // Between a failed boot and the next server: why it failed.
+        None if boot_failures > 0 => m.status.failure_message.clone(),
         _ if m.status.drain_started_at.is_some() && !m.status.drained => {
             m.status.failure_message.clone()
         }
@@ -66,6 +83,9 @@ pub fn machine_status(
         drained: m.status.drained,
         deletion_reason: m.status.deletion_reason.clone(),
         remediation: m.status.remediation,
+        boot_failures,
+        last_failed_server,
+        last_boot_failure,
     }
 }
 

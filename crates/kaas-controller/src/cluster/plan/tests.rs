@@ -1188,6 +1188,75 @@ fn no_server_before_its_infrastructure_exists() {
     }
 }
 
+#[test]
+fn after_a_failed_boot_the_next_server_comes_later_each_time() {
+    let cluster = mk_cluster(1, 0);
+    let failed_at = at(1_000);
+    // (failures so far, seconds since the last, whether the next server is created)
+    let cases = [
+        (1, 5, false),
+        (1, 10, true),
+        (2, 15, false),
+        (2, 20, true),
+        (3, 39, false),
+        (3, 40, true),
+        (12, 599, false),
+        (12, 600, true),
+    ];
+    for (failures, since, creates) in cases {
+        let mut observed = infra_only(&cluster);
+        observed.now = failed_at + chrono::Duration::seconds(since);
+        let mut m = mk_init(&cluster, "m1");
+        m.status.boot_failures = failures;
+        m.status.last_failed_server = Some("s-old".to_owned());
+        m.status.last_boot_failure = Some(failed_at);
+        m.status.failure_message = Some("No valid host was found.".to_owned());
+        add(&mut observed, m, M::NoServer, "");
+        let plan = plan(&cluster, &observed);
+        let created = plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::CreateServer { .. }));
+        assert_eq!(
+            created,
+            creates,
+            "{failures} failures, {since} s: {:?}",
+            step_names(&plan)
+        );
+        if !creates {
+            assert_waiting_for(&plan, "No valid host was found.");
+        }
+    }
+}
+
+#[test]
+fn a_failed_boot_is_counted_once_per_server() {
+    let cluster = mk_cluster(1, 0);
+    let m = mk_init(&cluster, "m1");
+    let mut broken = infra_only(&cluster);
+    add(&mut broken, m.clone(), M::Broken, "");
+    let infra = super::classify(&cluster, &broken);
+    let now = at(50);
+    let first = crate::cluster::status::machine_status(&m, &infra, None, now);
+    assert_eq!(first.boot_failures, 1);
+    assert_eq!(first.last_failed_server, Some(server_id(&m)));
+    assert_eq!(first.last_boot_failure, Some(now));
+    // Seen again (the server is not deleted yet): not counted again.
+    let mut again = m.clone();
+    again.status = first.clone();
+    let second = crate::cluster::status::machine_status(&again, &infra, None, at(60));
+    assert_eq!(second.boot_failures, 1);
+    assert_eq!(second.last_boot_failure, Some(now));
+    // Gone: the count and the reason stay for the wait.
+    let mut gone = infra_only(&cluster);
+    add(&mut gone, again.clone(), M::NoServer, "");
+    let infra = super::classify(&cluster, &gone);
+    let third = crate::cluster::status::machine_status(&again, &infra, None, at(70));
+    assert_eq!(third.boot_failures, 1);
+    assert!(third.failure_message.is_some());
+    assert_eq!(third.failure_message, first.failure_message);
+}
+
 // ---------------------------------------------------------------------------------------
 // Control plane
 // ---------------------------------------------------------------------------------------
