@@ -129,6 +129,13 @@ pub struct ControlPlane {
     /// Availability zones to spread over; empty: the cloud's default.
     #[serde(default)]
     pub zones: Vec<String>,
+    /// How a rollout replaces control planes: 1 (the default) creates the new one
+    /// before the old one leaves; 0 removes the old one first, for clouds with no room
+    /// for one more control plane beside the others (as many hosts as control planes:
+    /// their hard anti-affinity cannot place a fourth). 0 needs 3 or 5 replicas, so
+    /// that etcd keeps its quorum meanwhile.
+    #[serde(default = "one")]
+    pub max_surge: u32,
 }
 
 fn default_cp_replicas() -> u32 {
@@ -141,6 +148,7 @@ impl Default for ControlPlane {
             replicas: default_cp_replicas(),
             flavor: default_flavor(),
             zones: Vec::new(),
+            max_surge: 1,
         }
     }
 }

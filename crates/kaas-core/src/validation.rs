@@ -222,6 +222,21 @@ fn validate_spec(spec: &ClusterSpec, stacks: &StackCatalog, errs: &mut Validatio
     if cp.flavor.trim().is_empty() {
         errs.push("spec.controlPlane.flavor", "must not be empty");
     }
+    match cp.max_surge {
+        1 => {}
+        0 if cp.replicas >= 3 => {}
+        0 => errs.push(
+            "spec.controlPlane.maxSurge",
+            format!(
+                "0 needs 3 or 5 replicas: removing the only control plane first would lose etcd (got {} replica)",
+                cp.replicas
+            ),
+        ),
+        n => errs.push(
+            "spec.controlPlane.maxSurge",
+            format!("must be 0 or 1: control planes are replaced one at a time (got {n})"),
+        ),
+    }
     let mut names = BTreeSet::new();
     for (i, pool) in spec.node_pools.iter().enumerate() {
         let at = |f: &str| format!("spec.nodePools[{i}].{f}");
@@ -541,6 +556,27 @@ mod tests {
         let err = validate_cluster(&c, &stacks()).unwrap_err();
         assert_eq!(err.0[0].field, "spec.controlPlane.replicas");
         assert!(err.0[0].reason.contains("1, 3 or 5"), "{}", err.0[0].reason);
+    }
+
+    #[test]
+    fn control_plane_max_surge() {
+        for (replicas, surge, ok) in [
+            (1, 1, true),
+            (1, 0, false),
+            (3, 0, true),
+            (5, 0, true),
+            (3, 1, true),
+            (3, 2, false),
+        ] {
+            let mut c = cluster();
+            c.spec.control_plane.replicas = replicas;
+            c.spec.control_plane.max_surge = surge;
+            let errs = fields(&c);
+            assert_eq!(errs.is_empty(), ok, "{replicas} replicas, maxSurge {surge}");
+            if !ok {
+                assert_eq!(errs, ["spec.controlPlane.maxSurge"], "{replicas}/{surge}");
+            }
+        }
     }
 
     #[test]

@@ -68,6 +68,7 @@ fn prepare_cloud() {
         "no /etc/openstack/clouds.yaml: run dev/openstack/up.sh to bring up the test cloud"
     );
     ensure_node_image(|args| openstack(CLOUD, args));
+    ensure_stack_image(UPGRADE_STACK, |args| openstack(CLOUD, args));
 }
 
 /// The servers of every project that carry `tag`, as the admin lists them (`--long`).
@@ -87,20 +88,28 @@ fn servers_tagged(tag: &str) -> Vec<Value> {
     ))
 }
 
-/// The default stack's node image name.
-fn node_image() -> String {
+/// The node image name of `stack`.
+fn node_image(stack: &str) -> String {
     kaas_core::stack::StackCatalog::builtin()
         .unwrap()
-        .find(kaas_core::stack::DEFAULT_STACK)
+        .find(stack)
         .unwrap()
         .image()
         .to_owned()
 }
 
+/// The stack the default stack upgrades to.
+const UPGRADE_STACK: &str = "scs-1.37";
+
 /// Uploads a fake node image (1 MiB of zeros) under the default stack's image name
 /// where `openstack` (the CLI, in some project) does not see one.
 fn ensure_node_image(openstack: impl Fn(&[&str]) -> Value) {
-    let image = node_image();
+    ensure_stack_image(kaas_core::stack::DEFAULT_STACK, openstack);
+}
+
+/// The same for `stack`'s image.
+fn ensure_stack_image(stack: &str, openstack: impl Fn(&[&str]) -> Value) {
+    let image = node_image(stack);
     if !items(&openstack(&["image", "list", "--name", &image])).is_empty() {
         return;
     }
@@ -246,12 +255,20 @@ fn a_cluster_on_real_openstack_apis_is_built_as_designed_and_deleted_without_lea
     let _cleanup = DeleteOnFailure(&server, "os1");
 
     let started = Instant::now();
+    // The test cloud has three compute hosts: the control planes' hard anti-affinity
+    // leaves no room for a fourth, so a rollout removes an old one first.
+    let file = dir.path().join("os1.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata: {name: os1}\n\
+         spec:\n  controlPlane: {replicas: 3, maxSurge: 0}\n",
+    )
+    .unwrap();
     server.ok(&[
         "cluster",
         "create",
-        "os1",
-        "--control-plane",
-        "3",
+        "-f",
+        file.to_str().unwrap(),
         "--workers",
         "2",
         "--wait",
@@ -501,7 +518,8 @@ fn written_file(user_data: &str, path: &str) -> String {
 /// The Kubernetes side of a 3+2 cluster, as its users see it: five nodes (the servers
 /// OpenStack lists, by providerID) registered by kubelets over HTTPS; no bootstrap
 /// token left once all joined; three etcd members as real `etcdctl` lists them through
-/// a port-forward; a worker scaled away leaves no Node behind.
+/// a port-forward; a worker scaled away leaves no Node behind; after a rolling upgrade,
+/// three etcd members, all new.
 fn workload_side(server: &Server, cluster: &str, dir: &Path, servers: &[Value]) {
     let out = server.kaas(&["cluster", "kubeconfig", cluster, "--ttl", "1h"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -547,6 +565,73 @@ fn workload_side(server: &Server, cluster: &str, dir: &Path, servers: &[Value]) 
 
     // etcdctl, with a client certificate that openssl issues from the etcd CA kaas put
     // on the control planes.
+    let pki = etcdctl_pki(server, cluster, dir);
+    assert_eq!(
+        etcd_member_names(&kubeconfig, &pki, &control_planes(server, cluster)[0]),
+        control_planes(server, cluster)
+    );
+
+    // Scaling the workers down removes the leaving worker's Node from the API.
+    server.ok(&[
+        "cluster",
+        "scale",
+        cluster,
+        "--pool",
+        "workers",
+        "--replicas",
+        "1",
+    ]);
+    server.wait_for(cluster, "scaled to 4 machines", 600, |_| {
+        server.machines(cluster).len() == 4
+    });
+    let nodes = kubectl_json(&kubeconfig, &["get", "nodes"]);
+    assert_eq!(items(&nodes["items"]).len(), 4, "{nodes:#}");
+
+    // A rolling upgrade replaces every machine; etcd is left with three members, all
+    // of them the new control planes'.
+    let before = control_planes(server, cluster);
+    let out = server.ok(&[
+        "cluster",
+        "upgrade",
+        cluster,
+        "--stack",
+        UPGRADE_STACK,
+        "--wait",
+        "--timeout",
+        "15m",
+    ]);
+    assert_eq!(
+        out.matches("Removed the etcd member of control-plane node")
+            .count(),
+        3,
+        "{out}"
+    );
+    let after = control_planes(server, cluster);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert!(
+        after.iter().all(|n| !before.contains(n)),
+        "{before:?} {after:?}"
+    );
+    assert_eq!(etcd_member_names(&kubeconfig, &pki, &after[0]), after);
+    let nodes = kubectl_json(&kubeconfig, &["get", "nodes"]);
+    assert_eq!(items(&nodes["items"]).len(), 4, "{nodes:#}");
+}
+
+/// The node names of the cluster's control planes, sorted.
+fn control_planes(server: &Server, cluster: &str) -> Vec<String> {
+    let mut names: Vec<String> = server
+        .machines(cluster)
+        .iter()
+        .filter(|m| m["spec"]["pool"] == "control-plane")
+        .filter_map(|m| m["status"]["nodeName"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A directory with the cluster's etcd CA (from a control plane's user data) and a
+/// client certificate that openssl issues from it.
+fn etcdctl_pki(server: &Server, cluster: &str, dir: &Path) -> std::path::PathBuf {
     let machines = server.machines(cluster);
     let cp = machines
         .iter()
@@ -601,9 +686,15 @@ fn workload_side(server: &Server, cluster: &str, dir: &Path, servers: &[Value]) 
         "-out",
         "client.crt",
     ]);
-    let port = forward_etcd(&kubeconfig, &format!("etcd-{cp_name}"));
+    pki
+}
+
+/// The names of etcd's members, sorted, as real `etcdctl member list` gives them
+/// through a port-forward to the etcd pod of control-plane node `node`.
+fn etcd_member_names(kubeconfig: &Path, pki: &Path, node: &str) -> Vec<String> {
+    let port = forward_etcd(kubeconfig, &format!("etcd-{node}"));
     let out = Command::new("etcdctl")
-        .current_dir(&pki)
+        .current_dir(pki)
         .env("ETCDCTL_API", "3")
         .args([
             "--endpoints",
@@ -628,29 +719,7 @@ fn workload_side(server: &Server, cluster: &str, dir: &Path, servers: &[Value]) 
         .map(|m| m["name"].as_str().unwrap().to_owned())
         .collect();
     members.sort();
-    let mut control_planes: Vec<String> = machines
-        .iter()
-        .filter(|m| m["spec"]["pool"] == "control-plane")
-        .map(|m| m["status"]["nodeName"].as_str().unwrap().to_owned())
-        .collect();
-    control_planes.sort();
-    assert_eq!(members, control_planes, "{listed:#}");
-
-    // Scaling the workers down removes the leaving worker's Node from the API.
-    server.ok(&[
-        "cluster",
-        "scale",
-        cluster,
-        "--pool",
-        "workers",
-        "--replicas",
-        "1",
-    ]);
-    server.wait_for(cluster, "scaled to 4 machines", 600, |_| {
-        server.machines(cluster).len() == 4
-    });
-    let nodes = kubectl_json(&kubeconfig, &["get", "nodes"]);
-    assert_eq!(items(&nodes["items"]).len(), 4, "{nodes:#}");
+    members
 }
 
 /// Restores the demo project's instance quota however the test ends.

@@ -5,6 +5,8 @@
 //! Rules, after Cluster API's and kubeadm's:
 //! - The control plane goes first and one machine at a time, surge first: a new
 //!   machine joins and is Ready before an old one leaves, so etcd never loses quorum.
+//!   With `controlPlane.maxSurge: 0` (3 or 5 replicas, all Ready) the old one leaves
+//!   first, for clouds with no room for one more beside the others.
 //! - Workers follow the control plane; while it rolls out, new workers keep the version
 //!   the control plane still runs (a kubelet must not be newer than its API server).
 //! - A pool rolls out within `maxSurge` (extra machines) and `maxUnavailable` (ready
@@ -386,11 +388,27 @@ pub fn plan_machines(
         }
     } else if cp_leaving || !all_cp_ready || !p.doomed.is_empty() {
         plan.wait("the control plane to settle");
-    } else if cp_count < cp.replicas || (cp_count == cp.replicas && !outdated_cps.is_empty()) {
+    } else if cp_count < cp.replicas
+        || (cp_count == cp.replicas && !outdated_cps.is_empty() && cp.max_surge > 0)
+    {
         // Scale up, or surge the next replacement.
         plan.steps.push(Step::CreateMachine {
             spec: new_cp(MachineRole::ControlPlane),
         });
+    } else if cp_count == cp.replicas && cp.replicas >= 3 && !outdated_cps.is_empty() {
+        // maxSurge 0: the oldest outdated control plane leaves first (all are Ready,
+        // so the members left keep etcd's quorum); its replacement comes as a scale-up.
+        if let Some(m) = oldest(&outdated_cps) {
+            p.delete(
+                plan,
+                m,
+                format!(
+                    "replaced by a machine with {} ({}), after it leaves (maxSurge 0)",
+                    targets.control_plane.version, targets.control_plane.image
+                ),
+                false,
+            );
+        }
     } else if cp_count > cp.replicas {
         let victim = oldest(&outdated_cps).or_else(|| newest(&cps));
         if let Some(m) = victim {

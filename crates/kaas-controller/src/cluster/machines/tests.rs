@@ -1456,6 +1456,58 @@ fn wider_limits_make_shorter_rollouts() {
 }
 
 #[test]
+fn with_max_surge_zero_an_old_control_plane_leaves_before_its_replacement_comes() {
+    for (cps, failing) in [(3u32, 0u32), (5, 0), (3, 2)] {
+        let ctx = format!("{cps} control planes, {failing} failing servers");
+        let mut w = World::new(mk_cluster("scs-1.35", cps, &[("workers", 1)]));
+        w.cluster.spec.control_plane.max_surge = 0;
+        w.failing_servers = failing;
+        for i in 1..=cps {
+            let m = created(w.cp(&format!("c{i}"), V132), 5000 - i64::from(i));
+            w.add(m, S::Ready);
+        }
+        let m = created(w.worker("workers", "w1", V132), 4000);
+        w.add(m, S::Ready);
+        w.cluster.spec.stack = "scs-1.36".to_owned();
+        let r = cps as usize;
+        w.run(300, |w, plan| {
+            // Never a control plane more than the replicas: no room is needed.
+            let live = w.live(CONTROL_PLANE_POOL);
+            assert!(live.len() <= r, "{ctx}: {} live", live.len());
+            // etcd keeps its quorum throughout.
+            let etcd = w.etcd.as_ref().unwrap();
+            let healthy = etcd
+                .iter()
+                .filter(|n| w.nodes.iter().any(|x| &x.name == *n && x.ready))
+                .count();
+            assert!(healthy * 2 > etcd.len(), "{ctx}: {etcd:?}");
+            let cp_changes = plan
+                .steps
+                .iter()
+                .filter(|s| match s {
+                    Step::CreateMachine { spec } => spec.role != MachineRole::Worker,
+                    Step::DeleteMachine { name, .. } => w.machine(name).is_control_plane(),
+                    _ => false,
+                })
+                .count();
+            assert!(cp_changes <= 1, "{ctx}: {:#?}", plan.steps);
+        });
+        let cp_machines: Vec<&Machine> =
+            w.machines.iter().filter(|m| m.is_control_plane()).collect();
+        assert_eq!(cp_machines.len(), r, "{ctx}");
+        assert!(
+            w.machines
+                .iter()
+                .all(|m| m.spec.version == V133 && w.node_ready(m)),
+            "{ctx}"
+        );
+        let mut members = w.etcd.clone().unwrap();
+        members.sort();
+        assert_eq!(members.len(), r, "{ctx}: {members:?}");
+    }
+}
+
+#[test]
 fn a_stack_upgrade_rolls_the_control_plane_one_at_a_time_then_the_workers() {
     for (cps, workers) in [(1u32, 2u32), (3, 3), (3, 0), (5, 2)] {
         for (boot_delay, failing) in [(0, 0), (2, 0), (1, 2)] {
