@@ -204,53 +204,70 @@ impl WorkloadClient {
         access: &EtcdAccess,
         node: &str,
     ) -> Result<(), WorkloadError> {
-        let via = self.etcd_nodes(Some(node)).await?;
-        let members = self.etcd_members(access, Some(node)).await?;
-        let Some(leaving) = members.iter().find(|m| m.name == node).cloned() else {
-            return Ok(());
-        };
-        let voters: Vec<&EtcdMember> = members
-            .iter()
-            .filter(|m| !m.learner && m.id != leaving.id)
-            .collect();
-        if voters.is_empty() {
-            return Err(WorkloadError::Api {
-                message: format!("the etcd member of {node} is the last one; it stays"),
-            });
-        }
-        // Each member left must answer through its own pod: quorum after the removal is
-        // counted among those that do.
-        let mut healthy = 0;
-        let mut leader = None;
-        let mut silent = Vec::new();
-        for m in &voters {
-            match self.etcd_status(access, &m.name).await {
-                Ok(l) => {
-                    healthy += 1;
-                    leader = Some(l);
+        let mut via = self.etcd_nodes(Some(node)).await?;
+        via.push(node.to_owned());
+        // One connection, through the first node whose etcd answers (the leaving one
+        // last), for the member list, the alarms and the removal.
+        let mut last = None;
+        let mut connected = None;
+        for through in &via {
+            match within(self.etcd_via(access, through)).await {
+                Ok(etcd) => {
+                    connected = Some(etcd);
+                    break;
                 }
-                Err(e) => silent.push(format!("{} ({e})", m.name)),
+                Err(e) => last = Some(e),
             }
         }
-        let quorum = voters.len() / 2 + 1;
-        if healthy < quorum {
-            return Err(WorkloadError::Api {
-                message: format!(
-                    "removing the etcd member of {node} would leave {healthy} of {} members \
-                     answering, fewer than the {quorum} a quorum needs; not answering: {}",
-                    voters.len(),
-                    silent.join(", ")
-                ),
-            });
-        }
-        let Some(through) = via.iter().find(|n| voters.iter().any(|m| &m.name == *n)) else {
-            return Err(WorkloadError::Unreachable {
+        let Some(mut etcd) = connected else {
+            return Err(last.unwrap_or_else(|| WorkloadError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                message: format!("no other control-plane node is Ready to remove {node}'s member"),
-            });
+                message: "no control-plane node is Ready, so etcd cannot be reached".to_owned(),
+            }));
         };
         within(async {
-            let mut etcd = self.etcd_via(access, through).await?;
+            let list = etcd.member_list().await.map_err(grpc_error)?;
+            let members: Vec<EtcdMember> = list.members().iter().map(member).collect();
+            let Some(leaving) = members.iter().find(|m| m.name == node).cloned() else {
+                return Ok(());
+            };
+            let voters: Vec<&EtcdMember> = members
+                .iter()
+                .filter(|m| !m.learner && m.id != leaving.id)
+                .collect();
+            if voters.is_empty() {
+                return Err(WorkloadError::Api {
+                    message: format!("the etcd member of {node} is the last one; it stays"),
+                });
+            }
+            // Each member left must answer through its own pod (asked side by side):
+            // quorum after the removal is counted among those that do.
+            let statuses =
+                futures::future::join_all(voters.iter().map(|m| self.etcd_status(access, &m.name)))
+                    .await;
+            let mut healthy = 0;
+            let mut leader = None;
+            let mut silent = Vec::new();
+            for (m, status) in voters.iter().zip(statuses) {
+                match status {
+                    Ok(l) => {
+                        healthy += 1;
+                        leader = Some(l);
+                    }
+                    Err(e) => silent.push(format!("{} ({e})", m.name)),
+                }
+            }
+            let quorum = voters.len() / 2 + 1;
+            if healthy < quorum {
+                return Err(WorkloadError::Api {
+                    message: format!(
+                        "removing the etcd member of {node} would leave {healthy} of {} members \
+                         answering, fewer than the {quorum} a quorum needs; not answering: {}",
+                        voters.len(),
+                        silent.join(", ")
+                    ),
+                });
+            }
             let alarms = etcd
                 .alarm(AlarmAction::Get, AlarmType::None, None)
                 .await
