@@ -136,8 +136,12 @@ impl ClusterController {
                 };
                 observed.addons = Some(addons::ObservedAddons { desired, readiness });
             }
+            // etcd is asked only while a control plane leaves: nothing else needs it.
             if observed.nodes.is_some()
-                && observed.machines.iter().any(|m| m.metadata.is_deleting())
+                && observed
+                    .machines
+                    .iter()
+                    .any(|m| m.metadata.is_deleting() && m.is_control_plane())
             {
                 match self.workloads.etcd_members(target).await {
                     Ok(members) => observed.etcd_members = Some(members),
