@@ -136,12 +136,15 @@ impl ClusterController {
                 };
                 observed.addons = Some(addons::ObservedAddons { desired, readiness });
             }
-            // etcd is asked only while a control plane leaves: nothing else needs it.
+            // etcd is asked only once a leaving control plane is past its drain: nothing
+            // else needs it. (A status one reconcile old at worst means one more wait,
+            // never a server deleted unread.)
             if observed.nodes.is_some()
-                && observed
-                    .machines
-                    .iter()
-                    .any(|m| m.metadata.is_deleting() && m.is_control_plane())
+                && observed.machines.iter().any(|m| {
+                    m.metadata.is_deleting()
+                        && m.is_control_plane()
+                        && (m.status.drained || !m.status.ready)
+                })
             {
                 match self.workloads.etcd_members(target).await {
                     Ok(members) => observed.etcd_members = Some(members),
