@@ -1,8 +1,6 @@
 //! From kube's errors to [`WorkloadError`]: whether the cluster could not be reached or
 //! answered with an error, with the API server's own message.
 
-use std::error::Error as _;
-
 use kaas_cloud::WorkloadError;
 use kube::core::Status;
 
@@ -56,7 +54,7 @@ pub(crate) fn api_code(error: &kube::Error) -> Option<u16> {
 
 /// An error and its sources, `outer: inner: innermost`, without repeats (some errors
 /// print their source in their own message).
-fn chain(error: &kube::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

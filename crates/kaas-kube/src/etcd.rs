@@ -129,10 +129,10 @@ impl WorkloadClient {
         let channel = endpoint
             .connect_with_connector(connector)
             .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
+            .map_err(|e| unreachable(crate::error::chain(&e)))?;
         etcd_client::Client::from_channel(etcd_client::Channel::Tonic(channel), None)
             .await
-            .map_err(|e| unreachable(error_chain(&e)))
+            .map_err(|e| unreachable(crate::error::chain(&e)))
     }
 
     /// The members of the cluster's etcd, read through the etcd of the first Ready
@@ -355,28 +355,13 @@ fn grpc_error(error: etcd_client::Error) -> WorkloadError {
         e @ (etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_)) => {
             WorkloadError::Unreachable {
                 endpoint: "etcd".to_owned(),
-                message: error_chain(&e),
+                message: crate::error::chain(&e),
             }
         }
         e => WorkloadError::Api {
-            message: format!("etcd: {}", error_chain(&e)),
+            message: format!("etcd: {}", crate::error::chain(&e)),
         },
     }
-}
-
-/// An error and its sources, without repeats.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -376,7 +376,7 @@ async fn the_cases(cluster: common::Cluster, etcd: Arc<dyn Etcd>, access: EtcdAc
     left.sort();
     assert_eq!(left, ["cp-1", "cp-2"]);
 
-    // A node without an etcd pod cannot be reached; the error says it is unreachable.
+    // An etcd whose certificate the given CA did not issue is not trusted: unreachable.
     let err = cluster
         .client
         .etcd_members(
