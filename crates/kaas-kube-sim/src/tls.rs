@@ -110,6 +110,12 @@ pub async fn serve_tls(
                         continue;
                     }
                 };
+                // As the real API server (Go's default): no Nagle delay, which would
+                // stall every small write of a port-forward's stream behind the
+                // peer's delayed ACK.
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+                }
                 let acceptor = acceptor.clone();
                 let router = router.clone();
                 connections.spawn(async move {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use kaas_cloud::WorkloadError;
 use kube::config::{
     AuthInfo, Cluster, Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
@@ -56,6 +58,34 @@ impl fmt::Debug for WorkloadClient {
     }
 }
 
+/// The client kube's `Client::try_from` would build, but with `TCP_NODELAY` on its
+/// connections, as Go's clients have it: a port-forward carries etcd's gRPC as many
+/// small writes, and with Nagle's algorithm each would wait on the API server's
+/// delayed ACK (some 40 ms a call). No retries: a refused eviction (429) is an answer
+/// for the caller, and the controllers retry on their own schedule.
+fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+    use kube::client::ConfigExt as _;
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    let https = config.rustls_https_connector_with_connector(http)?;
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_read_timeout(config.read_timeout);
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(config.reset_reader_on_write);
+    let http_client: hyper_util::client::legacy::Client<_, kube::client::Body> =
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(tower::BoxError::from)
+        .service(http_client);
+    Ok(kube::client::ClientBuilder::new(service, config.default_namespace).build())
+}
+
 impl WorkloadClient {
     /// Builds a client without any I/O: it trusts only `ca_cert_pem` and presents the
     /// client certificate. Requests time out after [`REQUEST_TIMEOUT`] (connect, write,
@@ -82,11 +112,8 @@ impl WorkloadClient {
         config.read_timeout = Some(REQUEST_TIMEOUT);
         // Pooled connections idle before a request; count the read timeout from the write.
         config.reset_reader_on_write = true;
-        // A refused eviction (429) is an answer for the caller, and the controllers retry
-        // on their own schedule.
-        config.default_retry = false;
         config.proxy_url = None;
-        let client = kube::Client::try_from(config).map_err(|e| {
+        let client = client(config).map_err(|e| {
             invalid(format!(
                 "invalid access to the cluster at {}: {e}",
                 access.url
