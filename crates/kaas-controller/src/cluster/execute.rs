@@ -18,26 +18,46 @@ use rand::Rng;
 use super::ClusterController;
 use super::addons;
 use super::error::StepError;
-use super::plan::{MACHINE_FINALIZER, Step, member_strings};
+use super::plan::{MACHINE_FINALIZER, Plan, Step, member_strings};
 
 /// What a step that succeeded is worth telling: an event's reason and message.
 pub(super) type StepEvent = (String, String);
 
+/// What one step came to: an event worth recording, if any, or why it failed.
+pub(super) type StepResult = Result<Option<StepEvent>, StepError>;
+
 impl ClusterController {
-    /// Runs the plan's steps at once; their results in the plan's order.
+    /// Runs the plan's steps at once, each chain of them in order; their results in
+    /// the plan's order, `None` for a chained step skipped because the one before it
+    /// failed.
     pub(super) async fn execute(
         &self,
         cloud: &dyn CloudProvider,
         cluster: &Cluster,
         workload: Option<&WorkloadClusterRef>,
-        steps: &[Step],
-    ) -> Vec<Result<Option<StepEvent>, StepError>> {
-        join_all(
-            steps
-                .iter()
-                .map(|s| self.execute_step(cloud, cluster, workload, s)),
-        )
-        .await
+        plan: &Plan,
+    ) -> Vec<Option<StepResult>> {
+        let chains = plan.chains();
+        let ran = join_all(chains.iter().map(|chain| async move {
+            let mut results = Vec::with_capacity(chain.len());
+            for &i in chain {
+                let result = self
+                    .execute_step(cloud, cluster, workload, &plan.steps[i])
+                    .await;
+                let failed = result.is_err();
+                results.push((i, result));
+                if failed {
+                    break;
+                }
+            }
+            results
+        }))
+        .await;
+        let mut results: Vec<Option<StepResult>> = plan.steps.iter().map(|_| None).collect();
+        for (i, result) in ran.into_iter().flatten() {
+            results[i] = Some(result);
+        }
+        results
     }
 
     /// Runs one step; `workload` is the cluster's API as observed in this reconcile.

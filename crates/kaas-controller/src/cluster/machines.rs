@@ -27,7 +27,7 @@ use kaas_core::stack::ClusterStack;
 use kaas_core::{Cluster, Machine, MachineRole, MachineSpec, NodePool};
 
 use super::plan::{
-    Infrastructure, Observed, Plan, Step, delete_resource, node_of, node_ready,
+    Infrastructure, Observed, Plan, Step, delete_resource, delete_step, node_of, node_ready,
     plan_load_balancer_members, plan_server,
 };
 
@@ -637,6 +637,14 @@ pub fn plan_machine_removal(
                 machine: m.metadata.name.clone(),
                 node: node_name.to_owned(),
             });
+            // Once the member is gone, so may the server be, in the same reconcile.
+            if let Some(server) = infra
+                .servers
+                .get(&m.metadata.uid)
+                .filter(|s| s.status != ResourceStatus::Deleting)
+            {
+                plan.then(delete_step(server));
+            }
             return;
         }
     }
@@ -653,10 +661,16 @@ pub fn plan_machine_removal(
             .is_some_and(|nodes| nodes.iter().any(|n| n.name == *name))
     });
     match lingering {
-        Some(node) if !whole_cluster => plan.steps.push(Step::DeleteNode {
-            machine: m.metadata.name.clone(),
-            node: node.to_owned(),
-        }),
+        Some(node) if !whole_cluster => {
+            plan.steps.push(Step::DeleteNode {
+                machine: m.metadata.name.clone(),
+                node: node.to_owned(),
+            });
+            // The Node gone, nothing holds the record.
+            plan.then(Step::ReleaseMachine {
+                name: m.metadata.name.clone(),
+            });
+        }
         _ => plan.steps.push(Step::ReleaseMachine {
             name: m.metadata.name.clone(),
         }),

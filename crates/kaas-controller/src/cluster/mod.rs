@@ -207,7 +207,7 @@ impl Reconciler for ClusterController {
 
         // Execute, then record what each step did, in the plan's order.
         let results = self
-            .execute(cloud, &cluster, workload.as_ref(), &plan.steps)
+            .execute(cloud, &cluster, workload.as_ref(), &plan)
             .await;
         let mut outcome = self.record_steps(&cluster, &plan.steps, results).await?;
         if outcome.cluster_removed {

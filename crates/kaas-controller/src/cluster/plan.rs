@@ -399,7 +399,13 @@ pub fn classify<'a>(cluster: &Cluster, observed: &'a Observed) -> Infrastructure
 /// The result of planning: steps to run now, and what is awaited.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
+    /// Steps to run now, side by side, except where [`Plan::chained`] orders them.
     pub steps: Vec<Step>,
+    /// Indexes of steps that run only once the step just before them has succeeded,
+    /// in the same reconcile: a chain the next observation would only confirm (the
+    /// etcd member is gone, so the server may go), which saves a poll on the critical
+    /// path. A step is skipped when the one before it fails or does not run.
+    pub chained: BTreeSet<usize>,
     /// Things in progress that the controller waits for (for the requeue decision).
     pub waiting: Vec<String>,
     /// Why unhealthy machines are not being replaced (maxUnhealthy exceeded, …).
@@ -407,6 +413,26 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Adds `step` to run once the step added just before it has succeeded.
+    pub(super) fn then(&mut self, step: Step) {
+        if !self.steps.is_empty() {
+            self.chained.insert(self.steps.len());
+        }
+        self.steps.push(step);
+    }
+
+    /// The steps as chains: each runs its steps in order, the chains side by side.
+    pub fn chains(&self) -> Vec<Vec<usize>> {
+        let mut chains: Vec<Vec<usize>> = Vec::new();
+        for i in 0..self.steps.len() {
+            match chains.last_mut() {
+                Some(chain) if self.chained.contains(&i) => chain.push(i),
+                _ => chains.push(vec![i]),
+            }
+        }
+        chains
+    }
+
     pub(super) fn wait(&mut self, what: impl Into<String>) {
         self.waiting.push(what.into());
     }
@@ -455,11 +481,15 @@ pub(super) fn delete_resource(r: &CloudResource, plan: &mut Plan) {
     if r.status == ResourceStatus::Deleting {
         plan.wait(format!("{} {} to be deleted", r.kind, r.name));
     } else {
-        plan.steps.push(Step::DeleteResource {
-            kind: r.kind,
-            id: r.id.clone(),
-            name: r.name.clone(),
-        });
+        plan.steps.push(delete_step(r));
+    }
+}
+
+pub(super) fn delete_step(r: &CloudResource) -> Step {
+    Step::DeleteResource {
+        kind: r.kind,
+        id: r.id.clone(),
+        name: r.name.clone(),
     }
 }
 

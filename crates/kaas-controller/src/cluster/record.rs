@@ -13,7 +13,7 @@ use kaas_store::{ObjectKey, StoreError, StoreExt};
 use tracing::{debug, info, warn};
 
 use super::error::{Category, StepError};
-use super::execute::StepEvent;
+use super::execute::StepResult;
 use super::plan::{Observed, Plan, Step, classify, member_strings};
 use super::status::{StepFailure, cluster_status, machine_status};
 use super::{ClusterController, ReconcileError};
@@ -72,10 +72,12 @@ impl ClusterController {
         &self,
         cluster: &Cluster,
         steps: &[Step],
-        results: Vec<Result<Option<StepEvent>, StepError>>,
+        results: Vec<Option<StepResult>>,
     ) -> Result<Outcome, ReconcileError> {
         let mut outcome = Outcome::default();
         for (step, result) in steps.iter().zip(results) {
+            // A chained step that did not run: the failure before it is recorded.
+            let Some(result) = result else { continue };
             match result {
                 Ok(message) => {
                     if let Step::SetLoadBalancerMembers { members, .. } = step {

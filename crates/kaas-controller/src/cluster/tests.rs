@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ struct SimWorkloads {
     sim: SimCloud,
     tokens: Mutex<HashMap<String, BTreeMap<String, RegisteredToken>>>,
     applied: Mutex<HashMap<String, Vec<String>>>,
+    /// etcd refuses to remove members (as it does while an alarm is raised).
+    refuse_etcd_removal: AtomicBool,
 }
 
 impl SimWorkloads {
@@ -54,6 +57,7 @@ impl SimWorkloads {
             sim,
             tokens: Mutex::default(),
             applied: Mutex::default(),
+            refuse_etcd_removal: AtomicBool::new(false),
         }
     }
 }
@@ -83,6 +87,11 @@ impl EtcdMembership for SimWorkloads {
         cluster: &WorkloadClusterRef,
         node: &str,
     ) -> Result<(), WorkloadError> {
+        if self.refuse_etcd_removal.load(Ordering::SeqCst) {
+            return Err(WorkloadError::Api {
+                message: "etcd raises the alarm NOSPACE; no member is removed".to_owned(),
+            });
+        }
         self.sim.remove_etcd_member(cluster, node).await
     }
 }
@@ -477,6 +486,72 @@ async fn a_cluster_is_created_and_becomes_available() {
         after.metadata.resource_version,
         before.1.metadata.resource_version
     );
+}
+
+/// The control-plane servers of the cluster that are not being deleted.
+fn control_plane_servers(world: &World, uid: &str) -> usize {
+    world
+        .resources(uid)
+        .iter()
+        .filter(|r| r.kind == "server" && r.name.contains("control-plane"))
+        .filter(|r| r.status != "DELETING")
+        .count()
+}
+
+#[tokio::test]
+async fn a_control_plane_keeps_its_server_while_its_etcd_member_cannot_be_removed() {
+    let world = World::new(SimFaults::default()).await;
+    let key = world.create_cluster("demo").await;
+    let mut cluster = world.cluster(&key).await.unwrap();
+    cluster.spec.control_plane.replicas = 3;
+    world.store.update_obj(&cluster).await.unwrap();
+    world
+        .reconcile_until(&key, || world.controller(), available)
+        .await;
+    let uid = world.cluster(&key).await.unwrap().metadata.uid;
+    assert_eq!(control_plane_servers(&world, &uid), 3);
+
+    // Down to one while etcd refuses: the leaving machine is drained, its removal is
+    // tried and fails, and the server chained to it is not deleted.
+    world
+        .workloads
+        .refuse_etcd_removal
+        .store(true, Ordering::SeqCst);
+    let mut cluster = world.cluster(&key).await.unwrap();
+    cluster.spec.control_plane.replicas = 1;
+    world.store.update_obj(&cluster).await.unwrap();
+    for _ in 0..20 {
+        let _ = world.controller().reconcile(&key).await;
+    }
+    assert!(world.failures("RemoveEtcdMember", Category::WorkloadApi) > 0);
+    assert_eq!(control_plane_servers(&world, &uid), 3);
+
+    // etcd lets go: member and server leave in the same reconcile, one machine at a
+    // time, down to one.
+    world
+        .workloads
+        .refuse_etcd_removal
+        .store(false, Ordering::SeqCst);
+    world
+        .reconcile_until(
+            &key,
+            || world.controller(),
+            |c| available(c) && c.is_some_and(|c| c.status.control_plane.replicas == 1),
+        )
+        .await;
+    for _ in 0..MAX_RECONCILES {
+        if control_plane_servers(&world, &uid) == 1 {
+            break;
+        }
+        world.controller().reconcile(&key).await.unwrap();
+    }
+    assert_eq!(control_plane_servers(&world, &uid), 1);
+    let events = world.events(&world.cluster(&key).await.unwrap()).await;
+    let removed = events
+        .iter()
+        .filter(|e| e.reason == "EtcdMemberRemoved")
+        .count();
+    assert_eq!(removed, 2, "{events:#?}");
 }
 
 #[tokio::test]

@@ -586,9 +586,18 @@ fn show(step: &Step) -> String {
     }
 }
 
-/// The steps, sorted, so that tests compare sets (with counts).
+/// The steps, sorted, so that tests compare sets (with counts); a step chained to the
+/// one before it reads `then …`.
 fn steps(plan: &Plan) -> Vec<String> {
-    let mut names: Vec<String> = plan.steps.iter().map(show).collect();
+    let mut names: Vec<String> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match plan.chained.contains(&i) {
+            true => format!("then {}", show(step)),
+            false => show(step),
+        })
+        .collect();
     names.sort();
     names
 }
@@ -1060,7 +1069,10 @@ fn a_control_plane_rollout_surges_one_then_removes_the_oldest_outdated() {
                 C3,
                 new_cp("n1", S::Ready),
             ],
-            vec!["remove-etcd-member demo-control-plane-c2"],
+            vec![
+                "remove-etcd-member demo-control-plane-c2",
+                "then delete-server demo-control-plane-c2",
+            ],
             Some(settle),
         ),
         (
@@ -1209,7 +1221,10 @@ fn control_plane_scaling_adds_and_removes_one_at_a_time() {
                 current("c4", 200),
                 current("c3", 300),
             ],
-            vec!["remove-etcd-member demo-control-plane-c5"],
+            vec![
+                "remove-etcd-member demo-control-plane-c5",
+                "then delete-server demo-control-plane-c5",
+            ],
         ),
     ] {
         let mut w = World::new(mk_cluster("scs-1.36", replicas, &[]));
@@ -1274,9 +1289,13 @@ fn workers_keep_the_old_version_while_the_control_plane_rolls() {
                 new_cp("n2", S::Ready),
                 new_cp("n3", S::Ready),
             ],
-            vec!["remove-etcd-member demo-control-plane-c3"],
             vec![
                 "remove-etcd-member demo-control-plane-c3",
+                "then delete-server demo-control-plane-c3",
+            ],
+            vec![
+                "remove-etcd-member demo-control-plane-c3",
+                "then delete-server demo-control-plane-c3",
                 "create worker workers v1.35.9",
             ],
         ),
@@ -2118,7 +2137,10 @@ fn control_planes_are_remediated_one_at_a_time_and_only_with_a_ready_majority() 
                     ..cp_entry("c4", V133, S::Ready, 900)
                 },
             ],
-            vec!["remove-etcd-member demo-control-plane-c4"],
+            vec![
+                "remove-etcd-member demo-control-plane-c4",
+                "then delete-server demo-control-plane-c4",
+            ],
         ),
         (
             "no node after 20m",
@@ -2191,7 +2213,10 @@ fn a_remediated_control_plane_is_replaced_once_it_is_gone() {
     add_cp(&mut w, fine("c3"));
     assert_steps(
         &w.plan(),
-        &["remove-etcd-member demo-control-plane-c1"],
+        &[
+            "remove-etcd-member demo-control-plane-c1",
+            "then delete-server demo-control-plane-c1",
+        ],
         "leaving",
     );
     // Gone: the control plane grows back.
@@ -2399,7 +2424,10 @@ fn a_leaving_machine_is_drained_leaves_etcd_loses_its_server_and_is_released() {
                 "control plane, drained, an etcd member",
                 true,
                 S::Ready,
-                &["remove-etcd-member demo-control-plane-x"],
+                &[
+                    "remove-etcd-member demo-control-plane-x",
+                    "then delete-server demo-control-plane-x",
+                ],
             )
         },
         Removal {
@@ -2420,7 +2448,10 @@ fn a_leaving_machine_is_drained_leaves_etcd_loses_its_server_and_is_released() {
             "control plane, NotReady, an etcd member",
             true,
             S::NotReadyFor(10),
-            &["remove-etcd-member demo-control-plane-x"],
+            &[
+                "remove-etcd-member demo-control-plane-x",
+                "then delete-server demo-control-plane-x",
+            ],
         ),
         Removal {
             etcd: Some(&[]),
@@ -2437,7 +2468,10 @@ fn a_leaving_machine_is_drained_leaves_etcd_loses_its_server_and_is_released() {
                 "control plane without a node, named in etcd",
                 true,
                 S::Booting,
-                &["remove-etcd-member demo-control-plane-x"],
+                &[
+                    "remove-etcd-member demo-control-plane-x",
+                    "then delete-server demo-control-plane-x",
+                ],
             )
         },
         Removal {

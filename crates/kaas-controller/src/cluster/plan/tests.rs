@@ -2678,16 +2678,27 @@ fn a_machine_whose_server_is_gone_takes_its_node_with_it() {
     let mut node = mk_node("srv-w1", false);
     node.name = "demo-workers-w1".to_owned();
     observed.nodes.get_or_insert_with(Vec::new).push(node);
-    // Its Node is still in the API: deleted first, the record waits.
+    // Its Node is still in the API: deleted first, the record released only after it
+    // (chained: skipped if the deletion fails).
     let steps = |c: &Cluster, o: &Observed| {
-        plan(c, o)
-            .steps
-            .into_iter()
-            .filter(|s| matches!(s, Step::DeleteNode { .. } | Step::ReleaseMachine { .. }))
-            .map(|s| step_name(&s))
+        let plan = plan(c, o);
+        plan.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Step::DeleteNode { .. } | Step::ReleaseMachine { .. }))
+            .map(|(i, s)| match plan.chained.contains(&i) {
+                true => format!("then {}", step_name(s)),
+                false => step_name(s),
+            })
             .collect::<Vec<_>>()
     };
-    assert_eq!(steps(&cluster, &observed), ["delete-node demo-workers-w1"]);
+    assert_eq!(
+        steps(&cluster, &observed),
+        [
+            "delete-node demo-workers-w1",
+            "then release-machine demo-workers-w1"
+        ]
+    );
     // The Node is gone: the record goes.
     let mut gone = observed.clone();
     gone.nodes
