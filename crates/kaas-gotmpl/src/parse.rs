@@ -605,16 +605,22 @@ impl Parser<'_> {
             }),
             Tok::Number(text) => Arg::Number(self.number(t.pos, text)?),
             Tok::Field(name) => {
+                // Go positions a chain `.a.b` at its second field.
+                let chain_pos = self.peek().pos;
                 let mut names = vec![name];
-                names.extend(self.attached_fields());
-                Arg::Field(t.pos, names)
+                let more = self.attached_fields();
+                let pos = if more.is_empty() { t.pos } else { chain_pos };
+                names.extend(more);
+                Arg::Field(pos, names)
             }
             Tok::Variable(name) => {
                 if !self.vars.contains(&name) {
                     return self.err(t.pos, format!("undefined variable \"${name}\""));
                 }
+                let chain_pos = self.peek().pos;
                 let fields = self.attached_fields();
-                Arg::Variable(t.pos, name, fields)
+                let pos = if fields.is_empty() { t.pos } else { chain_pos };
+                Arg::Variable(pos, name, fields)
             }
             Tok::Ident(name) => {
                 if !(self.is_function)(&name) {
@@ -624,12 +630,13 @@ impl Parser<'_> {
             }
             Tok::LeftParen => {
                 let pipe = self.parse_pipe_until(context, true)?;
+                let chain_pos = self.peek().pos;
                 let fields = self.attached_fields();
                 let node = Arg::Pipe(Box::new(pipe));
                 if fields.is_empty() {
                     node
                 } else {
-                    Arg::Chain(t.pos, Box::new(node), fields)
+                    Arg::Chain(chain_pos, Box::new(node), fields)
                 }
             }
             _ => return self.unexpected(&t, context),

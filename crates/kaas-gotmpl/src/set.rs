@@ -12,6 +12,10 @@ use crate::value::Value;
 /// Helm's limit on nested `include`s of one name, used here for all nesting.
 pub const DEFAULT_MAX_DEPTH: usize = 1000;
 
+/// Stack for the rendering thread: enough for [`DEFAULT_MAX_DEPTH`] nested includes in
+/// unoptimised builds. Only touched pages are ever backed by memory.
+const EXEC_STACK_BYTES: usize = 256 * 1024 * 1024;
+
 /// Templates parsed into one namespace, as Helm parses every file of a chart and its
 /// subcharts into one Go template.
 ///
@@ -111,10 +115,28 @@ impl TemplateSet {
                 name: name.to_owned(),
             });
         };
-        let mut exec = Exec::new(self);
-        let mut out = String::new();
-        exec.exec_tree(tree, data.clone(), &mut out)?;
-        Ok(out)
+        // Nesting (`include` in `include`, up to the depth limit) recurses through the
+        // executor; a thread of its own gives it a stack that holds the whole limit.
+        let run = |tree: Arc<Tree>| {
+            let mut exec = Exec::new(self);
+            let mut out = String::new();
+            exec.exec_tree(tree, data.clone(), &mut out)?;
+            Ok(out)
+        };
+        std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .name("gotmpl".into())
+                .stack_size(EXEC_STACK_BYTES)
+                .spawn_scoped(scope, || run(tree.clone()));
+            match worker {
+                Ok(handle) => match handle.join() {
+                    Ok(result) => result,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // No thread to be had: render on this one.
+                Err(_) => run(tree.clone()),
+            }
+        })
     }
 
     /// Executes the template `name` as Helm renders a chart file: [`execute`], then
