@@ -12,27 +12,32 @@ pub enum Error {
         message: String,
     },
     /// Executing the template failed.
-    #[error(
-        "template: {template}:{line}:{column}: executing \"{executing}\" at <{context}>: {message}"
-    )]
-    Exec {
-        /// The file the failing action is in.
-        template: String,
-        line: usize,
-        /// Byte offset in the line, from 0, as Go counts it.
-        column: usize,
-        /// The template (file or `define`) being executed.
-        executing: String,
-        /// The failing action, as Go prints it.
-        context: String,
-        message: String,
-        /// The message of `fail` or `required` when one of them caused the error, also
-        /// from inside `include` and `tpl`; Helm shows only this to the user.
-        failure: Option<String>,
-    },
+    #[error("{0}")]
+    Exec(Box<ExecError>),
     /// A template name that is not in the set.
     #[error("template: no template {name:?} associated with template \"gotpl\"")]
     NoTemplate { name: String },
+}
+
+/// Where and why executing a template failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "template: {template}:{line}:{column}: executing \"{executing}\" at <{context}>: {message}"
+)]
+pub struct ExecError {
+    /// The file the failing action is in.
+    pub template: String,
+    pub line: usize,
+    /// Byte offset in the line, from 0, as Go counts it.
+    pub column: usize,
+    /// The template (file or `define`) being executed.
+    pub executing: String,
+    /// The failing action, as Go prints it.
+    pub context: String,
+    pub message: String,
+    /// The message of `fail` or `required` when one of them caused the error, also
+    /// from inside `include` and `tpl`; Helm shows only this to the user.
+    pub failure: Option<String>,
 }
 
 impl Error {
@@ -40,7 +45,7 @@ impl Error {
     /// happened.
     pub fn failure(&self) -> Option<&str> {
         match self {
-            Error::Exec { failure, .. } => failure.as_deref(),
+            Error::Exec(e) => e.failure.as_deref(),
             _ => None,
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::{Error, FnError};
+use crate::error::{Error, ExecError, FnError};
 use crate::fmt::print_value;
 use crate::funcs::Func;
 use crate::parse::{Arg, Branch, Command, Node, Number, Pipe, Tree, parse};
@@ -582,8 +582,8 @@ impl<'s> Exec<'s> {
                 format!("error calling {name}: {}", e.message)
             };
             let mut err = self.error(st, cmd.pos.min(pos), context, message);
-            if let Error::Exec { failure, .. } = &mut err {
-                *failure = e.failure;
+            if let Error::Exec(exec) = &mut err {
+                exec.failure = e.failure;
             }
             err
         })
@@ -591,7 +591,7 @@ impl<'s> Exec<'s> {
 
     fn error(&self, st: &State, pos: usize, context: String, message: impl Into<String>) -> Error {
         let (line, column) = st.tree.line_col(pos);
-        Error::Exec {
+        Error::Exec(Box::new(ExecError {
             template: st.tree.parse_name.clone(),
             line,
             column,
@@ -599,7 +599,7 @@ impl<'s> Exec<'s> {
             context,
             message: message.into(),
             failure: None,
-        }
+        }))
     }
 }
 

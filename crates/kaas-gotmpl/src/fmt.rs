@@ -579,7 +579,7 @@ mod tests {
         assert_eq!(s("%d", vec![Value::Int(5)]), "5");
         assert_eq!(s("%05d", vec![Value::Int(42)]), "00042");
         assert_eq!(s("%d", vec![Value::Float(5.0)]), "%!d(float64=5)");
-        assert_eq!(s("%.2f", vec![Value::Float(3.14159)]), "3.14");
+        assert_eq!(s("%.2f", vec![Value::Float(1.23456)]), "1.23");
         assert_eq!(s("%q", vec!["a\"b".into()]), "\"a\\\"b\"");
         assert_eq!(s("%v", vec![Value::Float(1e6)]), "1e+06");
         assert_eq!(s("%x", vec![Value::Int(255)]), "ff");

@@ -86,7 +86,7 @@ mod set;
 mod value;
 mod yaml;
 
-pub use error::Error;
+pub use error::{Error, ExecError};
 pub use fmt::{format_float_g, format_v};
 pub use funcs::{CustomFn, Functions, REFUSED};
 pub use json::{from_json, to_json};

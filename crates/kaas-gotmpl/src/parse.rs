@@ -230,6 +230,7 @@ pub(crate) fn parse(
     Ok(trees)
 }
 
+#[allow(clippy::enum_variant_names)] // named after the actions that end a list
 enum End {
     End,
     Else(usize),

@@ -517,10 +517,10 @@ fn resolves_to_string(s: &str) -> bool {
             if let Some(b) = plain
                 .strip_prefix("0b")
                 .or_else(|| plain.strip_prefix("-0b"))
+                && !b.is_empty()
+                && b.bytes().all(|c| c == b'0' || c == b'1')
             {
-                if !b.is_empty() && b.bytes().all(|c| c == b'0' || c == b'1') {
-                    return false;
-                }
+                return false;
             }
             !BASE60.is_match(s)
         }

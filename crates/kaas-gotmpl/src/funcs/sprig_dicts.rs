@@ -170,10 +170,10 @@ pub(crate) fn merge_into(dst: &Map, src: &Map, overwrite: bool) {
             }
             continue;
         }
-        if let (Value::Map(sm), Some(Value::Map(dm))) = (&sv, &dv) {
-            if !dm.ptr_eq(sm) {
-                merge_into(dm, sm, overwrite);
-            }
+        if let (Value::Map(sm), Some(Value::Map(dm))) = (&sv, &dv)
+            && !dm.ptr_eq(sm)
+        {
+            merge_into(dm, sm, overwrite);
         }
         let dst_filled = dv.as_ref().is_some_and(|d| !is_empty(d));
         if dst_filled && matches!(sv, Value::Map(_) | Value::List(_)) {

@@ -230,6 +230,8 @@ impl Dec {
     }
 }
 
+type DecFn = fn(Dec, Dec) -> Option<Dec>;
+
 #[derive(Clone, Copy)]
 enum DecOp {
     Add,
@@ -244,7 +246,7 @@ fn decimal_fold(args: &[Value], init: f64, op: DecOp) -> f64 {
     let mut fallback = init;
     for a in args {
         let x = cast_float(a);
-        let (f, d): (f64, fn(Dec, Dec) -> Option<Dec>) = match op {
+        let (f, d): (f64, DecFn) = match op {
             DecOp::Add => (fallback + x, Dec::add),
             DecOp::Sub => (fallback - x, Dec::sub),
             DecOp::Mul => (fallback * x, Dec::mul),
