@@ -63,7 +63,8 @@
 //! cluster), certificate and key generation (`genCA`, `genSelfSignedCert`,
 //! `genSignedCert`, `genPrivateKey` and their `WithKey` forms, `buildCustomCert`),
 //! `derivePassword`, `encryptAES`, `decryptAES`, `htpasswd`, `bcrypt`, TOML
-//! (`toToml`, `fromToml`), `getHostByName`, and Go's `call`. `env` and `expandenv` are
+//! (`toToml`, `fromToml`) and Go's `call`. `getHostByName` returns `""`, as Helm does
+//! without `--enable-dns`. `env` and `expandenv` are
 //! unknown, as in Helm.
 //!
 //! # Where it is lenient

@@ -391,6 +391,7 @@ fn paths_dates_and_random() {
                 "12 36 true",
             ),
             ("{{ duration 95 }}", "1m35s"),
+            ("[{{ getHostByName \"example.com\" }}]", "[]"),
         ],
     );
 }

@@ -138,10 +138,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("toToml", "toToml is not supported"),
     ("mustToToml", "mustToToml is not supported"),
     ("fromToml", "fromToml is not supported"),
-    (
-        "getHostByName",
-        "getHostByName is not supported: kaas renders without DNS",
-    ),
 ];
 
 // ---- argument helpers shared by the function modules ----
