@@ -90,6 +90,10 @@ pub struct RunningServer {
     pub admin_token: String,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The simulated workload clusters stop only after the controllers: a reconcile
+    /// still running must not find their APIs gone and record the cluster unreachable.
+    simulation: watch::Sender<bool>,
+    simulation_tasks: Vec<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -103,6 +107,12 @@ impl RunningServer {
         for t in self.tasks {
             if let Err(e) = t.await {
                 warn!(error = %e, "server task ended abnormally");
+            }
+        }
+        let _ = self.simulation.send(true);
+        for t in self.simulation_tasks {
+            if let Err(e) = t.await {
+                warn!(error = %e, "simulation task ended abnormally");
             }
         }
     }
@@ -198,6 +208,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
 
     let mut registry = Registry::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (simulation_tx, simulation_rx) = watch::channel(false);
     let mut keystone: Option<Arc<dyn kaas_api::auth::KeystoneTokens>> = None;
     let (cloud, machines, blocked, sim_control, speed, region) = match config.cloud {
         CloudKind::Sim => {
@@ -272,7 +283,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 store.clone(),
                 sealer.clone(),
                 stacks.clone(),
-                shutdown_rx.clone(),
+                simulation_rx.clone(),
             ));
             // Before anything is served: the snapshots of clusters deleted while kaas
             // was down.
@@ -376,8 +387,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             }),
         ]
         .into_iter()
-        .chain(gateway_stopped)
         .collect(),
+        simulation: simulation_tx,
+        simulation_tasks: gateway_stopped.into_iter().collect(),
     })
 }
 

@@ -128,7 +128,7 @@ fn create_survive_restart_and_delete_leaving_nothing() {
     server.restart();
     let again = server.kaas_json(&["cluster", "get", "alpha", "-o", "json"]);
     assert_eq!(again["metadata"]["uid"], cluster["metadata"]["uid"]);
-    assert_eq!(again["status"]["phase"], "Available");
+    assert_eq!(again["status"]["phase"], "Available", "{again:#}");
     let metrics = server.get_open("/metrics");
     assert!(
         metrics
