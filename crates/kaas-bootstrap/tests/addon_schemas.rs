@@ -26,6 +26,7 @@ fn every_stacks_addons_validate_against_its_kubernetes_schema() {
             acme_email: "ops@example.org".to_owned(),
             issuer: "letsencrypt-staging".to_owned(),
         }),
+        gateway: None,
         metrics_server: true,
         registry: false,
     };

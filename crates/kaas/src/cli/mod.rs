@@ -287,9 +287,10 @@ pub enum ClusterCommand {
         /// Cluster stack, e.g. scs-1.36.
         #[arg(long)]
         stack: Option<String>,
-        /// Optional addons, comma-separated: ingress (ingress-nginx behind the load
-        /// balancer with PROXY protocol), cert-manager (with Let's Encrypt issuers),
-        /// registry.
+        /// Optional addons, comma-separated: ingress (an NGINX ingress controller
+        /// behind the load balancer with PROXY protocol), gateway (the Gateway API
+        /// with an NGINX implementation, the same way), cert-manager (with Let's
+        /// Encrypt issuers), registry.
         #[arg(long, value_delimiter = ',')]
         addons: Vec<String>,
         /// The e-mail address for Let's Encrypt (needed with cert-manager).
@@ -792,11 +793,12 @@ async fn change_spec(
     }
 }
 
-/// `--addons ingress,cert-manager,registry --acme-email ADDR` into the spec.
+/// `--addons ingress,gateway,cert-manager,registry --acme-email ADDR` into the spec.
 fn apply_addon_flags(spec: &mut Value, addons: &[String], acme_email: Option<&str>) -> Result<()> {
     for addon in addons.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
         match addon {
             "ingress" => spec["addons"]["ingress"] = json!({"proxyProtocol": true}),
+            "gateway" => spec["addons"]["gateway"] = json!({"proxyProtocol": true}),
             "cert-manager" => {
                 let Some(email) = acme_email else {
                     bail!(
@@ -808,7 +810,7 @@ fn apply_addon_flags(spec: &mut Value, addons: &[String], acme_email: Option<&st
             "registry" => spec["addons"]["registry"] = json!(true),
             "metrics-server" => spec["addons"]["metricsServer"] = json!(true),
             other => bail!(
-                "--addons: unknown addon {other:?}; choose from ingress, cert-manager, registry, metrics-server"
+                "--addons: unknown addon {other:?}; choose from ingress, gateway, cert-manager, registry, metrics-server"
             ),
         }
     }
