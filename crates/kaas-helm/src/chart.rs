@@ -270,12 +270,20 @@ fn load_files(files: Vec<(String, Vec<u8>)>, origin: &str) -> Result<Chart, Char
             continue;
         }
         let where_ = format!("charts/{entry}");
+        // Errors inside a subchart keep their file, placed under `charts/<entry>`.
+        let nest = |e: ChartError| match e {
+            ChartError::Load { file, reason, .. } => ChartError::Load {
+                chart: chart.clone(),
+                file: format!("{where_}/{file}"),
+                reason,
+            },
+            other => other,
+        };
         let sub = if entry.ends_with(".tgz") {
             let Some((_, data)) = files.iter().find(|(n, _)| *n == entry) else {
                 return Err(ChartError::load(&chart, &where_, "not a chart archive"));
             };
-            let files = archive::unpack(data, &where_)
-                .map_err(|e| ChartError::load(&chart, &where_, e.to_string()))?;
+            let files = archive::unpack(data, &where_).map_err(nest)?;
             load_files(files, &where_)
         } else {
             let files: Vec<(String, Vec<u8>)> = files
@@ -284,18 +292,7 @@ fn load_files(files: Vec<(String, Vec<u8>)>, origin: &str) -> Result<Chart, Char
                 .collect();
             load_files(files, &where_)
         };
-        let sub = sub.map_err(|e| match e {
-            ChartError::Load {
-                chart: sub,
-                file,
-                reason,
-            } => ChartError::Load {
-                chart: chart.clone(),
-                file: format!("{where_}: {sub}: {file}"),
-                reason,
-            },
-            other => other,
-        });
+        let sub = sub.map_err(nest);
         subcharts.push(sub?);
     }
     Ok(Chart {

@@ -46,8 +46,8 @@
 //!   name, version (the subchart must satisfy it, else it counts as not listed),
 //!   repository, condition, tags, alias.
 //! * `values.yaml`, `values.schema.json` (draft-07 keywords charts use; see
-//!   `schema` below), `templates/` (`_*` files are partials, `NOTES.txt` is a
-//!   template too but renders to nothing Kubernetes needs and is dropped when empty),
+//!   `schema` below), `templates/` (`_*` files are partials; `NOTES.txt` is
+//!   rendered, so its errors count, but is not part of the output),
 //!   `crds/` (not templated), `charts/` (folders and `.tgz`s; entries starting with
 //!   `_` or `.` skipped), every other file through `.Files`.
 //! * Values as Helm coalesces them: the caller's layers merged (maps deeply, lists

@@ -186,7 +186,8 @@ pub fn render(chart: &Chart, options: &RenderOptions) -> Result<Rendered, ChartE
 
     let mut rendered = Rendered::default();
     for (name, (chart_name, text)) in &outputs {
-        if text.trim().is_empty() {
+        // NOTES.txt is rendered (its errors count) but is not a manifest.
+        if name.ends_with("NOTES.txt") || text.trim().is_empty() {
             continue;
         }
         for doc in split_manifests(text) {
