@@ -9,7 +9,9 @@ use regex::Regex;
 use serde_json::Value;
 
 /// Helm's `InstallOrder`: the kinds it creates first. Other kinds come after these,
-/// by kind name.
+/// by kind name. This is the newest list (Helm 4), whose last two entries put admission
+/// webhooks after everything they could block; Helm 3 ends at `APIService` and sorts
+/// the webhook configurations among the other kinds by name.
 pub const INSTALL_ORDER: &[&str] = &[
     "PriorityClass",
     "Namespace",
