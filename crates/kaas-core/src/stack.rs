@@ -183,8 +183,12 @@ pub enum ClusterValueSource {
     ProxyProtocol,
     /// `"true"`/`"false"` of the same, for annotations and config maps.
     ProxyProtocolString,
-    /// The CIDRs PROXY protocol headers are trusted from (the cluster's subnet).
-    ProxyProtocolTrustedCidrs,
+    /// The nodes' subnet (`10.0.0.0/20`), where the load balancers' PROXY protocol
+    /// headers come from.
+    NodeCidr,
+    /// The same as a list of Gateway API-style trusted addresses:
+    /// `[{type: CIDR, value: 10.0.0.0/20}]`.
+    TrustedProxyAddresses,
     /// The ACME account's e-mail.
     AcmeEmail,
 }

@@ -738,8 +738,8 @@ fn job_statuses(state: &mut State, now: DateTime<Utc>) {
             "terminating": 0,
             "uncountedTerminatedPods": {},
         });
-        let complete = condition_true(&job, "Complete")
-            || succeeded >= int(&job, "/spec/completions", 1);
+        let complete =
+            condition_true(&job, "Complete") || succeeded >= int(&job, "/spec/completions", 1);
         if complete {
             let at = old
                 .get("completionTime")
@@ -748,8 +748,22 @@ fn job_statuses(state: &mut State, now: DateTime<Utc>) {
             status["active"] = json!(0);
             status["completionTime"] = at;
             status["conditions"] = json!([
-                condition_of(&job, "SuccessCriteriaMet", true, "CompletionsReached", "Reached expected number of succeeded pods", now),
-                condition_of(&job, "Complete", true, "CompletionsReached", "Reached expected number of succeeded pods", now),
+                condition_of(
+                    &job,
+                    "SuccessCriteriaMet",
+                    true,
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    now
+                ),
+                condition_of(
+                    &job,
+                    "Complete",
+                    true,
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    now
+                ),
             ]);
         }
         set_status(state, key, &job, status);
@@ -778,15 +792,18 @@ fn api_service_statuses(state: &mut State, now: DateTime<Utc>) {
                                 k.namespace == namespace
                                     && pod_healthy(p)
                                     && selector.iter().all(|(label, value)| {
-                                        p.pointer("/metadata/labels")
-                                            .and_then(|l| l.get(label))
+                                        p.pointer("/metadata/labels").and_then(|l| l.get(label))
                                             == Some(value)
                                     })
                             });
                         if backed {
                             (true, "Passed", "all checks passed")
                         } else {
-                            (false, "MissingEndpoints", "endpoints for service have no addresses")
+                            (
+                                false,
+                                "MissingEndpoints",
+                                "endpoints for service have no addresses",
+                            )
                         }
                     }
                 }
