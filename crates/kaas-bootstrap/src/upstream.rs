@@ -153,7 +153,15 @@ pub fn render_upstream_addon(
                 .map_err(|e| addon_error(&addon.name, e.to_string()))?;
             rendered.set_default_namespace(namespace);
             objects.extend(rendered.crds);
-            objects.extend(rendered.objects);
+            // CRDs a chart renders from its templates (as cert-manager's does) come in
+            // Helm's install order after ServiceAccounts, Secrets and ConfigMaps; they go
+            // with the chart's other CRDs, before every object, as they are applied.
+            let (crds, others): (Vec<Value>, Vec<Value>) = rendered
+                .objects
+                .into_iter()
+                .partition(|o| o["kind"] == "CustomResourceDefinition");
+            objects.extend(crds);
+            objects.extend(others);
             objects.extend(
                 rendered
                     .hooks
