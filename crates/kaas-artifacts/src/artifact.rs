@@ -12,7 +12,7 @@ use crate::error::ArtifactError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArtifactKind {
-    /// A Helm chart in an OCI registry, pinned by its OCI manifest's digest.
+    /// A Helm chart in an OCI registry, pinned by its `.tgz` (the chart layer).
     ChartOci,
     /// A Helm chart in a chart repository (`index.yaml`), pinned by its `.tgz`'s digest.
     ChartRepo,

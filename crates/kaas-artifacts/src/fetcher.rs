@@ -31,8 +31,10 @@ pub trait ArtifactSource: Send + Sync {
 pub struct Pushed {
     /// `oci://HOST/PATH/NAME:TAG`.
     pub reference: String,
-    /// The manifest's digest (what a stack pins).
+    /// The chart's `.tgz` digest: what a stack pins.
     pub digest: Digest,
+    /// The OCI manifest's digest, as the registry names it.
+    pub manifest_digest: Digest,
 }
 
 /// Gets artifacts over HTTP. See the crate documentation for the order and checks.
@@ -126,41 +128,11 @@ impl Fetcher {
     ) -> Result<Option<Vec<Blob>>, ArtifactError> {
         match (mirror, artifact.kind) {
             (Mirror::Oci(_), ArtifactKind::Manifest) => Ok(None),
-            (Mirror::Oci(location), ArtifactKind::ChartOci) => {
+            (Mirror::Oci(location), ArtifactKind::ChartOci | ArtifactKind::ChartRepo) => {
                 let tag = oci_tag(&artifact.version);
-                self.pull_chart(artifact, location, &tag, Pinned::Manifest)
-                    .await
-                    .map(Some)
+                self.pull_chart(artifact, location, &tag).await.map(Some)
             }
-            (Mirror::Oci(location), ArtifactKind::ChartRepo) => {
-                let tag = oci_tag(&artifact.version);
-                self.pull_chart(artifact, location, &tag, Pinned::ChartLayer)
-                    .await
-                    .map(Some)
-            }
-            (Mirror::Http(base), ArtifactKind::ChartOci) => {
-                let manifest = self
-                    .by_digest(artifact, base, &artifact.digest, MAX_SMALL_BYTES)
-                    .await?;
-                let attempt = Attempt::new(artifact.describe(), blob_url(base, &artifact.digest));
-                let parsed = oci::parse_manifest(&manifest).map_err(|e| attempt.invalid(e))?;
-                let (layer, config) = chart_descriptors(&attempt, &parsed, self.limits.max_bytes)?;
-                let chart = self
-                    .by_digest(artifact, base, &layer, self.limits.max_bytes)
-                    .await?;
-                let config_bytes = self
-                    .by_digest(artifact, base, &config, MAX_SMALL_BYTES)
-                    .await?;
-                Ok(Some(oci_blobs(
-                    artifact,
-                    manifest,
-                    config_bytes,
-                    chart,
-                    &config,
-                    &layer,
-                )))
-            }
-            (Mirror::Http(base), ArtifactKind::ChartRepo | ArtifactKind::Manifest) => {
+            (Mirror::Http(base), _) => {
                 let bytes = self
                     .by_digest(artifact, base, &artifact.digest, self.limits.max_bytes)
                     .await?;
@@ -178,13 +150,8 @@ impl Fetcher {
                         reason,
                     }
                 })?;
-                self.pull_chart(
-                    artifact,
-                    &location,
-                    artifact.digest.as_str(),
-                    Pinned::Manifest,
-                )
-                .await
+                let tag = oci_tag(&artifact.version);
+                self.pull_chart(artifact, &location, &tag).await
             }
             ArtifactKind::ChartRepo => {
                 let bytes = self.pull_from_chart_repository(artifact).await?;
@@ -201,34 +168,25 @@ impl Fetcher {
         }
     }
 
-    /// A chart from a registry: its manifest by `reference` (tag or digest), then its
-    /// chart layer and config. `pinned` says which of them the stack's digest is.
+    /// A chart from a registry: its manifest by `reference` (a tag), then its chart
+    /// layer, which must be the `.tgz` the stack pins.
     async fn pull_chart(
         &self,
         artifact: &Artifact,
         location: &OciLocation,
         reference: &str,
-        pinned: Pinned,
     ) -> Result<Vec<Blob>, ArtifactError> {
         let repository = location.repository(&artifact.name);
-        let separator = if reference.starts_with("sha256:") {
-            '@'
-        } else {
-            ':'
-        };
-        let place = format!("{location}/{}{separator}{reference}", artifact.name);
+        let place = format!("{location}/{}:{reference}", artifact.name);
         let attempt = Attempt::new(artifact.describe(), &place);
         let manifest = self
             .registries
             .manifest(&attempt, location, &repository, reference, MAX_SMALL_BYTES)
             .await?;
-        if pinned == Pinned::Manifest {
-            verify(&attempt, &artifact.digest, &manifest)?;
-        }
         let parsed = oci::parse_manifest(&manifest).map_err(|e| attempt.invalid(e))?;
-        let (layer, config) = chart_descriptors(&attempt, &parsed, self.limits.max_bytes)?;
+        let (layer, _config) = chart_descriptors(&attempt, &parsed, self.limits.max_bytes)?;
         let layer_attempt = attempt.at(format!("the chart layer of {place}"));
-        if pinned == Pinned::ChartLayer && layer != artifact.digest {
+        if layer != artifact.digest {
             return Err(layer_attempt.mismatch(artifact.digest.as_str(), layer.as_str()));
         }
         let chart = self
@@ -241,27 +199,8 @@ impl Fetcher {
                 self.limits.max_bytes,
             )
             .await?;
-        if pinned == Pinned::ChartLayer {
-            return Ok(vec![single_blob(artifact, chart)]);
-        }
-        let config_bytes = self
-            .registries
-            .blob(
-                &attempt.at(format!("the config of {place}")),
-                location,
-                &repository,
-                &config,
-                MAX_SMALL_BYTES,
-            )
-            .await?;
-        Ok(oci_blobs(
-            artifact,
-            manifest,
-            config_bytes,
-            chart,
-            &config,
-            &layer,
-        ))
+        verify(&layer_attempt, &artifact.digest, &chart)?;
+        Ok(vec![single_blob(artifact, chart)])
     }
 
     /// A chart from a chart repository: `index.yaml`, the entry of the chart's name and
@@ -406,21 +345,25 @@ impl Fetcher {
         };
         let manifest = serde_json::to_vec(&manifest)
             .map_err(|e| attempt.invalid(format!("the manifest cannot be written: {e}")))?;
-        self.push_blobs(
-            &attempt,
-            to,
-            &metadata.name,
-            &oci_tag(&metadata.version),
-            &[&config, tgz],
-            &manifest,
-        )
-        .await
+        let pushed = self
+            .push_blobs(
+                &attempt,
+                to,
+                &metadata.name,
+                &oci_tag(&metadata.version),
+                &[&config, tgz],
+                &manifest,
+            )
+            .await?;
+        Ok(Pushed {
+            digest: Digest::of(tgz),
+            ..pushed
+        })
     }
 
-    /// Puts an artifact got from upstream into the registry at `to`, as
-    /// `PATH/NAME:VERSION`: an OCI chart byte for byte (so its digest stays the pinned
-    /// one), a repository's chart pushed as `helm push` would. Manifests are not kept
-    /// in registries.
+    /// Puts a chart got from upstream into the registry at `to`, as
+    /// `PATH/NAME:VERSION`, pushed as `helm push` would: its `.tgz` is the same bytes,
+    /// so the pinned digest finds it there. Manifests are not kept in registries.
     pub async fn mirror_to(
         &self,
         fetched: &Fetched,
@@ -436,21 +379,9 @@ impl Fetcher {
                 .ok_or_else(|| attempt.invalid(format!("the fetched artifact has no {kind} blob")))
         };
         match artifact.kind {
-            ArtifactKind::ChartOci => {
-                let manifest = blob(BlobKind::OciManifest)?;
-                let config = blob(BlobKind::OciConfig)?;
-                let chart = blob(BlobKind::Chart)?;
-                self.push_blobs(
-                    &attempt,
-                    to,
-                    &artifact.name,
-                    &oci_tag(&artifact.version),
-                    &[&config.bytes, &chart.bytes],
-                    &manifest.bytes,
-                )
-                .await
+            ArtifactKind::ChartOci | ArtifactKind::ChartRepo => {
+                self.push_chart(to, &blob(BlobKind::Chart)?.bytes).await
             }
-            ArtifactKind::ChartRepo => self.push_chart(to, &blob(BlobKind::Chart)?.bytes).await,
             ArtifactKind::Manifest => Err(attempt.invalid(
                 "a plain manifest is not kept in an OCI registry; serve it from an http(s) mirror",
             )),
@@ -478,7 +409,8 @@ impl Fetcher {
             .await?;
         Ok(Pushed {
             reference: format!("{to}/{name}:{tag}"),
-            digest,
+            digest: digest.clone(),
+            manifest_digest: digest,
         })
     }
 }
@@ -488,15 +420,6 @@ impl ArtifactSource for Fetcher {
     async fn fetch(&self, artifact: &Artifact) -> Result<Fetched, ArtifactError> {
         Fetcher::fetch(self, artifact).await
     }
-}
-
-/// Which of an OCI chart's parts the stack's digest pins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pinned {
-    /// The manifest (an OCI chart).
-    Manifest,
-    /// The chart layer (a repository's chart found in an OCI mirror).
-    ChartLayer,
 }
 
 #[derive(Deserialize)]
@@ -566,35 +489,4 @@ fn single_blob(artifact: &Artifact, bytes: Vec<u8>) -> Blob {
         reference: artifact.reference(),
         bytes,
     }
-}
-
-fn oci_blobs(
-    artifact: &Artifact,
-    manifest: Vec<u8>,
-    config: Vec<u8>,
-    chart: Vec<u8>,
-    config_digest: &Digest,
-    layer_digest: &Digest,
-) -> Vec<Blob> {
-    let reference = artifact.reference();
-    vec![
-        Blob {
-            digest: Digest::of(&manifest),
-            kind: BlobKind::OciManifest,
-            reference: reference.clone(),
-            bytes: manifest,
-        },
-        Blob {
-            digest: config_digest.clone(),
-            kind: BlobKind::OciConfig,
-            reference: format!("{reference} config"),
-            bytes: config,
-        },
-        Blob {
-            digest: layer_digest.clone(),
-            kind: BlobKind::Chart,
-            reference: format!("{reference} chart"),
-            bytes: chart,
-        },
-    ]
 }

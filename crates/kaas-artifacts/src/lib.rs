@@ -6,9 +6,11 @@
 //! - [`Fetcher`]: gets an artifact over HTTP. Mirrors ([`Mirror`]) are tried first, in
 //!   order, then upstream; the first source whose bytes match the pinned digest wins:
 //!   - an **OCI chart** (`oci://HOST/PATH`): its manifest
-//!     (`GET /v2/PATH/NAME/manifests/<digest>`, or `:<version>` in an OCI mirror),
-//!     whose sha256 must be the pinned digest, then the layer of Helm's chart media
-//!     type and the config, each checked against the manifest's digests;
+//!     (`GET /v2/PATH/NAME/manifests/<version>`), whose layer of Helm's chart media
+//!     type must be the pinned digest, then that layer, checked again. A chart is
+//!     pinned by its `.tgz` wherever it is published (the digest chart repositories'
+//!     `index.yaml` records; the same archive is pushed to their OCI registries), so
+//!     one pin holds for a repository, a registry and any mirror;
 //!   - a **repository chart**: `index.yaml`, the entry of that name and version (its
 //!     own `digest`, when listed, must be the pinned one), its first URL resolved
 //!     against the repository, the `.tgz`, whose sha256 must be the pinned digest; in

@@ -214,17 +214,19 @@ async fn an_http_mirror_serves_blobs_by_digest() {
     );
     assert_eq!(mirror.fetch(&m).await.unwrap().blobs[0].bytes, yaml);
 
+    // An OCI chart is pinned by its .tgz, as a repository's is: the mirror serves it
+    // by that digest.
     let chart = artifact(
         ArtifactKind::ChartOci,
         &format!("oci://{offline}/charts"),
         "hello",
         "1.0.0",
-        &Digest::of(&manifest),
+        &Digest::of(&tgz),
     );
     let fetched = mirror.fetch(&chart).await.unwrap();
     assert_eq!(fetched.source, format!("{base}/mirror"));
     assert_eq!(fetched.content().unwrap().bytes, tgz);
-    assert_eq!(fetched.blobs.len(), 3);
+    assert_eq!(fetched.blobs.len(), 1);
 
     // Not in the mirror, upstream unreachable: both places are named.
     let absent = artifact(
@@ -333,9 +335,10 @@ async fn start_token_registry(
         "layers": [{"mediaType": HELM_CHART_LAYER, "digest": Digest::of(&tgz), "size": tgz.len()}],
     }))
     .unwrap();
-    let digest = Digest::of(&manifest);
+    // The stack pins the chart's .tgz; the manifest is found by its tag.
+    let digest = Digest::of(&tgz);
     let blobs: HashMap<String, Vec<u8>> = [
-        (digest.to_string(), manifest),
+        ("1.0.0".to_owned(), manifest),
         (Digest::of(&tgz).to_string(), tgz.clone()),
         (Digest::of(&config).to_string(), config),
     ]

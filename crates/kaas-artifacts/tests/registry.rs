@@ -50,22 +50,45 @@ async fn a_pushed_chart_is_pulled_by_its_digest_as_helm_lays_it_out() {
     let fetched = fetcher().fetch(&wanted).await.unwrap();
     assert_eq!(fetched.source, registry.at("charts"));
     assert_eq!(fetched.content().unwrap().bytes, tgz);
+    // The stack pins the .tgz: that is all a fetch keeps.
     let kinds: Vec<BlobKind> = fetched.blobs.iter().map(|b| b.kind).collect();
-    assert_eq!(
-        kinds,
-        [BlobKind::OciManifest, BlobKind::OciConfig, BlobKind::Chart]
-    );
-    for blob in &fetched.blobs {
-        assert_eq!(Digest::of(&blob.bytes), blob.digest, "{blob:?}");
-    }
+    assert_eq!(kinds, [BlobKind::Chart]);
     assert_eq!(fetched.blobs[0].digest, pushed.digest);
-    let manifest = parse_manifest(&fetched.blobs[0].bytes).unwrap();
+    assert_eq!(Digest::of(&fetched.blobs[0].bytes), pushed.digest);
+    // In the registry, as Helm lays a chart out: the manifest under the tag, its
+    // config and its one chart layer.
+    let http = registry.at("charts").replacen("oci://", "http://", 1);
+    let (host, path) = http["http://".len()..].split_once('/').unwrap();
+    let client = reqwest::Client::new();
+    let manifest_bytes = client
+        .get(format!("http://{host}/v2/{path}/hello/manifests/0.1.0"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(Digest::of(&manifest_bytes), pushed.manifest_digest);
+    let manifest = parse_manifest(&manifest_bytes).unwrap();
     assert_eq!(manifest.media_type.as_deref(), Some(OCI_MANIFEST));
     assert_eq!(manifest.config.media_type, HELM_CONFIG);
     assert_eq!(manifest.layers.len(), 1);
     assert_eq!(manifest.layers[0].media_type, HELM_CHART_LAYER);
     assert_eq!(manifest.layers[0].size, tgz.len() as u64);
-    let config: serde_json::Value = serde_json::from_slice(&fetched.blobs[1].bytes).unwrap();
+    assert_eq!(manifest.layers[0].digest, pushed.digest.as_str());
+    let config_bytes = client
+        .get(format!(
+            "http://{host}/v2/{path}/hello/blobs/{}",
+            manifest.config.digest
+        ))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap();
     assert_eq!(config["name"], "hello");
     assert_eq!(config["version"], "0.1.0");
     assert_eq!(config["appVersion"], "1.0");
@@ -178,8 +201,8 @@ async fn a_missing_tag_or_digest_is_not_found() {
         .push_chart(&location(&registry.at("charts")), &tgz)
         .await
         .unwrap();
-    // No such digest upstream.
-    let absent = Digest::of(b"no such manifest");
+    // Another chart pinned than the one under the tag: refused, naming both.
+    let absent = Digest::of(b"no such chart");
     let wanted = artifact(
         ArtifactKind::ChartOci,
         &registry.at("charts"),
@@ -188,8 +211,9 @@ async fn a_missing_tag_or_digest_is_not_found() {
         &absent,
     );
     let e = fetcher().fetch(&wanted).await.unwrap_err();
-    assert!(matches!(e, ArtifactError::NotFound { .. }), "{e}");
+    assert!(matches!(e, ArtifactError::DigestMismatch { .. }), "{e}");
     assert!(e.to_string().contains(absent.as_str()), "{e}");
+    assert!(e.to_string().contains(pushed.digest.as_str()), "{e}");
     // No such tag in the mirror; no such repository upstream.
     let wanted = artifact(
         ArtifactKind::ChartOci,
@@ -212,7 +236,10 @@ async fn a_missing_tag_or_digest_is_not_found() {
         "{text}"
     );
     assert!(
-        text.contains(&format!("not found at {}/hello@", registry.at("elsewhere"))),
+        text.contains(&format!(
+            "not found at {}/hello:9.9.9",
+            registry.at("elsewhere")
+        )),
         "{text}"
     );
 }

@@ -135,8 +135,9 @@ pub struct ChartRef {
     pub repository: String,
     /// The chart's name.
     pub name: String,
-    /// `sha256:<64 hex digits>`: of the OCI manifest for an OCI chart (as `helm push`
-    /// and `helm pull` report it), of the `.tgz` for a repository's chart.
+    /// `sha256:<64 hex digits>` of the chart's `.tgz`, wherever it is published: the
+    /// digest a chart repository's `index.yaml` records, and the chart layer of the
+    /// same release in an OCI registry.
     pub digest: String,
 }
 
