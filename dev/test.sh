@@ -33,6 +33,9 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# The CNCF Distribution registry (2.8) that the artifact tests push charts to and pull
+# them from; dev/registry/up.sh runs it for the demo. Started by the tests themselves.
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]} (Debian)"

@@ -63,6 +63,11 @@ impl From<StoreError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "AlreadyExists", e.to_string())
             }
             StoreError::Conflict { .. } => Self::conflict(e.to_string()),
+            StoreError::DigestMismatch { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "DigestMismatch",
+                e.to_string(),
+            ),
             StoreError::Invalid(_) | StoreError::Backend(_) => {
                 tracing::error!(error = %e, "store failed");
                 Self::internal(e.to_string())

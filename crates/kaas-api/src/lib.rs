@@ -6,6 +6,7 @@
 //! stored.
 
 mod access;
+mod artifacts;
 mod audit;
 pub mod auth;
 mod clusters;
@@ -17,6 +18,7 @@ mod stacks;
 mod tenants;
 mod tokens;
 
+pub use artifacts::MAX_ARTIFACT_BYTES;
 pub use error::ApiError;
 
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use kaas_core::FieldError;
 use kaas_store::Store;
 use prometheus_client::registry::Registry;
@@ -76,6 +78,9 @@ pub struct AppState {
     pub routes: Arc<dyn kaas_cloud::ApiRoutes>,
     /// Validates Keystone tokens, on a server with a real cloud.
     pub keystone: Option<Arc<dyn auth::KeystoneTokens>>,
+    /// Where the stacks' artifacts come from when the operator has the server pull
+    /// them (the operator's mirrors, then upstream).
+    pub artifacts: Arc<dyn kaas_artifacts::ArtifactSource>,
     pub keystone_cache: Arc<auth::KeystoneCache>,
     /// Held from a quota check to the write it allows, so that two requests cannot
     /// both take the last of a quota, and from a check that a tenant exists to the
@@ -152,9 +157,15 @@ pub fn router(state: AppState) -> Router {
         .route("/flavors", get(flavors::list))
         .route("/stacks", get(stacks::list))
         .route("/stacks/{name}", get(stacks::get))
+        .route("/stacks/{name}/pull", post(artifacts::pull))
+        .route("/artifacts", get(artifacts::list))
+        .route(
+            "/artifacts/{digest}",
+            put(artifacts::put).layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES)),
+        )
         .route("/sim/inventory", get(sim::inventory))
         .route("/sim/faults", get(sim::faults).put(sim::set_faults))
-        .route("/sim/nodes/{name}", axum::routing::put(sim::set_node))
+        .route("/sim/nodes/{name}", put(sim::set_node))
         .route("/tenants", get(tenants::list).post(tenants::create))
         .route(
             "/tenants/{name}",

@@ -14,8 +14,8 @@ use kaas_core::{Cluster, Event, Machine};
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
-use crate::MAX_BODY_BYTES;
 use crate::access::MAX_KUBECONFIG_TTL;
+use crate::{MAX_ARTIFACT_BYTES, MAX_BODY_BYTES};
 
 /// A `$ref` to a schema of this document.
 fn r(name: &str) -> Value {
@@ -348,9 +348,9 @@ fn schemas() -> Map<String, Value> {
             "additionalProperties": false,
             "required": ["code", "message", "details"],
             "properties": {
-                "code": {"type": "string", "description": "Invalid, BadRequest, Unauthorized, Forbidden, QuotaExceeded, NotFound, MethodNotAllowed, Conflict, AlreadyExists, PayloadTooLarge, Unavailable, Internal"},
+                "code": {"type": "string", "description": "Invalid, BadRequest, Unauthorized, Forbidden, QuotaExceeded, NotFound, MethodNotAllowed, Conflict, AlreadyExists, PayloadTooLarge, DigestMismatch, ArtifactUnacceptable, ArtifactUnavailable, Unavailable, Internal"},
                 "message": {"type": "string"},
-                "details": {"description": "For Invalid: the fields and reasons", "type": ["array", "null"], "items": {
+                "details": {"description": "For Invalid: the fields and reasons; for ArtifactUnacceptable and ArtifactUnavailable: each artifact (its reference as the field) and why", "type": ["array", "null"], "items": {
                     "type": "object",
                     "additionalProperties": false,
                     "required": ["field", "reason"],
@@ -404,6 +404,50 @@ fn schemas() -> Map<String, Value> {
         }
     });
     schemas.insert("FlavorList".into(), list_schema(flavor, "Flavor"));
+    let artifact_digest = json!({"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"});
+    let stored_artifact = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["digest", "kind", "reference", "size", "createdAt"],
+        "properties": {
+            "digest": artifact_digest,
+            "kind": {"enum": ["oci-manifest", "oci-config", "chart", "manifest"]},
+            "reference": {"type": "string", "description": "Where it came from, for people"},
+            "size": {"type": "integer", "minimum": 0},
+            "createdAt": {"type": "string", "format": "date-time"}
+        }
+    });
+    schemas.insert("StoredArtifact".into(), stored_artifact);
+    schemas.insert(
+        "ArtifactList".into(),
+        list_schema(r("StoredArtifact"), "Artifact"),
+    );
+    schemas.insert(
+        "StackPull".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["apiVersion", "kind", "stack", "items"],
+            "properties": {
+                "apiVersion": {"const": API_VERSION},
+                "kind": {"const": "StackPull"},
+                "stack": {"type": "string"},
+                "items": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["addon", "kind", "reference", "digest", "status"],
+                    "properties": {
+                        "addon": {"type": "string"},
+                        "kind": {"enum": ["chart-oci", "chart-repo", "manifest"]},
+                        "reference": {"type": "string"},
+                        "digest": artifact_digest,
+                        "status": {"enum": ["cached", "fetched"], "description": "cached: the store had it; fetched: got now"},
+                        "source": {"type": "string", "description": "Where it was got: a mirror or upstream"}
+                    }
+                }}
+            }
+        }),
+    );
     schemas.insert(
         "Info".into(),
         json!({
@@ -437,6 +481,56 @@ fn schemas() -> Map<String, Value> {
     schemas
 }
 
+/// The artifact operations (kept apart: one `json!` for the whole document would be too
+/// deep for the macro).
+fn artifact_paths() -> Value {
+    let bad_path = || error("The path is not valid (not UTF-8 once decoded)");
+    json!({
+            "/v1/stacks/{name}/pull": {
+                "parameters": [path_param("name", "The stack's name, e.g. scs-1.35", json!({"type": "string"}))],
+                "post": v1(
+                    json!({"operationId": "pullStack",
+                           "summary": "Have the server get every upstream artifact of the stack (the operator's mirrors first, then upstream), each checked against its pinned digest, and cache it; those cached already are not got again (the operator)"}),
+                    vec![
+                        ("200", json_body("Each artifact, cached or fetched", r("StackPull"))),
+                        ("400", bad_path()),
+                        ("403", error("Forbidden: only the operator")),
+                        ("404", error("No such stack")),
+                        ("422", error("ArtifactUnacceptable: an artifact was got but is not the pinned one (digest mismatch) or not valid; details name each artifact and why")),
+                        ("502", error("ArtifactUnavailable: an artifact cannot be got from any source (not found, unreachable, refused, too large); details name each artifact and why")),
+                    ]
+                )
+            },
+            "/v1/artifacts": {"get": v1(
+                json!({"operationId": "listArtifacts", "summary": "The cached artifacts, by digest, without their bytes (the operator)"}),
+                vec![
+                    ("200", json_body("Artifacts", r("ArtifactList"))),
+                    ("403", error("Forbidden: only the operator")),
+                ]
+            )},
+            "/v1/artifacts/{digest}": {
+                "parameters": [path_param("digest", "The sha256 of the body", json!({"type": "string"}))],
+                "put": v1(
+                    json!({"operationId": "putArtifact",
+                           "summary": "Upload an artifact (a cloud without internet: `kaas stack import`); the server checks the body against the digest and keeps it (the operator)",
+                           "parameters": [
+                               {"name": "kind", "in": "query", "required": true, "description": "What the bytes are",
+                                "schema": {"enum": ["oci-manifest", "oci-config", "chart", "manifest"]}},
+                               query_param("reference", "Where the bytes came from, for people (at most 1024 characters)", json!({"type": "string", "maxLength": 1024}))
+                           ],
+                           "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}),
+                    vec![
+                        ("200", json_body("Stored (or stored already)", r("StoredArtifact"))),
+                        ("400", error("BadRequest: the digest is not sha256:<64 hex digits>, or kind or reference is not valid")),
+                        ("403", error("Forbidden: only the operator")),
+                        ("413", error(&format!("The body is larger than {MAX_ARTIFACT_BYTES} bytes"))),
+                        ("422", error("DigestMismatch: the body's digest is not the one in the path; the message names both")),
+                    ]
+                )
+            }
+    })
+}
+
 pub fn document() -> Value {
     let schemas = schemas();
     let too_large = format!("The body is larger than {MAX_BODY_BYTES} bytes");
@@ -446,7 +540,7 @@ pub fn document() -> Value {
     let bad_path = || error("The path is not valid (not UTF-8 once decoded)");
     let max_ttl_days = MAX_KUBECONFIG_TTL.as_secs() / 86_400;
 
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "kaas",
@@ -771,7 +865,13 @@ pub fn document() -> Value {
                 "200": {"description": "This document", "content": {"application/json": {"schema": {"type": "object"}}}}
             }}}
         }
-    })
+    });
+    if let (Some(paths), Value::Object(more)) =
+        (document["paths"].as_object_mut(), artifact_paths())
+    {
+        paths.extend(more);
+    }
+    document
 }
 
 #[cfg(test)]
@@ -843,6 +943,20 @@ mod tests {
                 .contains("allTenants"),
             "{op}"
         );
+    }
+
+    #[test]
+    fn artifact_operations_are_documented() {
+        let doc = document();
+        let put = &doc["paths"]["/v1/artifacts/{digest}"]["put"];
+        assert_eq!(put["operationId"], "putArtifact");
+        assert!(put["responses"]["422"].is_object(), "{put}");
+        assert!(put["requestBody"]["content"]["application/octet-stream"].is_object());
+        let pull = &doc["paths"]["/v1/stacks/{name}/pull"]["post"];
+        for code in ["200", "422", "502"] {
+            assert!(pull["responses"][code].is_object(), "{code}: {pull}");
+        }
+        assert!(doc["paths"]["/v1/artifacts"]["get"].is_object());
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub struct AddonValues {
     pub cluster_uid: String,
     pub pod_cidr: String,
     pub service_cidr: String,
+    /// The nodes' subnet: where the load balancers' PROXY protocol headers come from.
+    pub node_cidr: String,
+    /// The API server's address inside the cluster's network (the load balancer's
+    /// VIP), once it has one.
+    pub api_server_host: Option<String>,
     pub kubernetes_version: KubernetesVersion,
     /// The cloud's Keystone URL and region, for the cloud controller and CSI.
     pub auth_url: String,
@@ -119,7 +124,7 @@ pub fn object_ref(o: &Value) -> String {
     }
 }
 
-fn addon_error(addon: &str, reason: impl Into<String>) -> BootstrapError {
+pub(crate) fn addon_error(addon: &str, reason: impl Into<String>) -> BootstrapError {
     BootstrapError::Addon {
         addon: addon.to_owned(),
         reason: reason.into(),
@@ -152,7 +157,7 @@ fn check_plain(field: &'static str, value: &str, max: usize) -> Result<(), Boots
 }
 
 /// An address block `ADDRESS/PREFIX`, IPv4 or IPv6.
-fn check_cidr(field: &'static str, value: &str) -> Result<(), BootstrapError> {
+pub(crate) fn check_cidr(field: &'static str, value: &str) -> Result<(), BootstrapError> {
     let parsed = value.split_once('/').and_then(|(addr, prefix)| {
         let addr: std::net::IpAddr = addr.parse().ok()?;
         let prefix: u8 = prefix.parse().ok()?;
@@ -165,7 +170,7 @@ fn check_cidr(field: &'static str, value: &str) -> Result<(), BootstrapError> {
 impl AddonValues {
     /// Checks every value where it enters a manifest, naming the value (and the spec
     /// field it comes from) in the error. What passes is set into the objects as data.
-    fn check(&self) -> Result<(), BootstrapError> {
+    pub(crate) fn check(&self) -> Result<(), BootstrapError> {
         kaas_core::validation::check_dns_label(&self.cluster_name)
             .map_err(|reason| value_error("clusterName (metadata.name)", reason))?;
         let uid_ok = self.cluster_uid.len() == 36
@@ -178,6 +183,15 @@ impl AddonValues {
         }
         check_cidr("podCidr (spec.network.podCidr)", &self.pod_cidr)?;
         check_cidr("serviceCidr (spec.network.serviceCidr)", &self.service_cidr)?;
+        check_cidr("nodeCidr (spec.network.nodeCidr)", &self.node_cidr)?;
+        if let Some(host) = &self.api_server_host
+            && host.parse::<std::net::IpAddr>().is_err()
+        {
+            return Err(value_error(
+                "apiServerHost (the API's VIP)",
+                "is not an IP address",
+            ));
+        }
         check_plain("authUrl (the cloud's Keystone URL)", &self.auth_url, 2048)?;
         let url_ok = (self.auth_url.starts_with("https://")
             || self.auth_url.starts_with("http://"))
@@ -257,7 +271,7 @@ fn check_version(addon: &AddonRef) -> Result<(), BootstrapError> {
 /// `value` quoted as a string of the INI dialect the cloud controller and Cinder CSI
 /// read `cloud.conf` in (gcfg): in double quotes, with `\\` and `\"` escaped, so `;`,
 /// `#`, `=` and brackets are data. Control characters are refused before this.
-fn ini_quoted(value: &str) -> String {
+pub(crate) fn ini_quoted(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
     for c in value.chars() {
@@ -427,6 +441,8 @@ mod tests {
             cluster_uid: "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d".to_owned(),
             pod_cidr: "10.244.0.0/16".to_owned(),
             service_cidr: "10.96.0.0/12".to_owned(),
+            node_cidr: "10.0.0.0/20".to_owned(),
+            api_server_host: Some("10.0.0.10".to_owned()),
             kubernetes_version: KubernetesVersion::parse(version).unwrap(),
             auth_url: "https://keystone.example:5000/v3".to_owned(),
             region: "RegionOne".to_owned(),

@@ -21,6 +21,7 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod pki;
 pub mod token;
+pub mod upstream;
 
 pub use addons::{AddonRef, AddonValues, RenderedAddon, object_ref, render_addons};
 pub use cloudinit::{
@@ -38,3 +39,4 @@ pub use pki::{
     issue_kubelet_client_cert,
 };
 pub use token::BootstrapToken;
+pub use upstream::{UpstreamArtifact, render_upstream_addon};

@@ -26,6 +26,7 @@ fn every_stacks_addons_validate_against_its_kubernetes_schema() {
             acme_email: "ops@example.org".to_owned(),
             issuer: "letsencrypt-staging".to_owned(),
         }),
+        gateway: None,
         metrics_server: true,
         registry: false,
     };
@@ -46,6 +47,8 @@ fn every_stacks_addons_validate_against_its_kubernetes_schema() {
             cluster_uid: "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d".to_owned(),
             pod_cidr: "10.244.0.0/16".to_owned(),
             service_cidr: "10.96.0.0/12".to_owned(),
+            node_cidr: "10.0.0.0/20".to_owned(),
+            api_server_host: Some("10.0.0.10".to_owned()),
             kubernetes_version: version.clone(),
             auth_url: "https://keystone.example:5000/v3".to_owned(),
             region: "RegionOne".to_owned(),

@@ -278,6 +278,9 @@ fn yes() -> bool {
 pub struct Addons {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressAddon>,
+    /// The Gateway API and an implementation of it, with a GatewayClass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayAddon>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_manager: Option<CertManagerAddon>,
     #[serde(default = "yes")]
@@ -290,6 +293,7 @@ impl Default for Addons {
     fn default() -> Self {
         Self {
             ingress: None,
+            gateway: None,
             cert_manager: None,
             metrics_server: true,
             registry: false,
@@ -300,8 +304,17 @@ impl Default for Addons {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IngressAddon {
-    /// PROXY protocol between the load balancer and ingress-nginx, so client source
-    /// IPs are visible.
+    /// PROXY protocol between the load balancer and the ingress controller, so client
+    /// source IPs are visible.
+    #[serde(default = "yes")]
+    pub proxy_protocol: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayAddon {
+    /// PROXY protocol between the load balancer and the gateway's proxies, so client
+    /// source IPs are visible.
     #[serde(default = "yes")]
     pub proxy_protocol: bool,
 }

@@ -88,10 +88,195 @@ pub struct NodeImage {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StackAddon {
     pub name: String,
+    /// The upstream release: the chart's version, or the manifest's release.
     pub version: String,
     /// Installed only when the cluster's spec asks for it.
     #[serde(default)]
     pub optional: bool,
+    /// The cluster feature that turns an optional addon on (`ingress`, `gateway`,
+    /// `certManager`, `metricsServer`, `registry`); by default its name decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<Feature>,
+    /// The upstream Helm chart it is installed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartRef>,
+    /// The upstream plain manifest it is installed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestRef>,
+    /// The namespace the chart is installed into (its release namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Values the stack sets over the chart's defaults.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// Values kaas sets from the cluster, each at a path of the chart's values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_values: Vec<ClusterValue>,
+}
+
+/// An optional part of a cluster that its spec turns on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Feature {
+    Ingress,
+    Gateway,
+    CertManager,
+    MetricsServer,
+    Registry,
+}
+
+/// A Helm chart, pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChartRef {
+    /// `oci://HOST/PATH` (the chart is `PATH/NAME` in that registry) or the
+    /// `https://` address of a chart repository (its `index.yaml`).
+    pub repository: String,
+    /// The chart's name.
+    pub name: String,
+    /// `sha256:<64 hex digits>` of the chart's `.tgz`, wherever it is published: the
+    /// digest a chart repository's `index.yaml` records, and the chart layer of the
+    /// same release in an OCI registry.
+    pub digest: String,
+}
+
+/// A plain multi-document YAML manifest, pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManifestRef {
+    /// `https://…` (or `http://` for a local mirror).
+    pub url: String,
+    /// `sha256:<64 hex digits>` of the file.
+    pub digest: String,
+}
+
+/// One value kaas sets in a chart's values from what it knows of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterValue {
+    /// Where in the chart's values, one key per element (keys may hold dots:
+    /// `[controller, service, annotations, loadbalancer.openstack.org/proxy-protocol]`).
+    pub path: Vec<String>,
+    /// Which of the cluster's values goes there.
+    pub value: ClusterValueSource,
+}
+
+/// The cluster's values a stack can set into charts. Each goes in as data (a string,
+/// a boolean or a list), never spliced into text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ClusterValueSource {
+    /// The cluster's name.
+    ClusterName,
+    /// The pods' CIDR (`10.244.0.0/16`).
+    PodCidr,
+    /// The services' CIDR.
+    ServiceCidr,
+    /// The API server's address inside the cluster's network (the VIP).
+    ApiServerHost,
+    /// The API server's port (6443), as a string.
+    ApiServerPort,
+    /// The cloud controller's and Cinder CSI's `cloud.conf` (holds the cluster's
+    /// application credential).
+    CloudConf,
+    /// Whether the ingress's load balancer speaks PROXY protocol to it.
+    ProxyProtocol,
+    /// `"true"`/`"false"` of the same, for annotations and config maps.
+    ProxyProtocolString,
+    /// The nodes' subnet (`10.0.0.0/20`), where the load balancers' PROXY protocol
+    /// headers come from.
+    NodeCidr,
+    /// The same as a list of Gateway API-style trusted addresses:
+    /// `[{type: CIDR, value: 10.0.0.0/20}]`.
+    TrustedProxyAddresses,
+    /// The ACME account's e-mail.
+    AcmeEmail,
+}
+
+/// Whether `digest` is `sha256:<64 lower-case hex digits>`.
+pub fn is_sha256_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+impl StackAddon {
+    /// Checks one addon; the error starts with the field (`chart.digest: …`).
+    pub fn validate(&self) -> Result<(), String> {
+        crate::validation::check_dns_label(&self.name)
+            .map_err(|e| format!("name: {:?} {e}", self.name))?;
+        if self.version.trim().is_empty() {
+            return Err("version: must not be empty".to_owned());
+        }
+        match (&self.chart, &self.manifest) {
+            (Some(_), Some(_)) => {
+                return Err("chart: an addon comes from a chart or a manifest, not both".to_owned());
+            }
+            (Some(chart), None) => {
+                let oci = chart.repository.strip_prefix("oci://");
+                let https = chart.repository.starts_with("https://")
+                    || chart.repository.starts_with("http://");
+                if oci.is_none_or(|rest| rest.is_empty()) && !https {
+                    return Err(format!(
+                        "chart.repository: {:?} is neither oci://HOST/PATH nor an http(s):// chart repository",
+                        chart.repository
+                    ));
+                }
+                crate::validation::check_dns_label(&chart.name)
+                    .map_err(|e| format!("chart.name: {:?} {e}", chart.name))?;
+                if !is_sha256_digest(&chart.digest) {
+                    return Err(format!(
+                        "chart.digest: {:?} is not sha256:<64 lower-case hex digits>",
+                        chart.digest
+                    ));
+                }
+            }
+            (None, Some(manifest)) => {
+                if !(manifest.url.starts_with("https://") || manifest.url.starts_with("http://")) {
+                    return Err(format!(
+                        "manifest.url: {:?} is not an http(s) URL",
+                        manifest.url
+                    ));
+                }
+                if !is_sha256_digest(&manifest.digest) {
+                    return Err(format!(
+                        "manifest.digest: {:?} is not sha256:<64 lower-case hex digits>",
+                        manifest.digest
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(ns) = &self.namespace {
+            crate::validation::check_dns_label(ns).map_err(|e| format!("namespace: {ns:?} {e}"))?;
+        }
+        for (i, v) in self.cluster_values.iter().enumerate() {
+            if v.path.is_empty() || v.path.iter().any(|k| k.is_empty()) {
+                return Err(format!(
+                    "clusterValues[{i}].path: must be one or more non-empty keys"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The feature that turns this addon on, if it is optional.
+    pub fn feature(&self) -> Option<Feature> {
+        if let Some(feature) = self.feature {
+            return Some(feature);
+        }
+        match self.name.as_str() {
+            "metrics-server" => Some(Feature::MetricsServer),
+            "ingress-nginx" | "nginx-ingress" => Some(Feature::Ingress),
+            "cert-manager" => Some(Feature::CertManager),
+            "registry" => Some(Feature::Registry),
+            _ => None,
+        }
+    }
 }
 
 impl ClusterStack {
@@ -113,12 +298,13 @@ impl ClusterStack {
         self.spec
             .addons
             .iter()
-            .filter(|a| match a.name.as_str() {
-                "metrics-server" => chosen.metrics_server,
-                "ingress-nginx" => chosen.ingress.is_some(),
-                "cert-manager" => chosen.cert_manager.is_some(),
-                "registry" => chosen.registry,
-                _ => !a.optional,
+            .filter(|a| match a.feature() {
+                Some(Feature::MetricsServer) => chosen.metrics_server,
+                Some(Feature::Ingress) => chosen.ingress.is_some(),
+                Some(Feature::Gateway) => chosen.gateway.is_some(),
+                Some(Feature::CertManager) => chosen.cert_manager.is_some(),
+                Some(Feature::Registry) => chosen.registry,
+                None => !a.optional,
             })
             .collect()
     }
@@ -174,6 +360,9 @@ impl ClusterStack {
                     addon.name
                 ));
             }
+            addon
+                .validate()
+                .map_err(|e| format!("spec.addons[{i}].{e}"))?;
         }
         Ok(())
     }
@@ -727,6 +916,107 @@ mod tests {
                 .unwrap_err()
                 .contains("twice")
         );
+    }
+
+    #[test]
+    fn an_addons_upstream_reference_is_checked_field_by_field() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let chart = |repository: &str, name: &str, digest: &str| StackAddon {
+            name: "ingress".to_owned(),
+            version: "2.3.1".to_owned(),
+            optional: true,
+            feature: Some(Feature::Ingress),
+            chart: Some(ChartRef {
+                repository: repository.to_owned(),
+                name: name.to_owned(),
+                digest: digest.to_owned(),
+            }),
+            manifest: None,
+            namespace: Some("nginx-ingress".to_owned()),
+            values: serde_json::Map::new(),
+            cluster_values: vec![ClusterValue {
+                path: vec!["controller".to_owned(), "a.b/c".to_owned()],
+                value: ClusterValueSource::ProxyProtocolString,
+            }],
+        };
+        assert_eq!(
+            chart("oci://ghcr.io/nginx/charts", "nginx-ingress", &digest).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            chart("https://charts.example", "nginx-ingress", &digest).validate(),
+            Ok(())
+        );
+        let cases = [
+            (
+                chart("ftp://x", "nginx-ingress", &digest),
+                "chart.repository",
+            ),
+            (
+                chart("oci://", "nginx-ingress", &digest),
+                "chart.repository",
+            ),
+            (chart("oci://r/c", "Nginx_Ingress", &digest), "chart.name"),
+            (
+                chart("oci://r/c", "nginx-ingress", "sha256:abc"),
+                "chart.digest",
+            ),
+            (
+                chart("oci://r/c", "nginx-ingress", &digest.to_uppercase()),
+                "chart.digest",
+            ),
+            (
+                StackAddon {
+                    manifest: Some(ManifestRef {
+                        url: "https://x/a.yaml".to_owned(),
+                        digest: digest.clone(),
+                    }),
+                    ..chart("oci://r/c", "nginx-ingress", &digest)
+                },
+                "not both",
+            ),
+            (
+                StackAddon {
+                    chart: None,
+                    manifest: Some(ManifestRef {
+                        url: "file:///etc/passwd".to_owned(),
+                        digest: digest.clone(),
+                    }),
+                    ..chart("oci://r/c", "nginx-ingress", &digest)
+                },
+                "manifest.url",
+            ),
+            (
+                StackAddon {
+                    namespace: Some("Kube System".to_owned()),
+                    ..chart("oci://r/c", "nginx-ingress", &digest)
+                },
+                "namespace",
+            ),
+            (
+                StackAddon {
+                    cluster_values: vec![ClusterValue {
+                        path: vec![],
+                        value: ClusterValueSource::ClusterName,
+                    }],
+                    ..chart("oci://r/c", "nginx-ingress", &digest)
+                },
+                "clusterValues[0].path",
+            ),
+        ];
+        for (addon, field) in cases {
+            let e = addon.validate().unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+        // In a stack file, the error names the addon's index.
+        let good = BUILTIN_STACK_FILES[0].1;
+        let bad = good.replace(
+            "    - name: cilium\n",
+            "    - name: cilium\n      chart: {repository: oci://r/c, name: cilium, digest: sha256:0}\n",
+        );
+        assert_ne!(bad, good);
+        let e = ClusterStack::parse("x", &bad).unwrap_err();
+        assert!(e.contains("spec.addons[0].chart.digest"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The simulated control plane and kubelets, one pass at a time ([`tick`]): garbage
-//! collection, Deployments (through ReplicaSets), ReplicaSets, DaemonSets, a scheduler,
-//! kubelets that run what is scheduled on Ready nodes, and the status of Deployments,
-//! DaemonSets and PodDisruptionBudgets.
+//! collection, Deployments (through ReplicaSets), ReplicaSets, DaemonSets, Jobs, a
+//! scheduler, kubelets that run what is scheduled on Ready nodes (a pod that must not
+//! restart runs to completion on the pass after it started), and the status of
+//! Deployments, DaemonSets, Jobs, PodDisruptionBudgets and APIServices (Available once
+//! a Ready pod backs their Service).
 //!
 //! Everything happens at once: a new Deployment has its pods scheduled and Ready after
 //! one pass (when there are Ready nodes). A template change replaces all pods at once.
@@ -32,12 +34,15 @@ pub(crate) fn tick(state: &mut State, now: DateTime<Utc>) {
     run_deployments(state, now);
     run_replica_sets(state, now);
     run_daemon_sets(state, now);
+    run_jobs(state, now);
     schedule(state, now);
     run_kubelets(state, now);
     replica_set_status(state);
     deployment_status(state, now);
     daemon_set_status(state);
+    job_statuses(state, now);
     budget_statuses(state, now);
+    api_service_statuses(state, now);
 }
 
 fn key(group: &str, resource: &str, namespace: &str, name: &str) -> ObjectKey {
@@ -558,6 +563,10 @@ fn run_kubelets(state: &mut State, now: DateTime<Utc>) {
             continue;
         }
         let ready = node.ready && !is_deleting(&pod);
+        if ready && phase == Some("Running") && runs_to_completion(&pod) {
+            put_if_changed(state, key, completed(&pod, now));
+            continue;
+        }
         let old_status = pod.get("status").cloned().unwrap_or_else(|| json!({}));
         let started = old_status
             .get("startTime")
@@ -610,6 +619,200 @@ fn run_kubelets(state: &mut State, now: DateTime<Utc>) {
         let mut updated = pod.clone();
         set_path(&mut updated, &["status"], status);
         put_if_changed(state, key, updated);
+    }
+}
+
+/// Whether the pod's containers exit rather than restart (a Job's pods, or
+/// `restartPolicy: Never`/`OnFailure`).
+fn runs_to_completion(pod: &Value) -> bool {
+    matches!(
+        pod.pointer("/spec/restartPolicy").and_then(Value::as_str),
+        Some("Never" | "OnFailure")
+    )
+}
+
+/// The pod with every container exited 0.
+fn completed(pod: &Value, now: DateTime<Utc>) -> Value {
+    let mut done = pod.clone();
+    let at = json!(timestamp(now));
+    if let Some(statuses) = done
+        .pointer_mut("/status/containerStatuses")
+        .and_then(Value::as_array_mut)
+    {
+        for c in statuses {
+            let started = c
+                .pointer("/state/running/startedAt")
+                .cloned()
+                .unwrap_or_else(|| at.clone());
+            c["ready"] = json!(false);
+            c["started"] = json!(false);
+            c["state"] = json!({"terminated": {
+                "exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": at,
+            }});
+        }
+    }
+    set_path(&mut done, &["status", "phase"], json!("Succeeded"));
+    if let Some(conditions) = done
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        for c in conditions {
+            if c["type"] == "Ready" || c["type"] == "ContainersReady" {
+                c["status"] = json!("False");
+                c["reason"] = json!("PodCompleted");
+            }
+        }
+    }
+    done
+}
+
+/// Jobs run pods until `completions` of them have succeeded, `parallelism` at a time.
+fn run_jobs(state: &mut State, now: DateTime<Utc>) {
+    for (_, job) in all(state, "batch", "jobs") {
+        if is_deleting(&job) || condition_true(&job, "Complete") {
+            continue;
+        }
+        let completions = int(&job, "/spec/completions", 1);
+        let parallelism = int(&job, "/spec/parallelism", 1);
+        let pods = owned_pods(state, &job);
+        let succeeded = count(pods.iter().filter(|(_, p)| phase(p) == "Succeeded").count());
+        let active = count(
+            pods.iter()
+                .filter(|(_, p)| !matches!(phase(p), "Succeeded" | "Failed"))
+                .count(),
+        );
+        let wanted = parallelism.min(completions - succeeded).max(0);
+        let mut template = job
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let name = object::name(&job).to_owned();
+        for (label, value) in [
+            ("batch.kubernetes.io/job-name", name.as_str()),
+            ("job-name", name.as_str()),
+            ("batch.kubernetes.io/controller-uid", object::uid(&job)),
+            ("controller-uid", object::uid(&job)),
+        ] {
+            set_path(&mut template, &["metadata", "labels", label], json!(value));
+        }
+        let prefix = format!("{name}-");
+        for _ in active..wanted {
+            let (pod_name, pod) = pod_from_template(&job, &template, &prefix);
+            create(
+                state,
+                key("", "pods", object::namespace(&job), &pod_name),
+                pod,
+                now,
+            );
+        }
+    }
+}
+
+fn phase(pod: &Value) -> &str {
+    pod.pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+}
+
+/// A Job's counts, and `Complete` (with `SuccessCriteriaMet`) once enough succeeded.
+fn job_statuses(state: &mut State, now: DateTime<Utc>) {
+    for (key, job) in all(state, "batch", "jobs") {
+        let pods = owned_pods(state, &job);
+        let succeeded = count(pods.iter().filter(|(_, p)| phase(p) == "Succeeded").count());
+        let active = count(
+            pods.iter()
+                .filter(|(_, p)| !matches!(phase(p), "Succeeded" | "Failed"))
+                .count(),
+        );
+        let old = job.get("status").cloned().unwrap_or_else(|| json!({}));
+        let start = old
+            .get("startTime")
+            .cloned()
+            .unwrap_or_else(|| json!(timestamp(now)));
+        let mut status = json!({
+            "startTime": start,
+            "active": active,
+            "succeeded": succeeded,
+            "failed": 0,
+            "ready": count(pods.iter().filter(|(_, p)| pod_healthy(p)).count()),
+            "terminating": 0,
+            "uncountedTerminatedPods": {},
+        });
+        let complete =
+            condition_true(&job, "Complete") || succeeded >= int(&job, "/spec/completions", 1);
+        if complete {
+            let at = old
+                .get("completionTime")
+                .cloned()
+                .unwrap_or_else(|| json!(timestamp(now)));
+            status["active"] = json!(0);
+            status["completionTime"] = at;
+            status["conditions"] = json!([
+                condition_of(
+                    &job,
+                    "SuccessCriteriaMet",
+                    true,
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    now
+                ),
+                condition_of(
+                    &job,
+                    "Complete",
+                    true,
+                    "CompletionsReached",
+                    "Reached expected number of succeeded pods",
+                    now
+                ),
+            ]);
+        }
+        set_status(state, key, &job, status);
+    }
+}
+
+/// An APIService is Available when it is served locally, or when a Ready pod backs the
+/// Service it names (as the aggregator finds it reachable).
+fn api_service_statuses(state: &mut State, now: DateTime<Utc>) {
+    for (service_key, service) in all(state, "apiregistration.k8s.io", "apiservices") {
+        let (available, reason, message) = match service.pointer("/spec/service") {
+            None | Some(Value::Null) => (true, "Local", "Local APIServices are always available"),
+            Some(target) => {
+                let namespace = target["namespace"].as_str().unwrap_or_default();
+                let name = target["name"].as_str().unwrap_or_default();
+                match state.get(&key("", "services", namespace, name)) {
+                    None => (false, "ServiceNotFound", "service is not present"),
+                    Some(svc) => {
+                        let selector = svc
+                            .pointer("/spec/selector")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default();
+                        let backed = !selector.is_empty()
+                            && state.of_resource("", "pods").any(|(k, p)| {
+                                k.namespace == namespace
+                                    && pod_healthy(p)
+                                    && selector.iter().all(|(label, value)| {
+                                        p.pointer("/metadata/labels").and_then(|l| l.get(label))
+                                            == Some(value)
+                                    })
+                            });
+                        if backed {
+                            (true, "Passed", "all checks passed")
+                        } else {
+                            (
+                                false,
+                                "MissingEndpoints",
+                                "endpoints for service have no addresses",
+                            )
+                        }
+                    }
+                }
+            }
+        };
+        let status = json!({"conditions": [
+            condition_of(&service, "Available", available, reason, message, now),
+        ]});
+        set_status(state, service_key, &service, status);
     }
 }
 

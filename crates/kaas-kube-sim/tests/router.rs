@@ -1311,3 +1311,93 @@ async fn delete_collection_and_dry_run() {
     let (_, left) = c.get(base).await;
     assert_eq!(Cluster::names(&left), ["c"]);
 }
+
+const JOB: &str = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: gen}\nspec:\n  completions: 2\n  parallelism: 1\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: gen, image: busybox}]\n";
+
+#[tokio::test]
+async fn jobs_run_their_pods_to_completion() {
+    let c = Cluster::with_nodes(&workers(2));
+    let url = "/apis/batch/v1/namespaces/default/jobs/gen";
+    c.apply(url, "t", JOB).await;
+    let complete = |job: &Value| {
+        job["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Complete" && c["status"] == "True")
+        })
+    };
+    // One pod at a time, each running for a pass and exiting 0 on the next.
+    c.tick();
+    let (_, job) = c.get(url).await;
+    assert_eq!(job["status"]["active"], 1, "{job:#}");
+    assert!(!complete(&job));
+    let mut passes = 1;
+    while !complete(&c.get(url).await.1) {
+        c.tick();
+        passes += 1;
+        assert!(passes <= 6, "not complete after {passes} passes");
+    }
+    let (_, job) = c.get(url).await;
+    assert_eq!(job["status"]["succeeded"], 2);
+    assert_eq!(job["status"]["active"], 0);
+    assert!(job["status"]["completionTime"].is_string());
+    let (_, pods) = c
+        .get("/api/v1/namespaces/default/pods?labelSelector=batch.kubernetes.io%2Fjob-name%3Dgen")
+        .await;
+    let pods = pods["items"].as_array().unwrap();
+    assert_eq!(pods.len(), 2);
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Succeeded"));
+    // Complete stays complete: no more pods.
+    c.tick();
+    let (_, pods) = c.get("/api/v1/namespaces/default/pods").await;
+    assert_eq!(pods["items"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_api_service_is_available_once_a_ready_pod_backs_its_service() {
+    let c = Cluster::with_nodes(&workers(1));
+    let api_service = "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.metrics.k8s.io";
+    c.apply(
+        api_service,
+        "t",
+        "apiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata: {name: v1beta1.metrics.k8s.io}\nspec:\n  group: metrics.k8s.io\n  version: v1beta1\n  groupPriorityMinimum: 100\n  versionPriority: 100\n  service: {name: web, namespace: default}\n",
+    )
+    .await;
+    let available = |s: &Value| {
+        let c = s["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Available").cloned())
+            .unwrap_or_default();
+        (
+            c["status"].as_str().unwrap_or_default().to_owned(),
+            c["reason"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    c.tick();
+    assert_eq!(
+        available(&c.get(api_service).await.1),
+        ("False".into(), "ServiceNotFound".into())
+    );
+    c.apply(
+        "/api/v1/namespaces/default/services/web",
+        "t",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 443}]\n",
+    )
+    .await;
+    c.tick();
+    assert_eq!(
+        available(&c.get(api_service).await.1),
+        ("False".into(), "MissingEndpoints".into())
+    );
+    c.apply(
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        "t",
+        DEPLOYMENT,
+    )
+    .await;
+    c.tick();
+    c.tick();
+    assert_eq!(
+        available(&c.get(api_service).await.1),
+        ("True".into(), "Passed".into())
+    );
+}

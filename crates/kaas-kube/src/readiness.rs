@@ -167,6 +167,42 @@ pub(crate) fn assess(reference: &ObjectRef, object: &Value) -> Result<(), String
             }
             Ok(())
         }
+        ("batch", "Job") => {
+            let has = |kind: &str| {
+                object
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == kind && c["status"] == "True")
+                    .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
+            };
+            if let Some(message) = has("Failed") {
+                return Err(format!("{}: failed: {message}", prefix()));
+            }
+            if has("Complete").is_some() {
+                Ok(())
+            } else {
+                Err(format!("{}: not complete", prefix()))
+            }
+        }
+        ("apiregistration.k8s.io", "APIService") => {
+            let available = object
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Available");
+            match available {
+                Some(c) if c["status"] == "True" => Ok(()),
+                Some(c) => Err(format!(
+                    "{}: not available: {}",
+                    prefix(),
+                    c["message"].as_str().unwrap_or_default()
+                )),
+                None => Err(format!("{}: not available", prefix())),
+            }
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             let established = object
                 .pointer("/status/conditions")
@@ -277,6 +313,50 @@ mod tests {
         assert_eq!(
             check(crd("False")),
             Err("CustomResourceDefinition widgets.example.com: not established".into())
+        );
+    }
+
+    #[test]
+    fn jobs_are_ready_when_complete_and_say_why_they_failed() {
+        let job = |conditions: Value| {
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                   "metadata": {"name": "gen", "namespace": "ngf"},
+                   "status": {"conditions": conditions}})
+        };
+        assert_eq!(
+            check(job(json!([{"type": "Complete", "status": "True"}]))),
+            Ok(())
+        );
+        assert_eq!(
+            check(job(json!([]))),
+            Err("Job ngf/gen: not complete".to_owned())
+        );
+        assert_eq!(
+            check(job(
+                json!([{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}])
+            )),
+            Err("Job ngf/gen: failed: BackoffLimitExceeded".to_owned())
+        );
+    }
+
+    #[test]
+    fn api_services_are_ready_when_available() {
+        let svc = |conditions: Value| {
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                   "metadata": {"name": "v1beta1.metrics.k8s.io"},
+                   "status": {"conditions": conditions}})
+        };
+        assert_eq!(
+            check(svc(json!([{"type": "Available", "status": "True"}]))),
+            Ok(())
+        );
+        assert_eq!(
+            check(svc(json!([{"type": "Available", "status": "False", "message": "endpoints for service have no addresses"}]))),
+            Err("APIService v1beta1.metrics.k8s.io: not available: endpoints for service have no addresses".to_owned())
+        );
+        assert_eq!(
+            check(svc(json!([]))),
+            Err("APIService v1beta1.metrics.k8s.io: not available".to_owned())
         );
     }
 

@@ -5,7 +5,9 @@
 //! dyn-compatible and backend-neutral; [`StoreExt`] adds typed access for every
 //! [`kaas_core::Object`]. Implementations: [`SqliteStore`] (embedded default); a
 //! PostgreSQL one implements the same trait. Sensitive data is stored as kind `Secret`
-//! through [`Secrets`], sealed with envelope encryption (see [`SecretBox`]).
+//! through [`Secrets`], sealed with envelope encryption (see [`SecretBox`]). The
+//! stacks' upstream artifacts are cached by digest ([`Store::put_artifact`]), checked
+//! against it on the way in and out.
 //!
 //! **Invariants:**
 //! - `metadata.resourceVersion` is the sequence number of the object's last change in
@@ -99,6 +101,32 @@ pub struct StoredEvent {
     pub body: Value,
 }
 
+/// A cached artifact, as listed (its bytes are read with [`Store::get_artifact`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredArtifact {
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    /// What the bytes are (`chart`, `manifest`, `oci-manifest`, `oci-config`).
+    pub kind: String,
+    /// Where they came from, for people.
+    pub reference: String,
+    pub size: u64,
+    /// RFC 3339, when first stored.
+    pub created_at: String,
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let hash = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut text = String::with_capacity(71);
+    text.push_str("sha256:");
+    for b in hash.as_ref() {
+        text.push_str(&format!("{b:02x}"));
+    }
+    text
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{kind} {name:?} not found")]
@@ -116,6 +144,9 @@ pub enum StoreError {
     },
     #[error("invalid object: {0}")]
     Invalid(String),
+    /// Bytes offered under a digest that is not theirs.
+    #[error("the bytes have digest {actual}, not {expected}")]
+    DigestMismatch { expected: String, actual: String },
     #[error("store backend failed: {0}")]
     Backend(String),
 }
@@ -176,6 +207,23 @@ pub trait Store: Send + Sync {
         since: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Caches an upstream artifact under its digest (`sha256:<hex>`), after checking
+    /// that the bytes have it ([`StoreError::DigestMismatch`] otherwise). A digest
+    /// stored already keeps its first row.
+    async fn put_artifact(
+        &self,
+        digest: &str,
+        kind: &str,
+        reference: &str,
+        bytes: &[u8],
+    ) -> Result<StoredArtifact, StoreError>;
+
+    /// The bytes stored under `digest`, checked again on the way out.
+    async fn get_artifact(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every cached artifact, without its bytes, ordered by digest.
+    async fn list_artifacts(&self) -> Result<Vec<StoredArtifact>, StoreError>;
 
     /// Whether the backend answers (for /readyz).
     async fn ping(&self) -> Result<(), StoreError>;

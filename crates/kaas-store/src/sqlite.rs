@@ -26,7 +26,10 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::watch;
 
-use crate::{Change, ChangeOp, Deleted, ListFilter, ObjectKey, Store, StoreError, StoredEvent};
+use crate::{
+    Change, ChangeOp, Deleted, ListFilter, ObjectKey, Store, StoreError, StoredArtifact,
+    StoredEvent,
+};
 
 /// The schema, in order. Migration `i` (0-based) has version `i + 1`. Never edit an
 /// applied migration: append a new one.
@@ -77,6 +80,18 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
+    // 3: the stacks' upstream artifacts (charts, manifests, OCI manifests and configs),
+    // content-addressed: the key is the sha256 of the bytes.
+    r#"
+CREATE TABLE artifacts (
+    digest     TEXT    PRIMARY KEY,
+    kind       TEXT    NOT NULL,
+    reference  TEXT    NOT NULL,
+    size       INTEGER NOT NULL,
+    bytes      BLOB    NOT NULL,
+    created_at TEXT    NOT NULL
+);
 "#,
 ];
 
@@ -503,6 +518,83 @@ impl Store for SqliteStore {
         stored_events(&rows)
     }
 
+    async fn put_artifact(
+        &self,
+        digest: &str,
+        kind: &str,
+        reference: &str,
+        bytes: &[u8],
+    ) -> Result<StoredArtifact, StoreError> {
+        let actual = crate::sha256_digest(bytes);
+        if !kaas_core::stack::is_sha256_digest(digest) {
+            return Err(StoreError::Invalid(format!(
+                "artifact digest {digest:?} is not sha256:<64 lower-case hex digits>"
+            )));
+        }
+        if actual != digest {
+            return Err(StoreError::DigestMismatch {
+                expected: digest.to_owned(),
+                actual,
+            });
+        }
+        if kind.is_empty() {
+            return Err(StoreError::Invalid(
+                "an artifact's kind must not be empty".into(),
+            ));
+        }
+        // The same digest is the same bytes: a second put keeps the first row.
+        sqlx::query(
+            "INSERT INTO artifacts (digest, kind, reference, size, bytes, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(kind)
+        .bind(reference)
+        .bind(bytes.len() as i64)
+        .bind(bytes)
+        .bind(now())
+        .execute(&self.write)
+        .await
+        .map_err(backend)?;
+        let row = sqlx::query(
+            "SELECT digest, kind, reference, size, created_at FROM artifacts WHERE digest = ?",
+        )
+        .bind(digest)
+        .fetch_one(&self.write)
+        .await
+        .map_err(backend)?;
+        stored_artifact(&row)
+    }
+
+    async fn get_artifact(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT bytes FROM artifacts WHERE digest = ?")
+            .bind(digest)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(backend)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let bytes: Vec<u8> = row.try_get("bytes").map_err(backend)?;
+        let actual = crate::sha256_digest(&bytes);
+        if actual != digest {
+            return Err(StoreError::Backend(format!(
+                "the stored artifact {digest} has changed: its bytes have digest {actual}"
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn list_artifacts(&self) -> Result<Vec<StoredArtifact>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT digest, kind, reference, size, created_at FROM artifacts ORDER BY digest",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(stored_artifact).collect()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.read)
@@ -522,6 +614,17 @@ fn stored_events(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<StoredEvent>, S
             })
         })
         .collect()
+}
+
+fn stored_artifact(row: &sqlx::sqlite::SqliteRow) -> Result<StoredArtifact, StoreError> {
+    let size: i64 = row.try_get("size").map_err(backend)?;
+    Ok(StoredArtifact {
+        digest: row.try_get("digest").map_err(backend)?,
+        kind: row.try_get("kind").map_err(backend)?,
+        reference: row.try_get("reference").map_err(backend)?,
+        size: u64::try_from(size).unwrap_or(0),
+        created_at: row.try_get("created_at").map_err(backend)?,
+    })
 }
 
 /// The columns of a stored object that a write needs.

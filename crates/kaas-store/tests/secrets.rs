@@ -738,6 +738,23 @@ impl Store for Racing {
     ) -> Result<Vec<kaas_store::StoredEvent>, StoreError> {
         self.inner.list_audit(tenant, since, limit).await
     }
+    async fn put_artifact(
+        &self,
+        digest: &str,
+        kind: &str,
+        reference: &str,
+        bytes: &[u8],
+    ) -> Result<kaas_store::StoredArtifact, StoreError> {
+        self.inner
+            .put_artifact(digest, kind, reference, bytes)
+            .await
+    }
+    async fn get_artifact(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_artifact(digest).await
+    }
+    async fn list_artifacts(&self) -> Result<Vec<kaas_store::StoredArtifact>, StoreError> {
+        self.inner.list_artifacts().await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }

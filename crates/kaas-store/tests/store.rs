@@ -740,3 +740,111 @@ async fn the_audit_log_is_append_only_and_kept_per_tenant() {
     }
     assert_eq!(store.list_audit(None, 0, 100).await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn artifacts_are_kept_by_their_digest_and_checked_against_it() {
+    let (dir, store) = open().await;
+    let chart = b"a chart's bytes".to_vec();
+    let digest = kaas_store::sha256_digest(&chart);
+    assert_eq!(store.get_artifact(&digest).await.unwrap(), None);
+
+    let stored = store
+        .put_artifact(&digest, "chart", "oci://r.example/c/hello:1.0.0", &chart)
+        .await
+        .unwrap();
+    assert_eq!(stored.digest, digest);
+    assert_eq!(stored.kind, "chart");
+    assert_eq!(stored.size, chart.len() as u64);
+    assert_eq!(
+        store.get_artifact(&digest).await.unwrap(),
+        Some(chart.clone())
+    );
+
+    // Bytes under another digest than theirs are refused, naming both.
+    let other = kaas_store::sha256_digest(b"other bytes");
+    let err = store
+        .put_artifact(&other, "chart", "x", &chart)
+        .await
+        .unwrap_err();
+    match &err {
+        StoreError::DigestMismatch { expected, actual } => {
+            assert_eq!(expected, &other);
+            assert_eq!(actual, &digest);
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(err.to_string().contains(&other) && err.to_string().contains(&digest));
+    assert_eq!(store.get_artifact(&other).await.unwrap(), None);
+    for bad in ["", "sha256:abc", "md5:0", &digest.to_uppercase()] {
+        let err = store
+            .put_artifact(bad, "chart", "x", &chart)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Invalid(_) | StoreError::DigestMismatch { .. }
+            ),
+            "{bad}: {err:?}"
+        );
+    }
+
+    // A second put of the same digest keeps the first row.
+    let again = store
+        .put_artifact(&digest, "chart", "another reference", &chart)
+        .await
+        .unwrap();
+    assert_eq!(again, stored);
+
+    let manifest = b"kind: Namespace\n".to_vec();
+    let manifest_digest = kaas_store::sha256_digest(&manifest);
+    store
+        .put_artifact(&manifest_digest, "manifest", "https://x/a.yaml", &manifest)
+        .await
+        .unwrap();
+    let listed = store.list_artifacts().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.windows(2).all(|w| w[0].digest < w[1].digest));
+    assert!(listed.contains(&stored));
+    let created: chrono::DateTime<chrono::Utc> = stored.created_at.parse().unwrap();
+    assert!(created <= chrono::Utc::now());
+
+    // They survive a restart.
+    store.close().await;
+    let store = SqliteStore::open(&dir.path().join("kaas.db"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_artifact(&digest).await.unwrap(), Some(chart));
+    assert_eq!(store.list_artifacts().await.unwrap(), listed);
+}
+
+#[tokio::test]
+async fn a_stored_artifact_that_changed_is_not_handed_out() {
+    let (dir, store) = open().await;
+    let bytes = b"original".to_vec();
+    let digest = kaas_store::sha256_digest(&bytes);
+    store
+        .put_artifact(&digest, "manifest", "x", &bytes)
+        .await
+        .unwrap();
+    store.close().await;
+    // Changed behind the store's back.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("kaas.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE artifacts SET bytes = ? WHERE digest = ?")
+        .bind(b"tampered".to_vec())
+        .bind(&digest)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = SqliteStore::open(&dir.path().join("kaas.db"))
+        .await
+        .unwrap();
+    let err = store.get_artifact(&digest).await.unwrap_err();
+    assert!(err.to_string().contains(&digest), "{err}");
+}

@@ -63,6 +63,8 @@ pub struct ServerConfig {
     pub resolve: Vec<Resolve>,
     /// Which address of each cluster's API kaas connects to.
     pub reach_clusters_at: ReachAt,
+    /// Where the stacks' artifacts are looked for before upstream, in order.
+    pub artifact_mirrors: Vec<kaas_artifacts::Mirror>,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             kubernetes_versions: None,
             os_cloud: None,
             simulate_workloads: false,
+            artifact_mirrors: Vec::new(),
             resolve: Vec::new(),
             reach_clusters_at: ReachAt::Endpoint,
         }
@@ -335,7 +338,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         shutdown_rx.clone(),
     ));
 
+    let artifacts = kaas_artifacts::Fetcher::new(kaas_artifacts::Limits::default())
+        .map_err(anyhow::Error::msg)?
+        .with_mirrors(config.artifact_mirrors.clone());
     let state = AppState {
+        artifacts: Arc::new(artifacts),
         store,
         admin_token: token.clone().into(),
         sealer,

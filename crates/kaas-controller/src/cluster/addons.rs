@@ -10,10 +10,34 @@ use std::sync::Arc;
 
 use kaas_cloud::ObjectReadiness;
 use kaas_core::cluster::conditions;
+use kaas_core::stack::StackAddon;
 use kaas_core::{AddonStatus, Cluster, Condition, ConditionStatus};
 use serde_json::Value;
 
 use super::plan::{Observed, Plan, Step};
+
+/// Where the addons' upstream artifacts come from: kaas's cache, filled from the
+/// operator's mirrors or from upstream, every artifact checked against the digest its
+/// stack pins.
+#[async_trait::async_trait]
+pub trait AddonArtifacts: Send + Sync {
+    /// The verified bytes of the addon's chart (`.tgz`) or manifest, or why they
+    /// cannot be had.
+    async fn artifact(&self, addon: &StackAddon) -> Result<Arc<Vec<u8>>, String>;
+}
+
+/// No source: every upstream addon is refused with the reason.
+pub struct NoArtifacts;
+
+#[async_trait::async_trait]
+impl AddonArtifacts for NoArtifacts {
+    async fn artifact(&self, addon: &StackAddon) -> Result<Arc<Vec<u8>>, String> {
+        Err(format!(
+            "addon {}: this kaas has no source for upstream artifacts",
+            addon.name
+        ))
+    }
+}
 
 /// The apply set (a ConfigMap in `kube-system`) that holds every object of the addons.
 pub const ADDON_SET: &str = "kaas-addons";

@@ -84,6 +84,10 @@ pub struct ClusterController {
     workloads: Arc<dyn WorkloadClusters>,
     config: ClusterControllerConfig,
     metrics: Metrics,
+    /// Where upstream addons' charts and manifests come from.
+    artifacts: Arc<dyn addons::AddonArtifacts>,
+    /// Upstream artifacts as loaded, by digest.
+    loaded: std::sync::Mutex<HashMap<String, kaas_bootstrap::UpstreamArtifact>>,
     /// Per cluster uid: the addons as last rendered, and from what.
     rendered: std::sync::Mutex<HashMap<String, (String, addons::DesiredAddons)>>,
     /// Per cluster uid: the addons' readiness as last read (when, for which digest).
@@ -119,7 +123,15 @@ impl ClusterController {
             credentials: std::sync::Mutex::new(HashMap::new()),
             readiness: std::sync::Mutex::new(HashMap::new()),
             rendered: std::sync::Mutex::new(HashMap::new()),
+            artifacts: Arc::new(addons::NoArtifacts),
+            loaded: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes upstream addons' charts and manifests from `artifacts`.
+    pub fn with_artifacts(mut self, artifacts: Arc<dyn addons::AddonArtifacts>) -> Self {
+        self.artifacts = artifacts;
+        self
     }
 
     fn secrets(&self) -> Secrets<'_> {

@@ -3,13 +3,18 @@
 //! nodes, join tokens, etcd members and how its addons stand. Reads only: nothing
 //! here changes the cloud or the workload cluster.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
-use kaas_bootstrap::{AddonRef, AddonValues, KubernetesVersion, render_addons};
+use kaas_bootstrap::{
+    AddonRef, AddonValues, KubernetesVersion, UpstreamArtifact, render_addons,
+    render_upstream_addon,
+};
 use kaas_cloud::{CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef};
 use kaas_core::naming::cluster_tag;
+use kaas_core::stack::StackAddon;
 use kaas_core::{Cluster, Machine};
 use kaas_store::{ListFilter, ObjectKey, SECRET_KIND, StoreExt};
 use rand::Rng;
@@ -209,6 +214,38 @@ impl ClusterController {
         })
     }
 
+    /// An upstream addon's chart or manifest, loaded once per digest.
+    async fn upstream_artifact(&self, addon: &StackAddon) -> Result<UpstreamArtifact, String> {
+        let digest = match (&addon.chart, &addon.manifest) {
+            (Some(chart), _) => &chart.digest,
+            (None, Some(manifest)) => &manifest.digest,
+            (None, None) => return Err(format!("addon {} names no upstream artifact", addon.name)),
+        };
+        if let Some(loaded) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            return Ok(loaded.clone());
+        }
+        let bytes = self.artifacts.artifact(addon).await?;
+        let loaded = if addon.chart.is_some() {
+            let chart = kaas_helm::Chart::from_archive(&bytes)
+                .map_err(|e| format!("addon {}: {e}", addon.name))?;
+            UpstreamArtifact::Chart(Arc::new(chart))
+        } else {
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| format!("addon {}: the manifest is not UTF-8", addon.name))?;
+            UpstreamArtifact::Manifest(Arc::from(text))
+        };
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), loaded.clone());
+        Ok(loaded)
+    }
+
     /// The addons the cluster's stack and spec call for, rendered with its values, or
     /// why they cannot be.
     async fn desired_addons(
@@ -221,9 +258,9 @@ impl ClusterController {
             .stack
             .as_ref()
             .ok_or_else(|| format!("stack {} is not in the catalog", cluster.spec.stack))?;
-        let refs: Vec<AddonRef> = stack
-            .addons_for(&cluster.spec.addons)
-            .into_iter()
+        let chosen = stack.addons_for(&cluster.spec.addons);
+        let refs: Vec<AddonRef> = chosen
+            .iter()
             .map(|a| AddonRef {
                 name: a.name.clone(),
                 version: a.version.clone(),
@@ -240,8 +277,9 @@ impl ClusterController {
         let spec = &cluster.spec;
         // Everything the rendering depends on but the credential's secret, which is
         // chosen once per credential.
+        let api_server_host = infra.get("loadBalancer").and_then(|r| r.address.clone());
         let inputs = format!(
-            "{}|{refs:?}|{credential_id}|{:?}|{}|{:?}|{:?}",
+            "{}|{chosen:?}|{credential_id}|{:?}|{}|{:?}|{:?}|{api_server_host:?}",
             stack.name(),
             spec.network,
             cloud.auth_url(),
@@ -270,6 +308,8 @@ impl ClusterController {
             cluster_uid: cluster.metadata.uid.clone(),
             pod_cidr: spec.network.pod_cidr.clone(),
             service_cidr: spec.network.service_cidr.clone(),
+            node_cidr: spec.network.node_cidr.clone(),
+            api_server_host,
             kubernetes_version: KubernetesVersion::parse(&stack.spec.kubernetes_version)
                 .map_err(|e| e.to_string())?,
             auth_url: cloud.auth_url(),
@@ -287,7 +327,17 @@ impl ClusterController {
                 .as_ref()
                 .map(|c| c.acme_email.clone()),
         };
-        let rendered = render_addons(&refs, &values).map_err(|e| e.to_string())?;
+        let mut rendered = Vec::with_capacity(chosen.len());
+        for (addon, reference) in chosen.iter().zip(&refs) {
+            rendered.push(if addon.chart.is_some() || addon.manifest.is_some() {
+                let artifact = self.upstream_artifact(addon).await?;
+                render_upstream_addon(addon, &artifact, &values).map_err(|e| e.to_string())?
+            } else {
+                render_addons(std::slice::from_ref(reference), &values)
+                    .map_err(|e| e.to_string())?
+                    .remove(0)
+            });
+        }
         let desired = addons::DesiredAddons::new(stack.name(), rendered);
         self.rendered
             .lock()

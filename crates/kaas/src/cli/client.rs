@@ -125,6 +125,34 @@ impl Client {
         Err(failure(status, &parsed, &String::from_utf8_lossy(&bytes)).into())
     }
 
+    /// PUTs raw bytes (an artifact); uploads may take longer than other requests.
+    pub async fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<Option<Value>> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .put(&url)
+            .timeout(Duration::from_secs(600))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(tenant) = &self.tenant {
+            req = req.header("kaas-tenant", tenant);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if status.is_success() {
+            return Ok(serde_json::from_str(&text).ok());
+        }
+        let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Err(failure(status, &parsed, &text).into())
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value> {
         Ok(self
             .request(Method::GET, path, None)

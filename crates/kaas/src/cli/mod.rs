@@ -2,6 +2,7 @@
 //! and `demo`.
 
 mod admin;
+mod artifacts;
 mod client;
 mod context;
 mod demo;
@@ -91,6 +92,12 @@ pub enum Command {
     /// The cluster stacks clusters may use.
     #[command(subcommand)]
     Stack(StackCommand),
+    /// Helm charts in OCI registries.
+    #[command(subcommand)]
+    Chart(artifacts::ChartCommand),
+    /// The stacks' upstream artifacts the server has cached.
+    #[command(subcommand)]
+    Artifact(artifacts::ArtifactCommand),
     /// The flavors (machine sizes) the cloud offers.
     #[command(subcommand)]
     Flavor(FlavorCommand),
@@ -144,6 +151,18 @@ pub enum StackCommand {
     /// The Kubernetes release data the SCS version policy is checked against.
     #[command(subcommand)]
     Versions(release_data::VersionsCommand),
+    /// Get every upstream artifact (chart, manifest) of a stack, each checked against
+    /// its pinned digest: into a tar bundle with -o (got by this command), or into the
+    /// server's cache (got by the server).
+    Pull(artifacts::PullArgs),
+    /// Upload a bundle's artifacts to the server (for clouds without internet).
+    Import {
+        /// A bundle written by `kaas stack pull -o`.
+        bundle: PathBuf,
+    },
+    /// Get a stack's charts and push them to an operator's OCI registry, the mirror a
+    /// server's --artifact-mirror names.
+    Mirror(artifacts::MirrorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +205,12 @@ pub struct ServerArgs {
     /// cloud's network.
     #[arg(long, value_enum, default_value = "endpoint")]
     pub reach_clusters_at: crate::workloads::ReachAt,
+    /// Where the stacks' artifacts are looked for before upstream, in order:
+    /// oci://HOST/PATH (charts as PATH/NAME:VERSION, as `kaas stack mirror` pushes
+    /// them) or http(s)://BASE (every blob at BASE/blobs/sha256/<hex>, as an unpacked
+    /// bundle). Each is checked against the stack's pinned digest. Repeatable.
+    #[arg(long = "artifact-mirror", value_name = "URL")]
+    pub artifact_mirrors: Vec<kaas_artifacts::Mirror>,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
@@ -287,9 +312,10 @@ pub enum ClusterCommand {
         /// Cluster stack, e.g. scs-1.36.
         #[arg(long)]
         stack: Option<String>,
-        /// Optional addons, comma-separated: ingress (ingress-nginx behind the load
-        /// balancer with PROXY protocol), cert-manager (with Let's Encrypt issuers),
-        /// registry.
+        /// Optional addons, comma-separated: ingress (an NGINX ingress controller
+        /// behind the load balancer with PROXY protocol), gateway (the Gateway API
+        /// with an NGINX implementation, the same way), cert-manager (with Let's
+        /// Encrypt issuers), registry.
         #[arg(long, value_delimiter = ',')]
         addons: Vec<String>,
         /// The e-mail address for Let's Encrypt (needed with cert-manager).
@@ -462,6 +488,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 simulate_workloads: args.simulate_workloads,
                 resolve: args.resolve,
                 reach_clusters_at: args.reach_clusters_at,
+                artifact_mirrors: args.artifact_mirrors,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -476,6 +503,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => admin::audit(&client()?, cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
         Command::Stack(StackCommand::Versions(cmd)) => release_data::run(cmd).await,
+        Command::Stack(StackCommand::Pull(args)) => artifacts::pull(&client, args).await,
+        Command::Stack(StackCommand::Import { bundle }) => {
+            artifacts::import(&client()?, &bundle).await
+        }
+        Command::Stack(StackCommand::Mirror(args)) => artifacts::mirror(&client, args).await,
+        Command::Artifact(cmd) => artifacts::artifacts(&client()?, cmd).await,
+        Command::Chart(cmd) => artifacts::chart(cmd).await,
         Command::Completion { shell } => {
             use clap::CommandFactory;
             use std::io::Write;
@@ -792,11 +826,12 @@ async fn change_spec(
     }
 }
 
-/// `--addons ingress,cert-manager,registry --acme-email ADDR` into the spec.
+/// `--addons ingress,gateway,cert-manager,registry --acme-email ADDR` into the spec.
 fn apply_addon_flags(spec: &mut Value, addons: &[String], acme_email: Option<&str>) -> Result<()> {
     for addon in addons.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
         match addon {
             "ingress" => spec["addons"]["ingress"] = json!({"proxyProtocol": true}),
+            "gateway" => spec["addons"]["gateway"] = json!({"proxyProtocol": true}),
             "cert-manager" => {
                 let Some(email) = acme_email else {
                     bail!(
@@ -808,7 +843,7 @@ fn apply_addon_flags(spec: &mut Value, addons: &[String], acme_email: Option<&st
             "registry" => spec["addons"]["registry"] = json!(true),
             "metrics-server" => spec["addons"]["metricsServer"] = json!(true),
             other => bail!(
-                "--addons: unknown addon {other:?}; choose from ingress, cert-manager, registry, metrics-server"
+                "--addons: unknown addon {other:?}; choose from ingress, gateway, cert-manager, registry, metrics-server"
             ),
         }
     }
