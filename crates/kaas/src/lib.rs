@@ -1,6 +1,7 @@
 //! The kaas binary's library: the server assembly ([`server`]) and the command-line
 //! client ([`cli`]). `main.rs` only parses arguments and dispatches.
 
+pub mod artifacts;
 pub mod cli;
 pub mod clouds;
 pub mod gateway;

@@ -320,15 +320,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         // Every observation lists each kind of resource: poll a real cloud gently.
         cluster_config.poll_interval = Duration::from_secs(2);
     }
-    let controller = Arc::new(ClusterController::new(
-        store.clone(),
-        sealer.clone(),
-        stacks.clone(),
-        cloud.clone(),
-        workloads,
-        cluster_config,
-        metrics.clone(),
-    ));
+    let fetcher = Arc::new(
+        kaas_artifacts::Fetcher::new(kaas_artifacts::Limits::default())
+            .map_err(anyhow::Error::msg)?
+            .with_mirrors(config.artifact_mirrors.clone()),
+    );
+    let controller = Arc::new(
+        ClusterController::new(
+            store.clone(),
+            sealer.clone(),
+            stacks.clone(),
+            cloud.clone(),
+            workloads,
+            cluster_config,
+            metrics.clone(),
+        )
+        .with_artifacts(Arc::new(crate::artifacts::CachedArtifacts {
+            store: store.clone(),
+            fetcher: fetcher.clone(),
+        })),
+    );
     let controllers = tokio::spawn(run_controller(
         Cluster::KIND,
         store.clone(),
@@ -338,11 +349,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         shutdown_rx.clone(),
     ));
 
-    let artifacts = kaas_artifacts::Fetcher::new(kaas_artifacts::Limits::default())
-        .map_err(anyhow::Error::msg)?
-        .with_mirrors(config.artifact_mirrors.clone());
     let state = AppState {
-        artifacts: Arc::new(artifacts),
+        artifacts: fetcher,
         store,
         admin_token: token.clone().into(),
         sealer,

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -736,4 +736,141 @@ async fn a_deleted_cluster_leaves_nothing_behind() {
     // Gone: a reconcile of its key does nothing.
     let action = world.controller().reconcile(&key).await.unwrap();
     assert_eq!(action.requeue_after, None);
+}
+
+/// Serves one chart's `.tgz` for the digest the stack pins, counting the asks.
+struct OneChart {
+    digest: String,
+    tgz: Arc<Vec<u8>>,
+    asked: AtomicUsize,
+}
+
+#[async_trait]
+impl super::addons::AddonArtifacts for OneChart {
+    async fn artifact(&self, addon: &kaas_core::stack::StackAddon) -> Result<Arc<Vec<u8>>, String> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        match &addon.chart {
+            Some(chart) if chart.digest == self.digest => Ok(self.tgz.clone()),
+            _ => Err(format!("addon {}: not in this source", addon.name)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_addon_from_its_upstream_chart_is_rendered_applied_and_ready() {
+    // The project's own metrics-server chart, packaged, pinned by its digest in a copy
+    // of the default stack whose metrics-server comes from it.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dev/charts/metrics-server"
+    );
+    let tgz = kaas_helm::package(dir).unwrap();
+    let digest = format!(
+        "sha256:{}",
+        hex(&ring::digest::digest(&ring::digest::SHA256, &tgz))
+    );
+    let mut stack = StackCatalog::builtin()
+        .unwrap()
+        .find(kaas_core::stack::DEFAULT_STACK)
+        .unwrap()
+        .clone();
+    stack.metadata.name = "charted".to_owned();
+    stack.spec.upgrades_from = vec![];
+    let addon = stack
+        .spec
+        .addons
+        .iter_mut()
+        .find(|a| a.name == "metrics-server")
+        .unwrap();
+    addon.version = "3.13.1".to_owned();
+    addon.namespace = Some("kube-system".to_owned());
+    addon.chart = Some(kaas_core::stack::ChartRef {
+        repository: "oci://registry.invalid/charts".to_owned(),
+        name: "metrics-server".to_owned(),
+        digest: digest.clone(),
+    });
+    addon.values =
+        serde_json::from_value(serde_json::json!({"args": ["--kubelet-insecure-tls"]})).unwrap();
+    stack.validate().unwrap();
+    let mut catalog = StackCatalog::default();
+    catalog.add(stack).unwrap();
+    let mut world = World::new(SimFaults::default()).await;
+    world.stacks = Arc::new(catalog);
+    let source = Arc::new(OneChart {
+        digest,
+        tgz: Arc::new(tgz),
+        asked: AtomicUsize::new(0),
+    });
+    let key = world.create_cluster("demo").await;
+    let mut cluster = world.cluster(&key).await.unwrap();
+    cluster.spec.stack = "charted".to_owned();
+    world.store.update_obj(&cluster).await.unwrap();
+    let controller = || world.controller().with_artifacts(source.clone());
+    world.reconcile_until(&key, controller, available).await;
+
+    let cluster = world.cluster(&key).await.unwrap();
+    let applied = world.workloads.applied.lock().unwrap()[&cluster.metadata.uid].clone();
+    for object in [
+        "Namespace kube-system",
+        "Deployment kube-system/metrics-server",
+        "Service kube-system/metrics-server",
+        "APIService v1beta1.metrics.k8s.io",
+        "ClusterRole system:metrics-server",
+    ] {
+        assert!(
+            applied.iter().any(|o| o == object),
+            "{object} not in {applied:#?}"
+        );
+    }
+    let item = cluster
+        .status
+        .addons
+        .items
+        .iter()
+        .find(|a| a.name == "metrics-server")
+        .unwrap();
+    assert_eq!(item.version, "3.13.1");
+    // Loaded once per digest, not at every reconcile (each new controller asks once).
+    assert!(source.asked.load(Ordering::SeqCst) >= 1);
+
+    // A source that does not have the chart: the addons cannot be rendered, and the
+    // condition says why.
+    let empty = Arc::new(OneChart {
+        digest: "sha256:none".to_owned(),
+        tgz: Arc::new(Vec::new()),
+        asked: AtomicUsize::new(0),
+    });
+    let mut cluster = world.cluster(&key).await.unwrap();
+    cluster.spec.node_pools[0].replicas = 2;
+    world.store.update_obj(&cluster).await.unwrap();
+    world
+        .controller()
+        .with_artifacts(empty)
+        .reconcile(&key)
+        .await
+        .ok();
+    let cluster = world.cluster(&key).await.unwrap();
+    let addons = condition(&cluster, conditions::ADDONS_READY).unwrap();
+    assert_eq!(
+        addons.0,
+        ConditionStatus::False,
+        "{:#?}",
+        cluster.status.conditions
+    );
+    let message = cluster
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::ADDONS_READY)
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("metrics-server") && message.contains("not in this source"),
+        "{message}"
+    );
+}
+
+fn hex(digest: &ring::digest::Digest) -> String {
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
