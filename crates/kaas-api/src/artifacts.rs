@@ -55,7 +55,9 @@ pub async fn put(
     let digest = Digest::parse(&digest).map_err(ApiError::bad_request)?;
     let kind =
         BlobKind::parse(&query.kind).map_err(|e| ApiError::bad_request(format!("kind: {e}")))?;
-    if query.reference.len() > MAX_REFERENCE || query.reference.chars().any(char::is_control) {
+    if query.reference.chars().count() > MAX_REFERENCE
+        || query.reference.chars().any(char::is_control)
+    {
         return Err(ApiError::bad_request(format!(
             "reference: at most {MAX_REFERENCE} characters, none of them control characters"
         )));

@@ -509,14 +509,14 @@ fn artifact_paths() -> Value {
                 ]
             )},
             "/v1/artifacts/{digest}": {
-                "parameters": [path_param("digest", "The sha256 of the body", json!({"type": "string"}))],
+                "parameters": [path_param("digest", "The sha256 of the body", json!({"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}))],
                 "put": v1(
                     json!({"operationId": "putArtifact",
                            "summary": "Upload an artifact (a cloud without internet: `kaas stack import`); the server checks the body against the digest and keeps it (the operator)",
                            "parameters": [
                                {"name": "kind", "in": "query", "required": true, "description": "What the bytes are",
                                 "schema": {"enum": ["oci-manifest", "oci-config", "chart", "manifest"]}},
-                               query_param("reference", "Where the bytes came from, for people (at most 1024 characters)", json!({"type": "string", "maxLength": 1024}))
+                               query_param("reference", "Where the bytes came from, for people (at most 1024 characters, no control characters)", json!({"type": "string", "maxLength": 1024, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}))
                            ],
                            "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}),
                     vec![
