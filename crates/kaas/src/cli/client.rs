@@ -69,6 +69,19 @@ impl Client {
         self
     }
 
+    /// Sends `req` as this client: its token and the tenant it acts in.
+    async fn send(&self, mut req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(tenant) = &self.tenant {
+            req = req.header("kaas-tenant", tenant);
+        }
+        req.send()
+            .await
+            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))
+    }
+
     pub async fn request(
         &self,
         method: Method,
@@ -77,19 +90,10 @@ impl Client {
     ) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(tenant) = &self.tenant {
-            req = req.header("kaas-tenant", tenant);
-        }
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let text = resp.text().await?;
         if status.is_success() {
@@ -105,17 +109,8 @@ impl Client {
     /// A body that is not JSON (a kubeconfig, user data).
     pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.get(&url);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(tenant) = &self.tenant {
-            req = req.header("kaas-tenant", tenant);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let req = self.http.get(&url);
+        let resp = self.send(req).await?;
         let status = resp.status();
         let bytes = resp.bytes().await?.to_vec();
         if status.is_success() {
@@ -128,22 +123,13 @@ impl Client {
     /// PUTs raw bytes (an artifact); uploads may take longer than other requests.
     pub async fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<Option<Value>> {
         let url = format!("{}{path}", self.base);
-        let mut req = self
+        let req = self
             .http
             .put(&url)
             .timeout(Duration::from_secs(600))
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(bytes);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(tenant) = &self.tenant {
-            req = req.header("kaas-tenant", tenant);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach the kaas server at {}: {e}", self.base))?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let text = resp.text().await?;
         if status.is_success() {
