@@ -168,48 +168,29 @@ pub(crate) fn assess(reference: &ObjectRef, object: &Value) -> Result<(), String
             Ok(())
         }
         ("batch", "Job") => {
-            let has = |kind: &str| {
-                object
-                    .pointer("/status/conditions")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .find(|c| c["type"] == kind && c["status"] == "True")
-                    .map(|c| c["message"].as_str().unwrap_or_default().to_owned())
-            };
-            if let Some(message) = has("Failed") {
+            let holds = |kind: &str| condition(object, kind).filter(|c| c["status"] == "True");
+            if let Some(failed) = holds("Failed") {
+                let message = failed["message"].as_str().unwrap_or_default();
                 return Err(format!("{}: failed: {message}", prefix()));
             }
-            if has("Complete").is_some() {
+            if holds("Complete").is_some() {
                 Ok(())
             } else {
                 Err(format!("{}: not complete", prefix()))
             }
         }
-        ("apiregistration.k8s.io", "APIService") => {
-            let available = object
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|c| c["type"] == "Available");
-            match available {
-                Some(c) if c["status"] == "True" => Ok(()),
-                Some(c) => Err(format!(
-                    "{}: not available: {}",
-                    prefix(),
-                    c["message"].as_str().unwrap_or_default()
-                )),
-                None => Err(format!("{}: not available", prefix())),
-            }
-        }
+        ("apiregistration.k8s.io", "APIService") => match condition(object, "Available") {
+            Some(c) if c["status"] == "True" => Ok(()),
+            Some(c) => Err(format!(
+                "{}: not available: {}",
+                prefix(),
+                c["message"].as_str().unwrap_or_default()
+            )),
+            None => Err(format!("{}: not available", prefix())),
+        },
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            let established = object
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Established" && c["status"] == "True");
+            let established =
+                condition(object, "Established").is_some_and(|c| c["status"] == "True");
             if established {
                 Ok(())
             } else {
@@ -218,6 +199,15 @@ pub(crate) fn assess(reference: &ObjectRef, object: &Value) -> Result<(), String
         }
         _ => Ok(()),
     }
+}
+
+/// The status condition of type `kind`, if the object reports one.
+fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c["type"] == kind)
 }
 
 #[cfg(test)]
