@@ -19,6 +19,26 @@ use common::Server;
 /// Cases per operation and phase: about 4,000 requests in half a minute on two cores,
 /// a handful of clusters: few enough not to flood the simulated cloud.
 const MAX_EXAMPLES: &str = "50";
+/// Every check of schemathesis 4 but `max_response_time`, which `--checks=all` would
+/// turn on with a 10 s limit: how fast the API answers is measured by the benchmarks,
+/// not asserted here, where a paused or loaded machine would fail a correct API (a
+/// 44 s answer while the whole machine was suspended did once).
+const CHECKS: &[&str] = &[
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "positive_data_acceptance",
+    "missing_required_header",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
+    "ignored_auth",
+    "object_level_authorization",
+];
 /// A fixed seed, so that a failure can be replayed (`--seed` in the printed command).
 const SEED: &str = "20261125";
 /// The run is killed, and the test fails, after this long.
@@ -69,7 +89,7 @@ fn the_api_keeps_to_its_openapi_document() {
         config.display().to_string(),
         "run".to_owned(),
         format!("{}/openapi.json", server.url()),
-        "--checks=all".to_owned(),
+        format!("--checks={}", CHECKS.join(",")),
         format!("--max-examples={MAX_EXAMPLES}"),
         format!("--seed={SEED}"),
         "--workers=2".to_owned(),
