@@ -11,8 +11,8 @@
 # is there. The Rust toolchain (rustup's toolchains, cargo-nextest) is bind-mounted
 # read-only at the paths it has here. Inside, as root:
 #
-#   1. cargo run --release -- demo --exit   (the README's first command, which stops
-#      once the demo cluster is Available instead of serving until Ctrl-C)
+#   1. ./dev/demo.sh --exit   (the README's first command, which stops once the demo
+#      cluster is Available instead of serving until Ctrl-C)
 #   2. ./dev/test.sh                         (the README's second command; CI's)
 #
 # The root runs in mount and PID namespaces of its own (unshare): when the check ends,
@@ -33,7 +33,7 @@ SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 INCLUDE=ca-certificates,gcc,libc6-dev,git
 # The test cloud's ports (dev/openstack/up.sh) and the demo's.
-PORTS=(3306 4369 5000 5672 8774 8778 9292 9696 9876 11211 25672 7443)
+PORTS=(3306 4369 5000 5672 8774 8778 9292 9696 9876 11211 25672 7443 5100)
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
 die() {
@@ -159,7 +159,7 @@ inside() {
     [ -z "${!name:-}" ] || env+=("$name=${!name}")
   done
   local demo_rc=0 test_rc=0
-  in_root 1/2 demo "cargo run --release -- demo --exit" || demo_rc=$?
+  in_root 1/2 demo "./dev/demo.sh --exit" || demo_rc=$?
   in_root 2/2 test "./dev/test.sh" || test_rc=$?
 
   local summary

@@ -34,7 +34,8 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 # The CNCF Distribution registry (2.8) that the artifact tests push charts to and pull
-# them from; dev/registry/up.sh runs it for the demo. Started by the tests themselves.
+# them from (each starts its own), and that dev/registry/up.sh runs for the local
+# stacks' charts (below).
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if ((${#missing[@]})); then
@@ -101,6 +102,14 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> building the tests"
 cargo nextest run --workspace --locked --no-run
+# The local stacks' charts (dev/stacks), which every test server offers and most
+# clusters of the tests are made from: pushed to the local registry (dev/registry).
+echo "==> publishing the local stacks' charts"
+STEP_LOG=$(mktemp)
+dev/charts/publish.sh "${CARGO_TARGET_DIR:-target}/debug/kaas" >"$STEP_LOG" 2>&1
+tail -n 1 "$STEP_LOG"
+rm -f "$STEP_LOG"
+STEP_LOG=""
 echo "==> waiting for the OpenStack test cloud"
 if ! wait "$up_pid"; then
   echo "---- last lines of $up_log" >&2

@@ -1,7 +1,7 @@
 # Sourced by dev/registry/up.sh and down.sh: where the registry's state is, and
 # whether the one they started runs.
 STATE=${KAAS_REGISTRY_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/kaas/registry}
-PORT=${KAAS_REGISTRY_PORT:-5000}
+PORT=${KAAS_REGISTRY_PORT:-5100}
 CONFIG=$STATE/config.yml
 PIDFILE=$STATE/registry.pid
 PORT_FILE=$STATE/registry.port

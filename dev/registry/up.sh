@@ -4,7 +4,7 @@
 # authentication, deletes enabled, blobs on the filesystem. Prints its URL
 # (oci://127.0.0.1:PORT) on stdout.
 #
-#   dev/registry/up.sh                 # start (or find running) on port 5000
+#   dev/registry/up.sh                 # start (or find running) on port 5100
 #   KAAS_REGISTRY_PORT=5001 dev/registry/up.sh
 #   kaas stack mirror scs-1.36 --to "$(dev/registry/up.sh)/kaas"
 #

@@ -1,7 +1,9 @@
-//! The stacks' upstream artifacts, cached in the store by digest (the operator only):
-//! `GET /v1/artifacts` lists them, `PUT /v1/artifacts/{digest}` takes one uploaded
-//! (a cloud without internet: `kaas stack import`), `POST /v1/stacks/{name}/pull`
-//! has the server get a stack's artifacts itself, mirrors first, and cache them.
+//! The stacks' upstream artifacts, cached in the store by digest: `GET /v1/artifacts`
+//! lists them, `PUT /v1/artifacts/{digest}` takes one uploaded (a cloud without
+//! internet: `kaas stack import`), `POST /v1/stacks/{name}/pull` has the server get a
+//! stack's artifacts itself, mirrors first, and cache them (the operator only).
+//! `GET /v1/artifacts/{digest}` hands one out to anyone signed in: they are public
+//! releases, and `kaas stack render` renders a stack's addons from them.
 
 use std::collections::HashSet;
 
@@ -9,8 +11,10 @@ use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use kaas_artifacts::{Artifact, ArtifactKind, BlobKind, Digest, FailureKind, parse_manifest};
+use kaas_core::access::Role;
 use kaas_core::meta::API_VERSION;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -71,6 +75,25 @@ pub async fn put(
         .put_artifact(digest.as_str(), kind.as_str(), &query.reference, &body)
         .await?;
     Ok(Json(serde_json::to_value(stored).unwrap_or(Value::Null)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.require(Role::Viewer)?;
+    let digest = Digest::parse(&digest).map_err(ApiError::bad_request)?;
+    let bytes = state
+        .store
+        .get_artifact(digest.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "artifact {digest} is not cached; the operator can get a stack's with `kaas stack pull STACK`"
+            ))
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
 fn mismatch(digest: &Digest, actual: &Digest) -> ApiError {

@@ -195,8 +195,17 @@ pub async fn get(
 }
 
 /// Decodes and validates a cluster from a request body; keeps only what clients own.
+/// A spec that names no stack gets the server's default one.
 fn accept(state: &AppState, body: &[u8]) -> Result<Cluster, ApiError> {
-    let sent: Cluster = decode_json(body).map_err(ApiError::invalid)?;
+    let mut sent: Cluster = decode_json(body).map_err(ApiError::invalid)?;
+    let names_stack = serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v["spec"].get("stack").is_some());
+    if !names_stack {
+        state
+            .stacks
+            .default_stack()
+            .clone_into(&mut sent.spec.stack);
+    }
     validate_cluster(&sent, &state.stacks).map_err(ApiError::invalid)?;
     Ok(sent)
 }

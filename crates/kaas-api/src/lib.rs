@@ -161,7 +161,9 @@ pub fn router(state: AppState) -> Router {
         .route("/artifacts", get(artifacts::list))
         .route(
             "/artifacts/{digest}",
-            put(artifacts::put).layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES)),
+            get(artifacts::get)
+                .put(artifacts::put)
+                .layer(DefaultBodyLimit::max(MAX_ARTIFACT_BYTES)),
         )
         .route("/sim/inventory", get(sim::inventory))
         .route("/sim/faults", get(sim::faults).put(sim::set_faults))

@@ -188,8 +188,10 @@ fn schemas() -> Map<String, Value> {
         json!({
             "type": "object",
             "additionalProperties": false,
-            "required": ["policy"],
-            "properties": {"policy": {
+            "required": ["default", "policy"],
+            "properties": {
+            "default": {"type": "boolean", "description": "Whether clusters whose spec names no stack get this one (the server's --default-stack)"},
+            "policy": {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["compliant", "findings", "checkedOn", "releaseData"],
@@ -215,6 +217,16 @@ fn schemas() -> Map<String, Value> {
             }}
         }),
     );
+    // A spec without a stack gets the server's default, which is not a constant.
+    if let Some(spec) = schemas.get_mut("ClusterSpec")
+        && let Some(stack) = spec["properties"]["stack"].as_object_mut()
+    {
+        stack.remove("default");
+        stack.insert(
+                "description".into(),
+                json!("The cluster stack (Kubernetes version, node image, addons), e.g. scs-1.36; by default the server's default stack (status.default in /v1/stacks)"),
+            );
+    }
     if let Some(stack) = schemas.get_mut("ClusterStack") {
         stack["properties"]["status"] = r("StackStatus");
         if let Some(required) = stack["required"].as_array_mut() {
@@ -510,6 +522,15 @@ fn artifact_paths() -> Value {
             )},
             "/v1/artifacts/{digest}": {
                 "parameters": [path_param("digest", "The sha256 of the body", json!({"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}))],
+                "get": v1(
+                    json!({"operationId": "getArtifact",
+                           "summary": "A cached artifact's bytes (a chart's .tgz, a manifest): public releases, for anyone signed in"}),
+                    vec![
+                        ("200", json!({"description": "The bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}})),
+                        ("400", error("BadRequest: the digest is not sha256:<64 hex digits>")),
+                        ("404", error("Not cached")),
+                    ]
+                ),
                 "put": v1(
                     json!({"operationId": "putArtifact",
                            "summary": "Upload an artifact (a cloud without internet: `kaas stack import`); the server checks the body against the digest and keeps it (the operator)",

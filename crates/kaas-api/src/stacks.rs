@@ -22,6 +22,7 @@ fn with_policy(state: &AppState, stack: &ClusterStack) -> Value {
         release_data.insert("takenOn".into(), json!(taken_on));
     }
     value["status"] = json!({
+        "default": state.stacks.default_stack() == stack.name(),
         "policy": {
             "compliant": findings.is_empty(),
             "findings": findings.iter().map(|f| json!({"finding": f, "message": f.to_string()})).collect::<Vec<_>>(),

@@ -89,11 +89,12 @@ impl ArtifactSource for ScriptedSource {
 const CRDS: &[u8] = b"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n";
 const OPERATOR: &[u8] = b"apiVersion: apps/v1\nkind: Deployment\n";
 
-/// A stack whose two addons come from manifests.
+/// A stack whose two addons come from manifests (and no others).
 fn stack_with_manifests() -> ClusterStack {
     let builtin = StackCatalog::builtin().unwrap();
     let mut stack = builtin.find("scs-1.36").unwrap().clone();
     stack.metadata.name = "pinned".to_owned();
+    stack.spec.addons.clear();
     let yaml = format!(
         "name: crds\nversion: v1.0.0\nmanifest: {{url: \"https://example.org/crds.yaml\", digest: \"{}\"}}\n",
         Digest::of(CRDS)

@@ -23,7 +23,7 @@ pub mod pki;
 pub mod token;
 pub mod upstream;
 
-pub use addons::{AddonRef, AddonValues, RenderedAddon, object_ref, render_addons};
+pub use addons::{AddonValues, CloudValues, RenderedAddon, object_ref};
 pub use cloudinit::{
     ControlPlaneMaterial, MachineBootstrap, NOVA_USER_DATA_LIMIT, UserData, render_user_data,
 };
@@ -39,4 +39,4 @@ pub use pki::{
     issue_kubelet_client_cert,
 };
 pub use token::BootstrapToken;
-pub use upstream::{UpstreamArtifact, render_upstream_addon};
+pub use upstream::{UpstreamArtifact, release_namespace, render_upstream_addon};

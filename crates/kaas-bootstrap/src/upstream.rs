@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use kaas_core::stack::{ClusterValueSource, StackAddon};
+use kaas_core::stack::{ClusterValueSource, Feature, StackAddon};
 use serde_json::{Map, Value, json};
 
 use crate::BootstrapError;
@@ -23,8 +23,104 @@ pub enum UpstreamArtifact {
     Manifest(Arc<str>),
 }
 
+impl UpstreamArtifact {
+    /// An addon's artifact from its bytes (already checked against its digest): a
+    /// chart's `.tgz`, or a manifest.
+    pub fn load(addon: &StackAddon, bytes: &[u8]) -> Result<Self, String> {
+        if addon.chart.is_some() {
+            let chart = kaas_helm::Chart::from_archive(bytes)
+                .map_err(|e| format!("addon {}: {e}", addon.name))?;
+            Ok(UpstreamArtifact::Chart(Arc::new(chart)))
+        } else {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| format!("addon {}: the manifest is not UTF-8", addon.name))?;
+            Ok(UpstreamArtifact::Manifest(Arc::from(text)))
+        }
+    }
+}
+
 /// The API server's port on the load balancer.
 const API_SERVER_PORT: u16 = 6443;
+
+/// The IngressClass of the stacks' ingress controller.
+pub const INGRESS_CLASS: &str = "nginx";
+/// The GatewayClass of the stacks' Gateway API implementation.
+pub const GATEWAY_CLASS: &str = "nginx";
+/// kaas's shared Gateway, in the implementation's namespace: an HTTP listener on port
+/// 80 that routes of every namespace may attach to.
+pub const SHARED_GATEWAY: &str = "shared";
+
+/// Let's Encrypt's ACME directories, as kaas's ClusterIssuers name them.
+const ACME_ISSUERS: [(&str, &str); 2] = [
+    (
+        "letsencrypt-staging",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ),
+    (
+        "letsencrypt-production",
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ),
+];
+
+/// cert-manager's ClusterIssuers for Let's Encrypt (staging and production), for the
+/// cluster's ACME e-mail, solving HTTP-01 challenges through the ingress and through
+/// the shared Gateway, whichever the cluster has. None without an e-mail, or with
+/// neither (nothing could answer a challenge).
+pub fn acme_issuers(values: &AddonValues) -> Vec<Value> {
+    let Some(email) = values.acme_email.as_deref().filter(|e| !e.is_empty()) else {
+        return Vec::new();
+    };
+    let mut solvers = Vec::new();
+    if values.ingress {
+        solvers.push(json!({"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}));
+    }
+    if let Some(namespace) = &values.gateway_namespace {
+        solvers.push(json!({"http01": {"gatewayHTTPRoute": {"parentRefs": [{
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": SHARED_GATEWAY,
+            "namespace": namespace,
+            "sectionName": "http",
+        }]}}}));
+    }
+    if solvers.is_empty() {
+        return Vec::new();
+    }
+    ACME_ISSUERS
+        .iter()
+        .map(|(name, server)| {
+            json!({
+                "apiVersion": "cert-manager.io/v1",
+                "kind": "ClusterIssuer",
+                "metadata": {"name": name},
+                "spec": {"acme": {
+                    "server": server,
+                    "email": email,
+                    "privateKeySecretRef": {"name": format!("{name}-account")},
+                    "solvers": solvers,
+                }},
+            })
+        })
+        .collect()
+}
+
+/// kaas's shared Gateway, in `namespace`.
+pub fn shared_gateway(namespace: &str) -> Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": SHARED_GATEWAY, "namespace": namespace},
+        "spec": {
+            "gatewayClassName": GATEWAY_CLASS,
+            "listeners": [{
+                "name": "http",
+                "protocol": "HTTP",
+                "port": 80,
+                "allowedRoutes": {"namespaces": {"from": "All"}},
+            }],
+        },
+    })
+}
 
 /// The namespace an addon's release goes into: the stack's, else the addon's name.
 pub fn release_namespace(addon: &StackAddon) -> &str {
@@ -51,6 +147,7 @@ pub fn cluster_value(
 ) -> Result<Value, BootstrapError> {
     Ok(match source {
         ClusterValueSource::ClusterName => json!(values.cluster_name),
+        ClusterValueSource::ClusterUid => json!(values.cluster_uid),
         ClusterValueSource::PodCidr => json!(values.pod_cidr),
         ClusterValueSource::ServiceCidr => json!(values.service_cidr),
         ClusterValueSource::ApiServerHost => match &values.api_server_host {
@@ -70,6 +167,7 @@ pub fn cluster_value(
         ClusterValueSource::TrustedProxyAddresses => {
             json!([{"type": "CIDR", "value": values.node_cidr}])
         }
+        ClusterValueSource::GatewayApi => json!(values.gateway_namespace.is_some()),
         ClusterValueSource::AcmeEmail => match values.acme_email.as_deref() {
             Some(email) if !email.is_empty() => json!(email),
             _ => {
@@ -185,6 +283,15 @@ pub fn render_upstream_addon(
             });
             objects.extend(docs);
         }
+    }
+    // What kaas adds from the cluster's spec: cert-manager's ACME issuers, and the
+    // shared Gateway with the Gateway API implementation (not with its CRDs).
+    match (addon.feature(), artifact) {
+        (Some(Feature::CertManager), _) => objects.extend(acme_issuers(values)),
+        (Some(Feature::Gateway), UpstreamArtifact::Chart(_)) => {
+            objects.push(shared_gateway(namespace));
+        }
+        _ => {}
     }
     // The release namespace is kaas's: a chart's own Namespace object of that name
     // would be a second copy in the apply set.

@@ -1,7 +1,8 @@
 //! kaas' own charts (`dev/charts`), which stand in for the upstream ones when tests and
-//! the demo run offline, rendered as kaas renders an upstream addon: the stack entries
-//! of `dev/charts/stack-addons.yaml`, each chart loaded from its folder, the cluster's
-//! values set where the entries say. Each addon's parts and the values that reached
+//! the demo run offline, rendered as kaas renders an upstream addon: the addons of the
+//! local stacks (`dev/stacks/local-*`), each chart loaded from its folder, the cluster's
+//! values set where the entries say. The digests the stacks pin are checked against the
+//! charts as kaas packages them. Each addon's parts and the values that reached
 //! them are checked, then every object against the Kubernetes schemas of 1.35 and 1.36
 //! (`kubernetes-validate --strict`).
 //!
@@ -25,7 +26,7 @@ use kaas_bootstrap::{
     AddonValues, KubernetesVersion, RenderedAddon, UpstreamArtifact, object_ref,
     render_upstream_addon,
 };
-use kaas_core::stack::StackAddon;
+use kaas_core::stack::{ClusterStack, StackAddon};
 use serde_json::{Value, json};
 
 // --- helpers ---------------------------------------------------------------------------
@@ -34,9 +35,26 @@ fn charts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev/charts")
 }
 
+fn stacks_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev/stacks")
+}
+
+/// Every local stack, by name.
+fn local_stacks() -> BTreeMap<String, ClusterStack> {
+    let mut stacks = BTreeMap::new();
+    for entry in std::fs::read_dir(stacks_dir()).unwrap() {
+        let file = entry.unwrap().path().join("stack.yaml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let stack = ClusterStack::parse(&file.display().to_string(), &text).unwrap();
+        stacks.insert(stack.name().to_owned(), stack);
+    }
+    stacks
+}
+
+/// The addons of the local stack of Kubernetes 1.36 (the others' are checked to be
+/// the same).
 fn stack_addons() -> Vec<StackAddon> {
-    let text = std::fs::read_to_string(charts_dir().join("stack-addons.yaml")).unwrap();
-    serde_saphyr::from_str(&text).unwrap()
+    local_stacks()["local-1.36"].spec.addons.clone()
 }
 
 fn load_chart(name: &str) -> kaas_helm::Chart {
@@ -71,6 +89,8 @@ fn values(version: &str) -> AddonValues {
         application_credential_secret: "s3cr3t-value".to_owned(),
         proxy_protocol: true,
         acme_email: Some("ops@example.org".to_owned()),
+        ingress: true,
+        gateway_namespace: Some("nginx-gateway".to_owned()),
     }
 }
 
@@ -171,7 +191,7 @@ fn the_stack_entries_are_valid_and_name_the_charts_in_this_folder() {
             .validate()
             .unwrap_or_else(|e| panic!("{}: {e}", addon.name));
         if let Some(chart) = &addon.chart {
-            assert_eq!(chart.repository, "oci://127.0.0.1:5000/charts");
+            assert_eq!(chart.repository, "oci://127.0.0.1:5100/charts");
             let loaded = load_chart(&chart.name);
             assert_eq!(loaded.metadata.name, chart.name);
             assert_eq!(loaded.metadata.api_version, "v2", "{}", chart.name);
@@ -196,6 +216,59 @@ fn the_stack_entries_are_valid_and_name_the_charts_in_this_folder() {
             "cert-manager"
         ]
     );
+}
+
+#[test]
+fn the_local_stacks_pin_the_charts_as_packaged_and_share_their_addons() {
+    let stacks = local_stacks();
+    assert_eq!(
+        stacks.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["local-1.35", "local-1.36", "local-1.37"]
+    );
+    let mut wrong = Vec::new();
+    for (name, stack) in &stacks {
+        stack.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            stack.spec.addons, stacks["local-1.36"].spec.addons,
+            "{name}: the local stacks install the same addons"
+        );
+        for addon in &stack.spec.addons {
+            let (pinned, actual) = match (&addon.chart, &addon.manifest) {
+                (Some(chart), _) => {
+                    let tgz = kaas_helm::package(charts_dir().join(&chart.name)).unwrap();
+                    (&chart.digest, sha256(&tgz))
+                }
+                (_, Some(manifest)) => {
+                    let path = charts_dir().join(&addon.name).join("standard-install.yaml");
+                    let digest = sha256(&std::fs::read(path).unwrap());
+                    assert!(
+                        manifest.url.ends_with(&digest),
+                        "{name}: {}: the local registry serves the blob by its digest",
+                        manifest.url
+                    );
+                    (&manifest.digest, digest)
+                }
+                _ => panic!("{name}: {}: neither a chart nor a manifest", addon.name),
+            };
+            if *pinned != actual {
+                wrong.push(format!(
+                    "{name}: {}: pins {pinned}, is {actual}",
+                    addon.name
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the stacks' digests are not the charts' (update dev/stacks):\n{}",
+        wrong.join("\n")
+    );
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 // --- per addon -------------------------------------------------------------------------
@@ -267,7 +340,11 @@ fn the_cloud_controller_gets_the_clusters_cloud_conf_and_name() {
             .any(|t| t["key"] == "node.cloudprovider.kubernetes.io/uninitialized")
     );
     let args = args(container(manager, "openstack-cloud-controller-manager"));
-    assert!(args.contains(&"--cluster-name=prod"), "{args:?}");
+    // Named after the uid: two tenants' clusters may share a name in one project.
+    assert!(
+        args.contains(&"--cluster-name=1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"),
+        "{args:?}"
+    );
     assert!(args.contains(&"--cloud-config=$(CLOUD_CONFIG)"), "{args:?}");
     assert_eq!(pod["volumes"][0]["secret"]["secretName"], "cloud-config");
     // The common library chart's labels.
@@ -327,7 +404,7 @@ fn cinder_csi_uses_the_cloud_controllers_secret_and_tags_volumes_with_the_cluste
         ]
     );
     let plugin = container(controller, "cinder-csi-plugin");
-    assert!(args(plugin).contains(&"--cluster=prod"));
+    assert!(args(plugin).contains(&"--cluster=1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"));
     assert_eq!(plugin["env"][1]["value"], "/etc/kubernetes/cloud.conf");
     let volumes = &controller["spec"]["template"]["spec"]["volumes"];
     assert!(
@@ -502,6 +579,15 @@ fn nginx_gateway_fabric_class_points_at_a_proxy_config_that_trusts_the_nodes() {
     );
     find(&ngf, "Deployment", "nginx-gateway-fabric");
     find(&ngf, "NginxGateway", "nginx-gateway-fabric-config");
+    // kaas's shared Gateway, of that class, open to routes of every namespace.
+    let gateway = find(&ngf, "Gateway", "shared");
+    assert_eq!(gateway["metadata"]["namespace"], "nginx-gateway");
+    assert_eq!(gateway["spec"]["gatewayClassName"], "nginx");
+    assert_eq!(
+        gateway["spec"]["listeners"],
+        json!([{"name": "http", "protocol": "HTTP", "port": 80,
+                "allowedRoutes": {"namespaces": {"from": "All"}}}])
+    );
     let job = find(&ngf, "Job", "nginx-gateway-fabric-cert-generator");
     assert!(
         job["metadata"]["annotations"]["helm.sh/hook"]
@@ -600,10 +686,72 @@ fn cert_manager_runs_three_deployments_behind_its_webhooks() {
         job["metadata"]["annotations"]["helm.sh/hook"],
         "post-install"
     );
+    // The cluster has the Gateway API option (values()): cert-manager solves through
+    // Gateways too.
     let config = find(&cm, "ConfigMap", "cert-manager")["data"]["config.yaml"]
         .as_str()
         .unwrap();
-    assert!(!config.contains("enableGatewayAPI"), "{config}");
+    assert!(config.contains("enableGatewayAPI: true"), "{config}");
+}
+
+#[test]
+fn cert_manager_gets_acme_issuers_that_solve_through_the_ingress_and_the_gateway() {
+    let cm = rendered("cert-manager");
+    for (name, server) in [
+        (
+            "letsencrypt-staging",
+            "https://acme-staging-v02.api.letsencrypt.org/directory",
+        ),
+        (
+            "letsencrypt-production",
+            "https://acme-v02.api.letsencrypt.org/directory",
+        ),
+    ] {
+        let acme = &find(&cm, "ClusterIssuer", name)["spec"]["acme"];
+        assert_eq!(acme["server"], server);
+        assert_eq!(acme["email"], "ops@example.org");
+        assert_eq!(
+            acme["privateKeySecretRef"]["name"],
+            format!("{name}-account")
+        );
+        assert_eq!(
+            acme["solvers"],
+            json!([
+                {"http01": {"ingress": {"ingressClassName": "nginx"}}},
+                {"http01": {"gatewayHTTPRoute": {"parentRefs": [{
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": "shared",
+                    "namespace": "nginx-gateway",
+                    "sectionName": "http",
+                }]}}},
+            ])
+        );
+    }
+    // The issuers come after cert-manager's CRDs, as they are applied.
+    let position = |kind: &str| cm.objects.iter().position(|o| o["kind"] == kind).unwrap();
+    assert!(position("CustomResourceDefinition") < position("ClusterIssuer"));
+
+    // Without the gateway, only the ingress solves; with neither, nothing could.
+    let addon = stack_addons()
+        .into_iter()
+        .find(|a| a.name == "cert-manager")
+        .unwrap();
+    let mut values = values("v1.36.4");
+    values.gateway_namespace = None;
+    let solvers = |values: &AddonValues| {
+        render_upstream_addon(&addon, &artifact(&addon), values)
+            .unwrap()
+            .objects
+            .into_iter()
+            .filter(|o| o["kind"] == "ClusterIssuer")
+            .map(|o| o["spec"]["acme"]["solvers"].clone())
+            .collect::<Vec<_>>()
+    };
+    let ingress_only = json!([{"http01": {"ingress": {"ingressClassName": "nginx"}}}]);
+    assert_eq!(solvers(&values), [ingress_only.clone(), ingress_only]);
+    values.ingress = false;
+    assert!(solvers(&values).is_empty());
 }
 
 #[test]
@@ -765,6 +913,8 @@ fn every_addons_objects_validate_against_kubernetes_1_35_and_1_36() {
         assert_eq!(
             skipped,
             BTreeMap::from([
+                ("ClusterIssuer".to_owned(), 2),
+                ("Gateway".to_owned(), 1),
                 ("GatewayClass".to_owned(), 1),
                 ("NginxGateway".to_owned(), 1),
                 ("NginxProxy".to_owned(), 1),

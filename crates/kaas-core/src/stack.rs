@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::meta::API_VERSION;
 
-/// The stack a cluster gets when its spec names none.
+/// The stack a cluster gets when its spec names none, unless the operator chose
+/// another ([`StackCatalog::set_default`]).
 pub const DEFAULT_STACK: &str = "scs-1.36";
 
 /// The stacks compiled into kaas, from `stacks/*/stack.yaml`.
@@ -169,6 +170,9 @@ pub struct ClusterValue {
 pub enum ClusterValueSource {
     /// The cluster's name.
     ClusterName,
+    /// The cluster's uid: unique in the cloud, where two tenants' clusters may share a
+    /// name (the cloud controller names load balancers after it).
+    ClusterUid,
     /// The pods' CIDR (`10.244.0.0/16`).
     PodCidr,
     /// The services' CIDR.
@@ -192,6 +196,9 @@ pub enum ClusterValueSource {
     TrustedProxyAddresses,
     /// The ACME account's e-mail.
     AcmeEmail,
+    /// Whether the cluster has the Gateway API option (cert-manager's
+    /// `config.enableGatewayAPI`).
+    GatewayApi,
 }
 
 /// Whether `digest` is `sha256:<64 lower-case hex digits>`.
@@ -249,7 +256,12 @@ impl StackAddon {
                     ));
                 }
             }
-            (None, None) => {}
+            (None, None) => {
+                return Err(
+                    "chart: an addon comes from an upstream chart or manifest; this names neither"
+                        .to_owned(),
+                );
+            }
         }
         if let Some(ns) = &self.namespace {
             crate::validation::check_dns_label(ns).map_err(|e| format!("namespace: {ns:?} {e}"))?;
@@ -372,6 +384,8 @@ impl ClusterStack {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StackCatalog {
     stacks: Vec<ClusterStack>,
+    /// The operator's default stack, if not [`DEFAULT_STACK`].
+    default: Option<String>,
 }
 
 impl StackCatalog {
@@ -397,6 +411,23 @@ impl StackCatalog {
 
     pub fn find(&self, name: &str) -> Option<&ClusterStack> {
         self.stacks.iter().find(|s| s.name() == name)
+    }
+
+    /// The stack a cluster gets when its spec names none.
+    pub fn default_stack(&self) -> &str {
+        self.default.as_deref().unwrap_or(DEFAULT_STACK)
+    }
+
+    /// Makes `name`, a stack of the catalog, the default.
+    pub fn set_default(&mut self, name: &str) -> Result<(), String> {
+        if self.find(name).is_none() {
+            return Err(format!(
+                "the default stack {name:?} is not a known stack; known: {}",
+                self.names().join(", ")
+            ));
+        }
+        self.default = Some(name.to_owned());
+        Ok(())
     }
 
     /// The stack whose Kubernetes version is `version`.
@@ -814,10 +845,21 @@ mod tests {
                 "cilium",
                 "openstack-cloud-controller-manager",
                 "cinder-csi",
-                "ingress-nginx",
+                "nginx-ingress",
                 "cert-manager"
             ]
         );
+    }
+
+    #[test]
+    fn the_default_stack_is_the_operators_choice_among_known_ones() {
+        let mut catalog = StackCatalog::builtin().unwrap();
+        assert_eq!(catalog.default_stack(), DEFAULT_STACK);
+        let e = catalog.set_default("nope-1.0").unwrap_err();
+        assert!(e.contains("\"nope-1.0\"") && e.contains("scs-1.35"), "{e}");
+        assert_eq!(catalog.default_stack(), DEFAULT_STACK);
+        catalog.set_default("scs-1.37").unwrap();
+        assert_eq!(catalog.default_stack(), "scs-1.37");
     }
 
     #[test]
@@ -894,7 +936,7 @@ mod tests {
                 .unwrap_err()
                 .contains("spec.kubernetesVersion")
         );
-        let unknown = good.replace("  version: v1\n", "  version: v1\n  colour: red\n");
+        let unknown = good.replace("  version: v2\n", "  version: v2\n  colour: red\n");
         assert!(
             ClusterStack::parse("x", &unknown)
                 .unwrap_err()
@@ -988,6 +1030,13 @@ mod tests {
             ),
             (
                 StackAddon {
+                    chart: None,
+                    ..chart("oci://r/c", "nginx-ingress", &digest)
+                },
+                "names neither",
+            ),
+            (
+                StackAddon {
                     namespace: Some("Kube System".to_owned()),
                     ..chart("oci://r/c", "nginx-ingress", &digest)
                 },
@@ -1010,10 +1059,7 @@ mod tests {
         }
         // In a stack file, the error names the addon's index.
         let good = BUILTIN_STACK_FILES[0].1;
-        let bad = good.replace(
-            "    - name: cilium\n",
-            "    - name: cilium\n      chart: {repository: oci://r/c, name: cilium, digest: sha256:0}\n",
-        );
+        let bad = good.replacen("        digest: sha256:", "        digest: sha256:0", 1);
         assert_ne!(bad, good);
         let e = ClusterStack::parse("x", &bad).unwrap_err();
         assert!(e.contains("spec.addons[0].chart.digest"), "{e}");

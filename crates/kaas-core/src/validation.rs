@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::stack::StackCatalog;
+use crate::stack::{Feature, StackCatalog};
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,7 +198,45 @@ pub fn validate_cluster(cluster: &Cluster, stacks: &StackCatalog) -> Result<(), 
 }
 
 fn validate_spec(spec: &ClusterSpec, stacks: &StackCatalog, errs: &mut ValidationErrors) {
-    if stacks.find(&spec.stack).is_none() {
+    if let Some(stack) = stacks.find(&spec.stack) {
+        // An optional part the cluster asks for must be one its stack offers.
+        let asked = [
+            (
+                "spec.addons.ingress",
+                spec.addons.ingress.is_some(),
+                Feature::Ingress,
+            ),
+            (
+                "spec.addons.gateway",
+                spec.addons.gateway.is_some(),
+                Feature::Gateway,
+            ),
+            (
+                "spec.addons.certManager",
+                spec.addons.cert_manager.is_some(),
+                Feature::CertManager,
+            ),
+            (
+                "spec.addons.registry",
+                spec.addons.registry,
+                Feature::Registry,
+            ),
+        ];
+        for (field, on, feature) in asked {
+            if on
+                && !stack
+                    .spec
+                    .addons
+                    .iter()
+                    .any(|a| a.feature() == Some(feature))
+            {
+                errs.push(
+                    field,
+                    format!("stack {} offers no such addon", stack.name()),
+                );
+            }
+        }
+    } else {
         let known = stacks.names();
         errs.push(
             "spec.stack",
@@ -474,6 +512,22 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(fields(&cluster()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn optional_addons_must_be_offered_by_the_stack() {
+        let mut c = cluster();
+        c.spec.addons.ingress = Some(crate::cluster::IngressAddon {
+            proxy_protocol: true,
+        });
+        assert!(fields(&c).is_empty());
+        // The built-in stacks have no Gateway API implementation pinned (yet) and no
+        // registry.
+        c.spec.addons.gateway = Some(crate::cluster::GatewayAddon {
+            proxy_protocol: true,
+        });
+        c.spec.addons.registry = true;
+        assert_eq!(fields(&c), ["spec.addons.gateway", "spec.addons.registry"]);
     }
 
     #[test]

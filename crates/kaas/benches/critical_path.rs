@@ -5,7 +5,8 @@
 //! exactly. This benchmark measures the wall time of each operation at a fixed time
 //! scale and reports `wall × speed / critical path`: 1.00 is perfect.
 //!
-//! Run: `cargo bench -p kaas --bench critical_path` (a measurement, not a test).
+//! Run: `cargo bench -p kaas --bench critical_path` (a measurement, not a test), after
+//! `dev/charts/publish.sh` has put the local stacks' charts into the local registry.
 
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,8 @@ async fn main() -> Result<()> {
         listen: "127.0.0.1:0".parse()?,
         sim_speed: SPEED,
         sim_latencies: Some(latencies()),
+        // The project's local stacks: their addons come from the local registry.
+        stacks_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev/stacks").into()),
         ..ServerConfig::default()
     })
     .await?;
@@ -95,7 +98,7 @@ async fn main() -> Result<()> {
     // (The load balancer, 90 s, and the workers, init + boot + join, run alongside.)
     let started = Instant::now();
     let body = json!({"metadata": {"name": "bench"}, "spec": {
-        "stack": "scs-1.35",
+        "stack": "local-1.35",
         "controlPlane": {"replicas": 3},
         "nodePools": [{"name": "workers", "replicas": 3}],
         "rollout": {"maxSurge": 1, "maxUnavailable": 0}
@@ -129,7 +132,7 @@ async fn main() -> Result<()> {
     // Workers, ten times: a new machine boots and joins; the old one is drained and
     // deleted while the next boots. The last old worker's deletion ends the rollout.
     let started = Instant::now();
-    change(&client, "bench", |spec| spec["stack"] = json!("scs-1.36")).await?;
+    change(&client, "bench", |spec| spec["stack"] = json!("local-1.36")).await?;
     let wall = until_settled(&client, "bench", started).await?;
     let control_plane = 3.0 * (BOOT + JOIN + SERVER_DELETE);
     let workers = 10.0 * (BOOT + JOIN) + SERVER_DELETE;

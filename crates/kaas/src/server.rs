@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub sim_latencies: Option<Latencies>,
     /// A folder of operator stacks (`NAME/stack.yaml`), beside the built-in ones.
     pub stacks_dir: Option<PathBuf>,
+    /// The stack of clusters whose spec names none; `None`: `DEFAULT_STACK`.
+    pub default_stack: Option<String>,
     /// Kubernetes release data replacing the built-in data.
     pub kubernetes_versions: Option<PathBuf>,
     /// The `clouds.yaml` entry of the OpenStack cloud; `None`: `OS_CLOUD` or `OS_*`.
@@ -77,6 +79,7 @@ impl Default for ServerConfig {
             sim_faults: SimFaults::default(),
             sim_latencies: None,
             stacks_dir: None,
+            default_stack: None,
             kubernetes_versions: None,
             os_cloud: None,
             simulate_workloads: false,
@@ -194,7 +197,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
     ensure_default_tenant(store.as_ref()).await?;
-    let stacks = Arc::new(load_stacks(config.stacks_dir.as_deref())?);
+    let mut stacks = load_stacks(config.stacks_dir.as_deref())?;
+    if let Some(name) = &config.default_stack {
+        stacks.set_default(name).map_err(anyhow::Error::msg)?;
+    }
+    let stacks = Arc::new(stacks);
     let kubernetes_versions = Arc::new(match &config.kubernetes_versions {
         Some(path) => {
             let text = std::fs::read_to_string(path)

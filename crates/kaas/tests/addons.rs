@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Server;
+use kaas_core::stack::ClusterStack;
 use serde_json::Value;
 
 struct Kubectl {
@@ -122,7 +123,7 @@ fn create_with_addons(server: &Server, name: &str) {
         "create",
         name,
         "--stack",
-        "scs-1.36",
+        "local-1.36",
         "--control-plane",
         "1",
         "--workers",
@@ -255,19 +256,20 @@ fn the_official_python_client_works_against_a_simulated_cluster() {
 fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     let dir = tempfile::tempdir().unwrap();
     // An operator's stack for 1.37 that drops metrics-server: upgrading to it must
-    // prune what metrics-server had in the cluster.
+    // prune what metrics-server had in the cluster. It sits beside the local stacks.
     let stacks = dir.path().join("stacks");
-    let builtin = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../stacks/scs-1.37/stack.yaml"
-    ))
-    .unwrap();
-    let lean = builtin
-        .replace("name: scs-1.37", "name: lean-1.37")
-        .replace("    - name: metrics-server\n      version: v0.8.0\n", "");
-    assert_ne!(lean, builtin.replace("name: scs-1.37", "name: lean-1.37"));
+    common::copy_local_stacks(&stacks);
+    let mut lean = ClusterStack::parse("local-1.37", &common::local_stack("local-1.37")).unwrap();
+    lean.metadata.name = "lean-1.37".to_owned();
+    let before = lean.spec.addons.len();
+    lean.spec.addons.retain(|a| a.name != "metrics-server");
+    assert_eq!(lean.spec.addons.len(), before - 1);
     std::fs::create_dir_all(stacks.join("lean-1.37")).unwrap();
-    std::fs::write(stacks.join("lean-1.37/stack.yaml"), lean).unwrap();
+    std::fs::write(
+        stacks.join("lean-1.37/stack.yaml"),
+        serde_saphyr::to_string(&lean).unwrap(),
+    )
+    .unwrap();
     let mut server = Server::start_with(
         &dir.path().join("data"),
         100.0,
@@ -285,7 +287,7 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         "openstack-cloud-controller-manager",
         "cinder-csi",
         "metrics-server",
-        "ingress-nginx",
+        "nginx-ingress",
         "cert-manager",
     ] {
         let item = cluster["status"]["addons"]["items"]
@@ -322,25 +324,35 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
 
     // The addons' workloads run and are ready.
     assert_workloads_ready(&kubectl);
-    let expected: [(&str, &[&str]); 2] = [
+    // Every component of each addon's chart.
+    let expected: [(&str, &[&str]); 6] = [
         (
             "deployments",
             &[
                 "kube-system/cilium-operator",
                 "kube-system/metrics-server",
-                "kube-system/csi-cinder-controllerplugin",
-                "ingress-nginx/ingress-nginx-controller",
+                "kube-system/openstack-cinder-csi-controllerplugin",
+                "nginx-ingress/nginx-ingress-controller",
                 "cert-manager/cert-manager",
+                "cert-manager/cert-manager-cainjector",
+                "cert-manager/cert-manager-webhook",
             ],
         ),
         (
             "daemonsets",
             &[
                 "kube-system/cilium",
-                "kube-system/csi-cinder-nodeplugin",
+                "kube-system/openstack-cinder-csi-nodeplugin",
                 "kube-system/openstack-cloud-controller-manager",
             ],
         ),
+        ("jobs", &["cert-manager/cert-manager-startupapicheck"]),
+        ("apiservices", &["/v1beta1.metrics.k8s.io"]),
+        (
+            "validatingwebhookconfigurations",
+            &["/cert-manager-webhook"],
+        ),
+        ("csidrivers", &["/cinder.csi.openstack.org"]),
     ];
     for (kind, wanted) in expected {
         let found = kubectl.names(&["get", kind, "-A"]);
@@ -358,30 +370,41 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         })
         .map(name)
         .collect();
-    assert_eq!(defaults, ["/csi-cinder"]);
+    assert_eq!(defaults, ["/csi-cinder-sc-delete"]);
     assert!(kubectl.ok(&["get", "storageclasses"]).contains("(default)"));
 
-    // Ingress behind the load balancer with PROXY protocol, both ends.
+    // The CRDs, with their schemas.
+    for crd in [
+        "clusterissuers.cert-manager.io",
+        "ciliumnetworkpolicies.cilium.io",
+        "virtualservers.k8s.nginx.org",
+    ] {
+        let crd = kubectl.json(&["get", "crd", crd]);
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        assert_eq!(schema["type"], "object", "{crd:#}");
+        assert!(schema["properties"]["spec"].is_object(), "{crd:#}");
+    }
+
+    // Ingress behind the load balancer with PROXY protocol, both ends: IngressClass
+    // nginx of F5's controller, which trusts PROXY headers from the nodes only.
+    let class = kubectl.json(&["get", "ingressclass", "nginx"]);
+    assert_eq!(class["spec"]["controller"], "nginx.org/ingress-controller");
     let service = kubectl.json(&[
         "get",
         "service",
         "-n",
-        "ingress-nginx",
-        "ingress-nginx-controller",
+        "nginx-ingress",
+        "nginx-ingress-controller",
     ]);
     assert_eq!(service["spec"]["type"], "LoadBalancer");
     assert_eq!(
         service["metadata"]["annotations"]["loadbalancer.openstack.org/proxy-protocol"], "true",
         "{service:#}"
     );
-    let config = kubectl.json(&[
-        "get",
-        "configmap",
-        "-n",
-        "ingress-nginx",
-        "ingress-nginx-controller",
-    ]);
-    assert_eq!(config["data"]["use-proxy-protocol"], "true", "{config:#}");
+    let config = kubectl.json(&["get", "configmap", "-n", "nginx-ingress", "nginx-ingress"]);
+    assert_eq!(config["data"]["proxy-protocol"], "true", "{config:#}");
+    assert_eq!(config["data"]["real-ip-header"], "proxy_protocol");
+    assert_eq!(config["data"]["set-real-ip-from"], "10.0.0.0/20");
 
     // The cloud controller's cloud.conf: the cluster's own application credential.
     let cloud_conf = kubectl.json(&["get", "secret", "-n", "kube-system", "cloud-config"]);
@@ -399,8 +422,11 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         ccm.to_string().contains(&format!("--cluster-name={uid}")),
         "the cloud controller must name load balancers after the cluster uid: {ccm:#}"
     );
+    // The chart's own image: its appVersion.
+    assert!(image(&ccm).ends_with(":v1.36.0"), "{}", image(&ccm));
 
-    // cert-manager's ClusterIssuers, with the spec's e-mail.
+    // cert-manager's ClusterIssuers, with the spec's e-mail, solving through the
+    // ingress.
     let issuers = kubectl.items(&["get", "clusterissuers"]);
     let mut issuer_names: Vec<String> = issuers.iter().map(name).collect();
     issuer_names.sort();
@@ -412,6 +438,59 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         issuers
             .iter()
             .all(|i| i["spec"]["acme"]["email"] == "ops@example.org")
+    );
+    assert!(issuers.iter().all(|i| i["spec"]["acme"]["solvers"]
+        == serde_json::json!([{"http01": {"ingress": {"ingressClassName": "nginx"}}}])));
+
+    // `kaas stack render` prints what the cluster got: the same objects kubectl sees,
+    // the cluster's own values in them, its credential's secret not among them.
+    let rendered = server.ok(&["stack", "render", "local-1.36", "--cluster", "web"]);
+    let objects: Vec<Value> =
+        serde_saphyr::from_multiple(&rendered).unwrap_or_else(|e| panic!("{e}:\n{rendered}"));
+    let refs: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["kind"].as_str().unwrap(),
+                name(o).trim_start_matches('/')
+            )
+        })
+        .collect();
+    for want in [
+        "Deployment nginx-ingress/nginx-ingress-controller",
+        "DaemonSet kube-system/cilium",
+        "ClusterIssuer letsencrypt-production",
+        "CustomResourceDefinition clusterissuers.cert-manager.io",
+        "Job cert-manager/cert-manager-startupapicheck",
+    ] {
+        assert!(refs.contains(&want.to_owned()), "{want}: {refs:#?}");
+    }
+    for (kind, listed) in [("deployments", "Deployment"), ("daemonsets", "DaemonSet")] {
+        for found in kubectl.names(&["get", kind, "-A"]) {
+            assert!(
+                refs.contains(&format!("{listed} {found}")),
+                "{found}: {refs:#?}"
+            );
+        }
+    }
+    assert!(rendered.contains(&format!("--cluster-name={uid}")));
+    let secret = kubectl.json(&["get", "secret", "-n", "kube-system", "cloud-config"]);
+    let conf = base64_decode(secret["data"]["cloud.conf"].as_str().unwrap());
+    let secret_line = conf
+        .lines()
+        .find(|l| l.starts_with("application-credential-secret"))
+        .unwrap();
+    let real = secret_line.split('"').nth(1).unwrap();
+    let shown = objects
+        .iter()
+        .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "cloud-config")
+        .unwrap();
+    let shown = base64_decode(shown["data"]["cloud.conf"].as_str().unwrap());
+    assert!(real.len() > 8 && !shown.contains(real), "{secret_line}");
+    assert!(
+        shown.contains("application-credential-secret = \"<kept by kaas>\""),
+        "{shown}"
     );
 
     // kaas applied all of it server-side as field manager kaas, in its apply set.
@@ -456,9 +535,7 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // Upgrade to the lean stack: the changed addons are applied again, metrics-server
-    // is pruned, one's own objects stay.
-    let ccm_before = image(&ccm);
+    // Upgrade to the lean stack: metrics-server is pruned, one's own objects stay.
     server.ok(&[
         "cluster",
         "upgrade",
@@ -473,15 +550,6 @@ fn addons_are_ready_through_kubectl_and_follow_the_stack() {
         "{cluster:#}"
     );
     assert_eq!(condition(&cluster, "AddonsReady")["status"], "True");
-    let ccm = kubectl.json(&[
-        "get",
-        "daemonset",
-        "-n",
-        "kube-system",
-        "openstack-cloud-controller-manager",
-    ]);
-    assert_ne!(image(&ccm), ccm_before);
-    assert!(image(&ccm).ends_with(":v1.37.0"), "{}", image(&ccm));
     let gone = kubectl.run(&["get", "deployment", "-n", "kube-system", "metrics-server"]);
     assert!(!gone.status.success());
     assert!(

@@ -143,7 +143,7 @@ fn killed_at_random_during_create_scale_upgrade_and_delete_converges_without_twi
     expect(&server, 3, 7);
 
     // Rolling upgrade.
-    server.ok(&["cluster", "upgrade", "chaos", "--stack", "scs-1.37"]);
+    server.ok(&["cluster", "upgrade", "chaos", "--stack", "local-1.37"]);
     kills += kill_repeatedly(&mut server, &mut rng, "upgrade");
     server.wait_for("chaos", "Available after upgrade", 240, settled);
     std::thread::sleep(Duration::from_millis(300));

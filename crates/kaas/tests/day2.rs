@@ -130,7 +130,7 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     let file = dir.path().join("u.yaml");
     std::fs::write(
         &file,
-        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: u\nspec:\n  stack: scs-1.35\n  controlPlane:\n    replicas: 3\n  nodePools:\n    - name: workers\n      replicas: 3\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n",
+        "apiVersion: kaas.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: u\nspec:\n  stack: local-1.35\n  controlPlane:\n    replicas: 3\n  nodePools:\n    - name: workers\n      replicas: 3\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n",
     )
     .unwrap();
     server.ok(&[
@@ -150,14 +150,14 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     );
 
     // Skipping a minor is refused, and nothing changes.
-    let out = server.kaas(&["cluster", "upgrade", "u", "--stack", "scs-1.37"]);
+    let out = server.kaas(&["cluster", "upgrade", "u", "--stack", "local-1.37"]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("skips a minor version"),
         "{}",
         text(&out)
     );
-    assert_eq!(server.cluster("u").unwrap()["spec"]["stack"], "scs-1.35");
+    assert_eq!(server.cluster("u").unwrap()["spec"]["stack"], "local-1.35");
 
     // Watch availability from the side while the upgrade runs.
     let stop = Arc::new(AtomicBool::new(false));
@@ -187,7 +187,7 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
         "upgrade",
         "u",
         "--stack",
-        "scs-1.36",
+        "local-1.36",
         "--wait",
         "--timeout",
         "120s",
@@ -227,7 +227,7 @@ fn rolling_upgrade_one_minor_at_a_time_never_below_availability() {
     assert_eq!(servers(&server), 6, "old servers left behind");
 
     // Now 1.37 is one step away.
-    server.ok(&["cluster", "upgrade", "u", "--stack", "scs-1.37"]);
+    server.ok(&["cluster", "upgrade", "u", "--stack", "local-1.37"]);
 }
 
 #[test]

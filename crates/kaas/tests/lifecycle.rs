@@ -326,6 +326,9 @@ fn the_demo_makes_an_available_cluster_that_outlives_it() {
     let out = std::process::Command::new(common::KAAS)
         .args(["demo", "--exit", "--sim-speed", "100", "--data-dir"])
         .arg(&data)
+        // As dev/demo.sh runs it: the local stacks, their charts in the local registry.
+        .args(["--stacks-dir", common::LOCAL_STACKS])
+        .args(["--default-stack", common::DEFAULT_LOCAL_STACK])
         .args(["--listen", &format!("127.0.0.1:{}", common::free_port())])
         // Nothing of the machine's own kaas configuration.
         .env("KAAS_CONFIG", dir.path().join("config.yaml"))

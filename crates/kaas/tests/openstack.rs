@@ -88,23 +88,21 @@ fn servers_tagged(tag: &str) -> Vec<Value> {
     ))
 }
 
-/// The node image name of `stack`.
+/// The node image name of `stack`, a local stack (the servers' default ones).
 fn node_image(stack: &str) -> String {
-    kaas_core::stack::StackCatalog::builtin()
-        .unwrap()
-        .find(stack)
+    kaas_core::stack::ClusterStack::parse(stack, &common::local_stack(stack))
         .unwrap()
         .image()
         .to_owned()
 }
 
 /// The stack the default stack upgrades to.
-const UPGRADE_STACK: &str = "scs-1.37";
+const UPGRADE_STACK: &str = "local-1.37";
 
 /// Uploads a fake node image (1 MiB of zeros) under the default stack's image name
 /// where `openstack` (the CLI, in some project) does not see one.
 fn ensure_node_image(openstack: impl Fn(&[&str]) -> Value) {
-    ensure_stack_image(kaas_core::stack::DEFAULT_STACK, openstack);
+    ensure_stack_image(common::DEFAULT_LOCAL_STACK, openstack);
 }
 
 /// The same for `stack`'s image.

@@ -12,26 +12,24 @@ use common::{KAAS, Server, text};
 fn stacks_are_listed_checked_and_followed() {
     let dir = tempfile::tempdir().unwrap();
     let stacks = dir.path().join("stacks");
-    let builtin = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../stacks/scs-1.36/stack.yaml"
-    ))
-    .unwrap();
-    // An operator's stacks: one past end of life, one a patch behind, one with no path
-    // from anywhere.
+    common::copy_local_stacks(&stacks);
+    let local = common::local_stack("local-1.36");
+    // An operator's stacks (with the local stacks' addons): one past end of life, one a
+    // patch behind, one with no path from anywhere.
     for (name, version, from) in [
         ("acme-1.34", "v1.34.7", "[]"),
         ("acme-1.35", "v1.35.7", "[acme-1.34]"),
         ("island-1.36", "v1.36.4", "[]"),
     ] {
         std::fs::create_dir_all(stacks.join(name)).unwrap();
-        let text = builtin
-            .replace("name: scs-1.36", &format!("name: {name}"))
+        let text = local
+            .replace("name: local-1.36", &format!("name: {name}"))
             .replace("v1.36.4", version)
             .replace(
-                "upgradesFrom:\n    - scs-1.35",
+                "upgradesFrom:\n    - local-1.35",
                 &format!("upgradesFrom: {from}"),
             );
+        assert!(text.contains(&format!("upgradesFrom: {from}")), "{text}");
         std::fs::write(stacks.join(name).join("stack.yaml"), text).unwrap();
     }
     // Release data of the test's own, so that the verdicts do not move with the clock:
@@ -78,6 +76,12 @@ fn stacks_are_listed_checked_and_followed() {
     assert!(line("acme-1.34").contains("past end of life"), "{list}");
     assert!(line("acme-1.35").contains("v1.35.9 was released"), "{list}");
     assert!(line("scs-1.36").trim_end().ends_with("ok"), "{list}");
+    // The server's default stack (the tests' servers: the local one).
+    assert!(
+        line("local-1.36").starts_with("local-1.36 (default)"),
+        "{list}"
+    );
+    assert!(!line("scs-1.36").contains("(default)"), "{list}");
     assert!(line("scs-1.37").contains("v1.37.5 was released"), "{list}");
     assert!(
         list.contains("the server's data says neither where nor when it was taken"),
@@ -95,6 +99,49 @@ fn stacks_are_listed_checked_and_followed() {
             .iter()
             .any(|a| a["name"] == "cilium")
     );
+    // A stack's addons rendered for an example cluster, from the local registry's
+    // charts; the built-in stacks' upstream charts cannot be had here (no internet):
+    // refused, naming the chart and why.
+    let rendered = server.ok(&[
+        "stack",
+        "render",
+        "local-1.35",
+        "--addons",
+        "gateway,cert-manager",
+        "--acme-email",
+        "ops@example.org",
+    ]);
+    for want in [
+        "kind: GatewayClass",
+        "kind: Gateway\n",
+        "gatewayHTTPRoute",
+        "name: cilium-operator",
+        "cluster example (uid 00000000-0000-0000-0000-000000000000)",
+    ] {
+        assert!(rendered.contains(want), "{want}:\n{rendered}");
+    }
+    let out = server.kaas(&["stack", "render", "scs-1.36"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("addon cilium") && text(&out).contains("helm.cilium.io"),
+        "{}",
+        text(&out)
+    );
+    let out = server.kaas(&[
+        "stack",
+        "render",
+        "local-1.36",
+        "--addons",
+        "gateway",
+        "--cluster",
+        "x",
+    ]);
+    assert!(
+        !out.status.success() && text(&out).contains("--cluster"),
+        "{}",
+        text(&out)
+    );
+
     let out = server.kaas(&["stack", "show", "nope"]);
     assert!(
         !out.status.success() && text(&out).contains("scs-1.36"),

@@ -39,7 +39,7 @@ pub fn make_chart(name: &str, version: &str, padding: usize) -> Vec<u8> {
             .collect();
         std::fs::write(dir.path().join("noise.bin"), noise).unwrap();
     }
-    kaas_artifacts::chart::package(dir.path()).unwrap()
+    kaas_helm::package(dir.path()).unwrap()
 }
 
 pub fn artifact(

@@ -3,15 +3,11 @@
 //! nodes, join tokens, etcd members and how its addons stand. Reads only: nothing
 //! here changes the cloud or the workload cluster.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
-use kaas_bootstrap::{
-    AddonRef, AddonValues, KubernetesVersion, UpstreamArtifact, render_addons,
-    render_upstream_addon,
-};
+use kaas_bootstrap::{AddonValues, CloudValues, UpstreamArtifact, render_upstream_addon};
 use kaas_cloud::{CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef};
 use kaas_core::naming::cluster_tag;
 use kaas_core::stack::StackAddon;
@@ -230,15 +226,7 @@ impl ClusterController {
             return Ok(loaded.clone());
         }
         let bytes = self.artifacts.artifact(addon).await?;
-        let loaded = if addon.chart.is_some() {
-            let chart = kaas_helm::Chart::from_archive(&bytes)
-                .map_err(|e| format!("addon {}: {e}", addon.name))?;
-            UpstreamArtifact::Chart(Arc::new(chart))
-        } else {
-            let text = String::from_utf8(bytes.to_vec())
-                .map_err(|_| format!("addon {}: the manifest is not UTF-8", addon.name))?;
-            UpstreamArtifact::Manifest(Arc::from(text))
-        };
+        let loaded = UpstreamArtifact::load(addon, &bytes)?;
         self.loaded
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -259,14 +247,7 @@ impl ClusterController {
             .as_ref()
             .ok_or_else(|| format!("stack {} is not in the catalog", cluster.spec.stack))?;
         let chosen = stack.addons_for(&cluster.spec.addons);
-        let refs: Vec<AddonRef> = chosen
-            .iter()
-            .map(|a| AddonRef {
-                name: a.name.clone(),
-                version: a.version.clone(),
-            })
-            .collect();
-        if refs.is_empty() {
+        if chosen.is_empty() {
             return Ok(addons::DesiredAddons::new(stack.name(), Vec::new()));
         }
         let infra = classify(cluster, observed);
@@ -303,40 +284,25 @@ impl ClusterController {
             .map_err(|e| e.to_string())?
             .and_then(|d| d["secret"].as_str().map(str::to_owned))
             .ok_or("the cluster's application credential secret is not stored")?;
-        let values = AddonValues {
-            cluster_name: cluster.metadata.name.clone(),
-            cluster_uid: cluster.metadata.uid.clone(),
-            pod_cidr: spec.network.pod_cidr.clone(),
-            service_cidr: spec.network.service_cidr.clone(),
-            node_cidr: spec.network.node_cidr.clone(),
+        let values = AddonValues::for_cluster(
+            &cluster.metadata.name,
+            &cluster.metadata.uid,
+            spec,
+            stack,
             api_server_host,
-            kubernetes_version: KubernetesVersion::parse(&stack.spec.kubernetes_version)
-                .map_err(|e| e.to_string())?,
-            auth_url: cloud.auth_url(),
-            region: self.config.region.clone().unwrap_or_default(),
-            application_credential_id: credential_id,
-            application_credential_secret: secret,
-            proxy_protocol: spec
-                .addons
-                .ingress
-                .as_ref()
-                .is_some_and(|i| i.proxy_protocol),
-            acme_email: spec
-                .addons
-                .cert_manager
-                .as_ref()
-                .map(|c| c.acme_email.clone()),
-        };
+            CloudValues {
+                auth_url: cloud.auth_url(),
+                region: self.config.region.clone().unwrap_or_default(),
+                application_credential_id: credential_id,
+                application_credential_secret: secret,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let mut rendered = Vec::with_capacity(chosen.len());
-        for (addon, reference) in chosen.iter().zip(&refs) {
-            rendered.push(if addon.chart.is_some() || addon.manifest.is_some() {
-                let artifact = self.upstream_artifact(addon).await?;
-                render_upstream_addon(addon, &artifact, &values).map_err(|e| e.to_string())?
-            } else {
-                render_addons(std::slice::from_ref(reference), &values)
-                    .map_err(|e| e.to_string())?
-                    .remove(0)
-            });
+        for addon in &chosen {
+            let artifact = self.upstream_artifact(addon).await?;
+            rendered
+                .push(render_upstream_addon(addon, &artifact, &values).map_err(|e| e.to_string())?);
         }
         let desired = addons::DesiredAddons::new(stack.name(), rendered);
         self.rendered

@@ -92,7 +92,7 @@ pub async fn chart(cmd: ChartCommand) -> Result<ExitCode> {
         plain_http,
     } = cmd;
     let tgz = if chart.is_dir() {
-        kaas_artifacts::chart::package(&chart).map_err(anyhow::Error::msg)?
+        kaas_helm::package(&chart).map_err(|e| anyhow::anyhow!(e.to_string()))?
     } else {
         std::fs::read(&chart).with_context(|| format!("cannot read {}", chart.display()))?
     };

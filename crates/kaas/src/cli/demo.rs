@@ -22,6 +22,8 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
         sim_speed: args.sim_speed,
         sim_faults: Default::default(),
         sim_latencies: None,
+        stacks_dir: args.stacks_dir.clone(),
+        default_stack: args.default_stack.clone(),
         ..ServerConfig::default()
     })
     .await?;

@@ -9,6 +9,7 @@ mod demo;
 mod kubeconfig;
 mod output;
 mod release_data;
+mod render;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -163,6 +164,23 @@ pub enum StackCommand {
     /// Get a stack's charts and push them to an operator's OCI registry, the mirror a
     /// server's --artifact-mirror names.
     Mirror(artifacts::MirrorArgs),
+    /// Print what a cluster would get from a stack's addons: every object, rendered as
+    /// kaas renders it, as YAML (the cloud's Keystone URL and region and the cluster's
+    /// credential secret as placeholders).
+    Render {
+        /// The stack.
+        stack: String,
+        /// The cluster whose spec and values to render with (else an example cluster
+        /// with the --addons given).
+        #[arg(long, conflicts_with_all = ["addons", "acme_email"])]
+        cluster: Option<String>,
+        /// Optional addons, comma-separated, as `kaas cluster create --addons`.
+        #[arg(long, value_delimiter = ',')]
+        addons: Vec<String>,
+        /// The e-mail address for Let's Encrypt (with cert-manager).
+        #[arg(long)]
+        acme_email: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +201,9 @@ pub struct ServerArgs {
     /// A folder of operator stacks (`NAME/stack.yaml`), offered beside the built-in ones.
     #[arg(long)]
     pub stacks_dir: Option<PathBuf>,
+    /// The stack of clusters whose spec names none (default: scs-1.36).
+    #[arg(long)]
+    pub default_stack: Option<String>,
     /// Kubernetes release data for the SCS version policy, replacing the built-in data.
     #[arg(long)]
     pub kubernetes_versions: Option<PathBuf>,
@@ -231,6 +252,14 @@ pub struct DemoArgs {
     /// Create the cluster, then stop instead of serving.
     #[arg(long)]
     pub exit: bool,
+    /// A folder of operator stacks (`NAME/stack.yaml`), offered beside the built-in
+    /// ones: `dev/demo.sh` passes the local stacks, whose charts it publishes to the
+    /// local registry.
+    #[arg(long)]
+    pub stacks_dir: Option<PathBuf>,
+    /// The stack of the demo cluster, and of clusters whose spec names none.
+    #[arg(long)]
+    pub default_stack: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -483,6 +512,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 sim_faults: args.sim_faults.unwrap_or_default(),
                 sim_latencies: None,
                 stacks_dir: args.stacks_dir,
+                default_stack: args.default_stack,
                 kubernetes_versions: args.kubernetes_versions,
                 os_cloud: args.os_cloud,
                 simulate_workloads: args.simulate_workloads,
@@ -681,8 +711,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                             .collect::<Vec<_>>()
                             .join("; ")
                     };
+                    // As kubectl marks the default StorageClass.
+                    let mut name = s["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                    if s["status"]["default"] == true {
+                        name.push_str(" (default)");
+                    }
                     vec![
-                        s["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+                        name,
                         s["spec"]["version"].as_str().unwrap_or("").to_owned(),
                         s["spec"]["kubernetesVersion"]
                             .as_str()
@@ -737,6 +772,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 ]
             })?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Stack(StackCommand::Render {
+            stack,
+            cluster,
+            addons,
+            acme_email,
+        }) => {
+            render::render(
+                &client()?,
+                render::RenderArgs {
+                    stack,
+                    cluster,
+                    addons,
+                    acme_email,
+                },
+            )
+            .await
         }
         Command::Stack(StackCommand::Show { name, output }) => {
             let stack = client()?.get(&format!("/v1/stacks/{name}")).await?;

@@ -10,6 +10,64 @@ use serde_json::Value;
 
 pub const KAAS: &str = env!("CARGO_BIN_EXE_kaas");
 
+/// The project's local stacks (`dev/stacks`), whose addons come from its own charts in
+/// the local registry: every test server offers them, and clusters whose spec names no
+/// stack get [`DEFAULT_LOCAL_STACK`].
+pub const LOCAL_STACKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../dev/stacks");
+pub const DEFAULT_LOCAL_STACK: &str = "local-1.36";
+/// Where `dev/charts/publish.sh` puts the local stacks' charts.
+const LOCAL_REGISTRY: &str = "127.0.0.1:5100";
+
+/// Copies the local stacks into `dir`, for a test that adds stacks of its own beside
+/// them (`--stacks-dir dir`).
+pub fn copy_local_stacks(dir: &Path) {
+    for entry in std::fs::read_dir(LOCAL_STACKS).unwrap() {
+        let from = entry.unwrap().path();
+        let to = dir.join(from.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(from.join("stack.yaml"), to.join("stack.yaml")).unwrap();
+    }
+}
+
+/// A local stack's `stack.yaml`, for a test that derives a stack of its own from it.
+pub fn local_stack(name: &str) -> String {
+    std::fs::read_to_string(Path::new(LOCAL_STACKS).join(name).join("stack.yaml")).unwrap()
+}
+
+/// Fails, saying what to run, unless the local registry serves the local stacks'
+/// charts: without them no cluster's addons would ever be ready.
+fn require_local_charts() {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        use std::io::{Read, Write};
+        let mut stream = TcpStream::connect(LOCAL_REGISTRY)
+            .map_err(|e| format!("nothing answers at {LOCAL_REGISTRY}: {e}"))?;
+        write!(
+            stream,
+            "GET /v2/charts/cilium/tags/list HTTP/1.1\r\nHost: {LOCAL_REGISTRY}\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .map_err(|e| e.to_string())?;
+        if answer.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(format!(
+                "{LOCAL_REGISTRY} has no charts/cilium: {}",
+                answer.lines().next().unwrap_or("")
+            ))
+        }
+    });
+    if let Err(e) = checked {
+        panic!(
+            "the local stacks' charts are not in the local registry ({e}): run \
+             `dev/charts/publish.sh target/debug/kaas` (dev/test.sh does)"
+        );
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -46,6 +104,17 @@ impl Server {
 
     /// Starts the server (again, after [`Server::kill`]) on the same port and data.
     pub fn spawn(&mut self) {
+        require_local_charts();
+        let stacks: &[&str] = if self.extra.iter().any(|e| e == "--stacks-dir") {
+            &["--default-stack", DEFAULT_LOCAL_STACK]
+        } else {
+            &[
+                "--stacks-dir",
+                LOCAL_STACKS,
+                "--default-stack",
+                DEFAULT_LOCAL_STACK,
+            ]
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -56,6 +125,7 @@ impl Server {
             .arg(&self.data_dir)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--sim-speed", &self.speed.to_string()])
+            .args(stacks)
             .args(&self.extra)
             .env("KAAS_LOG", "info,kaas_controller=debug")
             .stdout(Stdio::null())

@@ -313,7 +313,8 @@ def the_addons_kinds():
     for d in deployments:
         assert d.status.available_replicas == d.spec.replicas, (d.metadata.name, d.status)
     names = {d.metadata.name for d in deployments}
-    assert {"cert-manager", "ingress-nginx-controller"} <= names, names
+    assert {"cert-manager", "cert-manager-cainjector", "cert-manager-webhook",
+            "nginx-ingress-controller"} <= names, names
     storage = client.StorageV1Api(api)
     defaults = [s.metadata.name for s in storage.list_storage_class().items
                 if (s.metadata.annotations or {}).get(
@@ -325,9 +326,16 @@ def the_addons_kinds():
     rbac.list_role_binding_for_all_namespaces()  # answers, with or without items
     assert core.list_service_account_for_all_namespaces().items
     services = core.list_service_for_all_namespaces(
-        field_selector="metadata.name=ingress-nginx-controller").items
+        field_selector="metadata.name=nginx-ingress-controller").items
     assert services and services[0].spec.type == "LoadBalancer", services
-    assert client.NetworkingV1Api(api).list_ingress_class().items
+    classes = client.NetworkingV1Api(api).list_ingress_class().items
+    assert [(c.metadata.name, c.spec.controller) for c in classes] == [
+        ("nginx", "nginx.org/ingress-controller")], classes
+    # Webhooks and the metrics API registered by the charts.
+    admission = client.AdmissionregistrationV1Api(api)
+    assert any(w.metadata.name == "cert-manager-webhook" for w in
+               admission.list_validating_webhook_configuration().items)
+    assert client.ApiregistrationV1Api(api).read_api_service("v1beta1.metrics.k8s.io")
     crds = {c.metadata.name for c in
             client.ApiextensionsV1Api(api).list_custom_resource_definition().items}
     assert "clusterissuers.cert-manager.io" in crds, crds
