@@ -252,6 +252,113 @@ fn the_official_python_client_works_against_a_simulated_cluster() {
     );
 }
 
+/// The Gateway API option: the standard CRDs, NGINX Gateway Fabric with its
+/// GatewayClass, a data plane that speaks PROXY protocol with its load balancer and
+/// trusts it from the nodes only, kaas's shared Gateway, and cert-manager solving
+/// through that Gateway.
+#[test]
+fn a_cluster_with_the_gateway_api_gets_a_class_a_gateway_and_issuers_that_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), 100.0);
+    server.ok(&[
+        "cluster",
+        "create",
+        "gw",
+        "--control-plane",
+        "1",
+        "--workers",
+        "1",
+        "--addons",
+        "gateway,cert-manager",
+        "--acme-email",
+        "ops@example.org",
+        "--wait",
+    ]);
+    let cluster = server.cluster("gw").unwrap();
+    assert_eq!(
+        cluster["spec"]["stack"], "local-1.36",
+        "the server's default"
+    );
+    assert_eq!(condition(&cluster, "AddonsReady")["status"], "True");
+    let kubectl = kubectl_for(&server, "gw", dir.path());
+    assert_workloads_ready(&kubectl);
+    let deployments = kubectl.names(&["get", "deployments", "-A"]);
+    for want in [
+        "nginx-gateway/nginx-gateway-fabric",
+        "cert-manager/cert-manager",
+        "cert-manager/cert-manager-cainjector",
+        "cert-manager/cert-manager-webhook",
+    ] {
+        assert!(
+            deployments.contains(&want.to_owned()),
+            "{want}: {deployments:?}"
+        );
+    }
+    assert!(
+        !kubectl.ok(&["get", "ingressclasses"]).contains("nginx"),
+        "no ingress was asked for"
+    );
+    // The standard channel's CRDs, with their schemas.
+    for crd in [
+        "gatewayclasses.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+        "httproutes.gateway.networking.k8s.io",
+    ] {
+        let crd = kubectl.json(&["get", "crd", crd]);
+        assert_eq!(
+            crd["metadata"]["annotations"]["gateway.networking.k8s.io/channel"],
+            "standard"
+        );
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        assert!(schema["properties"]["spec"].is_object(), "{crd:#}");
+    }
+    let class = kubectl.json(&["get", "gatewayclass", "nginx"]);
+    assert_eq!(
+        class["spec"]["controllerName"],
+        "gateway.nginx.org/nginx-gateway-controller"
+    );
+    let proxy = kubectl.json(&[
+        "get",
+        "nginxproxy",
+        "-n",
+        "nginx-gateway",
+        "nginx-gateway-fabric-proxy-config",
+    ]);
+    assert_eq!(
+        proxy["spec"]["rewriteClientIP"],
+        serde_json::json!({
+            "mode": "ProxyProtocol",
+            "setIPRecursively": true,
+            "trustedAddresses": [{"type": "CIDR", "value": "10.0.0.0/20"}],
+        })
+    );
+    assert_eq!(
+        proxy["spec"]["kubernetes"]["service"]["patches"][0]["value"]["metadata"]["annotations"]["loadbalancer.openstack.org/proxy-protocol"],
+        "true"
+    );
+    let gateway = kubectl.json(&["get", "gateway", "-n", "nginx-gateway", "shared"]);
+    assert_eq!(gateway["spec"]["gatewayClassName"], "nginx");
+    assert_eq!(gateway["spec"]["listeners"][0]["port"], 80);
+    // cert-manager solves HTTP-01 through the shared Gateway, with its Gateway API
+    // support on.
+    let issuers = kubectl.items(&["get", "clusterissuers"]);
+    assert_eq!(issuers.len(), 2, "{issuers:#?}");
+    for issuer in &issuers {
+        let parent =
+            &issuer["spec"]["acme"]["solvers"][0]["http01"]["gatewayHTTPRoute"]["parentRefs"][0];
+        assert_eq!(parent["name"], "shared", "{issuer:#}");
+        assert_eq!(parent["namespace"], "nginx-gateway", "{issuer:#}");
+    }
+    let config = kubectl.json(&["get", "configmap", "-n", "cert-manager", "cert-manager"]);
+    assert!(
+        config["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("enableGatewayAPI: true"),
+        "{config:#}"
+    );
+}
+
 #[test]
 fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     let dir = tempfile::tempdir().unwrap();
