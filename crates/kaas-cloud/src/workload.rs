@@ -117,6 +117,8 @@ pub struct AddonsApplied {
     pub applied: usize,
     /// Objects applied before and no longer wanted, now deleted (`Kind namespace/name`).
     pub pruned: Vec<String>,
+    /// Objects deleted and created again: a field that changed cannot change.
+    pub replaced: Vec<String>,
 }
 
 /// Whether one applied object is ready.

@@ -99,6 +99,63 @@ pub(crate) fn on_create(
     Ok(())
 }
 
+/// Fields the real API server refuses to change once an object exists (`field is
+/// immutable`), by group and resource: JSON pointers into the object.
+const IMMUTABLE: &[(&str, &str, &[&str])] = &[
+    ("networking.k8s.io", "ingressclasses", &["/spec/controller"]),
+    ("batch", "jobs", &["/spec/selector", "/spec/template"]),
+    ("apps", "deployments", &["/spec/selector"]),
+    ("apps", "daemonsets", &["/spec/selector"]),
+    ("apps", "statefulsets", &["/spec/selector"]),
+    ("apps", "replicasets", &["/spec/selector"]),
+    (
+        "storage.k8s.io",
+        "storageclasses",
+        &[
+            "/provisioner",
+            "/parameters",
+            "/reclaimPolicy",
+            "/volumeBindingMode",
+        ],
+    ),
+];
+
+/// Refuses an update that changes an immutable field, as the real server does (422
+/// Invalid, naming the field).
+pub(crate) fn check_immutable(
+    rt: &ResourceType,
+    existing: &Value,
+    candidate: &Value,
+) -> Result<(), ApiError> {
+    let Some((_, _, pointers)) = IMMUTABLE
+        .iter()
+        .find(|(group, plural, _)| is(rt, group, plural))
+    else {
+        return Ok(());
+    };
+    for pointer in *pointers {
+        let (before, after) = (existing.pointer(pointer), candidate.pointer(pointer));
+        if before.is_some() && before != after {
+            let field = pointer.trim_start_matches('/').replace('/', ".");
+            let shown = after.map_or("null".to_owned(), |v| {
+                let text = v.to_string();
+                text.chars().take(200).collect()
+            });
+            return Err(ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                existing
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                &field,
+                &format!("Invalid value: {shown}: field is immutable"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Rules of updates that defaults alone do not cover.
 pub(crate) fn on_update(rt: &ResourceType, existing: &Value, candidate: &mut Value) {
     if is(rt, "", "secrets") {

@@ -716,6 +716,7 @@ impl State {
             );
         }
         crate::defaults::on_update(rt, existing, &mut candidate);
+        crate::defaults::check_immutable(rt, existing, &candidate)?;
         if without_times(&candidate) == without_times(existing) {
             return Ok(existing.clone());
         }

@@ -25,6 +25,8 @@ pub const FIELD_MANAGER: &str = "kaas";
 pub const CRD_WAIT: Duration = Duration::from_secs(10);
 /// How often to look meanwhile.
 const CRD_POLL: Duration = Duration::from_millis(200);
+/// How long to wait for an object deleted to be replaced to be gone.
+pub const REPLACE_WAIT: Duration = Duration::from_secs(30);
 
 const CRD_GROUP_KIND: &str = "CustomResourceDefinition.apiextensions.k8s.io";
 
@@ -36,6 +38,9 @@ pub struct ApplyReport {
     pub applied: usize,
     /// Members of the set that were deleted because the set no longer holds them.
     pub pruned: Vec<ObjectRef>,
+    /// Objects deleted and created again because the change was to a field the API
+    /// server does not let change (an IngressClass's controller, a Job's template).
+    pub replaced: Vec<ObjectRef>,
 }
 
 /// In which round an object is applied: Namespaces, then CRDs, then the rest.
@@ -119,8 +124,11 @@ impl WorkloadClient {
             self.write_parent(set_name, &widened).await?;
         }
 
+        let mut replaced = Vec::new();
         for member in &members {
-            self.apply_member(member, &mut discovered).await?;
+            if self.apply_member(member, &mut discovered).await? {
+                replaced.push(member.reference.clone());
+            }
         }
 
         let keep: HashSet<MemberKey> = members.iter().map(Member::key).collect();
@@ -134,6 +142,7 @@ impl WorkloadClient {
         Ok(ApplyReport {
             applied: members.len(),
             pruned,
+            replaced,
         })
     }
 
@@ -239,11 +248,12 @@ impl WorkloadClient {
         Ok(())
     }
 
+    /// Applies one member; `true` when it had to be deleted and created again.
     async fn apply_member(
         &self,
         member: &Member,
         discovered: &mut Discovered,
-    ) -> Result<(), WorkloadError> {
+    ) -> Result<bool, WorkloadError> {
         let reference = &member.reference;
         let (resource, _) = if member.defined_here {
             self.await_kind(reference, discovered).await?
@@ -259,19 +269,63 @@ impl WorkloadClient {
             None => Api::all_with(self.client.clone(), &resource),
         };
         tracing::debug!(object = %reference, "applying");
+        let applied = api
+            .patch(
+                &reference.name,
+                &apply_params(),
+                &Patch::Apply(&member.manifest),
+            )
+            .await;
+        let replace = match applied {
+            Ok(_) => return Ok(false),
+            Err(e) if is_immutable(&e) => e,
+            Err(e) => return Err(self.applying(reference, e)),
+        };
+        // A field that cannot change (an IngressClass's controller, a Job's template):
+        // the object goes and comes back as the set now has it, as `kubectl apply
+        // --force` does. Interrupted in between, the next apply creates it.
+        tracing::info!(object = %reference, reason = %replace, "replacing: a changed field is immutable");
+        match api
+            .delete(&reference.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if api_code(&e) == Some(404) => {}
+            Err(e) => return Err(self.applying(reference, e)),
+        }
+        let deadline = Instant::now() + REPLACE_WAIT;
+        while api
+            .get_opt(&reference.name)
+            .await
+            .map_err(|e| self.applying(reference, e))?
+            .is_some()
+        {
+            if Instant::now() >= deadline {
+                return Err(invalid(format!(
+                    "{reference}: deleted to be replaced (a changed field is immutable), but still there after {} s",
+                    REPLACE_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(CRD_POLL).await;
+        }
         api.patch(
             &reference.name,
             &apply_params(),
             &Patch::Apply(&member.manifest),
         )
         .await
-        .map_err(|e| match self.error(e) {
+        .map_err(|e| self.applying(reference, e))?;
+        Ok(true)
+    }
+
+    /// An error of applying `reference`, naming it.
+    fn applying(&self, reference: &ObjectRef, e: kube::Error) -> WorkloadError {
+        match self.error(e) {
             WorkloadError::Api { message } => WorkloadError::Api {
                 message: format!("applying {reference}: {message}"),
             },
             unreachable => unreachable,
-        })?;
-        Ok(())
+        }
     }
 
     /// The resource of a kind a CRD of this set defines, once discovery serves it.
@@ -376,6 +430,12 @@ impl WorkloadClient {
         }
         Ok(pruned)
     }
+}
+
+/// Whether the API server refused a change to a field that cannot change.
+fn is_immutable(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status)
+        if status.code == 422 && status.message.contains("field is immutable"))
 }
 
 fn apply_params() -> PatchParams {

@@ -141,7 +141,8 @@ async fn a_set_is_applied_in_order_reapplied_idempotently_and_pruned() {
         report,
         ApplyReport {
             applied: 6,
-            pruned: vec![]
+            pruned: vec![],
+            replaced: vec![],
         }
     );
     for object in &all {
@@ -187,7 +188,8 @@ async fn a_set_is_applied_in_order_reapplied_idempotently_and_pruned() {
         report,
         ApplyReport {
             applied: 6,
-            pruned: vec![]
+            pruned: vec![],
+            replaced: vec![],
         }
     );
     let after: Vec<String> = all
@@ -219,6 +221,7 @@ async fn a_set_is_applied_in_order_reapplied_idempotently_and_pruned() {
                 ObjectRef::of(&config_map()).unwrap(),
                 ObjectRef::of(&storage_class()).unwrap(),
             ],
+            replaced: vec![],
         }
     );
     assert_eq!(
@@ -321,6 +324,81 @@ async fn sets_do_not_prune_each_other() {
     for object in &others {
         assert!(stored(&cluster, object).is_some(), "{object}");
     }
+}
+
+fn ingress_class(controller: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {"name": "nginx"},
+        "spec": {"controller": controller},
+    })
+}
+
+fn job(image: &str) -> Value {
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "check", "namespace": "kube-system"},
+        "spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "check", "image": image}],
+        }}},
+    })
+}
+
+#[tokio::test]
+async fn objects_whose_immutable_fields_change_are_replaced_and_the_rest_patched() {
+    let cluster = common::cluster(&[]).await;
+    let before = [
+        ingress_class("k8s.io/ingress-nginx"),
+        job("example.org/check:1"),
+        config_map(),
+        namespace(),
+    ];
+    let report = cluster.client.apply(SET, &before).await.unwrap();
+    assert!(report.replaced.is_empty());
+    let class_uid = stored(&cluster, &before[0]).unwrap()["metadata"]["uid"].clone();
+    let map_uid = stored(&cluster, &before[2]).unwrap()["metadata"]["uid"].clone();
+
+    // The API server refuses the new controller (the field is immutable) ...
+    let mut map = config_map();
+    map["data"] = json!({"changed": "yes"});
+    let after = [
+        ingress_class("nginx.org/ingress-controller"),
+        job("example.org/check:2"),
+        map,
+        namespace(),
+    ];
+    // ... so the class and the Job go and come back; the ConfigMap is patched.
+    let report = cluster.client.apply(SET, &after).await.unwrap();
+    assert_eq!(
+        report.replaced,
+        [
+            ObjectRef::of(&after[0]).unwrap(),
+            ObjectRef::of(&after[1]).unwrap()
+        ]
+    );
+    assert!(report.pruned.is_empty());
+    let class = stored(&cluster, &after[0]).unwrap();
+    assert_eq!(class["spec"]["controller"], "nginx.org/ingress-controller");
+    assert_ne!(class["metadata"]["uid"], class_uid, "a new object");
+    assert_eq!(
+        class["metadata"]["labels"]["applyset.kubernetes.io/part-of"],
+        kep_id(SET)
+    );
+    let job = stored(&cluster, &after[1]).unwrap();
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "example.org/check:2"
+    );
+    let map = stored(&cluster, &after[2]).unwrap();
+    assert_eq!(map["metadata"]["uid"], map_uid, "patched in place");
+    assert_eq!(map["data"]["changed"], "yes");
+
+    // Applied again, nothing is replaced.
+    let report = cluster.client.apply(SET, &after).await.unwrap();
+    assert!(report.replaced.is_empty());
 }
 
 #[tokio::test]

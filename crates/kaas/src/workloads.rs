@@ -426,6 +426,11 @@ impl WorkloadClusters for KubeWorkloads {
                 .iter()
                 .map(kaas_kube::ObjectRef::short)
                 .collect(),
+            replaced: report
+                .replaced
+                .iter()
+                .map(kaas_kube::ObjectRef::short)
+                .collect(),
         })
     }
 

@@ -359,6 +359,175 @@ fn a_cluster_with_the_gateway_api_gets_a_class_a_gateway_and_issuers_that_use_it
     );
 }
 
+/// ingress-nginx as a stack of an older kaas installed it (abridged: what the move
+/// touches), served as a manifest.
+const LEGACY_INGRESS_NGINX: &str = r#"apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: nginx
+  annotations: {ingressclass.kubernetes.io/is-default-class: "true"}
+spec: {controller: k8s.io/ingress-nginx}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ingress-nginx-controller, namespace: ingress-nginx}
+spec:
+  selector: {matchLabels: {app.kubernetes.io/name: ingress-nginx}}
+  template:
+    metadata: {labels: {app.kubernetes.io/name: ingress-nginx}}
+    spec:
+      containers:
+        - {name: controller, image: "registry.k8s.io/ingress-nginx/controller:v1.13.3"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ingress-nginx-controller, namespace: ingress-nginx}
+spec:
+  type: LoadBalancer
+  selector: {app.kubernetes.io/name: ingress-nginx}
+  ports: [{name: http, port: 80}]
+"#;
+
+/// Serves `body` over plain HTTP on a loopback port, to any path, until the test ends.
+fn serve(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// A cluster on a stack with the retired ingress-nginx moves to F5's controller by an
+/// ordinary stack upgrade: the IngressClass `nginx` keeps its name and gets the new
+/// controller (the API server will not change a class's controller: kaas replaces it),
+/// the cluster's Ingress objects stay with their class, the old controller is pruned.
+#[test]
+fn a_cluster_moves_from_ingress_nginx_to_the_maintained_controller_by_a_stack_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = serve(LEGACY_INGRESS_NGINX);
+    let digest = kaas_artifacts::Digest::of(LEGACY_INGRESS_NGINX.as_bytes());
+    let stacks = dir.path().join("stacks");
+    common::copy_local_stacks(&stacks);
+    let mut legacy = ClusterStack::parse("local-1.35", &common::local_stack("local-1.35")).unwrap();
+    legacy.metadata.name = "legacy-1.35".to_owned();
+    legacy.spec.upgrades_from = vec![];
+    let ingress = legacy
+        .spec
+        .addons
+        .iter_mut()
+        .find(|a| a.name == "nginx-ingress")
+        .unwrap();
+    *ingress = serde_saphyr::from_str(&format!(
+        "name: ingress-nginx\nversion: v1.13.3\noptional: true\nnamespace: ingress-nginx\n\
+         manifest: {{url: \"http://127.0.0.1:{port}/deploy.yaml\", digest: \"{digest}\"}}\n"
+    ))
+    .unwrap();
+    std::fs::create_dir_all(stacks.join("legacy-1.35")).unwrap();
+    std::fs::write(
+        stacks.join("legacy-1.35/stack.yaml"),
+        serde_saphyr::to_string(&legacy).unwrap(),
+    )
+    .unwrap();
+    let mut next = ClusterStack::parse("local-1.36", &common::local_stack("local-1.36")).unwrap();
+    next.spec.upgrades_from.push("legacy-1.35".to_owned());
+    std::fs::write(
+        stacks.join("local-1.36/stack.yaml"),
+        serde_saphyr::to_string(&next).unwrap(),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        100.0,
+        &["--stacks-dir", stacks.to_str().unwrap()],
+    );
+    server.ok(&[
+        "cluster",
+        "create",
+        "mig",
+        "--stack",
+        "legacy-1.35",
+        "--control-plane",
+        "1",
+        "--workers",
+        "1",
+        "--addons",
+        "ingress",
+        "--wait",
+    ]);
+    let kubectl = kubectl_for(&server, "mig", dir.path());
+    let class = kubectl.json(&["get", "ingressclass", "nginx"]);
+    assert_eq!(class["spec"]["controller"], "k8s.io/ingress-nginx");
+    let app = dir.path().join("ingress.yaml");
+    std::fs::write(
+        &app,
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: apps}\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: apps}\n\
+         spec:\n  ingressClassName: nginx\n  rules:\n  - host: web.example.org\n    http:\n      \
+         paths:\n      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}\n",
+    )
+    .unwrap();
+    kubectl.ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
+
+    server.ok(&[
+        "cluster",
+        "upgrade",
+        "mig",
+        "--stack",
+        "local-1.36",
+        "--wait",
+    ]);
+    let cluster = server.cluster("mig").unwrap();
+    assert_eq!(cluster["status"]["addons"]["stack"], "local-1.36");
+    assert_eq!(condition(&cluster, "AddonsReady")["status"], "True");
+    let class = kubectl.json(&["get", "ingressclass", "nginx"]);
+    assert_eq!(class["spec"]["controller"], "nginx.org/ingress-controller");
+    let ingress = kubectl.json(&["get", "ingress", "-n", "apps", "web"]);
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_workloads_ready(&kubectl);
+    let deployments = kubectl.names(&["get", "deployments", "-A"]);
+    assert!(
+        deployments.contains(&"nginx-ingress/nginx-ingress-controller".to_owned()),
+        "{deployments:?}"
+    );
+    assert!(
+        !deployments.iter().any(|d| d.starts_with("ingress-nginx/")),
+        "{deployments:?}"
+    );
+    let events = server.ok(&["cluster", "events", "mig"]);
+    let applied = events
+        .lines()
+        .find(|l| l.contains("Applied the addons of stack local-1.36"))
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(
+        applied.contains("replaced IngressClass nginx (a changed field is immutable)"),
+        "{applied}"
+    );
+    for pruned in [
+        "Deployment ingress-nginx/ingress-nginx-controller",
+        "Service ingress-nginx/ingress-nginx-controller",
+        "Namespace ingress-nginx",
+    ] {
+        assert!(applied.contains(pruned), "{pruned}: {applied}");
+    }
+}
+
 #[test]
 fn addons_are_ready_through_kubectl_and_follow_the_stack() {
     let dir = tempfile::tempdir().unwrap();

@@ -372,6 +372,12 @@ impl ClusterController {
                     "Applied the addons of stack {stack} ({} objects)",
                     applied.applied
                 );
+                if !applied.replaced.is_empty() {
+                    text.push_str(&format!(
+                        "; replaced {} (a changed field is immutable)",
+                        applied.replaced.join(", ")
+                    ));
+                }
                 if !applied.pruned.is_empty() {
                     text.push_str(&format!("; pruned {}", applied.pruned.join(", ")));
                 }

@@ -184,6 +184,7 @@ impl WorkloadClusters for SimWorkloads {
         Ok(AddonsApplied {
             applied: objects.len(),
             pruned: before.into_iter().filter(|n| !names.contains(n)).collect(),
+            replaced: Vec::new(),
         })
     }
 
