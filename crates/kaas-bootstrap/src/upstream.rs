@@ -27,9 +27,17 @@ impl UpstreamArtifact {
     /// An addon's artifact from its bytes (already checked against its digest): a
     /// chart's `.tgz`, or a manifest.
     pub fn load(addon: &StackAddon, bytes: &[u8]) -> Result<Self, String> {
-        if addon.chart.is_some() {
+        if let Some(reference) = &addon.chart {
             let chart = kaas_helm::Chart::from_archive(bytes)
                 .map_err(|e| format!("addon {}: {e}", addon.name))?;
+            // The digest says which archive; the stack must also say what it holds.
+            let (name, version) = (&chart.metadata.name, &chart.metadata.version);
+            if *name != reference.name || *version != addon.version {
+                return Err(format!(
+                    "addon {}: the pinned chart is {name} {version}, but the stack names {} {}",
+                    addon.name, reference.name, addon.version
+                ));
+            }
             Ok(UpstreamArtifact::Chart(Arc::new(chart)))
         } else {
             let text = std::str::from_utf8(bytes)

@@ -265,6 +265,30 @@ fn the_local_stacks_pin_the_charts_as_packaged_and_share_their_addons() {
     );
 }
 
+#[test]
+fn a_pinned_chart_must_be_the_chart_and_version_the_stack_names() {
+    let addon = stack_addons()
+        .into_iter()
+        .find(|a| a.name == "metrics-server")
+        .unwrap();
+    let tgz = kaas_helm::package(charts_dir().join("metrics-server")).unwrap();
+    assert!(matches!(
+        UpstreamArtifact::load(&addon, &tgz),
+        Ok(UpstreamArtifact::Chart(_))
+    ));
+    let mut wrong = addon.clone();
+    wrong.version = "3.12.0".to_owned();
+    let e = UpstreamArtifact::load(&wrong, &tgz).unwrap_err();
+    assert!(
+        e.contains("metrics-server 3.13.1") && e.contains("metrics-server 3.12.0"),
+        "{e}"
+    );
+    let mut other = addon;
+    other.chart.as_mut().unwrap().name = "metrics".to_owned();
+    assert!(UpstreamArtifact::load(&other, &tgz).is_err());
+    assert!(UpstreamArtifact::load(&other, b"not a chart").is_err());
+}
+
 fn sha256(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
