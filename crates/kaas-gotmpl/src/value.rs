@@ -47,6 +47,13 @@ pub trait Object: Send + Sync + fmt::Debug {
 
     /// The text `{{ . }}` prints for it (Go's `String()` method or `%v`).
     fn to_text(&self) -> String;
+
+    /// What Go's `==` compares for a value of a comparable struct type (a
+    /// `time.Time`: its instant and zone); `None` for pointer types, which `eq`
+    /// compares by identity.
+    fn comparable_key(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A shared, mutable string-keyed map: Go's `map[string]interface{}`.

@@ -21,6 +21,35 @@ fn table(data: serde_json::Value, cases: &[(&str, &str)]) {
 }
 
 #[test]
+fn times_compare_by_value_as_gos_eq_compares_them() {
+    // Cilium's `hasDuration`: a string is a duration when adding it changes the time.
+    table(
+        json!({}),
+        &[
+            ("{{ $now := now }}{{ eq $now $now }}", "true"),
+            (
+                "{{ $now := now }}{{ ne $now ($now | dateModify \"5m\") }}",
+                "true",
+            ),
+            (
+                "{{ $now := now }}{{ ne $now ($now | dateModify \"0s\") }}",
+                "false",
+            ),
+            (
+                "{{ $now := now }}{{ ne $now ($now | dateModify \"soon\") }}",
+                "false",
+            ),
+            (
+                "{{ $t := toDate \"2006-01-02\" \"2024-05-06\" }}{{ eq $t (toDate \"2006-01-02\" \"2024-05-06\") }}",
+                "true",
+            ),
+        ],
+    );
+    // A time and a string are not comparable, as in Go.
+    assert!(render("{{ eq now \"x\" }}", json!({})).is_err());
+}
+
+#[test]
 fn defaults_and_emptiness() {
     table(
         json!({"Values": {"zero": 0, "f": false, "e": "", "l": [], "m": {}, "s": "set", "n": 5}}),

@@ -90,9 +90,16 @@ pub(super) fn register(f: &mut Functions) {
 }
 
 /// Go's `eq` for two values: numbers by value (ints and floats alike), strings, bools,
-/// nil; other mixes are errors as in Go.
+/// nil, two values of one comparable struct type (`time.Time`) by value and two of a
+/// pointer type by identity; other mixes are errors as in Go.
 pub(crate) fn equal(a: &Value, b: &Value) -> Result<bool, FnError> {
     Ok(match (a, b) {
+        (Value::Object(x), Value::Object(y)) if x.type_name() == y.type_name() => {
+            match (x.comparable_key(), y.comparable_key()) {
+                (Some(kx), Some(ky)) => kx == ky,
+                _ => std::sync::Arc::ptr_eq(x, y),
+            }
+        }
         (Value::Nil, Value::Nil) => true,
         (Value::Nil, _) | (_, Value::Nil) => false,
         (Value::Bool(x), Value::Bool(y)) => x == y,

@@ -446,6 +446,10 @@ impl Object for GoTime {
         "time.Time".into()
     }
 
+    fn comparable_key(&self) -> Option<String> {
+        Some(self.0.to_rfc3339_opts(chrono::SecondsFormat::Nanos, false))
+    }
+
     fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         let t = &self.0;
         use chrono::{Datelike, Timelike};
