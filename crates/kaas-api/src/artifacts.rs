@@ -1,7 +1,8 @@
 //! The stacks' upstream artifacts, cached in the store by digest: `GET /v1/artifacts`
 //! lists them, `PUT /v1/artifacts/{digest}` takes one uploaded (a cloud without
 //! internet: `kaas stack import`), `POST /v1/stacks/{name}/pull` has the server get a
-//! stack's artifacts itself, mirrors first, and cache them (the operator only).
+//! stack's artifacts itself, mirrors first, side by side, and cache them (the operator
+//! only).
 //! `GET /v1/artifacts/{digest}` hands one out to anyone signed in: they are public
 //! releases, and `kaas stack render` renders a stack's addons from them.
 
@@ -13,6 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::future::join_all;
 use kaas_artifacts::{Artifact, ArtifactKind, BlobKind, Digest, FailureKind, parse_manifest};
 use kaas_core::access::Role;
 use kaas_core::meta::API_VERSION;
@@ -123,16 +125,17 @@ pub async fn pull(
             e.to_string(),
         )
     })?;
-    let mut cached: HashSet<String> = state
+    let cached: HashSet<String> = state
         .store
         .list_artifacts()
         .await?
         .into_iter()
         .map(|a| a.digest)
         .collect();
-    let mut items = Vec::new();
-    let mut failures = Vec::new();
-    for artifact in &artifacts {
+    // What is cached already is not got again; the rest is got side by side.
+    let mut items = Vec::with_capacity(artifacts.len());
+    let mut wanted = Vec::new();
+    for (index, artifact) in artifacts.iter().enumerate() {
         let mut item = json!({
             "addon": artifact.addon,
             "kind": artifact.kind,
@@ -141,10 +144,21 @@ pub async fn pull(
         });
         if is_cached(&state, &cached, artifact).await? {
             item["status"] = json!("cached");
-            items.push(item);
-            continue;
+        } else {
+            wanted.push(index);
         }
-        match state.artifacts.fetch(artifact).await {
+        items.push(item);
+    }
+    let got = join_all(
+        wanted
+            .iter()
+            .map(|&index| state.artifacts.fetch(&artifacts[index])),
+    )
+    .await;
+    let mut failures = Vec::new();
+    for (&index, result) in wanted.iter().zip(got) {
+        let item = &mut items[index];
+        match result {
             Ok(fetched) => {
                 for blob in &fetched.blobs {
                     state
@@ -156,7 +170,6 @@ pub async fn pull(
                             &blob.bytes,
                         )
                         .await?;
-                    cached.insert(blob.digest.to_string());
                 }
                 item["status"] = json!("fetched");
                 item["source"] = json!(fetched.source);
@@ -165,10 +178,9 @@ pub async fn pull(
                 tracing::warn!(error = %e, stack = name, "cannot get an artifact");
                 item["status"] = json!("failed");
                 item["reason"] = json!(e.to_string());
-                failures.push((artifact.reference(), e));
+                failures.push((artifacts[index].reference(), e));
             }
         }
-        items.push(item);
     }
     if failures.is_empty() {
         return Ok(Json(json!({
