@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use kaas_artifacts::{Artifact, Fetcher, Limits};
 use kaas_bootstrap::{AddonValues, CloudValues, UpstreamArtifact, render_upstream_addon};
 use kaas_core::Cluster;
@@ -92,9 +92,9 @@ pub async fn render(client: &Client, args: RenderArgs) -> Result<ExitCode> {
          # placeholders.\n",
         stack.name()
     );
-    let mut fetcher = None;
+    let fetcher = Fetcher::new(Limits::default()).map_err(anyhow::Error::msg)?;
     for addon in stack.addons_for(&spec.addons) {
-        let bytes = artifact_bytes(client, &mut fetcher, addon).await?;
+        let bytes = artifact_bytes(client, &fetcher, addon).await?;
         let artifact = UpstreamArtifact::load(addon, &bytes).map_err(anyhow::Error::msg)?;
         let rendered = render_upstream_addon(addon, &artifact, &values)?;
         out.push_str(&format!(
@@ -124,31 +124,18 @@ fn source(addon: &StackAddon) -> String {
 
 /// The addon's artifact: the server's cached copy, else fetched from upstream here
 /// (and checked against its pin).
-async fn artifact_bytes(
-    client: &Client,
-    fetcher: &mut Option<Fetcher>,
-    addon: &StackAddon,
-) -> Result<Vec<u8>> {
-    let digest = match (&addon.chart, &addon.manifest) {
-        (Some(chart), _) => &chart.digest,
-        (_, Some(manifest)) => &manifest.digest,
-        _ => bail!("addon {} names no upstream artifact", addon.name),
-    };
-    match client.get_bytes(&format!("/v1/artifacts/{digest}")).await {
+async fn artifact_bytes(client: &Client, fetcher: &Fetcher, addon: &StackAddon) -> Result<Vec<u8>> {
+    let artifact = Artifact::of_addon(addon)?
+        .with_context(|| format!("addon {} names no upstream artifact", addon.name))?;
+    match client
+        .get_bytes(&format!("/v1/artifacts/{}", artifact.digest))
+        .await
+    {
         Ok(bytes) => return Ok(bytes),
         Err(e) if is_status(&e, StatusCode::NOT_FOUND) => {}
         Err(e) => return Err(e),
     }
-    let artifact = Artifact::of_addon(addon)?
-        .with_context(|| format!("addon {} names no upstream artifact", addon.name))?;
-    if fetcher.is_none() {
-        *fetcher = Some(Fetcher::new(Limits::default()).map_err(anyhow::Error::msg)?);
-    }
-    let fetched = match fetcher {
-        Some(f) => f.fetch(&artifact).await,
-        None => bail!("no fetcher"),
-    }
-    .with_context(|| {
+    let fetched = fetcher.fetch(&artifact).await.with_context(|| {
         format!(
             "the server has not cached addon {}'s artifact, nor could it be got here",
             addon.name
