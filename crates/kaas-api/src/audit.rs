@@ -19,12 +19,13 @@ use tracing::{info, warn};
 use crate::auth::Principal;
 use crate::{ApiError, AppState};
 
-/// Whether a request is audited: every change, and the reads that hand out secrets (a
-/// kubeconfig's admin certificate, a machine's user data).
+/// Whether a request is audited: every change, the reads that hand out secrets (a
+/// kubeconfig's admin certificate, a machine's user data), and browsing the registry.
 fn audited(method: &Method, path: &str) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || path.ends_with("/kubeconfig")
         || path.ends_with("/user-data")
+        || path.starts_with("/v1/registry/")
 }
 
 /// Set by a handler whose request acts in another tenant than the caller's (the

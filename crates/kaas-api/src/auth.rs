@@ -184,6 +184,21 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, A
     }
 }
 
+/// The principal a kaas token (the bootstrap token, an API token or a Keystone token)
+/// stands for, outside a `/v1` request: the operator acts in the default tenant.
+pub(crate) async fn principal_of_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Principal, ApiError> {
+    if constant_time_eq(token.as_bytes(), state.admin_token.as_bytes()) {
+        return operator(state, &HeaderMap::new()).await;
+    }
+    if token.starts_with(TOKEN_PREFIX) {
+        return api_token(state, token).await;
+    }
+    keystone_token(state, token).await
+}
+
 async fn operator(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let tenant = header_text(headers, TENANT_HEADER).unwrap_or(DEFAULT_TENANT);
     if tenant != DEFAULT_TENANT

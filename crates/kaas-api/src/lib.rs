@@ -13,6 +13,7 @@ mod clusters;
 mod error;
 mod flavors;
 mod openapi;
+pub mod registry;
 mod sim;
 mod stacks;
 mod tenants;
@@ -89,6 +90,8 @@ pub struct AppState {
     pub quota_lock: Arc<tokio::sync::Mutex<()>>,
     pub registry: Arc<Registry>,
     pub metrics: ApiMetrics,
+    /// The integrated registry kaas is the token service of, if the server has one.
+    pub oci_registry: Option<Arc<registry::RegistryService>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
@@ -178,6 +181,27 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/audit", get(audit::list))
+        .route(
+            "/registry/credentials",
+            get(registry::list_credentials).post(registry::create_credential),
+        )
+        .route(
+            "/registry/credentials/{name}",
+            axum::routing::delete(registry::revoke_credential),
+        )
+        .route(
+            "/registry/credentials/{name}/rotate",
+            post(registry::rotate_credential),
+        )
+        .route("/registry/repositories", get(registry::list_repositories))
+        .route(
+            "/registry/repositories/{repository}",
+            get(registry::get_repository).put(registry::set_repository),
+        )
+        .route(
+            "/registry/repositories/{repository}/tags/{tag}",
+            axum::routing::delete(registry::delete_tag),
+        )
         .layer(middleware::map_response(error::json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -185,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .nest("/v1", v1)
+        .route("/v2/token", get(registry::token))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -142,6 +142,7 @@ async fn app(source: Arc<ScriptedSource>) -> (tempfile::TempDir, Arc<SqliteStore
         quota_lock: Default::default(),
         registry: Arc::new(registry),
         metrics,
+        oci_registry: None,
     };
     (dir, store, kaas_api::router(state))
 }

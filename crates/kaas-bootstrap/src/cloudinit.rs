@@ -59,6 +59,9 @@ pub struct MachineBootstrap<'a> {
     pub node: &'a NodeBootstrap,
     /// For control-plane machines (and only for them): the PKI to write to disk.
     pub control_plane: Option<ControlPlaneMaterial<'a>>,
+    /// Registries containerd pulls through mirrors: each gets its `hosts.toml` under
+    /// `/etc/containerd/certs.d` (the CRI plugin's `config_path` in the node image).
+    pub mirrors: &'a [kaas_core::registry::RegistryMirror],
 }
 
 impl<'a> MachineBootstrap<'a> {
@@ -71,6 +74,7 @@ impl<'a> MachineBootstrap<'a> {
         MachineBootstrap {
             node,
             control_plane: Some(ControlPlaneMaterial { pki, api_server }),
+            mirrors: &[],
         }
     }
 
@@ -79,7 +83,13 @@ impl<'a> MachineBootstrap<'a> {
         MachineBootstrap {
             node,
             control_plane: None,
+            mirrors: &[],
         }
+    }
+
+    /// The same machine, pulling through `mirrors`.
+    pub fn with_mirrors(self, mirrors: &'a [kaas_core::registry::RegistryMirror]) -> Self {
+        Self { mirrors, ..self }
     }
 }
 
@@ -178,6 +188,13 @@ fn render_cloud_config(machine: &MachineBootstrap<'_>) -> Result<String, Bootstr
         (false, None) => {}
     }
     write_files.push(file(KUBELET_SYSCTL_PATH, PUBLIC, KUBELET_SYSCTLS));
+    for mirror in machine.mirrors {
+        write_files.push(file(
+            crate::registry::hosts_toml_path(&mirror.registry),
+            PUBLIC,
+            crate::registry::render_hosts_toml(mirror),
+        ));
+    }
     write_files.push(file(
         KUBEADM_CONFIG_PATH,
         SECRET,

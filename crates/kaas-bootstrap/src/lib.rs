@@ -20,6 +20,7 @@ mod error;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod pki;
+pub mod registry;
 pub mod token;
 pub mod upstream;
 

@@ -419,7 +419,7 @@ fn random_serial(what: &'static str) -> Result<SerialNumber, BootstrapError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn asn1_time(what: &'static str, t: DateTime<Utc>) -> Result<ASN1Time, BootstrapError> {
+pub(crate) fn asn1_time(what: &'static str, t: DateTime<Utc>) -> Result<ASN1Time, BootstrapError> {
     ASN1Time::from_timestamp(t.timestamp()).map_err(|e| BootstrapError::InvalidValidity {
         what,
         reason: e.to_string(),
@@ -437,7 +437,7 @@ fn set_validity(
     Ok(())
 }
 
-fn generate_ca(
+pub(crate) fn generate_ca(
     what: &'static str,
     common_name: &str,
     cluster_name: &str,
@@ -473,7 +473,7 @@ fn generate_ca(
 
 /// Signs `params` with a fresh key, issued by `ca`. The issuer's name is read from the
 /// CA certificate, and the CA key is checked against it.
-fn issue_leaf(
+pub(crate) fn issue_leaf(
     what: &'static str,
     mut params: CertificateParams,
     ca: &CertAndKey,

@@ -276,4 +276,35 @@ pub trait WorkloadClusters: EtcdMembership {
         cluster: &WorkloadClusterRef,
         objects: &[Value],
     ) -> Result<Vec<ObjectReadiness>, WorkloadError>;
+
+    /// The namespaces whose registry pull Secret `name` is missing or does not hold
+    /// `digest`, or whose `default` ServiceAccount does not name it.
+    async fn stale_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        name: &str,
+        digest: &str,
+    ) -> Result<Vec<String>, WorkloadError> {
+        let _ = (cluster, name, digest);
+        Err(WorkloadError::Unsupported {
+            message: "registry pull Secrets are not supported here".to_owned(),
+        })
+    }
+
+    /// Writes the pull Secret `name` (a `kubernetes.io/dockerconfigjson` of
+    /// `docker_config`) in `namespaces` and names it in their `default`
+    /// ServiceAccount's `imagePullSecrets`. Idempotent.
+    async fn put_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        name: &str,
+        namespaces: &[String],
+        docker_config: &[u8],
+        digest: &str,
+    ) -> Result<(), WorkloadError> {
+        let _ = (cluster, name, namespaces, docker_config, digest);
+        Err(WorkloadError::Unsupported {
+            message: "registry pull Secrets are not supported here".to_owned(),
+        })
+    }
 }

@@ -89,6 +89,12 @@ pub struct ClusterSpec {
     pub rollout: Rollout,
     #[serde(default)]
     pub health: Health,
+    /// The integrated registry's pull credential and the nodes' registry mirrors.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::registry::RegistrySpec::is_default"
+    )]
+    pub registry: crate::registry::RegistrySpec,
 }
 
 impl Default for ClusterSpec {
@@ -102,6 +108,7 @@ impl Default for ClusterSpec {
             addons: Addons::default(),
             rollout: Rollout::default(),
             health: Health::default(),
+            registry: crate::registry::RegistrySpec::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod event;
 pub mod machine;
 pub mod meta;
 pub mod naming;
+pub mod registry;
 pub mod release_schedule;
 pub mod stack;
 pub mod tenant;

@@ -43,14 +43,14 @@ impl ValidationErrors {
         }])
     }
 
-    fn push(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+    pub fn push(&mut self, field: impl Into<String>, reason: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
             reason: reason.into(),
         });
     }
 
-    fn into_result(self) -> Result<(), Self> {
+    pub fn into_result(self) -> Result<(), Self> {
         if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 }
@@ -198,6 +198,7 @@ pub fn validate_cluster(cluster: &Cluster, stacks: &StackCatalog) -> Result<(), 
 }
 
 fn validate_spec(spec: &ClusterSpec, stacks: &StackCatalog, errs: &mut ValidationErrors) {
+    crate::registry::validate_mirrors(&spec.registry.mirrors, "spec.registry.mirrors", errs);
     if let Some(stack) = stacks.find(&spec.stack) {
         // An optional part the cluster asks for must be one its stack offers.
         let asked = [

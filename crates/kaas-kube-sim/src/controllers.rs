@@ -31,6 +31,7 @@ const GC_ROUNDS: usize = 4;
 pub(crate) fn tick(state: &mut State, now: DateTime<Utc>) {
     collect_garbage(state);
     collect_orphaned_pods(state);
+    run_service_accounts(state, now);
     run_deployments(state, now);
     run_replica_sets(state, now);
     run_daemon_sets(state, now);
@@ -111,6 +112,24 @@ fn collect_garbage(state: &mut State) {
         }
         for key in orphans {
             state.remove(&key);
+        }
+    }
+}
+
+/// The service-account controller: every namespace has a `default` ServiceAccount.
+fn run_service_accounts(state: &mut State, now: DateTime<Utc>) {
+    for (ns_key, namespace) in all(state, "", "namespaces") {
+        if is_deleting(&namespace) {
+            continue;
+        }
+        let sa = key("", "serviceaccounts", &ns_key.name, "default");
+        if state.get(&sa).is_none() {
+            let object = json!({
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": ns_key.name},
+            });
+            create(state, sa, object, now);
         }
     }
 }

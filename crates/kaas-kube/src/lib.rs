@@ -73,6 +73,7 @@ mod error;
 mod etcd;
 mod nodes;
 mod object_ref;
+mod pull_secrets;
 mod readiness;
 
 pub use apply::{ApplyReport, CRD_WAIT, FIELD_MANAGER};

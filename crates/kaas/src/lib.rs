@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod clouds;
 pub mod gateway;
+pub mod registry;
 pub mod server;
 pub mod standin;
 pub mod workloads;

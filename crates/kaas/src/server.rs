@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub reach_clusters_at: ReachAt,
     /// Where the stacks' artifacts are looked for before upstream, in order.
     pub artifact_mirrors: Vec<kaas_artifacts::Mirror>,
+    /// The integrated registry kaas is the token service of.
+    pub registry: Option<crate::registry::RegistryOptions>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             artifact_mirrors: Vec::new(),
             resolve: Vec::new(),
             reach_clusters_at: ReachAt::Endpoint,
+            registry: None,
         }
     }
 }
@@ -171,6 +174,7 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
             steady_interval: scaled(60.0, 1.0, 60.0),
             time_scale: speed,
             region: Some(SIM_REGION.to_owned()),
+            ..ClusterControllerConfig::default()
         },
         ControllerConfig {
             concurrency: 8,
@@ -215,6 +219,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         SecretBox::load(&config.data_dir)
             .context("cannot load the keys that seal secrets at rest")?,
     );
+
+    // The registry's token keys, and the CA certificate it trusts, before anything runs.
+    let (oci_registry, mirrors) = match &config.registry {
+        None => (None, Vec::new()),
+        Some(options) => {
+            let pki = crate::registry::token_pki(store.as_ref(), &sealer).await?;
+            let ca = crate::registry::write_token_ca(&config.data_dir, &pki)?;
+            let mirrors = match &options.mirrors_file {
+                Some(path) => crate::registry::load_mirrors(path)?,
+                None => Vec::new(),
+            };
+            info!(url = %options.url, token_ca = %ca.display(), "kaas is the registry's token service");
+            (
+                Some(Arc::new(crate::registry::service(options, &pki)?)),
+                mirrors,
+            )
+        }
+    };
 
     let mut registry = Registry::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -323,6 +345,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     let api_metrics = kaas_api::ApiMetrics::new(&mut registry);
     let (mut cluster_config, controller_config) = intervals(speed);
     cluster_config.region = Some(region);
+    cluster_config.default_mirrors = mirrors;
+    cluster_config.registry_host = oci_registry.as_ref().map(|r| r.host.clone());
     if config.cloud == CloudKind::Openstack {
         // Every observation lists each kind of resource: poll a real cloud gently.
         cluster_config.poll_interval = Duration::from_secs(2);
@@ -372,6 +396,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         quota_lock: Default::default(),
         registry: Arc::new(registry),
         metrics: api_metrics,
+        oci_registry,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -458,7 +483,7 @@ impl prometheus_client::collector::Collector for OpenStackCalls {
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     #[cfg(unix)]
     {

@@ -434,6 +434,38 @@ impl WorkloadClusters for KubeWorkloads {
         })
     }
 
+    async fn stale_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        name: &str,
+        digest: &str,
+    ) -> Result<Vec<String>, WorkloadError> {
+        self.counted("stale_pull_secrets", async {
+            self.client(cluster)
+                .await?
+                .stale_pull_secrets(name, digest)
+                .await
+        })
+        .await
+    }
+
+    async fn put_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        name: &str,
+        namespaces: &[String],
+        docker_config: &[u8],
+        digest: &str,
+    ) -> Result<(), WorkloadError> {
+        self.counted("put_pull_secrets", async {
+            self.client(cluster)
+                .await?
+                .put_pull_secrets(name, namespaces, docker_config, digest)
+                .await
+        })
+        .await
+    }
+
     async fn readiness(
         &self,
         cluster: &WorkloadClusterRef,

@@ -79,12 +79,18 @@ impl ClusterController {
             ca_cert_hash: ca_cert_hash(&pki.kubernetes_ca.cert_pem).map_err(bootstrap_err)?,
             cert_sans: api_sans.to_vec(),
         };
+        let mirrors = kaas_core::registry::effective_mirrors(
+            &self.config.default_mirrors,
+            &cluster.spec.registry.mirrors,
+        );
         let rendered = if m.is_control_plane() {
             // kubeadm issues each node's API server certificate from the CA and
             // certSANs: only the node knows its own address for sure.
-            render_user_data(&MachineBootstrap::control_plane(&node, &pki, None))
+            render_user_data(
+                &MachineBootstrap::control_plane(&node, &pki, None).with_mirrors(&mirrors),
+            )
         } else {
-            render_user_data(&MachineBootstrap::worker(&node))
+            render_user_data(&MachineBootstrap::worker(&node).with_mirrors(&mirrors))
         }
         .map_err(bootstrap_err)?;
         let data = serde_json::json!({

@@ -153,6 +153,11 @@ pub enum StepError {
         #[source]
         source: WorkloadError,
     },
+    #[error("writing the registry pull Secrets: {source}")]
+    SyncPullSecrets {
+        #[source]
+        source: WorkloadError,
+    },
     #[error("applying the addons of stack {stack}: {source}")]
     ApplyAddons {
         stack: String,
@@ -224,7 +229,8 @@ impl StepError {
             | StepError::DeleteNode { source, .. }
             | StepError::RegisterJoinToken { source, .. }
             | StepError::DeleteJoinToken { source, .. }
-            | StepError::ApplyAddons { source, .. } => Category::of_workload(source),
+            | StepError::ApplyAddons { source, .. }
+            | StepError::SyncPullSecrets { source } => Category::of_workload(source),
             StepError::GeneratePki { .. }
             | StepError::EncodePki { .. }
             | StepError::PkiNotStored

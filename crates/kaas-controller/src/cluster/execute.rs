@@ -383,7 +383,34 @@ impl ClusterController {
                 }
                 Ok(Some(("AddonsApplied".to_owned(), text)))
             }
+            Step::IssuePullCredential => self.issue_pull_credential(cluster).await,
+            Step::SyncPullSecrets { namespaces } => {
+                let target = workload.ok_or(StepError::NoApiEndpoint)?;
+                self.sync_pull_secrets(cluster, target, namespaces).await
+            }
+            Step::RevokePullCredential => self.revoke_pull_credential(cluster).await,
             Step::RemoveFinalizer => {
+                // The cluster's registry credentials go with it.
+                let owned: Vec<kaas_core::registry::RegistryCredential> = self
+                    .store
+                    .list_obj(&kaas_store::ListFilter {
+                        tenant: Some(tenant.to_owned()),
+                        owner_uid: Some(cluster.metadata.uid.clone()),
+                    })
+                    .await?;
+                for credential in owned {
+                    match self
+                        .store
+                        .delete_obj::<kaas_core::registry::RegistryCredential>(
+                            tenant,
+                            &credential.metadata.name,
+                        )
+                        .await
+                    {
+                        Ok(_) | Err(kaas_store::StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 // The cluster's secrets go with it: its CAs and any bootstrap data left.
                 let secrets = self.secrets();
                 for name in secrets

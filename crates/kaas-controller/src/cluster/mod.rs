@@ -16,6 +16,7 @@ pub mod machines;
 mod observe;
 pub mod plan;
 mod record;
+pub mod registry;
 pub mod status;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,11 @@ pub struct ClusterControllerConfig {
     pub time_scale: f64,
     /// The cloud region, for the nodes' `topology.kubernetes.io/region` label.
     pub region: Option<String>,
+    /// The registry mirrors every cluster's nodes get (the operator's defaults).
+    pub default_mirrors: Vec<kaas_core::registry::RegistryMirror>,
+    /// The integrated registry's `host[:port]`: each cluster gets a pull credential
+    /// of its own for it. `None`: the server has no registry.
+    pub registry_host: Option<String>,
 }
 
 impl Default for ClusterControllerConfig {
@@ -59,6 +65,8 @@ impl Default for ClusterControllerConfig {
             steady_interval: Duration::from_secs(60),
             time_scale: 1.0,
             region: None,
+            default_mirrors: Vec::new(),
+            registry_host: None,
         }
     }
 }

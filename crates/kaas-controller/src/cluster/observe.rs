@@ -102,6 +102,7 @@ impl ClusterController {
             etcd_members: None,
             stack: self.stacks.find(&cluster.spec.stack).cloned(),
             addons: None,
+            registry: None,
             pki_exists: self
                 .store
                 .get(&ObjectKey::new(
@@ -151,6 +152,15 @@ impl ClusterController {
                     Ok(members) => observed.etcd_members = Some(members),
                     Err(e) => debug!(error = %e, "cannot list etcd members"),
                 }
+            }
+        }
+        if !cluster.metadata.is_deleting() {
+            match self
+                .observe_pull(cluster, workload.as_ref(), observed.nodes.is_some())
+                .await
+            {
+                Ok(pull) => observed.registry = Some(pull),
+                Err(e) => warn!(error = %e, "cannot read the cluster's registry pull credential"),
             }
         }
         Ok((observed, workload))

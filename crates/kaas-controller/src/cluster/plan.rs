@@ -56,6 +56,8 @@ pub struct Observed {
     /// The addons as rendered and, while the API answers, as they stand; `None` while
     /// the API does not answer.
     pub addons: Option<super::addons::ObservedAddons>,
+    /// The cluster's registry pull credential; `None` where not observed.
+    pub registry: Option<super::registry::ObservedPull>,
     /// When the observation was made.
     pub now: DateTime<Utc>,
     /// How much faster than real time the cloud runs (the simulation's speed; 1 for a
@@ -161,6 +163,14 @@ pub enum Step {
         digest: String,
         objects: super::addons::Manifests,
     },
+    /// Issue (or renew) the cluster's registry pull credential.
+    IssuePullCredential,
+    /// Write the pull Secret into these namespaces of the workload cluster.
+    SyncPullSecrets {
+        namespaces: Vec<String>,
+    },
+    /// Remove the cluster's registry pull credential (no longer wanted).
+    RevokePullCredential,
 }
 
 impl Step {
@@ -184,6 +194,9 @@ impl Step {
             Step::RegisterJoinToken { .. } => "RegisterJoinToken",
             Step::DeleteJoinToken { .. } => "DeleteJoinToken",
             Step::ApplyAddons { .. } => "ApplyAddons",
+            Step::IssuePullCredential => "IssuePullCredential",
+            Step::SyncPullSecrets { .. } => "SyncPullSecrets",
+            Step::RevokePullCredential => "RevokePullCredential",
         }
     }
 
@@ -201,7 +214,10 @@ impl Step {
                 Stage::ControlPlane
             }
             Step::AddFinalizer | Step::CreateResource { .. } => Stage::Infrastructure,
-            Step::ApplyAddons { .. } => Stage::Addons,
+            Step::ApplyAddons { .. }
+            | Step::IssuePullCredential
+            | Step::SyncPullSecrets { .. }
+            | Step::RevokePullCredential => Stage::Addons,
             Step::DeleteResource { .. }
             | Step::DeleteMachine { .. }
             | Step::DrainNode { .. }
@@ -468,6 +484,7 @@ pub fn plan(cluster: &Cluster, observed: &Observed) -> Plan {
     super::machines::plan_machines(cluster, observed, &infra, &mut plan);
     super::machines::plan_join_tokens(observed, &infra, &mut plan);
     super::addons::plan_addons(cluster, observed, &mut plan);
+    super::registry::plan_pull_credential(observed, &mut plan);
     plan
 }
 

@@ -333,6 +333,7 @@ impl World {
                 steady_interval: Duration::from_secs(60),
                 time_scale: 1.0,
                 region: Some(DEFAULT_REGION.to_owned()),
+                ..ClusterControllerConfig::default()
             },
             self.metrics.clone(),
         )

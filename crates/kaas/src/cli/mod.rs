@@ -8,6 +8,7 @@ mod context;
 mod demo;
 mod kubeconfig;
 mod output;
+mod registry;
 mod release_data;
 mod render;
 mod wait;
@@ -117,6 +118,9 @@ pub enum Command {
     /// The keys that seal secrets at rest.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// The integrated container registry: credentials, repositories, tags.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
     /// Print a shell completion script: `source <(kaas completion bash)` (bash, zsh),
     /// `kaas completion fish | source` (fish).
     Completion {
@@ -232,9 +236,32 @@ pub struct ServerArgs {
     /// bundle). Each is checked against the stack's pinned digest. Repeatable.
     #[arg(long = "artifact-mirror", value_name = "URL")]
     pub artifact_mirrors: Vec<kaas_artifacts::Mirror>,
+    /// The integrated registry's URL, as clients and nodes reach it
+    /// (`https://registry.example`): kaas is its token service at `/v2/token`.
+    /// Configure the registry with `kaas registry config`.
+    #[arg(long, value_name = "URL")]
+    pub registry_url: Option<String>,
+    /// The registry's service name (its `auth.token.service`).
+    #[arg(long, default_value = crate::registry::DEFAULT_SERVICE)]
+    pub registry_service: String,
+    /// How long registry tokens are valid (e.g. 5m).
+    #[arg(long, default_value = "5m", value_parser = parse_ttl)]
+    pub registry_token_ttl: std::time::Duration,
+    /// A YAML list of registry mirrors every cluster's nodes get
+    /// (`[{registry: docker.io, endpoints: [{url: https://mirror.example}]}]`).
+    #[arg(long, value_name = "FILE")]
+    pub registry_mirrors: Option<PathBuf>,
     /// Log lines as JSON.
     #[arg(long)]
     pub log_json: bool,
+}
+
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let ttl = kaas_core::validation::parse_duration(text)?;
+    if ttl.is_zero() {
+        return Err("must be longer than 0s".to_owned());
+    }
+    Ok(ttl)
 }
 
 #[derive(Debug, Args)]
@@ -519,6 +546,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 resolve: args.resolve,
                 reach_clusters_at: args.reach_clusters_at,
                 artifact_mirrors: args.artifact_mirrors,
+                registry: args
+                    .registry_url
+                    .map(|url| crate::registry::RegistryOptions {
+                        url,
+                        service: args.registry_service,
+                        token_ttl: args.registry_token_ttl,
+                        mirrors_file: args.registry_mirrors,
+                    }),
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -532,6 +567,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(cmd) => admin::token(&client()?, cmd).await,
         Command::Audit(cmd) => admin::audit(&client()?, cmd).await,
         Command::Keys(cmd) => admin::keys(cmd).await,
+        Command::Registry(cmd) => registry::run(client, cmd).await,
         Command::Stack(StackCommand::Versions(cmd)) => release_data::run(cmd).await,
         Command::Stack(StackCommand::Pull(args)) => artifacts::pull(&client, args).await,
         Command::Stack(StackCommand::Import { bundle }) => {

@@ -384,6 +384,7 @@ impl World {
             // Join tokens are planned on their own (plan_join_tokens, tested below).
             join_tokens: None,
             addons: None,
+            registry: None,
             etcd_members: self.etcd.clone(),
             pki_exists: true,
             stack: stack_of(&self.cluster),

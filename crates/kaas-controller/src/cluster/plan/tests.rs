@@ -347,6 +347,11 @@ fn step_name(step: &Step) -> String {
         Step::ApplyAddons { stack, .. } => format!("apply-addons {stack}"),
         Step::RegisterJoinToken { machine, .. } => format!("register-token {machine}"),
         Step::DeleteJoinToken { id, .. } => format!("delete-token {id}"),
+        Step::IssuePullCredential => "issue-pull-credential".to_owned(),
+        Step::SyncPullSecrets { namespaces } => {
+            format!("sync-pull-secrets {}", namespaces.join(","))
+        }
+        Step::RevokePullCredential => "revoke-pull-credential".to_owned(),
     }
 }
 
