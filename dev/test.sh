@@ -37,6 +37,10 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 # them from (each starts its own), and that dev/registry/up.sh runs for the local
 # stacks' charts (below).
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+# The integrated registry's test: skopeo pushes and pulls images with tenants' and
+# clusters' credentials; containerd's ctr resolves through a node's hosts.toml.
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v ctr >/dev/null 2>&1 || missing+=(containerd)
 [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]} (Debian)"

@@ -169,6 +169,13 @@ fn schemas() -> Map<String, Value> {
     let role = generator
         .subschema_for::<kaas_core::access::Role>()
         .to_value();
+    let credential = generator
+        .subschema_for::<kaas_core::registry::RegistryCredential>()
+        .to_value();
+    generator.subschema_for::<kaas_core::registry::RegistryRepository>();
+    let access = generator
+        .subschema_for::<kaas_core::registry::RegistryAccess>()
+        .to_value();
     let mut schemas = generator.take_definitions(true);
     // What clients send is refused unless it says what it is.
     for kind in ["Cluster", "Tenant"] {
@@ -302,6 +309,8 @@ fn schemas() -> Map<String, Value> {
             }
         }),
     );
+
+    registry_schemas(&mut schemas, credential, access);
 
     schemas.insert(
         "AuditEntryList".into(),
@@ -495,6 +504,250 @@ fn schemas() -> Map<String, Value> {
 
 /// The artifact operations (kept apart: one `json!` for the whole document would be too
 /// deep for the macro).
+/// The registry's schemas: credentials as shown (never a hash; the secret only when
+/// made or rotated), requests, repositories, and the token endpoint's answers.
+fn registry_schemas(schemas: &mut Map<String, Value>, credential: Value, access: Value) {
+    for name in ["RegistryCredentialSpec", "PreviousSecret"] {
+        if let Some(spec) = schemas.get_mut(name) {
+            if let Some(properties) = spec["properties"].as_object_mut() {
+                properties.remove("secretSha256");
+            }
+            if let Some(required) = spec["required"].as_array_mut() {
+                required.retain(|r| r != "secretSha256");
+            }
+        }
+    }
+    if let Some(c) = schemas.get_mut("RegistryCredential") {
+        c["properties"]["username"] = json!({"type": "string", "description": "The user name clients log in with: <tenant>+<name>"});
+        if let Some(required) = c["required"].as_array_mut() {
+            required.push(json!("username"));
+        }
+    }
+    let mut with_secret = schemas
+        .get("RegistryCredential")
+        .cloned()
+        .unwrap_or_default();
+    with_secret["properties"]["secret"] = json!({"type": "string", "description": "The secret (the password): shown only in this answer"});
+    if let Some(required) = with_secret["required"].as_array_mut() {
+        required.push(json!("secret"));
+    }
+    schemas.insert("RegistryCredentialWithSecret".into(), with_secret);
+    schemas.insert(
+        "RegistryCredentialList".into(),
+        list_schema(credential, "RegistryCredential"),
+    );
+    schemas.insert(
+        "RegistryCredentialRequest".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["name", "access"],
+            "properties": {
+                "name": dns_label(),
+                "access": access,
+                "description": {"type": "string", "maxLength": 256},
+                "ttl": {"anyOf": [duration(), {"type": "null"}], "description": "How long it is valid, 1m to 1098d; default: until revoked"}
+            }
+        }),
+    );
+    schemas.insert(
+        "RotateRequest".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "overlap": {"anyOf": [duration(), {"type": "null"}], "description": "How long the secret before still works (default 24h, at most 30d)"}
+            }
+        }),
+    );
+    schemas.insert(
+        "RegistryRepositoryList".into(),
+        list_schema(
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["name", "tags", "public"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "public": {"type": "boolean"}
+                }
+            }),
+            "RegistryRepository",
+        ),
+    );
+    schemas.insert(
+        "RegistryRepositoryTags".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["apiVersion", "kind", "name", "public", "tags"],
+            "properties": {
+                "apiVersion": {"const": API_VERSION},
+                "kind": {"const": "RegistryRepositoryTags"},
+                "name": {"type": "string"},
+                "public": {"type": "boolean"},
+                "tags": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["tag", "digest", "mediaType", "size"],
+                    "properties": {
+                        "tag": {"type": "string"},
+                        "digest": {"type": "string"},
+                        "mediaType": {"type": "string"},
+                        "size": {"type": "integer", "minimum": 0, "description": "Bytes of the manifest, its config and layers"}
+                    }
+                }}
+            }
+        }),
+    );
+    schemas.insert(
+        "RegistryToken".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["token", "access_token", "expires_in", "issued_at"],
+            "properties": {
+                "token": {"type": "string", "description": "An ES256 JWT whose x5c chains to the token CA the registry trusts"},
+                "access_token": {"type": "string"},
+                "expires_in": {"type": "integer", "minimum": 1},
+                "issued_at": {"type": "string", "format": "date-time"}
+            }
+        }),
+    );
+    let mut refusal = schemas.get("Error").cloned().unwrap_or_default();
+    refusal["properties"]["errors"] = json!({"type": "array", "items": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}
+    }});
+    schemas.insert("RegistryTokenError".into(), refusal);
+}
+
+/// The registry's paths: the token endpoint (outside `/v1`, as registry clients call
+/// it) and `/v1/registry/…`.
+fn registry_paths() -> Value {
+    let too_large = error(&format!("The body is larger than {MAX_BODY_BYTES} bytes"));
+    let no_registry = "this kaas has no registry";
+    let repository = path_param(
+        "repository",
+        "A repository of the tenant, <tenant>/<name>, its '/' escaped as %2F",
+        json!({"type": "string"}),
+    );
+    json!({
+        "/v2/token": {"get": {
+            "operationId": "registryToken",
+            "summary": "A token for the registry (the Docker registry token protocol): Basic credentials of a robot credential (<tenant>+<name>) or any user name with a kaas token as password, or none (anonymous); each scope is granted what the caller may do of it",
+            "security": [],
+            "parameters": [
+                query_param("service", "The registry's service name", json!({"type": "string"})),
+                {"name": "scope", "in": "query", "required": false, "description": "repository:<name>:<actions> or registry:catalog:*; repeatable",
+                 "schema": {"type": "array", "items": {"type": "string"}}, "style": "form", "explode": true},
+                query_param("account", "The user name (ignored: the credentials say)", json!({"type": "string"}))
+            ],
+            "responses": {
+                "200": json_body("The token", r("RegistryToken")),
+                "400": error("BadRequest: another registry's service, or too many scopes"),
+                "401": {
+                    "description": "The credentials are not valid (unknown, revoked, expired, wrong secret, or their cluster is deleted)",
+                    "headers": {"WWW-Authenticate": {"required": true, "schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": r("RegistryTokenError")}}
+                },
+                "403": error("Forbidden: the Keystone project is bound to no tenant"),
+                "404": error(no_registry),
+                "503": error("Keystone cannot validate the token now")
+            }
+        }},
+        "/v1/registry/credentials": {
+            "get": v1(
+                json!({"operationId": "listRegistryCredentials", "summary": "The tenant's registry credentials, without their secrets"}),
+                vec![("200", json_body("Credentials", r("RegistryCredentialList")))]
+            ),
+            "post": v1(
+                json!({"operationId": "createRegistryCredential",
+                       "summary": "Make a robot credential (editor); the answer is the only place its secret is shown",
+                       "requestBody": request_body(r("RegistryCredentialRequest"))}),
+                vec![
+                    ("201", linked(json_body("Created", r("RegistryCredentialWithSecret")), "name", "$response.body#/metadata/name", &["revokeRegistryCredential", "rotateRegistryCredential"])),
+                    ("400", error("Invalid: the details name the field and reason")),
+                    ("409", error("AlreadyExists: a credential of that name")),
+                    ("413", too_large.clone()),
+                ]
+            )
+        },
+        "/v1/registry/credentials/{name}": {
+            "parameters": [path_param("name", "The credential's name", json!({"type": "string"}))],
+            "delete": v1(
+                json!({"operationId": "revokeRegistryCredential", "summary": "Revoke a credential (editor): refused from now on"}),
+                vec![
+                    ("204", empty("Revoked")),
+                    ("400", error("The path is not valid")),
+                    ("404", error("No such credential in the tenant")),
+                    ("409", error("Conflict: a cluster's own credential (kaas renews it)")),
+                ]
+            )
+        },
+        "/v1/registry/credentials/{name}/rotate": {
+            "parameters": [path_param("name", "The credential's name", json!({"type": "string"}))],
+            "post": v1(
+                json!({"operationId": "rotateRegistryCredential",
+                       "summary": "A new secret (editor); the one before still works for the overlap",
+                       "requestBody": {"required": false, "content": {"application/json": {"schema": r("RotateRequest")}}}}),
+                vec![
+                    ("200", json_body("Rotated", r("RegistryCredentialWithSecret"))),
+                    ("400", error("Invalid: the overlap")),
+                    ("404", error("No such credential in the tenant")),
+                    ("409", error("Conflict: a cluster's own credential, an expired one, or changed meanwhile")),
+                    ("413", too_large.clone()),
+                ]
+            )
+        },
+        "/v1/registry/repositories": {"get": v1(
+            json!({"operationId": "listRegistryRepositories", "summary": "The tenant's repositories with their tags"}),
+            vec![
+                ("200", json_body("Repositories", r("RegistryRepositoryList"))),
+                ("404", error(no_registry)),
+                ("502", error("RegistryUnavailable: the registry cannot be reached or refused, with its own message")),
+            ]
+        )},
+        "/v1/registry/repositories/{repository}": {
+            "parameters": [repository.clone()],
+            "get": v1(
+                json!({"operationId": "getRegistryRepository", "summary": "A repository's tags with digests and sizes"}),
+                vec![
+                    ("200", json_body("Tags", r("RegistryRepositoryTags"))),
+                    ("400", error("Invalid: not a repository name")),
+                    ("404", error("Not a repository of the tenant, or no registry")),
+                    ("502", error("RegistryUnavailable: the registry cannot be reached or refused, with its own message")),
+                ]
+            ),
+            "put": v1(
+                json!({"operationId": "setRegistryRepository", "summary": "Make a repository public (anyone pulls it) or private (editor)",
+                       "requestBody": request_body(r("RegistryRepositorySpec"))}),
+                vec![
+                    ("200", json_body("The repository's settings", r("RegistryRepository"))),
+                    ("400", error("Invalid: not a repository name, or the body")),
+                    ("404", error("Not a repository of the tenant, or no registry")),
+                    ("409", error("Conflict: changed meanwhile")),
+                    ("413", too_large),
+                ]
+            )
+        },
+        "/v1/registry/repositories/{repository}/tags/{tag}": {
+            "parameters": [repository, path_param("tag", "The tag", json!({"type": "string"}))],
+            "delete": v1(
+                json!({"operationId": "deleteRegistryTag", "summary": "Delete a tag's manifest, and so every tag pointing at it (editor)"}),
+                vec![
+                    ("204", empty("Deleted")),
+                    ("400", error("Invalid: not a repository name or tag")),
+                    ("404", error("No such tag, not a repository of the tenant, or no registry")),
+                    ("502", error("RegistryUnavailable: the registry cannot be reached or refused, with its own message")),
+                ]
+            )
+        }
+    })
+}
+
 fn artifact_paths() -> Value {
     let bad_path = || error("The path is not valid (not UTF-8 once decoded)");
     json!({
@@ -887,10 +1140,10 @@ pub fn document() -> Value {
             }}}
         }
     });
-    if let (Some(paths), Value::Object(more)) =
-        (document["paths"].as_object_mut(), artifact_paths())
-    {
-        paths.extend(more);
+    for more in [artifact_paths(), registry_paths()] {
+        if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     document
 }
