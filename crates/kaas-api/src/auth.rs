@@ -230,11 +230,7 @@ pub fn split_token(token: &str) -> Option<(&str, &str, &str)> {
     Some((tenant, id, secret))
 }
 
-/// Hex SHA-256, as token secrets are stored.
-pub fn sha256_hex(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use kaas_store::sha256_hex;
 
 async fn api_token(state: &AppState, token: &str) -> Result<Principal, ApiError> {
     let invalid = || unauthorized("the API token is not valid (unknown, revoked or malformed)");

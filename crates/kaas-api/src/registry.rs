@@ -25,9 +25,9 @@ use kaas_core::access::Role;
 use kaas_core::decode::decode_json;
 use kaas_core::meta::API_VERSION;
 use kaas_core::registry::{
-    RegistryAccess, RegistryCaller, RegistryCredential, RegistryCredentialSpec, RegistryRepository,
-    RegistryRepositorySpec, Scope, check_repository, check_tag, granted, parse_credential_username,
-    repository_namespace,
+    CLUSTER_CREDENTIAL_PREFIX, RegistryAccess, RegistryCaller, RegistryCredential,
+    RegistryCredentialSpec, RegistryRepository, RegistryRepositorySpec, Scope, check_repository,
+    check_tag, granted, parse_credential_username, repository_namespace,
 };
 use kaas_core::validation::{check_dns_label, parse_duration};
 use kaas_store::{ListFilter, StoreError, StoreExt};
@@ -38,8 +38,6 @@ use tracing::info;
 use crate::auth::{Principal, sha256_hex};
 use crate::{ApiError, AppState};
 
-/// The prefix of the credentials kaas makes for clusters; refused for others.
-pub const CLUSTER_CREDENTIAL_PREFIX: &str = "cluster-";
 /// The longest a robot credential may live.
 const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(3 * 366 * 24 * 3600);
 /// How long a rotated-out secret is still taken, unless the rotation says.
@@ -53,8 +51,9 @@ const MAX_SCOPES: usize = 32;
 /// Implemented over the registry's HTTP API with kaas' own tokens.
 #[async_trait]
 pub trait RegistryBackend: Send + Sync {
-    /// Every repository (the catalog).
-    async fn repositories(&self) -> Result<Vec<String>, RegistryError>;
+    /// The repositories whose names start with `prefix` (`<tenant>/`), in order: the
+    /// catalog from there on.
+    async fn repositories(&self, prefix: &str) -> Result<Vec<String>, RegistryError>;
     /// The tags of `repository` (empty if it has none or does not exist).
     async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError>;
     /// The manifest `reference` (tag or digest) of `repository`: its digest and the size
@@ -86,6 +85,10 @@ pub enum RegistryError {
     Unreachable { url: String, reason: String },
     #[error("the registry refused: {status} {message}")]
     Refused { status: u16, message: String },
+    #[error("the registry answered what kaas cannot read: {0}")]
+    Unreadable(String),
+    #[error("kaas cannot sign its own token for the registry: {0}")]
+    Signing(String),
 }
 
 impl From<RegistryError> for ApiError {
@@ -127,13 +130,9 @@ fn registry(state: &AppState) -> Result<&RegistryService, ApiError> {
     })
 }
 
+/// A new secret: 32 random bytes, base64url.
 fn random_secret() -> Result<String, ApiError> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::internal("the system random number generator failed"))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(URL_SAFE_NO_PAD.encode(crate::tokens::random(32)?))
 }
 
 /// A refusal of the token endpoint: kaas' error, plus the `errors` list registry
@@ -392,17 +391,6 @@ fn invalid(field: &str, reason: impl Into<String>) -> ApiError {
     ApiError::invalid(ValidationErrors::single(field, reason))
 }
 
-fn ttl_of(field: &str, text: &str, max: Duration) -> Result<chrono::Duration, ApiError> {
-    let ttl = parse_duration(text).map_err(|r| invalid(field, r))?;
-    if ttl < Duration::from_secs(60) || ttl > max {
-        return Err(invalid(
-            field,
-            format!("{text:?} must be between 1m and {}d", max.as_secs() / 86400),
-        ));
-    }
-    chrono::Duration::from_std(ttl).map_err(|e| invalid(field, e.to_string()))
-}
-
 /// Makes a robot credential in `tenant`; the answer carries the secret, once.
 pub async fn create_credential(
     State(state): State<AppState>,
@@ -428,7 +416,7 @@ pub async fn create_credential(
     let now = Utc::now();
     let expires_at = match &request.ttl {
         None => None,
-        Some(text) => Some(now + ttl_of("ttl", text, MAX_CREDENTIAL_TTL)?),
+        Some(text) => Some(now + crate::tokens::ttl_of("ttl", text, MAX_CREDENTIAL_TTL)?),
     };
     let secret = random_secret()?;
     let credential = RegistryCredential::new(
@@ -598,10 +586,7 @@ pub async fn list_repositories(
         })
         .await?;
     let mut items = Vec::new();
-    for name in registry.backend.repositories().await? {
-        if !name.starts_with(&prefix) {
-            continue;
-        }
+    for name in registry.backend.repositories(&prefix).await? {
         let tags = registry.backend.tags(&name).await?;
         let public = configured
             .iter()

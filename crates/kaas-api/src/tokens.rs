@@ -45,12 +45,25 @@ fn forbidden(message: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "Forbidden", message)
 }
 
-fn random(bytes: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn random(bytes: usize) -> Result<Vec<u8>, ApiError> {
     let mut out = vec![0u8; bytes];
     SystemRandom::new()
         .fill(&mut out)
         .map_err(|_| ApiError::internal("the system random number generator failed"))?;
     Ok(out)
+}
+
+/// A duration from field `field` of a request, between one minute and `max`.
+pub(crate) fn ttl_of(field: &str, text: &str, max: Duration) -> Result<chrono::Duration, ApiError> {
+    let invalid = |reason: String| ApiError::invalid(ValidationErrors::single(field, reason));
+    let ttl = parse_duration(text).map_err(invalid)?;
+    if ttl < Duration::from_secs(60) || ttl > max {
+        return Err(invalid(format!(
+            "{text:?} must be between 1m and {}d",
+            max.as_secs() / 86400
+        )));
+    }
+    chrono::Duration::from_std(ttl).map_err(|e| invalid(e.to_string()))
 }
 
 /// A token's id: 10 lower-case letters and digits.
@@ -104,15 +117,7 @@ pub async fn create(
     let now = chrono::Utc::now();
     let expires_at = match &request.ttl {
         None => None,
-        Some(text) => {
-            let invalid =
-                |reason: String| ApiError::invalid(ValidationErrors::single("ttl", reason));
-            let ttl = parse_duration(text).map_err(invalid)?;
-            if ttl < Duration::from_secs(60) || ttl > MAX_TTL {
-                return Err(invalid(format!("{text:?} must be between 1m and 366d")));
-            }
-            Some(now + chrono::Duration::from_std(ttl).map_err(|e| invalid(e.to_string()))?)
-        }
+        Some(text) => Some(now + ttl_of("ttl", text, MAX_TTL)?),
     };
     if request.description.chars().count() > 256 {
         return Err(ApiError::invalid(ValidationErrors::single(

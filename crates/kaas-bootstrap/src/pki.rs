@@ -419,14 +419,14 @@ fn random_serial(what: &'static str) -> Result<SerialNumber, BootstrapError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-pub(crate) fn asn1_time(what: &'static str, t: DateTime<Utc>) -> Result<ASN1Time, BootstrapError> {
+fn asn1_time(what: &'static str, t: DateTime<Utc>) -> Result<ASN1Time, BootstrapError> {
     ASN1Time::from_timestamp(t.timestamp()).map_err(|e| BootstrapError::InvalidValidity {
         what,
         reason: e.to_string(),
     })
 }
 
-fn set_validity(
+pub(crate) fn set_validity(
     params: &mut CertificateParams,
     what: &'static str,
     not_before: DateTime<Utc>,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::BootstrapError;
-use crate::pki::{CertAndKey, generate_ca, issue_leaf, with_certificate};
+use crate::pki::{CertAndKey, generate_ca, issue_leaf, set_validity, with_certificate};
 
 /// Common name of the CA the registry trusts for tokens (its `rootcertbundle`).
 pub const TOKEN_CA_CN: &str = "kaas registry token CA";
@@ -26,21 +26,13 @@ pub const TOKEN_SIGNER_CN: &str = "kaas registry token signer";
 const SIGNER_VALIDITY_DAYS: i64 = 3650 - 1;
 
 /// The token service's keys: a CA (whose certificate the registry trusts) and the
-/// signing key with its certificate from that CA.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// signing key with its certificate from that CA. (`CertAndKey` redacts its key from
+/// `Debug`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenPki {
     pub ca: CertAndKey,
     pub signer: CertAndKey,
-}
-
-impl fmt::Debug for TokenPki {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenPki")
-            .field("ca", &self.ca)
-            .field("signer", &self.signer)
-            .finish()
-    }
 }
 
 impl TokenPki {
@@ -52,13 +44,12 @@ impl TokenPki {
         dn.push(DnType::CommonName, TOKEN_SIGNER_CN);
         params.distinguished_name = dn;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.not_before =
-            crate::pki::asn1_time("registry token signer", now - Duration::hours(1))?.to_datetime();
-        params.not_after = crate::pki::asn1_time(
+        set_validity(
+            &mut params,
             "registry token signer",
+            now - Duration::hours(1),
             now + Duration::days(SIGNER_VALIDITY_DAYS),
-        )?
-        .to_datetime();
+        )?;
         let signer = issue_leaf("registry token signer", params, &ca)?;
         Ok(TokenPki { ca, signer })
     }

@@ -284,12 +284,7 @@ pub trait WorkloadClusters: EtcdMembership {
         cluster: &WorkloadClusterRef,
         name: &str,
         digest: &str,
-    ) -> Result<Vec<String>, WorkloadError> {
-        let _ = (cluster, name, digest);
-        Err(WorkloadError::Unsupported {
-            message: "registry pull Secrets are not supported here".to_owned(),
-        })
-    }
+    ) -> Result<Vec<String>, WorkloadError>;
 
     /// Writes the pull Secret `name` (a `kubernetes.io/dockerconfigjson` of
     /// `docker_config`) in `namespaces` and names it in their `default`
@@ -301,10 +296,5 @@ pub trait WorkloadClusters: EtcdMembership {
         namespaces: &[String],
         docker_config: &[u8],
         digest: &str,
-    ) -> Result<(), WorkloadError> {
-        let _ = (cluster, name, namespaces, docker_config, digest);
-        Err(WorkloadError::Unsupported {
-            message: "registry pull Secrets are not supported here".to_owned(),
-        })
-    }
+    ) -> Result<(), WorkloadError>;
 }

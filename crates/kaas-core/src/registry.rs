@@ -171,6 +171,14 @@ impl RegistryCredentialSpec {
     }
 }
 
+/// The prefix of the credentials kaas makes for clusters; refused for any other.
+pub const CLUSTER_CREDENTIAL_PREFIX: &str = "cluster-";
+
+/// The name of cluster `cluster`'s own pull credential.
+pub fn cluster_credential_name(cluster: &str) -> String {
+    format!("{CLUSTER_CREDENTIAL_PREFIX}{cluster}")
+}
+
 /// `<tenant>+<name>`, the user name of a robot credential.
 pub fn credential_username(tenant: &str, name: &str) -> String {
     format!("{tenant}+{name}")

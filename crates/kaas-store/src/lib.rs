@@ -116,6 +116,12 @@ pub struct StoredArtifact {
     pub created_at: String,
 }
 
+/// The hex SHA-256 of `text`, as the secrets of tokens and credentials are stored.
+pub fn sha256_hex(text: &str) -> String {
+    let hash = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     let hash = ring::digest::digest(&ring::digest::SHA256, bytes);

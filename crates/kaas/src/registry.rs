@@ -30,6 +30,8 @@ pub const DEFAULT_SERVICE: &str = "kaas-registry";
 const SELF_SUBJECT: &str = "kaas";
 /// Manifests kaas reads.
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+/// Repositories per page of the catalog.
+const CATALOG_PAGE: usize = 1000;
 /// The most manifests of an index whose sizes are added up.
 const MAX_INDEX_ENTRIES: usize = 64;
 
@@ -45,6 +47,22 @@ pub struct RegistryOptions {
     /// The mirrors every cluster's nodes get (the operator's defaults), if any.
     pub mirrors_file: Option<PathBuf>,
 }
+
+impl RegistryOptions {
+    /// The registry at `url`, with the default service name and token lifetime and no
+    /// default mirrors.
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            service: DEFAULT_SERVICE.to_owned(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            mirrors_file: None,
+        }
+    }
+}
+
+/// How long a registry token is valid unless the operator says.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
 
 /// The path of the token CA certificate the registry trusts.
 pub fn token_ca_path(data_dir: &Path) -> PathBuf {
@@ -193,10 +211,7 @@ impl HttpRegistry {
                 chrono::Duration::minutes(1),
                 &jti,
             )
-            .map_err(|e| RegistryError::Refused {
-                status: 0,
-                message: format!("cannot sign a token: {e}"),
-            })
+            .map_err(|e| RegistryError::Signing(e.to_string()))
     }
 
     async fn send(
@@ -263,9 +278,12 @@ fn next_link(response: &reqwest::Response) -> Option<String> {
 
 #[async_trait]
 impl RegistryBackend for HttpRegistry {
-    async fn repositories(&self) -> Result<Vec<String>, RegistryError> {
+    async fn repositories(&self, prefix: &str) -> Result<Vec<String>, RegistryError> {
+        // The catalog is sorted: start right before the prefix, stop past it.
         let mut out = Vec::new();
-        let mut next = Some("/v2/_catalog?n=1000".to_owned());
+        // A tenant's prefix is a DNS label and '/': only the '/' needs escaping.
+        let start = prefix.replace('/', "%2F");
+        let mut next = Some(format!("/v2/_catalog?n={CATALOG_PAGE}&last={start}"));
         while let Some(path) = next.take() {
             let token = self.token("registry", "catalog", "*")?;
             let response = self
@@ -279,17 +297,16 @@ impl RegistryBackend for HttpRegistry {
                 return Err(refused(response).await);
             }
             next = next_link(&response);
-            let body: Value = response.json().await.map_err(|e| RegistryError::Refused {
-                status: 200,
-                message: format!("the catalog is not JSON: {e}"),
-            })?;
+            let body: Value = response
+                .json()
+                .await
+                .map_err(|e| RegistryError::Unreadable(format!("the catalog: {e}")))?;
             for name in body["repositories"].as_array().into_iter().flatten() {
-                if let Some(name) = name.as_str() {
-                    out.push(name.to_owned());
+                let Some(name) = name.as_str() else { continue };
+                if !name.starts_with(prefix) {
+                    return Ok(out);
                 }
-            }
-            if out.len() > 100_000 {
-                break;
+                out.push(name.to_owned());
             }
         }
         Ok(out)
@@ -310,10 +327,10 @@ impl RegistryBackend for HttpRegistry {
         if !response.status().is_success() {
             return Err(refused(response).await);
         }
-        let body: Value = response.json().await.map_err(|e| RegistryError::Refused {
-            status: 200,
-            message: format!("the tag list is not JSON: {e}"),
-        })?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| RegistryError::Unreadable(format!("the tag list of {repository}: {e}")))?;
         let mut tags: Vec<String> = body["tags"]
             .as_array()
             .into_iter()

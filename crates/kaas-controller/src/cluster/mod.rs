@@ -102,6 +102,9 @@ pub struct ClusterController {
     readiness: std::sync::Mutex<HashMap<String, ReadReadiness>>,
     /// Per cluster uid: the client certificate kaas uses on its API, until when.
     credentials: std::sync::Mutex<HashMap<String, IssuedCredentials>>,
+    /// Per cluster uid: when its pull Secrets were last found up to date, and for which
+    /// digest (they are listed again only after the steady interval).
+    pull_checked: std::sync::Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
 
 /// The addons' readiness as read at a time, for a digest.
@@ -129,6 +132,7 @@ impl ClusterController {
             config,
             metrics,
             credentials: std::sync::Mutex::new(HashMap::new()),
+            pull_checked: std::sync::Mutex::new(HashMap::new()),
             readiness: std::sync::Mutex::new(HashMap::new()),
             rendered: std::sync::Mutex::new(HashMap::new()),
             artifacts: Arc::new(addons::NoArtifacts),
@@ -166,6 +170,10 @@ impl ClusterController {
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);
         self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+        self.pull_checked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Duration, Utc};
 use kaas_core::Cluster;
 use kaas_core::registry::{RegistryAccess, RegistryCredential, RegistryCredentialSpec};
-use kaas_store::StoreExt;
+use kaas_store::{StoreExt, sha256_hex};
 
 use super::plan::{Observed, Plan, Step};
 use super::{ClusterController, StepError, owner_ref};
@@ -23,9 +23,9 @@ pub const CREDENTIAL_TTL_DAYS: i64 = 30;
 pub const RENEW_BEFORE_DAYS: i64 = 10;
 const SEALED_TYPE: &str = "kaas.dev/registry-pull-credential";
 
-/// The name of the cluster's credential (and the prefix the API keeps for clusters).
-pub fn credential_name(cluster: &Cluster) -> String {
-    format!("cluster-{}", cluster.metadata.name)
+/// The name of the cluster's credential.
+fn credential_name(cluster: &Cluster) -> String {
+    kaas_core::registry::cluster_credential_name(&cluster.metadata.name)
 }
 
 fn sealed_name(cluster: &Cluster) -> String {
@@ -61,11 +61,6 @@ pub fn digest(host: &str, credential: &RegistryCredential) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn sha256_hex(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether the credential must be issued (again): missing, its sealed secret missing or
@@ -147,12 +142,33 @@ impl ClusterController {
             && !needs_issue(&pull, Utc::now())
             && let (Some(target), Some(digest)) = (target, &pull.digest)
         {
+            // Found up to date for this digest within the steady interval: not listed
+            // again (a new namespace waits for the next health check).
+            let uid = &cluster.metadata.uid;
+            let fresh = self
+                .pull_checked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(uid)
+                .is_some_and(|(at, d)| d == digest && at.elapsed() < self.config.steady_interval);
+            if fresh {
+                pull.stale = Some(Vec::new());
+                return Ok(pull);
+            }
             match self
                 .workloads
                 .stale_pull_secrets(target, PULL_SECRET, digest)
                 .await
             {
-                Ok(stale) => pull.stale = Some(stale),
+                Ok(stale) => {
+                    let mut checked = self.pull_checked.lock().unwrap_or_else(|e| e.into_inner());
+                    if stale.is_empty() {
+                        checked.insert(uid.clone(), (std::time::Instant::now(), digest.clone()));
+                    } else {
+                        checked.remove(uid);
+                    }
+                    pull.stale = Some(stale);
+                }
                 Err(e) => tracing::debug!(error = %e, "cannot read the cluster's pull Secrets"),
             }
         }

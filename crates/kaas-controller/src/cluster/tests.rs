@@ -34,6 +34,8 @@ use crate::metrics::{Metrics, StepFailureLabels};
 use crate::runtime::Reconciler;
 
 const TENANT: &str = "default";
+/// The namespaces of every simulated cluster, for its pull Secrets.
+const SIM_NAMESPACES: [&str; 2] = ["default", "kube-system"];
 
 /// How many reconciles a cluster of one control plane and one worker may take to
 /// become Available (or to go) on a cloud where everything happens at once.
@@ -47,6 +49,8 @@ struct SimWorkloads {
     sim: SimCloud,
     tokens: Mutex<HashMap<String, BTreeMap<String, RegisteredToken>>>,
     applied: Mutex<HashMap<String, Vec<String>>>,
+    /// Per cluster uid: the digest of the pull Secret written in each namespace.
+    pull_secrets: Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// etcd refuses to remove members (as it does while an alarm is raised).
     refuse_etcd_removal: AtomicBool,
 }
@@ -56,6 +60,7 @@ impl SimWorkloads {
         Self {
             sim,
             tokens: Mutex::default(),
+            pull_secrets: Mutex::default(),
             applied: Mutex::default(),
             refuse_etcd_removal: AtomicBool::new(false),
         }
@@ -186,6 +191,37 @@ impl WorkloadClusters for SimWorkloads {
             pruned: before.into_iter().filter(|n| !names.contains(n)).collect(),
             replaced: Vec::new(),
         })
+    }
+
+    async fn stale_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        _name: &str,
+        digest: &str,
+    ) -> Result<Vec<String>, WorkloadError> {
+        let written = self.pull_secrets.lock().unwrap();
+        let written = written.get(&cluster.cluster_uid);
+        Ok(SIM_NAMESPACES
+            .iter()
+            .filter(|ns| written.and_then(|w| w.get(**ns)).map(String::as_str) != Some(digest))
+            .map(|ns| (*ns).to_owned())
+            .collect())
+    }
+
+    async fn put_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        _name: &str,
+        namespaces: &[String],
+        _docker_config: &[u8],
+        digest: &str,
+    ) -> Result<(), WorkloadError> {
+        let mut written = self.pull_secrets.lock().unwrap();
+        let written = written.entry(cluster.cluster_uid.clone()).or_default();
+        for ns in namespaces {
+            written.insert(ns.clone(), digest.to_owned());
+        }
+        Ok(())
     }
 
     async fn readiness(
@@ -319,7 +355,21 @@ impl World {
         }
     }
 
+    fn config(&self) -> ClusterControllerConfig {
+        ClusterControllerConfig {
+            poll_interval: Duration::from_millis(10),
+            steady_interval: Duration::from_secs(60),
+            time_scale: 1.0,
+            region: Some(DEFAULT_REGION.to_owned()),
+            ..ClusterControllerConfig::default()
+        }
+    }
+
     fn controller(&self) -> ClusterController {
+        self.controller_with(self.config())
+    }
+
+    fn controller_with(&self, config: ClusterControllerConfig) -> ClusterController {
         ClusterController::new(
             self.store.clone(),
             self.sealer.clone(),
@@ -328,13 +378,7 @@ impl World {
                 Arc::new(self.sim.clone()) as Arc<dyn CloudProvider>
             )),
             self.workloads.clone(),
-            ClusterControllerConfig {
-                poll_interval: Duration::from_millis(10),
-                steady_interval: Duration::from_secs(60),
-                time_scale: 1.0,
-                region: Some(DEFAULT_REGION.to_owned()),
-                ..ClusterControllerConfig::default()
-            },
+            config,
             self.metrics.clone(),
         )
         .with_artifacts(self.artifacts.clone())
@@ -807,6 +851,83 @@ async fn a_deleted_cluster_leaves_nothing_behind() {
     // Gone: a reconcile of its key does nothing.
     let action = world.controller().reconcile(&key).await.unwrap();
     assert_eq!(action.requeue_after, None);
+}
+
+/// With a registry, a cluster gets a pull credential of its own, written into every
+/// namespace; renewed (the old secret still taken) when close to its expiry; removed
+/// when the spec turns it off.
+#[tokio::test]
+async fn a_cluster_gets_its_own_pull_credential_renewed_and_removed() {
+    use kaas_core::registry::{RegistryAccess, RegistryCredential};
+    let world = World::new(SimFaults::default()).await;
+    let host = "registry.example:5000";
+    let with_registry = || {
+        world.controller_with(ClusterControllerConfig {
+            registry_host: Some(host.to_owned()),
+            ..world.config()
+        })
+    };
+    let key = world.create_cluster("pulls").await;
+    world.reconcile_until(&key, with_registry, available).await;
+    let cluster = world.cluster(&key).await.unwrap();
+    let uid = cluster.metadata.uid.clone();
+    let credential = || async {
+        world
+            .store
+            .get_obj::<RegistryCredential>(TENANT, "cluster-pulls")
+            .await
+            .unwrap()
+    };
+    let written = || {
+        world
+            .workloads
+            .pull_secrets
+            .lock()
+            .unwrap()
+            .get(&uid)
+            .cloned()
+    };
+    // Settle: the Secrets are written once the credential is issued.
+    for _ in 0..10 {
+        with_registry().reconcile(&key).await.unwrap();
+    }
+    let issued = credential().await.expect("the cluster's credential");
+    assert_eq!(issued.spec.access, RegistryAccess::Pull);
+    assert_eq!(issued.metadata.owner.as_ref().unwrap().uid, uid);
+    let digest = super::registry::digest(host, &issued);
+    let expected: BTreeMap<String, String> = SIM_NAMESPACES
+        .iter()
+        .map(|ns| ((*ns).to_owned(), digest.clone()))
+        .collect();
+    assert_eq!(written(), Some(expected));
+
+    // Close to its expiry: renewed, the old secret taken until it would have expired.
+    let mut expiring = issued.clone();
+    let soon = chrono::Utc::now() + chrono::Duration::days(2);
+    expiring.spec.expires_at = Some(soon);
+    world.store.update_obj(&expiring).await.unwrap().unwrap();
+    for _ in 0..10 {
+        with_registry().reconcile(&key).await.unwrap();
+    }
+    let renewed = credential().await.unwrap();
+    assert_ne!(renewed.spec.secret_sha256, issued.spec.secret_sha256);
+    let previous = renewed.spec.previous.as_ref().expect("the old secret");
+    assert_eq!(previous.secret_sha256, issued.spec.secret_sha256);
+    assert!(previous.valid_until <= soon);
+    assert!(renewed.spec.expires_at.unwrap() > soon);
+    let digest = super::registry::digest(host, &renewed);
+    assert!(written().unwrap().values().all(|d| *d == digest));
+
+    // Turned off: the credential and its sealed secret go.
+    let mut off = world.cluster(&key).await.unwrap();
+    off.spec.registry.pull_credential = false;
+    world.store.update_obj(&off).await.unwrap().unwrap();
+    for _ in 0..10 {
+        with_registry().reconcile(&key).await.unwrap();
+    }
+    assert_eq!(credential().await, None);
+    let secrets = Secrets::new(world.store.as_ref(), &world.sealer);
+    assert!(!secrets.exists(TENANT, "registry-pull-pulls").await.unwrap());
 }
 
 /// Serves one chart's `.tgz` for the digest the stack pins, counting the asks.

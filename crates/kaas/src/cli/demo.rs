@@ -24,6 +24,10 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
         sim_latencies: None,
         stacks_dir: args.stacks_dir.clone(),
         default_stack: args.default_stack.clone(),
+        registry: args
+            .registry_url
+            .clone()
+            .map(crate::registry::RegistryOptions::new),
         ..ServerConfig::default()
     })
     .await?;
@@ -79,6 +83,19 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
     println!("  kaas machine list {name}");
     println!("  kaas cluster kubeconfig {name} > {name}.kubeconfig");
     println!("  kubectl --kubeconfig {name}.kubeconfig get nodes,pods -A");
+    if let Some(registry) = &args.registry_url {
+        let host = registry
+            .split("://")
+            .nth(1)
+            .unwrap_or(registry)
+            .trim_end_matches('/');
+        println!("  # the registry at {registry}, kaas its token service:");
+        println!("  kaas registry credential create ci --access push   # the secret is shown once");
+        println!(
+            "  skopeo copy oci:DIR:TAG docker://{host}/default/app:1 --dest-tls-verify=false --dest-creds 'default+ci:SECRET'"
+        );
+        println!("  kaas registry list");
+    }
     println!("  kaas sim inventory");
     println!("  kaas cluster delete {name} --wait");
     if args.exit {

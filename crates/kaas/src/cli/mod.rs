@@ -287,6 +287,10 @@ pub struct DemoArgs {
     /// The stack of the demo cluster, and of clusters whose spec names none.
     #[arg(long)]
     pub default_stack: Option<String>,
+    /// The integrated registry kaas is the token service of (`dev/demo.sh` starts one
+    /// configured by `kaas registry config`).
+    #[arg(long, value_name = "URL")]
+    pub registry_url: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
