@@ -33,7 +33,7 @@ SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 INCLUDE=ca-certificates,gcc,libc6-dev,git
 # The test cloud's ports (dev/openstack/up.sh) and the demo's.
-PORTS=(3306 4369 5000 5672 8774 8778 9292 9696 9876 11211 25672 7443 5100)
+PORTS=(3306 4369 5000 5672 8774 8778 9292 9696 9876 11211 25672 7443 5100 5101)
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*"; }
 die() {

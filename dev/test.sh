@@ -42,23 +42,7 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v ctr >/dev/null 2>&1 || missing+=(containerd)
 [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
-if ((${#missing[@]})); then
-  echo "==> installing ${missing[*]} (Debian)"
-  STEP_LOG=$(mktemp)
-  # There is no init system here: keep the packages' scripts from starting services.
-  created_policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod +x /usr/sbin/policy-rc.d
-    created_policy=1
-  fi
-  $sudo apt-get update -q >"$STEP_LOG" 2>&1
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-    "${missing[@]}" >>"$STEP_LOG" 2>&1
-  [ -z "$created_policy" ] || $sudo rm -f /usr/sbin/policy-rc.d
-  rm -f "$STEP_LOG"
-  STEP_LOG=""
-fi
+dev/apt-install.sh "${missing[@]}"
 
 # The Python tools and kubectl the tests run (dev/requirements-*.txt), in a virtual
 # environment of their own that goes first on the PATH. It is kept between runs and

@@ -16,13 +16,17 @@ registry_running() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "docker-registry serve $CONFIG"
 }
 
-# answers: the registry of the port file answers the distribution API
+# answers: the registry of the port file answers the distribution API (200, or 401
+# with a token challenge when kaas is its token service)
 answers() {
   local port
   port=$(cat "$PORT_FILE" 2>/dev/null) || return 1
   python3 - "$port" <<'PY' 2>/dev/null
-import sys, urllib.request
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v2/", timeout=2) as r:
-    sys.exit(0 if r.status == 200 else 1)
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/v2/", timeout=2) as r:
+        sys.exit(0 if r.status == 200 else 1)
+except urllib.error.HTTPError as e:
+    sys.exit(0 if e.code == 401 and e.headers.get("Docker-Distribution-Api-Version") else 1)
 PY
 }

@@ -7,6 +7,10 @@
 #   dev/registry/up.sh                 # start (or find running) on port 5100
 #   KAAS_REGISTRY_PORT=5001 dev/registry/up.sh
 #   kaas stack mirror scs-1.36 --to "$(dev/registry/up.sh)/kaas"
+#   # the integrated registry, kaas its token service (what dev/demo.sh does):
+#   kaas registry config --listen 127.0.0.1:5101 … > cfg.yml
+#   KAAS_REGISTRY_CONFIG=cfg.yml KAAS_REGISTRY_PORT=5101 \
+#     KAAS_REGISTRY_STATE=~/.local/state/kaas/tenant-registry dev/registry/up.sh
 #
 # Idempotent: a registry this script started that still answers is left running
 # and its URL printed again. No systemd: the binary runs in the background with
@@ -37,6 +41,10 @@ if registry_running; then
 fi
 
 mkdir -p "$STATE/data"
+if [ -n "${KAAS_REGISTRY_CONFIG:-}" ]; then
+  # A configuration written elsewhere (`kaas registry config`): served as it is.
+  cp "$KAAS_REGISTRY_CONFIG" "$CONFIG"
+else
 cat >"$CONFIG" <<YAML
 # Written by dev/registry/up.sh; rewritten on every start.
 version: 0.1
@@ -59,6 +67,7 @@ health:
     interval: 10s
     threshold: 3
 YAML
+fi
 
 # A stale pid file (the process is gone, or not ours any more) is replaced.
 rm -f "$PIDFILE" "$PORT_FILE"
