@@ -39,7 +39,11 @@ impl WorkloadClient {
             .await
             .map_err(|e| self.error(e))?;
         let current: BTreeSet<String> = secrets
-            .list(&ListParams::default().labels(PULL_SECRET_LABEL))
+            .list(
+                &ListParams::default()
+                    .labels(PULL_SECRET_LABEL)
+                    .fields(&format!("metadata.name={name}")),
+            )
             .await
             .map_err(|e| self.error(e))?
             .items
@@ -55,7 +59,7 @@ impl WorkloadClient {
             .filter_map(|s| s.metadata.namespace)
             .collect();
         let defaults: BTreeMap<String, bool> = accounts
-            .list(&ListParams::default())
+            .list(&ListParams::default().fields("metadata.name=default"))
             .await
             .map_err(|e| self.error(e))?
             .items
