@@ -103,8 +103,6 @@ impl From<RegistryError> for ApiError {
 
 /// The registry kaas is the token service of.
 pub struct RegistryService {
-    /// Where clients and nodes reach it (`https://registry.example`).
-    pub url: String,
     /// Its `host[:port]`, as image references and docker configs name it.
     pub host: String,
     pub signer: TokenSigner,

@@ -162,7 +162,6 @@ pub fn service(options: &RegistryOptions, pki: &TokenPki) -> Result<RegistryServ
             .map_err(anyhow::Error::msg)?,
     )?;
     Ok(RegistryService {
-        url: options.url.trim_end_matches('/').to_owned(),
         host,
         signer,
         token_ttl: chrono::Duration::from_std(options.token_ttl)?,

@@ -84,11 +84,8 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
     println!("  kaas cluster kubeconfig {name} > {name}.kubeconfig");
     println!("  kubectl --kubeconfig {name}.kubeconfig get nodes,pods -A");
     if let Some(registry) = &args.registry_url {
-        let host = registry
-            .split("://")
-            .nth(1)
-            .unwrap_or(registry)
-            .trim_end_matches('/');
+        let host = kaas_api::registry::RegistryService::host_of(registry)
+            .unwrap_or_else(|| registry.clone());
         println!("  # the registry at {registry}, kaas its token service:");
         println!("  kaas registry credential create ci --access push   # the secret is shown once");
         println!(
