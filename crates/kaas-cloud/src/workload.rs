@@ -297,4 +297,12 @@ pub trait WorkloadClusters: EtcdMembership {
         docker_config: &[u8],
         digest: &str,
     ) -> Result<(), WorkloadError>;
+
+    /// Deletes the pull Secret `name` from every namespace and takes it out of the
+    /// `default` ServiceAccounts. Idempotent.
+    async fn remove_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        name: &str,
+    ) -> Result<(), WorkloadError>;
 }

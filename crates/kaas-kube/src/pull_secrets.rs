@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kaas_cloud::WorkloadError;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::WorkloadClient;
@@ -147,6 +147,65 @@ impl WorkloadClient {
                 .patch("default", &PatchParams::default(), &Patch::Merge(patch))
                 .await
                 .map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the pull Secret `name` from every namespace and takes it out of each
+    /// `default` ServiceAccount's `imagePullSecrets` (what others put there stays).
+    /// Idempotent.
+    #[tracing::instrument(skip_all, fields(cluster = %self.endpoint))]
+    pub async fn remove_pull_secrets(&self, name: &str) -> Result<(), WorkloadError> {
+        let accounts: Api<ServiceAccount> = Api::all(self.client.clone());
+        for account in accounts
+            .list(&ListParams::default().fields("metadata.name=default"))
+            .await
+            .map_err(|e| self.error(e))?
+            .items
+        {
+            let listed = account.image_pull_secrets.as_deref().unwrap_or_default();
+            if !listed.iter().any(|r| r.name == name) {
+                continue;
+            }
+            let Some(namespace) = account.metadata.namespace.as_deref() else {
+                continue;
+            };
+            let kept: Vec<serde_json::Value> = listed
+                .iter()
+                .filter(|r| r.name != name)
+                .map(|r| json!({"name": r.name}))
+                .collect();
+            let patch = json!({
+                "metadata": {"resourceVersion": account.metadata.resource_version},
+                "imagePullSecrets": kept,
+            });
+            Api::<ServiceAccount>::namespaced(self.client.clone(), namespace)
+                .patch("default", &PatchParams::default(), &Patch::Merge(patch))
+                .await
+                .map_err(|e| self.error(e))?;
+        }
+        let secrets: Api<Secret> = Api::all(self.client.clone());
+        for secret in secrets
+            .list(
+                &ListParams::default()
+                    .labels(PULL_SECRET_LABEL)
+                    .fields(&format!("metadata.name={name}")),
+            )
+            .await
+            .map_err(|e| self.error(e))?
+            .items
+        {
+            let Some(namespace) = secret.metadata.namespace.as_deref() else {
+                continue;
+            };
+            match Api::<Secret>::namespaced(self.client.clone(), namespace)
+                .delete(name, &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(self.error(e)),
+            }
         }
         Ok(())
     }

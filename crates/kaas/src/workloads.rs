@@ -466,6 +466,17 @@ impl WorkloadClusters for KubeWorkloads {
         .await
     }
 
+    async fn remove_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        name: &str,
+    ) -> Result<(), WorkloadError> {
+        self.counted("remove_pull_secrets", async {
+            self.client(cluster).await?.remove_pull_secrets(name).await
+        })
+        .await
+    }
+
     async fn readiness(
         &self,
         cluster: &WorkloadClusterRef,

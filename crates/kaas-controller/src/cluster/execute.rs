@@ -388,7 +388,10 @@ impl ClusterController {
                 let target = workload.ok_or(StepError::NoApiEndpoint)?;
                 self.sync_pull_secrets(cluster, target, namespaces).await
             }
-            Step::RevokePullCredential => self.revoke_pull_credential(cluster).await,
+            Step::RevokePullCredential { from_cluster } => {
+                let target = if *from_cluster { workload } else { None };
+                self.revoke_pull_credential(cluster, target).await
+            }
             Step::RemoveFinalizer => {
                 // The cluster's registry credentials go with it.
                 let owned: Vec<kaas_core::registry::RegistryCredential> = self

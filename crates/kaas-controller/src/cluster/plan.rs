@@ -169,8 +169,11 @@ pub enum Step {
     SyncPullSecrets {
         namespaces: Vec<String>,
     },
-    /// Remove the cluster's registry pull credential (no longer wanted).
-    RevokePullCredential,
+    /// Remove the cluster's registry pull credential (no longer wanted), and its
+    /// Secrets from the workload cluster when its API answers.
+    RevokePullCredential {
+        from_cluster: bool,
+    },
 }
 
 impl Step {
@@ -196,7 +199,7 @@ impl Step {
             Step::ApplyAddons { .. } => "ApplyAddons",
             Step::IssuePullCredential => "IssuePullCredential",
             Step::SyncPullSecrets { .. } => "SyncPullSecrets",
-            Step::RevokePullCredential => "RevokePullCredential",
+            Step::RevokePullCredential { .. } => "RevokePullCredential",
         }
     }
 
@@ -217,7 +220,7 @@ impl Step {
             Step::ApplyAddons { .. }
             | Step::IssuePullCredential
             | Step::SyncPullSecrets { .. }
-            | Step::RevokePullCredential => Stage::Addons,
+            | Step::RevokePullCredential { .. } => Stage::Addons,
             Step::DeleteResource { .. }
             | Step::DeleteMachine { .. }
             | Step::DrainNode { .. }

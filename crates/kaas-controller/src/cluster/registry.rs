@@ -84,7 +84,9 @@ pub fn plan_pull_credential(observed: &Observed, plan: &mut Plan) {
     };
     if !pull.wanted {
         if pull.credential.is_some() || pull.sealed_sha256.is_some() {
-            plan.steps.push(Step::RevokePullCredential);
+            plan.steps.push(Step::RevokePullCredential {
+                from_cluster: observed.nodes.is_some(),
+            });
         }
         return;
     }
@@ -319,13 +321,25 @@ impl ClusterController {
         )))
     }
 
-    /// Removes the cluster's credential and its sealed secret.
+    /// Takes the pull Secrets out of the workload cluster (while it has an API), then
+    /// removes the cluster's credential and its sealed secret.
     pub(super) async fn revoke_pull_credential(
         &self,
         cluster: &Cluster,
+        workload: Option<&kaas_cloud::WorkloadClusterRef>,
     ) -> Result<Option<(String, String)>, StepError> {
         let tenant = &cluster.metadata.tenant;
         let name = credential_name(cluster);
+        if let Some(target) = workload {
+            self.workloads
+                .remove_pull_secrets(target, PULL_SECRET)
+                .await
+                .map_err(|source| StepError::SyncPullSecrets { source })?;
+        }
+        self.pull_checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&cluster.metadata.uid);
         match self
             .store
             .delete_obj::<RegistryCredential>(tenant, &name)
@@ -337,7 +351,9 @@ impl ClusterController {
         self.secrets().delete(tenant, &sealed_name(cluster)).await?;
         Ok(Some((
             "PullCredentialRevoked".to_owned(),
-            format!("Revoked the registry pull credential {name}"),
+            format!(
+                "Revoked the registry pull credential {name} and took its Secrets out of the cluster"
+            ),
         )))
     }
 }

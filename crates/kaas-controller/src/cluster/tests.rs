@@ -224,6 +224,18 @@ impl WorkloadClusters for SimWorkloads {
         Ok(())
     }
 
+    async fn remove_pull_secrets(
+        &self,
+        cluster: &WorkloadClusterRef,
+        _name: &str,
+    ) -> Result<(), WorkloadError> {
+        self.pull_secrets
+            .lock()
+            .unwrap()
+            .remove(&cluster.cluster_uid);
+        Ok(())
+    }
+
     async fn readiness(
         &self,
         cluster: &WorkloadClusterRef,
@@ -854,8 +866,8 @@ async fn a_deleted_cluster_leaves_nothing_behind() {
 }
 
 /// With a registry, a cluster gets a pull credential of its own, written into every
-/// namespace; renewed (the old secret still taken) when close to its expiry; removed
-/// when the spec turns it off.
+/// namespace; renewed (the old secret still taken) when close to its expiry; removed,
+/// from the store and the workload cluster, when the spec turns it off.
 #[tokio::test]
 async fn a_cluster_gets_its_own_pull_credential_renewed_and_removed() {
     use kaas_core::registry::{RegistryAccess, RegistryCredential};
@@ -926,6 +938,7 @@ async fn a_cluster_gets_its_own_pull_credential_renewed_and_removed() {
         with_registry().reconcile(&key).await.unwrap();
     }
     assert_eq!(credential().await, None);
+    assert_eq!(written(), None, "the Secrets are taken out of the cluster");
     let secrets = Secrets::new(world.store.as_ref(), &world.sealer);
     assert!(!secrets.exists(TENANT, "registry-pull-pulls").await.unwrap());
 }

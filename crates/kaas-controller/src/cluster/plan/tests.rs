@@ -351,7 +351,7 @@ fn step_name(step: &Step) -> String {
         Step::SyncPullSecrets { namespaces } => {
             format!("sync-pull-secrets {}", namespaces.join(","))
         }
-        Step::RevokePullCredential => "revoke-pull-credential".to_owned(),
+        Step::RevokePullCredential { .. } => "revoke-pull-credential".to_owned(),
     }
 }
 
