@@ -36,6 +36,21 @@ pub trait CloudProvider: Send + Sync {
     /// Every resource of `kind` that carries `tag`.
     async fn find(&self, kind: ResourceKind, tag: &str) -> Result<Vec<CloudResource>, CloudError>;
 
+    /// What [`CloudProvider::find`] finds for each of `tags`, in one listing of `kind`
+    /// for all of them: how the resources of many clusters are observed at once. Every
+    /// tag asked for is in the answer, those with nothing found with no resources.
+    async fn find_many(
+        &self,
+        kind: ResourceKind,
+        tags: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<CloudResource>>, CloudError> {
+        let mut found = std::collections::HashMap::with_capacity(tags.len());
+        for tag in tags {
+            found.insert(tag.clone(), self.find(kind, tag).await?);
+        }
+        Ok(found)
+    }
+
     /// Starts deleting a resource. Idempotent: deleting what is gone succeeds.
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError>;
 

@@ -1290,6 +1290,141 @@ impl CloudProvider for OpenStackCloud {
         }
     }
 
+    async fn find_many(
+        &self,
+        kind: ResourceKind,
+        tags: &[String],
+    ) -> Result<HashMap<String, Vec<CloudResource>>> {
+        let mut found: HashMap<String, Vec<CloudResource>> =
+            tags.iter().map(|t| (t.clone(), Vec::new())).collect();
+        // One listing of the whole project (page by page), shared out by tag, by the
+        // uid in a cloud controller's load balancer's name, or by the short uid in a
+        // server group's name, as `find` matches each.
+        let all = match kind {
+            ResourceKind::Network
+            | ResourceKind::Subnet
+            | ResourceKind::Router
+            | ResourceKind::SecurityGroup
+            | ResourceKind::Port
+            | ResourceKind::FloatingIp => {
+                let (collection, _) = neutron(kind).ok_or_else(|| unsupported(kind))?;
+                self.list(
+                    "network",
+                    &format!("/v2.0/{collection}"),
+                    collection_key(collection),
+                    kind,
+                    None,
+                )
+                .await?
+            }
+            ResourceKind::Server => {
+                self.list(
+                    "compute",
+                    "/servers/detail",
+                    "servers",
+                    kind,
+                    Some(COMPUTE_MICROVERSION),
+                )
+                .await?
+            }
+            ResourceKind::LoadBalancer => {
+                let all = self
+                    .list(
+                        "load-balancer",
+                        "/v2/lbaas/loadbalancers",
+                        "loadbalancers",
+                        kind,
+                        None,
+                    )
+                    .await?;
+                let by_uid: HashMap<&str, &String> = tags
+                    .iter()
+                    .filter_map(|t| Some((cluster_uid(t)?, t)))
+                    .collect();
+                for lb in &all {
+                    let mut owners: Vec<String> = tags_of(lb)
+                        .into_iter()
+                        .filter(|t| found.contains_key(t))
+                        .collect();
+                    if let Some(uid) = str_of(lb, "name")
+                        .strip_prefix("kube_service_")
+                        .and_then(|rest| rest.split('_').next())
+                        && let Some(tag) = by_uid.get(uid)
+                        && !owners.contains(tag)
+                    {
+                        owners.push((*tag).clone());
+                    }
+                    for tag in owners {
+                        if let Some(list) = found.get_mut(&tag) {
+                            list.push(Self::view_load_balancer(lb));
+                        }
+                    }
+                }
+                return Ok(found);
+            }
+            ResourceKind::ServerGroup => {
+                let groups = self
+                    .list(
+                        "compute",
+                        "/os-server-groups",
+                        "server_groups",
+                        kind,
+                        Some(COMPUTE_MICROVERSION),
+                    )
+                    .await?;
+                let mut by_short: HashMap<String, Vec<&String>> = HashMap::new();
+                for tag in tags {
+                    if let Some(uid) = cluster_uid(tag) {
+                        by_short.entry(short_uid(uid)).or_default().push(tag);
+                    }
+                }
+                for g in &groups {
+                    let name = str_of(g, "name");
+                    if !name.starts_with("kaas-") {
+                        continue;
+                    }
+                    let mut owners: Vec<&String> = Vec::new();
+                    for part in name.split('-') {
+                        for tag in by_short.get(part).into_iter().flatten() {
+                            if !owners.contains(tag) {
+                                owners.push(tag);
+                            }
+                        }
+                    }
+                    for tag in owners {
+                        if let Some(list) = found.get_mut(tag.as_str()) {
+                            list.push(view_server_group(g, vec![tag.clone()]));
+                        }
+                    }
+                }
+                return Ok(found);
+            }
+            ResourceKind::ApplicationCredential => {
+                self.list(
+                    "identity",
+                    &self.credentials_path(),
+                    "application_credentials",
+                    kind,
+                    None,
+                )
+                .await?
+            }
+        };
+        for v in &all {
+            let resource = match kind {
+                ResourceKind::Server => Self::view_server(v),
+                ResourceKind::ApplicationCredential => view_credential(v),
+                _ => Self::view_neutron(kind, v),
+            };
+            for tag in &resource.tags {
+                if let Some(list) = found.get_mut(tag) {
+                    list.push(resource.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<()> {
         match kind {
             ResourceKind::Router => self.delete_router(id).await,

@@ -20,7 +20,7 @@ mod persist;
 mod state;
 mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -451,6 +451,31 @@ impl CloudProvider for SimCloud {
                 .map(|r| r.view(now))
                 .collect()
         }))
+    }
+
+    async fn find_many(
+        &self,
+        kind: ResourceKind,
+        tags: &[String],
+    ) -> Result<HashMap<String, Vec<CloudResource>>, CloudError> {
+        if self.call_faults("find")? {
+            return Err(timed_out().await);
+        }
+        let mut found: HashMap<String, Vec<CloudResource>> =
+            tags.iter().map(|t| (t.clone(), Vec::new())).collect();
+        self.read(|state, now| {
+            for r in state.existing(now) {
+                if r.kind() != kind {
+                    continue;
+                }
+                for tag in &r.tags {
+                    if let Some(list) = found.get_mut(tag) {
+                        list.push(r.view(now));
+                    }
+                }
+            }
+        });
+        Ok(found)
     }
 
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError> {

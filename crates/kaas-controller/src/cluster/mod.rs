@@ -12,6 +12,7 @@ mod bootstrap;
 mod credentials;
 mod error;
 mod execute;
+mod inventory;
 pub mod machines;
 mod observe;
 pub mod plan;
@@ -56,6 +57,9 @@ pub struct ClusterControllerConfig {
     /// The integrated registry's `host[:port]`: each cluster gets a pull credential
     /// of its own for it. `None`: the server has no registry.
     pub registry_host: Option<String>,
+    /// How old a bulk listing of a tenant's project may be when a settled cluster is
+    /// observed from it (see `inventory`): the period of the steady state's cloud calls.
+    pub cloud_resync: Duration,
 }
 
 impl Default for ClusterControllerConfig {
@@ -67,6 +71,7 @@ impl Default for ClusterControllerConfig {
             region: None,
             default_mirrors: Vec::new(),
             registry_host: None,
+            cloud_resync: Duration::from_secs(600),
         }
     }
 }
@@ -105,6 +110,14 @@ pub struct ClusterController {
     /// Per cluster uid: when its pull Secrets were last found up to date, and for which
     /// digest (they are listed again only after the steady interval).
     pull_checked: std::sync::Mutex<HashMap<String, (std::time::Instant, String)>>,
+    /// Each tenant's project as last listed in bulk.
+    inventory: inventory::Inventory,
+    /// Per cluster uid: when steps were last executed on it.
+    acted_at: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// The clusters whose last plan was not settled: they are observed afresh.
+    moving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// When this controller started: anything done before is in every listing after.
+    started: std::time::Instant,
 }
 
 /// The addons' readiness as read at a time, for a digest.
@@ -133,6 +146,10 @@ impl ClusterController {
             metrics,
             credentials: std::sync::Mutex::new(HashMap::new()),
             pull_checked: std::sync::Mutex::new(HashMap::new()),
+            inventory: inventory::Inventory::default(),
+            acted_at: std::sync::Mutex::new(HashMap::new()),
+            moving: std::sync::Mutex::new(std::collections::HashSet::new()),
+            started: std::time::Instant::now(),
             readiness: std::sync::Mutex::new(HashMap::new()),
             rendered: std::sync::Mutex::new(HashMap::new()),
             artifacts: Arc::new(addons::NoArtifacts),
@@ -177,6 +194,30 @@ impl ClusterController {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);
+        self.acted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+        self.moving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// Notes what a reconcile planned and did, for how the cluster is observed next.
+    fn note_plan(&self, uid: &str, plan: &plan::Plan) {
+        if !plan.steps.is_empty() {
+            self.acted_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(uid.to_owned(), std::time::Instant::now());
+        }
+        let mut moving = self.moving.lock().unwrap_or_else(|e| e.into_inner());
+        if plan.is_settled() {
+            moving.remove(uid);
+        } else {
+            moving.insert(uid.to_owned());
+        }
     }
 }
 
@@ -237,6 +278,8 @@ impl Reconciler for ClusterController {
         let results = self
             .execute(cloud, &cluster, workload.as_ref(), &plan)
             .await;
+        // Only now: a listing taken from here on holds what the steps made.
+        self.note_plan(&cluster.metadata.uid, &plan);
         let mut outcome = self.record_steps(&cluster, &plan.steps, results).await?;
         if outcome.cluster_removed {
             self.forget(&cluster.metadata.uid);

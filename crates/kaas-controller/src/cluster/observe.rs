@@ -11,7 +11,7 @@ use kaas_bootstrap::{AddonValues, CloudValues, UpstreamArtifact, render_upstream
 use kaas_cloud::{CloudError, CloudProvider, CloudResource, ResourceKind, WorkloadClusterRef};
 use kaas_core::naming::cluster_tag;
 use kaas_core::stack::StackAddon;
-use kaas_core::{Cluster, Machine};
+use kaas_core::{Cluster, ClusterPhase, Machine};
 use kaas_store::{ListFilter, ObjectKey, SECRET_KIND, StoreExt};
 use rand::Rng;
 use tracing::{debug, warn};
@@ -78,16 +78,22 @@ impl ClusterController {
             })
             .await?;
         let tag = cluster_tag(&cluster.metadata.uid);
-        let finds = join_all(
-            ResourceKind::ALL
-                .iter()
-                .map(|kind| self.find(cloud, *kind, &tag)),
-        )
-        .await;
-        let mut resources: Vec<CloudResource> = Vec::new();
-        for found in finds {
-            resources.extend(found.map_err(ReconcileError::Observe)?);
-        }
+        let mut resources = match self.listed(cloud, cluster, &tag).await? {
+            Some(listed) => listed,
+            None => {
+                let finds = join_all(
+                    ResourceKind::ALL
+                        .iter()
+                        .map(|kind| self.find(cloud, *kind, &tag)),
+                )
+                .await;
+                let mut resources: Vec<CloudResource> = Vec::new();
+                for found in finds {
+                    resources.extend(found.map_err(ReconcileError::Observe)?);
+                }
+                resources
+            }
+        };
         if cluster.metadata.is_deleting() {
             let untagged = cloud.find_untagged(&tag).await;
             self.count_call(cloud, "find", untagged.is_ok());
@@ -164,6 +170,72 @@ impl ClusterController {
             }
         }
         Ok((observed, workload))
+    }
+
+    /// The cluster's resources from the bulk listing of its tenant's project, when it
+    /// may be observed that way: it is settled (as stored and as last planned), not
+    /// being deleted, and the listing was taken after the last steps executed on it.
+    /// `None`: observe it afresh.
+    async fn listed(
+        &self,
+        cloud: &dyn CloudProvider,
+        cluster: &Cluster,
+        tag: &str,
+    ) -> Result<Option<Vec<CloudResource>>, ReconcileError> {
+        let uid = &cluster.metadata.uid;
+        let settled = !cluster.metadata.is_deleting()
+            && cluster.status.phase == ClusterPhase::Available
+            && cluster.status.observed_generation == cluster.metadata.generation
+            && !self
+                .moving
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(uid);
+        if !settled {
+            return Ok(None);
+        }
+        let acted_at = self
+            .acted_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .copied()
+            .unwrap_or(self.started);
+        let tenant = &cluster.metadata.tenant;
+        let tags = async || match self
+            .store
+            .list_obj::<Cluster>(&ListFilter {
+                tenant: Some(tenant.clone()),
+                owner_uid: None,
+            })
+            .await
+        {
+            Ok(clusters) => clusters
+                .iter()
+                .filter(|c| !c.metadata.is_deleting())
+                .map(|c| cluster_tag(&c.metadata.uid))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot list the tenant's clusters for a listing of its project");
+                Vec::new()
+            }
+        };
+        let mut max_age = self.config.cloud_resync;
+        if max_age > Duration::from_secs(1) {
+            // Listings of many tenants do not fall due together.
+            max_age = max_age.mul_f64(rand::rng().random_range(0.9..1.0));
+        }
+        let listing = self
+            .inventory
+            .listing(tenant, cloud, max_age, tag, tags, |ok| {
+                self.count_call(cloud, "list", ok)
+            })
+            .await
+            .map_err(ReconcileError::Observe)?;
+        if listing.taken_at <= acted_at {
+            return Ok(None);
+        }
+        Ok(listing.of(tag))
     }
 
     /// Lists are idempotent: a passing 5xx or timeout is retried at once, a few times,
