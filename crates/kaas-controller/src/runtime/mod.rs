@@ -188,16 +188,26 @@ async fn follow_feed(
     let mut latest = store.latest_change();
     let mut seen = *latest.borrow_and_update();
     let mut next_resync = Instant::now();
+    let mut first_pass = true;
     loop {
         if Instant::now() >= next_resync {
             match store.list(kind, &ListFilter::default()).await {
                 Ok(objects) => {
+                    // Every key at once at the start; later, spread over the period, so
+                    // that a resync is not a wave.
+                    let now = Instant::now();
                     for o in objects {
                         if let Some(key) = key_of(kind, &o) {
-                            queue.schedule(key, Instant::now());
+                            let at = if first_pass {
+                                now
+                            } else {
+                                now + resync.mul_f64(rand::rng().random_range(0.0..1.0))
+                            };
+                            queue.schedule(key, at);
                         }
                     }
-                    next_resync = Instant::now() + resync;
+                    first_pass = false;
+                    next_resync = now + resync;
                 }
                 Err(e) => {
                     warn!(kind, error = %e, "resync failed; retrying");
@@ -210,7 +220,7 @@ async fn follow_feed(
                 for change in changes {
                     seen = seen.max(change.seq);
                     if change.key.kind == kind {
-                        queue.schedule(change.key, Instant::now());
+                        queue.changed(change.key);
                     }
                 }
             }

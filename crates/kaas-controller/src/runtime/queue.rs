@@ -1,24 +1,106 @@
-//! A de-duplicating, delaying work queue of object keys.
+//! A de-duplicating, delaying, fair work queue of object keys.
 //!
 //! A key is at most once in the queue; scheduling it again keeps the earlier due time.
 //! A key being reconciled is never handed out again until [`WorkQueue::done`]; if it was
 //! scheduled meanwhile, it becomes due again right after.
+//!
+//! Keys come in two priorities: a change (someone changed the object: [`WorkQueue::changed`])
+//! goes before a routine look (a requeue, a resync: [`WorkQueue::schedule`]), so that a
+//! wave of routine looks never delays a change. Within a priority, the tenants take turns:
+//! each hand-out goes to the next tenant with a due key, so one tenant's thousands of due
+//! keys cannot hold up another tenant's one.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use kaas_store::ObjectKey;
 use tokio::sync::Notify;
 
+/// How urgent a key is: changes before routine looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Priority {
+    Change = 0,
+    Routine = 1,
+}
+
+/// Due keys of one tenant and priority, ordered by (due, tie-breaker).
+type Lane = BTreeSet<(Instant, u64, ObjectKey)>;
+/// Due keys of one priority, per tenant.
+type Lanes = BTreeMap<String, Lane>;
+
 #[derive(Default)]
 struct State {
-    /// Due keys ordered by (due, tie-breaker).
-    by_due: BTreeSet<(Instant, u64, ObjectKey)>,
-    due: HashMap<ObjectKey, (Instant, u64)>,
+    /// By priority (index: `Priority as usize`).
+    lanes: [Lanes; 2],
+    /// Where each waiting key is: its due time, tie-breaker and priority.
+    due: HashMap<ObjectKey, (Instant, u64, Priority)>,
     active: HashSet<ObjectKey>,
     failures: HashMap<ObjectKey, u32>,
     counter: u64,
+    /// The tenant served last, per priority: the next hand-out starts after it.
+    last_tenant: [Option<String>; 2],
+}
+
+impl State {
+    fn insert(&mut self, key: ObjectKey, at: Instant, priority: Priority) {
+        let (mut at, mut priority) = (at, priority);
+        if let Some(&(due, n, p)) = self.due.get(&key) {
+            if p <= priority && due <= at {
+                return;
+            }
+            // The sooner time and the higher priority of both.
+            (at, priority) = (at.min(due), priority.min(p));
+            self.remove(&key, due, n, p);
+        }
+        self.counter += 1;
+        let n = self.counter;
+        self.lanes[priority as usize]
+            .entry(key.tenant.clone())
+            .or_default()
+            .insert((at, n, key.clone()));
+        self.due.insert(key, (at, n, priority));
+    }
+
+    fn remove(&mut self, key: &ObjectKey, due: Instant, n: u64, priority: Priority) {
+        let lane = &mut self.lanes[priority as usize];
+        if let Some(set) = lane.get_mut(&key.tenant) {
+            set.remove(&(due, n, key.clone()));
+            if set.is_empty() {
+                lane.remove(&key.tenant);
+            }
+        }
+        self.due.remove(key);
+    }
+
+    /// The first due key of `priority` that is not being reconciled, taking tenants in
+    /// turn after the last one served; and the earliest time a key not yet due falls due.
+    fn pick(&self, priority: Priority, now: Instant) -> (Option<ObjectKey>, Option<Instant>) {
+        let lane = &self.lanes[priority as usize];
+        let after = self.last_tenant[priority as usize].clone();
+        let order: Box<dyn Iterator<Item = (&String, &Lane)>> = match &after {
+            Some(t) => Box::new(
+                lane.range::<String, _>((Bound::Excluded(t), Bound::Unbounded))
+                    .chain(lane.range::<String, _>((Bound::Unbounded, Bound::Included(t)))),
+            ),
+            None => Box::new(lane.iter()),
+        };
+        let mut earliest: Option<Instant> = None;
+        for (_, set) in order {
+            for (due, _, key) in set {
+                if self.active.contains(key) {
+                    continue;
+                }
+                if *due <= now {
+                    return (Some(key.clone()), None);
+                }
+                earliest = Some(earliest.map_or(*due, |e| e.min(*due)));
+                break;
+            }
+        }
+        (None, earliest)
+    }
 }
 
 #[derive(Default)]
@@ -40,20 +122,15 @@ impl WorkQueue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Makes `key` due at `at`, or earlier if it already is.
+    /// Makes `key` due at `at` for a routine look, or earlier if it already is.
     pub fn schedule(&self, key: ObjectKey, at: Instant) {
-        let mut s = self.lock();
-        if let Some(&(due, n)) = s.due.get(&key) {
-            if due <= at {
-                return;
-            }
-            s.by_due.remove(&(due, n, key.clone()));
-        }
-        s.counter += 1;
-        let n = s.counter;
-        s.by_due.insert((at, n, key.clone()));
-        s.due.insert(key, (at, n));
-        drop(s);
+        self.lock().insert(key, at, Priority::Routine);
+        self.notify.notify_waiters();
+    }
+
+    /// Makes `key` due now, before every routine look: its object changed.
+    pub fn changed(&self, key: ObjectKey) {
+        self.lock().insert(key, Instant::now(), Priority::Change);
         self.notify.notify_waiters();
     }
 
@@ -66,7 +143,8 @@ impl WorkQueue {
         self.len() == 0
     }
 
-    /// Waits for the earliest due key that is not being reconciled and marks it active.
+    /// Waits for the next due key that is not being reconciled and marks it active:
+    /// changes first, each priority's tenants in turn.
     pub async fn next(&self) -> ObjectKey {
         loop {
             let notified = self.notify.notified();
@@ -75,26 +153,27 @@ impl WorkQueue {
             let wait_until = {
                 let mut s = self.lock();
                 let now = Instant::now();
-                let mut pick = None;
-                let mut earliest_future = None;
-                for (due, n, key) in s.by_due.iter() {
-                    if s.active.contains(key) {
-                        continue;
+                let mut earliest: Option<Instant> = None;
+                let mut picked = None;
+                for priority in [Priority::Change, Priority::Routine] {
+                    let (key, next_due) = s.pick(priority, now);
+                    if let Some(key) = key {
+                        picked = Some((key, priority));
+                        break;
                     }
-                    if *due <= now {
-                        pick = Some((*due, *n, key.clone()));
-                    } else {
-                        earliest_future = Some(*due);
+                    if let Some(at) = next_due {
+                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
                     }
-                    break;
                 }
-                if let Some(entry) = pick {
-                    s.by_due.remove(&entry);
-                    s.due.remove(&entry.2);
-                    s.active.insert(entry.2.clone());
-                    return entry.2;
+                if let Some((key, priority)) = picked {
+                    if let Some(&(due, n, p)) = s.due.get(&key) {
+                        s.remove(&key, due, n, p);
+                    }
+                    s.last_tenant[priority as usize] = Some(key.tenant.clone());
+                    s.active.insert(key.clone());
+                    return key;
                 }
-                earliest_future
+                earliest
             };
             match wait_until {
                 Some(at) => {
@@ -178,6 +257,49 @@ mod tests {
         let k = q.next().await;
         assert_eq!(k, key("a"));
         assert!(started.elapsed() >= Duration::from_millis(80));
+    }
+
+    fn tenant_key(tenant: &str, name: &str) -> ObjectKey {
+        ObjectKey::new("Cluster", tenant, name)
+    }
+
+    #[tokio::test]
+    async fn tenants_take_turns() {
+        let q = WorkQueue::new();
+        let now = Instant::now();
+        // One tenant's thousand due keys, each due before the other tenant's one.
+        for i in 0..1000 {
+            q.schedule(
+                tenant_key("big", &format!("c{i:04}")),
+                now - Duration::from_secs(10),
+            );
+        }
+        q.schedule(tenant_key("small", "mine"), now);
+        let first = q.next().await;
+        let second = q.next().await;
+        let handed: Vec<&str> = vec![first.tenant.as_str(), second.tenant.as_str()];
+        assert!(handed.contains(&"small"), "handed out {handed:?}");
+        assert_eq!(q.len(), 999);
+    }
+
+    #[tokio::test]
+    async fn a_change_goes_before_routine_looks() {
+        let q = WorkQueue::new();
+        let now = Instant::now();
+        for i in 0..100 {
+            q.schedule(key(&format!("r{i:03}")), now - Duration::from_secs(1));
+        }
+        q.changed(key("changed"));
+        assert_eq!(q.next().await, key("changed"));
+        // A routine look of a key waiting as a change keeps it a change.
+        q.changed(key("again"));
+        q.schedule(key("again"), now - Duration::from_secs(5));
+        assert_eq!(q.next().await, key("again"));
+        assert_eq!(q.len(), 100);
+        // A change of a key waiting for a later routine look makes it due now.
+        q.schedule(key("later"), now + Duration::from_secs(3600));
+        q.changed(key("later"));
+        assert_eq!(q.next().await, key("later"));
     }
 
     #[test]
