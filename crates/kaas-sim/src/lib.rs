@@ -10,20 +10,21 @@
 //! balancers stuck in `PENDING_CREATE`.
 //!
 //! It is always a *simulation*: nothing is booted anywhere. With a state file it outlives
-//! the process that uses it, as a real cloud outlives its clients: every mutation is on
-//! disk before the call returns, and all transition times are absolute.
+//! the process that uses it, as a real cloud outlives its clients: what each mutation
+//! changed is appended to the file and flushed to disk before the call returns, and all
+//! transition times are absolute.
 
 mod config;
 mod flavors;
 mod net;
 mod persist;
 mod state;
+mod tracked;
 mod workload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -42,7 +43,8 @@ pub const SIM_AUTH_URL: &str = "https://identity.sim.invalid/v3";
 pub use config::{DEFAULT_REGION, Latencies, LatencyRange, Quotas, SimConfig, SimError, SimFaults};
 pub use state::{META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE};
 
-use state::{CreateFaults, State};
+use persist::Store;
+use state::{CreateFaults, Key, State};
 
 /// How long an injected timeout keeps the caller waiting (real time, not scaled).
 const TIMEOUT_DELAY: Duration = Duration::from_millis(50);
@@ -63,6 +65,8 @@ struct Inner {
 
 struct Shared {
     state: State,
+    /// The state file, when there is one.
+    store: Option<Store>,
     rng: StdRng,
     /// Creates still to fail, by kind (not persisted).
     fail_next: BTreeMap<ResourceKind, u32>,
@@ -107,30 +111,38 @@ impl SimCloud {
     /// Starts the simulated cloud, with the resources in `config.state_file` if it exists.
     pub fn new(config: SimConfig) -> Result<Self, SimError> {
         config.validate()?;
-        let mut state = match &config.state_file {
-            Some(path) => persist::load(path)?.unwrap_or_default(),
-            None => State::default(),
+        let (mut state, mut store) = match &config.state_file {
+            Some(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                let (state, store) = Store::open(path)?;
+                (state, Some(store))
+            }
+            None => (State::default(), None),
         };
         state.format = state::STATE_FORMAT;
         let now = now_ms();
+        state.begin();
         state.purge(now);
+        state.forget_orphans();
         if config.faults.stuck_load_balancers == 0.0 {
             // The fault that held them is not there any more (rates are not persisted).
             state.release_stuck(now);
         }
-        if let Some(path) = &config.state_file {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
-                    path: dir.to_owned(),
+        if let (Some(path), Some(store)) = (&config.state_file, &mut store) {
+            // Fails early when the file cannot be written.
+            store
+                .write(&state.changes(), &state)
+                .map_err(|source| SimError::Io {
+                    path: path.clone(),
                     source,
                 })?;
-            }
-            // Fails early when the file cannot be written.
-            persist::save(path, &state).map_err(|source| SimError::Io {
-                path: path.clone(),
-                source,
-            })?;
         }
+        state.commit();
         let rng = match config.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
@@ -147,6 +159,7 @@ impl SimCloud {
                 config,
                 shared: Mutex::new(Shared {
                     state,
+                    store,
                     rng,
                     fail_next: BTreeMap::new(),
                     faults,
@@ -218,8 +231,11 @@ impl SimCloud {
         tracing::info!(?faults, "simulated cloud: fault rates changed");
         self.lock().faults = faults;
         if release {
-            self.mutate(|state, _, now| Ok(((), state.release_stuck(now))))
-                .map_err(|e| e.to_string())?;
+            self.mutate(|state, _, now| {
+                state.release_stuck(now);
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -229,7 +245,7 @@ impl SimCloud {
     /// server exists (or it is being deleted).
     pub fn set_node_ready(&self, node_name: &str, ready: bool) -> Result<(), CloudError> {
         self.mutate(|state, _, now| {
-            workload::set_node_ready(state, node_name, ready, now).map(|changed| ((), changed))
+            workload::set_node_ready(state, node_name, ready, now).map(|_| ())
         })?;
         tracing::info!(
             node = node_name,
@@ -244,7 +260,7 @@ impl SimCloud {
     /// being deleted).
     pub fn block_drain(&self, node_name: &str, blocked: bool) -> Result<(), CloudError> {
         self.mutate(|state, _, now| {
-            workload::block_drain(state, node_name, blocked, now).map(|changed| ((), changed))
+            workload::block_drain(state, node_name, blocked, now).map(|_| ())
         })?;
         tracing::info!(
             node = node_name,
@@ -254,13 +270,31 @@ impl SimCloud {
         Ok(())
     }
 
+    /// Compacts the state file now: rewrites it as a snapshot of the state with an
+    /// empty journal (which happens by itself once the journal outgrows the snapshot).
+    /// Does nothing without a state file.
+    pub fn compact(&self) -> Result<(), SimError> {
+        let mut guard = self.lock();
+        let shared = &mut *guard;
+        match (&mut shared.store, &self.inner.config.state_file) {
+            (Some(store), Some(path)) => {
+                store.compact(&shared.state).map_err(|source| SimError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Shared> {
-        // Mutations replace the state only once complete, so a poisoned lock still
-        // guards a consistent state.
-        self.inner
-            .shared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        // A mutation that panicked left its changes unwritten: they are undone, so a
+        // poisoned lock still guards the state as last written.
+        self.inner.shared.lock().unwrap_or_else(|poisoned| {
+            let mut shared = poisoned.into_inner();
+            shared.state.rollback();
+            shared
+        })
     }
 
     fn read<R>(&self, f: impl FnOnce(&State, u64) -> R) -> R {
@@ -268,11 +302,12 @@ impl SimCloud {
         f(&shared.state, now_ms())
     }
 
-    /// Applies `f` to a copy of the state and, when it succeeds and changed something,
-    /// saves the copy before making it the state: what a call returned is on disk.
+    /// Applies `f` to the state and, when it succeeds, writes what it changed before
+    /// anyone sees the change: what a call returned is on disk. When `f` fails, or the
+    /// write does, its changes are undone.
     fn mutate<R>(
         &self,
-        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<(R, bool), CloudError>,
+        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<R, CloudError>,
     ) -> Result<R, CloudError> {
         self.mutate_with(f, |message| CloudError::Unavailable { message })
     }
@@ -280,21 +315,34 @@ impl SimCloud {
     /// [`SimCloud::mutate`] for any error type; `save_error` turns a failed save into one.
     fn mutate_with<R, E>(
         &self,
-        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<(R, bool), E>,
+        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<R, E>,
         save_error: impl FnOnce(String) -> E,
     ) -> Result<R, E> {
-        let mut shared = self.lock();
+        let mut guard = self.lock();
+        let shared = &mut *guard;
         let now = now_ms();
-        let mut state = shared.state.clone();
         let mut rng = shared.rng.clone();
-        let purged = state.purge(now);
-        let (result, changed) = f(&mut state, &mut rng, now)?;
-        if (changed || purged)
-            && let Some(path) = &self.inner.config.state_file
-        {
-            save(path, &state).map_err(save_error)?;
+        shared.state.begin();
+        shared.state.purge(now);
+        let result = match f(&mut shared.state, &mut rng, now) {
+            Ok(result) => result,
+            Err(e) => {
+                shared.state.rollback();
+                return Err(e);
+            }
+        };
+        if let (Some(store), Some(path)) = (&mut shared.store, &self.inner.config.state_file) {
+            let patch = shared.state.changes();
+            if let Err(e) = store.write(&patch, &shared.state) {
+                shared.state.rollback();
+                tracing::error!(path = %path.display(), error = %e, "saving the simulated cloud failed");
+                return Err(save_error(format!(
+                    "the simulated cloud could not save its state to {}: {e}",
+                    path.display()
+                )));
+            }
         }
-        shared.state = state;
+        shared.state.commit();
         shared.rng = rng;
         Ok(result)
     }
@@ -302,7 +350,7 @@ impl SimCloud {
     /// A workload call that changes the state.
     fn mutate_workload<R>(
         &self,
-        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<(R, bool), WorkloadError>,
+        f: impl FnOnce(&mut State, &mut StdRng, u64) -> Result<R, WorkloadError>,
     ) -> Result<R, WorkloadError> {
         self.mutate_with(f, |message| WorkloadError::Api { message })
     }
@@ -355,16 +403,6 @@ async fn timed_out() -> CloudError {
     }
 }
 
-fn save(path: &Path, state: &State) -> Result<(), String> {
-    persist::save(path, state).map_err(|e| {
-        tracing::error!(path = %path.display(), error = %e, "saving the simulated cloud failed");
-        format!(
-            "the simulated cloud could not save its state to {}: {e}",
-            path.display()
-        )
-    })
-}
-
 impl fmt::Debug for SimCloud {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimCloud")
@@ -406,11 +444,7 @@ impl CloudProvider for SimCloud {
             stuck: kind == ResourceKind::LoadBalancer && self.roll(|f| f.stuck_load_balancers),
         };
         let config = &self.inner.config;
-        let result = self.mutate(|state, rng, now| {
-            state
-                .create(request, config, faults, rng, now)
-                .map(|created| (created, true))
-        });
+        let result = self.mutate(|state, rng, now| state.create(request, config, faults, rng, now));
         match &result {
             Ok(created) => tracing::debug!(
                 kind = kind.as_str(),
@@ -445,9 +479,7 @@ impl CloudProvider for SimCloud {
         }
         Ok(self.read(|state, now| {
             state
-                .existing(now)
-                .into_iter()
-                .filter(|r| r.kind() == kind && r.tags.iter().any(|t| t == tag))
+                .indexed(&Key::Tag(kind, tag.to_owned()), now)
                 .map(|r| r.view(now))
                 .collect()
         }))
@@ -481,11 +513,7 @@ impl CloudProvider for SimCloud {
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError> {
         let timeout = self.call_faults("delete")?;
         let config = &self.inner.config;
-        let result = self.mutate(|state, rng, now| {
-            state
-                .delete(kind, id, config, rng, now)
-                .map(|changed| (changed, changed))
-        });
+        let result = self.mutate(|state, rng, now| state.delete(kind, id, config, rng, now));
         if let Ok(true) = result {
             tracing::debug!(kind = kind.as_str(), id, "simulated cloud: deleting");
         }
@@ -522,13 +550,7 @@ impl CloudProvider for SimCloud {
         }
         let requested: u64 = needs.servers.iter().map(|n| u64::from(n.count)).sum();
         let limit = u64::from(self.inner.config.quotas.server);
-        let used = self.read(|state, now| {
-            state
-                .existing(now)
-                .into_iter()
-                .filter(|r| r.kind() == ResourceKind::Server)
-                .count() as u64
-        });
+        let used = self.read(|state, now| state.count(ResourceKind::Server, now) as u64);
         if used + requested > limit {
             return Err(CloudError::QuotaExceeded {
                 message: format!(
@@ -546,11 +568,7 @@ impl CloudProvider for SimCloud {
         members: &[PoolMember],
     ) -> Result<(), CloudError> {
         let timeout = self.call_faults("set_load_balancer_members")?;
-        let result = self.mutate(|state, _, now| {
-            state
-                .set_members(load_balancer_id, members, now)
-                .map(|()| ((), true))
-        });
+        let result = self.mutate(|state, _, now| state.set_members(load_balancer_id, members, now));
         if timeout {
             return Err(timed_out().await);
         }
@@ -597,7 +615,6 @@ impl EtcdMembership for SimCloud {
                 node,
                 now,
             )
-            .map(|changed| (changed, changed))
         })?;
         if removed {
             tracing::debug!(node, "simulated cluster: etcd member removed");

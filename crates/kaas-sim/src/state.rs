@@ -2,7 +2,7 @@
 //! the simulated APIs applied to it. Everything here is pure: times come in as unix
 //! milliseconds, randomness from the caller's generator.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -15,11 +15,13 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LatencyRange, SimConfig};
+use crate::tracked::{Indexer, Tracked};
 use crate::{net, workload};
 
-/// The version of the state file format this code writes (2: workload clusters and
-/// nodes have state of their own; format 1 files read as they are).
-pub(crate) const STATE_FORMAT: u32 = 2;
+/// The version of the state file format this code writes (3: the snapshot is followed
+/// by a journal of changes, one line each; 2: workload clusters and nodes have state of
+/// their own; files of formats 1 and 2 read as they are).
+pub(crate) const STATE_FORMAT: u32 = 3;
 
 /// The cursor key of the floating IP pool in [`State::next_host`].
 const FLOATING_POOL_KEY: &str = "floatingIp";
@@ -42,13 +44,175 @@ pub(crate) struct State {
     pub next_seq: u64,
     /// By id.
     #[serde(default)]
-    pub resources: BTreeMap<String, SimResource>,
+    pub resources: Tracked<SimResource, ResourceIndex>,
     /// IPAM cursors: the next host offset to try, by subnet id (and the floating pool).
     #[serde(default)]
-    pub next_host: BTreeMap<String, u64>,
+    pub next_host: Tracked<u64>,
     /// What a workload cluster remembers beyond its servers, by cluster uid.
+    #[serde(default, skip_serializing_if = "Tracked::is_empty")]
+    pub clusters: Tracked<SimCluster>,
+    /// `next_seq` when the mutation under way began.
+    #[serde(skip)]
+    seq_before: Option<u64>,
+}
+
+/// What one mutation changed: the records it touched as they are now (`None`: gone).
+/// A line of the journal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Patch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub clusters: BTreeMap<String, SimCluster>,
+    pub resources: BTreeMap<String, Option<SimResource>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub next_host: BTreeMap<String, Option<u64>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clusters: BTreeMap<String, Option<SimCluster>>,
+}
+
+impl Patch {
+    pub fn is_empty(&self) -> bool {
+        self.next_seq.is_none()
+            && self.resources.is_empty()
+            && self.next_host.is_empty()
+            && self.clusters.is_empty()
+    }
+}
+
+/// What resources are looked up by, besides their id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    Kind(ResourceKind),
+    Tag(ResourceKind, String),
+    /// Ports and servers by name.
+    Name(ResourceKind, String),
+    /// Servers by the uid of their cluster.
+    Cluster(String),
+    /// Resources by the id of a resource they refer to (network, subnet, port, security
+    /// or server group).
+    Ref(String),
+    /// Servers by address.
+    Address(String),
+}
+
+/// Secondary indexes over the resources, kept up to date on every change. Each lists
+/// ids in creation order; a resource found through one is still checked for what the
+/// caller wants (e.g. that it exists at the time).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ResourceIndex {
+    sets: HashMap<Key, BTreeSet<(u64, String)>>,
+    /// The resources whose deletion has an end, by when they are gone.
+    dying: BTreeSet<(u64, String)>,
+}
+
+impl ResourceIndex {
+    fn keys(r: &SimResource) -> Vec<Key> {
+        let kind = r.kind();
+        let mut keys = vec![Key::Kind(kind)];
+        keys.extend(r.tags.iter().map(|t| Key::Tag(kind, t.clone())));
+        if matches!(kind, ResourceKind::Port | ResourceKind::Server) {
+            keys.push(Key::Name(kind, r.name.clone()));
+        }
+        let mut refer = |id: &String| keys.push(Key::Ref(id.clone()));
+        match &r.spec {
+            ResourceSpec::Subnet { network_id, .. } => refer(network_id),
+            ResourceSpec::Router { subnet_ids, .. } => subnet_ids.iter().for_each(refer),
+            ResourceSpec::Port {
+                network_id,
+                subnet_id,
+                security_group_ids,
+            } => {
+                refer(network_id);
+                refer(subnet_id);
+                security_group_ids.iter().for_each(refer);
+            }
+            ResourceSpec::LoadBalancer {
+                subnet_id,
+                vip_port_id,
+                ..
+            } => {
+                refer(subnet_id);
+                refer(vip_port_id);
+            }
+            ResourceSpec::FloatingIp { port_id, .. } => refer(port_id),
+            ResourceSpec::Server {
+                network_id,
+                security_group_ids,
+                server_group_id,
+                ..
+            } => {
+                refer(network_id);
+                security_group_ids.iter().for_each(&mut refer);
+                server_group_id.iter().for_each(refer);
+            }
+            ResourceSpec::Network { .. }
+            | ResourceSpec::SecurityGroup { .. }
+            | ResourceSpec::ServerGroup { .. }
+            | ResourceSpec::ApplicationCredential { .. } => {}
+        }
+        if let Some(subnet) = &r.port_subnet_id {
+            keys.push(Key::Ref(subnet.clone()));
+        }
+        if kind == ResourceKind::Server {
+            if let Some(uid) = r.metadata(META_CLUSTER_UID) {
+                keys.push(Key::Cluster(uid.to_owned()));
+            }
+            if let Some(address) = &r.address {
+                keys.push(Key::Address(address.clone()));
+            }
+        }
+        keys
+    }
+
+    /// The ids under `key`, in creation order.
+    pub fn ids(&self, key: &Key) -> impl Iterator<Item = &str> {
+        self.sets
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|(_, id)| id.as_str())
+    }
+
+    fn len(&self, key: &Key) -> usize {
+        self.sets.get(key).map_or(0, BTreeSet::len)
+    }
+
+    /// The resources gone at `now`, soonest gone first.
+    fn gone_by(&self, now: u64) -> impl Iterator<Item = &str> {
+        self.dying
+            .range(..(now.saturating_add(1), String::new()))
+            .map(|(_, id)| id.as_str())
+    }
+}
+
+impl Indexer<SimResource> for ResourceIndex {
+    fn add(&mut self, id: &str, r: &SimResource) {
+        for key in Self::keys(r) {
+            self.sets
+                .entry(key)
+                .or_default()
+                .insert((r.seq, id.to_owned()));
+        }
+        if let Some(gone) = r.gone_at_ms {
+            self.dying.insert((gone, id.to_owned()));
+        }
+    }
+
+    fn remove(&mut self, id: &str, r: &SimResource) {
+        let entry = (r.seq, id.to_owned());
+        for key in Self::keys(r) {
+            if let Some(set) = self.sets.get_mut(&key) {
+                set.remove(&entry);
+                if set.is_empty() {
+                    self.sets.remove(&key);
+                }
+            }
+        }
+        if let Some(gone) = r.gone_at_ms {
+            self.dying.remove(&(gone, id.to_owned()));
+        }
+    }
 }
 
 /// A workload cluster's memory: what its API server and etcd know that the servers
@@ -263,6 +427,78 @@ fn parse_cidr(cidr: &str) -> Result<IpNet, CloudError> {
 }
 
 impl State {
+    /// Starts a mutation: what changes from now on is listed by [`State::changes`] and
+    /// undone by [`State::rollback`] until [`State::commit`].
+    pub fn begin(&mut self) {
+        self.seq_before = Some(self.next_seq);
+    }
+
+    /// What changed since [`State::begin`].
+    pub fn changes(&self) -> Patch {
+        Patch {
+            next_seq: (self.seq_before != Some(self.next_seq)).then_some(self.next_seq),
+            resources: self.resources.changes(),
+            next_host: self.next_host.changes(),
+            clusters: self.clusters.changes(),
+        }
+    }
+
+    /// Keeps the changes made since [`State::begin`].
+    pub fn commit(&mut self) {
+        self.resources.commit();
+        self.next_host.commit();
+        self.clusters.commit();
+        self.seq_before = None;
+    }
+
+    /// Undoes the changes made since [`State::begin`].
+    pub fn rollback(&mut self) {
+        self.resources.rollback();
+        self.next_host.rollback();
+        self.clusters.rollback();
+        if let Some(seq) = self.seq_before.take() {
+            self.next_seq = seq;
+        }
+    }
+
+    /// Applies a mutation's changes (a line of the journal), as one that is kept.
+    pub fn apply(&mut self, patch: Patch) {
+        if let Some(seq) = patch.next_seq {
+            self.next_seq = seq;
+        }
+        fn put<V: Clone + PartialEq, I: Indexer<V>>(
+            map: &mut Tracked<V, I>,
+            changes: BTreeMap<String, Option<V>>,
+        ) {
+            for (key, value) in changes {
+                match value {
+                    Some(value) => {
+                        map.insert(key, value);
+                    }
+                    None => {
+                        map.remove(&key);
+                    }
+                }
+            }
+            map.commit();
+        }
+        put(&mut self.resources, patch.resources);
+        put(&mut self.next_host, patch.next_host);
+        put(&mut self.clusters, patch.clusters);
+    }
+
+    /// The ids of the resources under `key`, in creation order.
+    pub fn ids(&self, key: &Key) -> impl Iterator<Item = &str> {
+        self.resources.index().ids(key)
+    }
+
+    /// The resources under `key` that exist at `now`, in creation order.
+    pub fn indexed(&self, key: &Key, now: u64) -> impl Iterator<Item = &SimResource> {
+        self.ids(key)
+            .filter_map(|id| self.resources.get(id))
+            .filter(move |r| r.exists(now))
+    }
+
     /// The resources that exist at `now`, in creation order.
     pub fn existing(&self, now: u64) -> Vec<&SimResource> {
         let mut all: Vec<&SimResource> =
@@ -278,26 +514,41 @@ impl State {
             .filter(|r| r.kind() == kind && r.exists(now))
     }
 
-    /// Forgets resources whose deletion finished. Whether anything was forgotten.
-    pub fn purge(&mut self, now: u64) -> bool {
-        let before = self.resources.len();
-        self.resources.retain(|_, r| r.exists(now));
-        let purged = self.resources.len() != before;
-        if purged {
-            let resources = &self.resources;
-            self.next_host
-                .retain(|key, _| key == FLOATING_POOL_KEY || resources.contains_key(key));
+    /// Forgets resources whose deletion finished, and what only they needed.
+    pub fn purge(&mut self, now: u64) {
+        let gone: Vec<String> = self
+            .resources
+            .index()
+            .gone_by(now)
+            .map(str::to_owned)
+            .collect();
+        let mut uids = BTreeSet::new();
+        for id in &gone {
+            if let Some(r) = self.resources.remove(id)
+                && let Some(uid) = r.metadata(META_CLUSTER_UID)
+            {
+                uids.insert(uid.to_owned());
+            }
+            self.next_host.remove(id);
         }
         // A cluster without any server left has nothing to remember: its API is down
         // and its etcd gone.
-        let clusters_before = self.clusters.len();
-        let uids: HashSet<&str> = self
-            .resources
-            .values()
-            .filter_map(|r| r.metadata(META_CLUSTER_UID))
-            .collect();
-        self.clusters.retain(|uid, _| uids.contains(uid.as_str()));
-        purged || self.clusters.len() != clusters_before
+        for uid in uids {
+            if self.ids(&Key::Cluster(uid.clone())).next().is_none() {
+                self.clusters.remove(&uid);
+            }
+        }
+    }
+
+    /// Forgets what no resource needs any more: address cursors of subnets and clusters
+    /// without servers (a file written by an older version may hold them).
+    pub fn forget_orphans(&mut self) {
+        let resources = &self.resources;
+        self.next_host
+            .retain(|key, _| key == FLOATING_POOL_KEY || resources.contains_key(key));
+        let index = self.resources.index();
+        self.clusters
+            .retain(|uid, _| index.ids(&Key::Cluster(uid.to_owned())).next().is_some());
     }
 
     fn usable(&self, kind: ResourceKind, id: &str, now: u64) -> Option<&SimResource> {
@@ -315,11 +566,14 @@ impl State {
             .ok_or_else(|| bad_request(message()))
     }
 
-    fn count(&self, kind: ResourceKind, now: u64) -> usize {
-        self.resources
-            .values()
-            .filter(|r| r.kind() == kind && r.exists(now))
-            .count()
+    /// How many resources of `kind` exist at `now`.
+    pub fn count(&self, kind: ResourceKind, now: u64) -> usize {
+        let index = self.resources.index();
+        let gone = index
+            .gone_by(now)
+            .filter(|id| self.resources.get(id).is_some_and(|r| r.kind() == kind))
+            .count();
+        index.len(&Key::Kind(kind)).saturating_sub(gone)
     }
 
     fn subnet_cidr(&self, subnet_id: &str, now: u64) -> Option<IpNet> {
@@ -340,9 +594,8 @@ impl State {
             .subnet_cidr(subnet_id, now)
             .ok_or_else(|| bad_request(format!("Subnet {subnet_id} could not be found.")))?;
         let used: HashSet<IpAddr> = self
-            .resources
-            .values()
-            .filter(|r| r.exists(now) && r.port_subnet_id.as_deref() == Some(subnet_id))
+            .indexed(&Key::Ref(subnet_id.to_owned()), now)
+            .filter(|r| r.port_subnet_id.as_deref() == Some(subnet_id))
             .filter_map(|r| r.address.as_deref()?.parse().ok())
             .collect();
         let cursor = self.next_host.get(subnet_id).copied().unwrap_or(0);
@@ -362,9 +615,7 @@ impl State {
     ) -> Result<IpAddr, CloudError> {
         let pool = parse_cidr(net::FLOATING_POOL)?;
         let used: HashSet<IpAddr> = self
-            .resources
-            .values()
-            .filter(|r| r.exists(now) && r.kind() == ResourceKind::FloatingIp)
+            .indexed(&Key::Kind(ResourceKind::FloatingIp), now)
             .filter_map(|r| r.address.as_deref()?.parse().ok())
             .collect();
         let cursor = self.next_host.get(FLOATING_POOL_KEY).copied().unwrap_or(0);
@@ -393,17 +644,20 @@ impl State {
                     format!("Network {network_id} could not be found.")
                 })?;
                 let new = parse_cidr(cidr)?;
-                let overlapping = self.existing(now).into_iter().any(|r| match &r.spec {
-                    ResourceSpec::Subnet {
-                        network_id: other_network,
-                        cidr: other,
-                        ..
-                    } => {
-                        other_network == network_id
-                            && parse_cidr(other).is_ok_and(|other| net::overlaps(&new, &other))
-                    }
-                    _ => false,
-                });
+                let overlapping =
+                    self.indexed(&Key::Ref(network_id.clone()), now)
+                        .any(|r| match &r.spec {
+                            ResourceSpec::Subnet {
+                                network_id: other_network,
+                                cidr: other,
+                                ..
+                            } => {
+                                other_network == network_id
+                                    && parse_cidr(other)
+                                        .is_ok_and(|other| net::overlaps(&new, &other))
+                            }
+                            _ => false,
+                        });
                 if overlapping {
                     return Err(bad_request(format!(
                         "Invalid input for operation: Requested subnet with cidr: {new} for \
@@ -506,8 +760,7 @@ impl State {
                     })?;
                 }
                 let subnet = self
-                    .existing(now)
-                    .into_iter()
+                    .indexed(&Key::Ref(network_id.clone()), now)
                     .find(|r| {
                         !r.is_deleting()
                             && matches!(&r.spec, ResourceSpec::Subnet { network_id: n, .. } if n == network_id)
@@ -641,19 +894,19 @@ impl State {
         rng: &mut StdRng,
         now: u64,
     ) -> Result<Option<String>, CloudError> {
-        let in_use: HashSet<&str> = self
-            .existing(now)
-            .into_iter()
-            .filter(|r| r.kind() == ResourceKind::Server)
-            .filter_map(|r| r.address.as_deref())
-            .collect();
-        let free = self.existing(now).into_iter().find(|r| {
-            r.kind() == ResourceKind::Port
-                && !r.is_deleting()
-                && r.name == request.name
-                && r.tags == request.tags
-                && r.address.as_deref().is_some_and(|a| !in_use.contains(a))
-        });
+        let in_use = |address: &str| {
+            self.indexed(&Key::Address(address.to_owned()), now)
+                .any(|r| r.kind() == ResourceKind::Server)
+        };
+        let free = self
+            .indexed(&Key::Name(ResourceKind::Port, request.name.clone()), now)
+            .find(|r| {
+                r.kind() == ResourceKind::Port
+                    && !r.is_deleting()
+                    && r.name == request.name
+                    && r.tags == request.tags
+                    && r.address.as_deref().is_some_and(|a| !in_use(a))
+            });
         if let Some(port) = free {
             return Ok(port.address.clone());
         }
@@ -673,16 +926,18 @@ impl State {
         };
         let created = self.create(&port, config, CreateFaults::default(), rng, now)?;
         // A port is usable at once.
-        if let Some(r) = self.resources.get_mut(&created.id) {
-            r.ready_at_ms = now;
-        }
+        self.resources.modify(&created.id, |r| r.ready_at_ms = now);
         Ok(created.address)
     }
 
     /// Why `target` cannot be deleted now, if it cannot.
     fn delete_conflict(&self, target: &SimResource, now: u64) -> Option<String> {
-        let existing = self.existing(now);
         let id = target.id.as_str();
+        // Whatever refers to the target (and, for a subnet, the servers on its network).
+        let mut existing: Vec<&SimResource> = self.indexed(&Key::Ref(id.to_owned()), now).collect();
+        if let ResourceSpec::Subnet { network_id, .. } = &target.spec {
+            existing.extend(self.indexed(&Key::Ref(network_id.clone()), now));
+        }
         match &target.spec {
             ResourceSpec::Network { .. } => {
                 let in_use = existing.iter().any(|r| match &r.spec {
@@ -779,10 +1034,10 @@ impl State {
         match linger {
             Some(range) => {
                 let gone_at = now.saturating_add(draw_ms(rng, range, config.speed));
-                if let Some(target) = self.resources.get_mut(id) {
+                self.resources.modify(id, |target| {
                     target.deleting_since_ms = Some(now);
                     target.gone_at_ms = Some(gone_at);
-                }
+                });
             }
             None => {
                 self.resources.remove(id);
@@ -798,13 +1053,18 @@ impl State {
     /// Lets stuck load balancers go on: each becomes `ACTIVE` at its ready time or now,
     /// whichever is later. Whether any was stuck.
     pub fn release_stuck(&mut self, now: u64) -> bool {
-        let mut released = false;
-        for r in self.resources.values_mut().filter(|r| r.stuck) {
-            r.stuck = false;
-            r.ready_at_ms = r.ready_at_ms.max(now);
-            released = true;
+        let stuck: Vec<String> = self
+            .ids(&Key::Kind(ResourceKind::LoadBalancer))
+            .filter(|id| self.resources.get(id).is_some_and(|r| r.stuck))
+            .map(str::to_owned)
+            .collect();
+        for id in &stuck {
+            self.resources.modify(id, |r| {
+                r.stuck = false;
+                r.ready_at_ms = r.ready_at_ms.max(now);
+            });
         }
-        released
+        !stuck.is_empty()
     }
 
     /// Replaces a load balancer's pool members.
@@ -833,12 +1093,9 @@ impl State {
                 "Invalid state {state} of loadbalancer resource {load_balancer_id}"
             )));
         }
-        let lb = self
-            .resources
-            .get_mut(load_balancer_id)
-            .ok_or_else(not_found)?;
-        lb.members = members.to_vec();
-        Ok(())
+        self.resources
+            .modify(load_balancer_id, |lb| lb.members = members.to_vec())
+            .ok_or_else(not_found)
     }
 }
 

@@ -1816,8 +1816,11 @@ async fn nodes_blocked_drains_etcd_and_stuck_load_balancers_survive_a_restart() 
     let mut resources = resources;
     resources.retain(|_, r| r.gone_at_ms.is_none());
 
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(json["format"], 2);
+    // The file starts with a snapshot in the current format (a journal follows).
+    let bytes = std::fs::read(&path).unwrap();
+    let snapshot = bytes.split(|b| *b == b'\n').next().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(snapshot).unwrap();
+    assert_eq!(json["format"], state::STATE_FORMAT);
 
     // With the fault still on, everything is as it was.
     let sim = SimCloud::new(config.clone()).unwrap();
@@ -1878,4 +1881,290 @@ fn a_format_1_state_file_still_loads() {
     assert_eq!(inventory.len(), 1);
     assert_eq!(inventory[0].status, "ACTIVE");
     assert_eq!(stored(&sim, "n1").node, state::SimNode::default());
+}
+
+// ---- the state file: journal and compaction ----
+
+/// Everything the state file keeps, as the cloud holds it now.
+fn persisted(sim: &SimCloud) -> (serde_json::Value, u64) {
+    let shared = sim.lock();
+    assert!(
+        shared.state.resources.index_is_consistent(),
+        "the indexes match the resources"
+    );
+    let mut json = serde_json::to_value(&shared.state).unwrap();
+    json["format"] = serde_json::Value::Null;
+    (json, shared.state.next_seq)
+}
+
+fn file_config(path: &std::path::Path) -> SimConfig {
+    SimConfig {
+        speed: 1.0,
+        state_file: Some(path.to_owned()),
+        latencies: Latencies {
+            server_delete: LatencyRange::fixed(3600.0),
+            ..Latencies::instant()
+        },
+        // No seed: a restarted cloud seeded alike would draw the same ids again.
+        seed: None,
+        ..SimConfig::default()
+    }
+}
+
+/// Creates, deletes and changes resources of all kinds; the ids of the load balancer
+/// and of the servers.
+async fn churn(sim: &SimCloud, rounds: usize) -> (String, Vec<String>) {
+    let (network_id, subnet_id) = network_with_subnet(sim).await;
+    let group = create(sim, "sg", &["t"], security_group_spec()).await;
+    let port = vip_port(sim, &network_id, &subnet_id).await;
+    let lb = create(sim, "lb", &["t"], lb_spec(&subnet_id, &port)).await;
+    let uid = "uid-churn";
+    let mut servers = Vec::new();
+    for i in 0..rounds {
+        let role = if i == 0 { "init" } else { "worker" };
+        let name = format!("vm-{i}");
+        let mut spec = cluster_server(&network_id, uid, role);
+        if let ResourceSpec::Server {
+            security_group_ids, ..
+        } = &mut spec
+        {
+            security_group_ids.push(group.id.clone());
+        }
+        let vm = create(sim, &name, &["t", "vm"], spec).await;
+        servers.push(vm.id.clone());
+        let members = vec![PoolMember {
+            address: vm.address.clone().unwrap(),
+            port: 6443,
+        }];
+        sim.set_load_balancer_members(&lb.id, &members)
+            .await
+            .unwrap();
+        let doomed = create(sim, &format!("gone-{i}"), &["t"], security_group_spec()).await;
+        sim.delete(ResourceKind::SecurityGroup, &doomed.id)
+            .await
+            .unwrap();
+        if i % 3 == 2 {
+            sim.delete(ResourceKind::Server, &servers[i - 1])
+                .await
+                .unwrap();
+        }
+    }
+    sim.block_drain("vm-0", true).unwrap();
+    (lb.id, servers)
+}
+
+#[tokio::test]
+async fn a_restart_after_many_mutations_finds_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let config = file_config(&path);
+    let sim = SimCloud::new(config.clone()).unwrap();
+    let (lb, _) = churn(&sim, 30).await;
+    let before = persisted(&sim);
+    let inventory = sim.inventory();
+    let found = sim.find(ResourceKind::Server, "vm").await.unwrap();
+    let members = sim.load_balancer_members(&lb);
+    drop(sim);
+    // Nothing was compacted: the changes are in the journal, a line each.
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert!(lines > 100, "{lines} lines");
+
+    let sim = SimCloud::new(config).unwrap();
+    assert_eq!(persisted(&sim), before);
+    assert_eq!(sim.inventory(), inventory);
+    assert_eq!(sim.find(ResourceKind::Server, "vm").await.unwrap(), found);
+    assert_eq!(sim.load_balancer_members(&lb), members);
+}
+
+#[tokio::test]
+async fn a_torn_last_line_is_ignored_and_a_bad_line_elsewhere_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let config = file_config(&path);
+    let sim = SimCloud::new(config.clone()).unwrap();
+    churn(&sim, 4).await;
+    let before = persisted(&sim);
+    drop(sim);
+    let whole = std::fs::read(&path).unwrap();
+
+    // An append cut short by a crash, with or without its newline.
+    for torn in [&b"{\"resources\":{\"x\":{\"se"[..], b"{\"nextSeq\":\n"] {
+        let mut bytes = whole.clone();
+        bytes.extend_from_slice(torn);
+        std::fs::write(&path, &bytes).unwrap();
+        let sim = SimCloud::new(config.clone()).unwrap();
+        assert_eq!(persisted(&sim), before);
+        // The file was rewritten without the torn line: what follows is kept.
+        let extra = create(&sim, "after", &["t"], network_spec()).await;
+        let after = persisted(&sim);
+        drop(sim);
+        let sim = SimCloud::new(config.clone()).unwrap();
+        assert_eq!(persisted(&sim), after);
+        sim.delete(ResourceKind::Network, &extra.id).await.unwrap();
+        drop(sim);
+        std::fs::write(&path, &whole).unwrap();
+    }
+
+    // A bad line before the last is corruption, named by its line.
+    let text = String::from_utf8(whole).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 3);
+    lines[2] = "{\"resources\": garbage}";
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = SimCloud::new(config).unwrap_err();
+    assert!(matches!(err, SimError::Corrupt { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("cloud.json"), "{message}");
+    assert!(message.contains("line 3"), "{message}");
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_state_and_shrinks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let config = file_config(&path);
+    let sim = SimCloud::new(config.clone()).unwrap();
+    sim.lock().store.as_mut().unwrap().min_compact_bytes = 0;
+    let (lb, servers) = churn(&sim, 5).await;
+    // Many changes to one record: the journal grows, the state does not.
+    let mut largest = 0;
+    for i in 0..200 {
+        let members = vec![PoolMember {
+            address: format!("10.0.0.{}", 10 + i % 100),
+            port: 6443,
+        }];
+        sim.set_load_balancer_members(&lb, &members).await.unwrap();
+        largest = largest.max(std::fs::metadata(&path).unwrap().len());
+    }
+    let snapshot = {
+        let shared = sim.lock();
+        serde_json::to_vec(&shared.state).unwrap().len() as u64
+    };
+    // Compacted once the journal outgrew twice the snapshot: never much above three
+    // times the snapshot.
+    assert!(
+        largest <= 3 * snapshot + 4096,
+        "the file grew to {largest} bytes for a {snapshot}-byte state"
+    );
+    let before = persisted(&sim);
+    drop(sim);
+    let sim = SimCloud::new(config.clone()).unwrap();
+    assert_eq!(persisted(&sim), before);
+
+    // Compacting on demand leaves the snapshot alone, and the state as it was.
+    sim.set_node_ready("vm-3", false).unwrap();
+    sim.delete(ResourceKind::Server, &servers[4]).await.unwrap();
+    let journaled = std::fs::metadata(&path).unwrap().len();
+    let before = persisted(&sim);
+    sim.compact().unwrap();
+    let compacted = std::fs::metadata(&path).unwrap().len();
+    assert!(compacted < journaled, "{compacted} < {journaled}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().lines().count(),
+        1,
+        "only the snapshot"
+    );
+    drop(sim);
+    let sim = SimCloud::new(config).unwrap();
+    assert_eq!(persisted(&sim), before);
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, ["cloud.json"], "no temporary file is left");
+}
+
+#[tokio::test]
+async fn a_failed_write_leaves_the_state_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let config = file_config(&path);
+    let sim = SimCloud::new(config.clone()).unwrap();
+    let (lb, servers) = churn(&sim, 4).await;
+    let (network_id, _) = network_with_subnet(&sim).await;
+    let before = persisted(&sim);
+    let inventory = sim.inventory();
+
+    sim.lock().store.as_mut().unwrap().fail_writes = true;
+    let failed = sim
+        .create(&request(
+            "vm-new",
+            &["t", "vm"],
+            cluster_server(&network_id, "uid-other", "init"),
+        ))
+        .await;
+    assert!(
+        matches!(&failed, Err(CloudError::Unavailable { message }) if message.contains("cloud.json")),
+        "{failed:?}"
+    );
+    assert!(sim.delete(ResourceKind::Server, &servers[0]).await.is_err());
+    assert!(
+        sim.set_load_balancer_members(&lb, &[]).await.is_err(),
+        "members unchanged"
+    );
+    assert!(sim.set_node_ready("vm-0", false).is_err());
+    assert_eq!(persisted(&sim), before, "nothing changed in memory");
+    assert_eq!(sim.inventory(), inventory);
+    assert!(
+        sim.find(ResourceKind::Server, "vm")
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.name != "vm-new")
+    );
+
+    // Once writes work again, the cloud goes on from where it was.
+    sim.lock().store.as_mut().unwrap().fail_writes = false;
+    let vm = create(
+        &sim,
+        "vm-new",
+        &["t", "vm"],
+        cluster_server(&network_id, "uid-other", "init"),
+    )
+    .await;
+    let after = persisted(&sim);
+    drop(sim);
+    let sim = SimCloud::new(config).unwrap();
+    assert_eq!(persisted(&sim), after);
+    assert!(
+        sim.get(ResourceKind::Server, &vm.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_format_2_state_file_is_converted_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cloud.json");
+    let config = SimConfig {
+        state_file: None,
+        ..file_config(&path)
+    };
+    // A cloud as the single-file format kept it: pretty-printed, format 2.
+    let sim = SimCloud::new(config.clone()).unwrap();
+    churn(&sim, 4).await;
+    let before = persisted(&sim);
+    let mut old = serde_json::to_value(&sim.lock().state).unwrap();
+    old["format"] = 2.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    drop(sim);
+
+    let config = file_config(&path);
+    let sim = SimCloud::new(config.clone()).unwrap();
+    assert_eq!(persisted(&sim), before);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 1, "rewritten as a snapshot");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["format"], state::STATE_FORMAT);
+    let net = create(&sim, "more", &["t"], network_spec()).await;
+    drop(sim);
+    let sim = SimCloud::new(config).unwrap();
+    assert!(
+        sim.get(ResourceKind::Network, &net.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use kaas_cloud::{CloudError, Node, ResourceKind, ResourceSpec, WorkloadError};
 
 use crate::state::{
-    META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE, SimApi, SimCluster, SimResource, State,
+    Key, META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE, SimApi, SimCluster, SimResource,
+    State,
 };
 
 /// The kubelet version reported when a server's metadata does not say.
@@ -45,8 +46,7 @@ fn time(ms: u64) -> Option<DateTime<Utc>> {
 fn servers<'a>(state: &'a State, uid: &str, now: u64) -> Vec<&'a SimResource> {
     let since = state.clusters.get(uid).map_or(0, |c| c.since_seq);
     state
-        .existing(now)
-        .into_iter()
+        .indexed(&Key::Cluster(uid.to_owned()), now)
         .filter(|r| {
             r.kind() == ResourceKind::Server
                 && !r.is_deleting()
@@ -173,11 +173,12 @@ pub(crate) fn server_leaving(state: &mut State, uid: &str, id: &str, now: u64) {
         .iter()
         .find(|(s, _)| s.id == id && is_control_plane(s) && !s.node.etcd_removed)
         .map(|(s, _)| s.name.clone());
-    let record = state.clusters.entry(uid.to_owned()).or_default();
+    let mut record = state.clusters.get(uid).cloned().unwrap_or_default();
     record.api.get_or_insert(api);
     if let Some(name) = member {
         record.departed_members.insert(name);
     }
+    state.clusters.insert(uid.to_owned(), record);
 }
 
 /// Called after a server of cluster `uid` started being deleted: when it was the last
@@ -194,8 +195,10 @@ pub(crate) fn server_left(state: &mut State, uid: &str, now: u64) {
     let control_plane_left = servers(state, uid, now)
         .into_iter()
         .any(|s| is_control_plane(s) && joined_at(s, &api).is_some_and(|at| now >= at));
-    if !control_plane_left && let Some(record) = state.clusters.get_mut(uid) {
-        record.down_at_ms = Some(now);
+    if !control_plane_left {
+        state
+            .clusters
+            .modify(uid, |record| record.down_at_ms = Some(now));
     }
 }
 
@@ -299,22 +302,22 @@ pub(crate) fn remove_etcd_member(
         .collect();
     let mut changed = false;
     for id in ids {
-        if let Some(server) = state.resources.get_mut(&id) {
-            server.node.etcd_removed = true;
-            changed = true;
-        }
+        changed |= state
+            .resources
+            .modify(&id, |server| server.node.etcd_removed = true)
+            .is_some();
     }
-    if let Some(record) = state.clusters.get_mut(cluster_uid) {
-        changed |= record.departed_members.remove(name);
-    }
+    changed |= state
+        .clusters
+        .modify(cluster_uid, |record| record.departed_members.remove(name))
+        .unwrap_or(false);
     Ok(changed)
 }
 
 /// The servers named `name` that exist at `now` and are not being deleted.
 fn servers_named(state: &State, name: &str, now: u64) -> Result<Vec<String>, CloudError> {
     let ids: Vec<String> = state
-        .existing(now)
-        .into_iter()
+        .indexed(&Key::Name(ResourceKind::Server, name.to_owned()), now)
         .filter(|r| r.kind() == ResourceKind::Server && !r.is_deleting() && r.name == name)
         .map(|r| r.id.clone())
         .collect();
@@ -337,11 +340,15 @@ pub(crate) fn set_node_ready(
 ) -> Result<bool, CloudError> {
     let mut changed = false;
     for id in servers_named(state, name, now)? {
-        if let Some(server) = state.resources.get_mut(&id)
-            && server.node.not_ready == ready
+        if state
+            .resources
+            .get(&id)
+            .is_some_and(|server| server.node.not_ready == ready)
         {
-            server.node.not_ready = !ready;
-            server.node.ready_changed_at_ms = Some(now);
+            state.resources.modify(&id, |server| {
+                server.node.not_ready = !ready;
+                server.node.ready_changed_at_ms = Some(now);
+            });
             changed = true;
         }
     }
@@ -360,10 +367,14 @@ pub(crate) fn block_drain(
 ) -> Result<bool, CloudError> {
     let mut changed = false;
     for id in servers_named(state, name, now)? {
-        if let Some(server) = state.resources.get_mut(&id)
-            && server.node.drain_blocked != blocked
+        if state
+            .resources
+            .get(&id)
+            .is_some_and(|server| server.node.drain_blocked != blocked)
         {
-            server.node.drain_blocked = blocked;
+            state
+                .resources
+                .modify(&id, |server| server.node.drain_blocked = blocked);
             changed = true;
         }
     }
