@@ -493,21 +493,18 @@ impl CloudProvider for SimCloud {
         if self.call_faults("find")? {
             return Err(timed_out().await);
         }
-        let mut found: HashMap<String, Vec<CloudResource>> =
-            tags.iter().map(|t| (t.clone(), Vec::new())).collect();
-        self.read(|state, now| {
-            for r in state.existing(now) {
-                if r.kind() != kind {
-                    continue;
-                }
-                for tag in &r.tags {
-                    if let Some(list) = found.get_mut(tag) {
-                        list.push(r.view(now));
-                    }
-                }
-            }
-        });
-        Ok(found)
+        // One call, answered from the tag index for each tag.
+        Ok(self.read(|state, now| {
+            tags.iter()
+                .map(|tag| {
+                    let found = state
+                        .indexed(&Key::Tag(kind, tag.clone()), now)
+                        .map(|r| r.view(now))
+                        .collect();
+                    (tag.clone(), found)
+                })
+                .collect()
+        }))
     }
 
     async fn delete(&self, kind: ResourceKind, id: &str) -> Result<(), CloudError> {

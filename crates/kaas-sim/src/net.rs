@@ -10,8 +10,9 @@ const FIRST_HOST: u128 = 10;
 /// The first offset in subnets too small for [`FIRST_HOST`] (`.1` is the gateway).
 const FIRST_HOST_SMALL: u128 = 2;
 
-/// The pool floating IPs come from: a documentation range (RFC 5737).
-pub(crate) const FLOATING_POOL: &str = "203.0.113.0/24";
+/// The pools floating IPs come from, in order: a documentation range (RFC 5737), then,
+/// for clouds of thousands of clusters, the range set aside for benchmarks (RFC 2544).
+pub(crate) const FLOATING_POOLS: &[&str] = &["203.0.113.0/24", "198.18.0.0/15"];
 
 /// The `(first, last)` host offsets that may be allocated in `net`.
 fn usable_offsets(net: &IpNet) -> Option<(u128, u128)> {

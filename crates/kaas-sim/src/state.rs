@@ -545,7 +545,7 @@ impl State {
     pub fn forget_orphans(&mut self) {
         let resources = &self.resources;
         self.next_host
-            .retain(|key, _| key == FLOATING_POOL_KEY || resources.contains_key(key));
+            .retain(|key, _| key.starts_with(FLOATING_POOL_KEY) || resources.contains_key(key));
         let index = self.resources.index();
         self.clusters
             .retain(|uid, _| index.ids(&Key::Cluster(uid.to_owned())).next().is_some());
@@ -613,19 +613,26 @@ impl State {
         external_network: &str,
         now: u64,
     ) -> Result<IpAddr, CloudError> {
-        let pool = parse_cidr(net::FLOATING_POOL)?;
         let used: HashSet<IpAddr> = self
             .indexed(&Key::Kind(ResourceKind::FloatingIp), now)
             .filter_map(|r| r.address.as_deref()?.parse().ok())
             .collect();
-        let cursor = self.next_host.get(FLOATING_POOL_KEY).copied().unwrap_or(0);
-        let (address, next) = net::allocate(&pool, &used, cursor).ok_or_else(|| {
-            conflict(format!(
-                "No more IP addresses available on network {external_network}."
-            ))
-        })?;
-        self.next_host.insert(FLOATING_POOL_KEY.to_owned(), next);
-        Ok(address)
+        for (i, pool) in net::FLOATING_POOLS.iter().enumerate() {
+            let pool = parse_cidr(pool)?;
+            // The first pool's cursor keeps the key older state files have.
+            let key = match i {
+                0 => FLOATING_POOL_KEY.to_owned(),
+                i => format!("{FLOATING_POOL_KEY}:{i}"),
+            };
+            let cursor = self.next_host.get(&key).copied().unwrap_or(0);
+            if let Some((address, next)) = net::allocate(&pool, &used, cursor) {
+                self.next_host.insert(key, next);
+                return Ok(address);
+            }
+        }
+        Err(conflict(format!(
+            "No more IP addresses available on network {external_network}."
+        )))
     }
 
     /// Checks a create request against what exists, and says where the new resource's

@@ -692,6 +692,38 @@ async fn addresses_come_from_the_subnet_and_are_unique() {
 }
 
 #[tokio::test]
+async fn floating_ips_outlast_the_first_pool() {
+    let mut config = config(Latencies::instant());
+    config.quotas.floating_ip = 400;
+    config.quotas.port = 10;
+    let sim = SimCloud::new(config).unwrap();
+    let (network_id, subnet_id) = network_with_subnet(&sim).await;
+    let port = vip_port(&sim, &network_id, &subnet_id).await;
+    let first: IpNet = "203.0.113.0/24".parse().unwrap();
+    let second: IpNet = "198.18.0.0/15".parse().unwrap();
+    let mut seen = HashSet::new();
+    for _ in 0..300 {
+        let fip = create(
+            &sim,
+            "fip",
+            &[],
+            ResourceSpec::FloatingIp {
+                external_network: "public".to_owned(),
+                port_id: port.clone(),
+            },
+        )
+        .await;
+        let address: IpAddr = fip.address.unwrap().parse().unwrap();
+        assert!(seen.insert(address), "{address} handed out twice");
+        // The first pool is used up before the second is touched.
+        if seen.len() <= 240 {
+            assert!(first.contains(&address), "{address}");
+        }
+    }
+    assert!(seen.iter().any(|a| second.contains(a)), "{seen:?}");
+}
+
+#[tokio::test]
 async fn load_balancer_members_are_stored_once_it_is_active() {
     let mut latencies = Latencies::instant();
     latencies.load_balancer = LatencyRange::fixed(300.0);
