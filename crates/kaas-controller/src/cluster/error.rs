@@ -248,6 +248,19 @@ impl StepError {
     }
 
     /// The cloud's error, when the cloud refused.
+    /// Whether waiting alone will not mend it: the cloud refused for want of quota, or
+    /// refused the request as invalid, or the preflight check found no such flavor or
+    /// image. Retried only after minutes, or when the spec or the tenant changes.
+    pub fn needs_a_change(&self) -> bool {
+        matches!(self.category(), Category::CloudQuota | Category::Invalid)
+            || matches!(
+                self,
+                StepError::Preflight {
+                    source: CloudError::NotFound { .. }
+                }
+            )
+    }
+
     pub fn cloud(&self) -> Option<&CloudError> {
         match self {
             StepError::Preflight { source }

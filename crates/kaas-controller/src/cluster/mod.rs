@@ -32,6 +32,7 @@ use kaas_cloud::{ClientCredentials, CloudError, CloudProvider, TenantClouds, Wor
 use kaas_core::stack::StackCatalog;
 use kaas_core::{Cluster, EventType, OwnerRef};
 use kaas_store::{ObjectKey, SecretBox, Secrets, Store, StoreError, StoreExt};
+use rand::Rng;
 use tracing::debug;
 
 use crate::metrics::{CloudCallLabels, Metrics};
@@ -229,9 +230,28 @@ fn owner_ref(cluster: &Cluster) -> OwnerRef {
     }
 }
 
+/// The first wait after an error that waiting will not mend; doubles per failure.
+const NEEDS_A_CHANGE_FIRST: Duration = Duration::from_secs(30);
+/// The longest such wait.
+const NEEDS_A_CHANGE_MAX: Duration = Duration::from_secs(600);
+
 #[async_trait]
 impl Reconciler for ClusterController {
     type Error = ReconcileError;
+
+    fn retry_after(&self, error: &ReconcileError, failures: u32) -> Option<Duration> {
+        let ReconcileError::Step(step) = error else {
+            return None;
+        };
+        if !step.needs_a_change() {
+            return None;
+        }
+        let doubled = NEEDS_A_CHANGE_FIRST
+            .saturating_mul(1 << failures.saturating_sub(1).min(10))
+            .min(NEEDS_A_CHANGE_MAX);
+        let jitter = rand::rng().random_range(0.8..1.2);
+        Some(doubled.mul_f64(jitter / self.config.time_scale.max(1.0)))
+    }
 
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, ReconcileError> {
         // Load.

@@ -793,6 +793,13 @@ async fn a_failing_cloud_call_is_an_event_of_its_category_and_counted() {
     // Nothing was built.
     assert!(world.resources(&cluster.metadata.uid).is_empty());
 
+    // Waiting alone does not bring quota back: minutes between attempts, doubling up
+    // to ten.
+    let wait = |failures| controller.retry_after(&err, failures).unwrap();
+    assert!(wait(1) >= Duration::from_secs(24) && wait(1) <= Duration::from_secs(36));
+    assert!(wait(2) >= Duration::from_secs(48));
+    assert!(wait(30) <= Duration::from_secs(720) && wait(30) >= Duration::from_secs(480));
+
     // A 503 is another category; once the cloud answers, the cluster is built.
     world.sim.set_faults(SimFaults::default()).unwrap();
     world.sim.fail_next_creates(ResourceKind::Network, 1);
@@ -801,6 +808,8 @@ async fn a_failing_cloud_call_is_an_event_of_its_category_and_counted() {
         panic!("not a step's error: {err:?}");
     };
     assert_eq!(step.category(), Category::CloudUnavailable);
+    // It may pass by itself: the runtime's quick backoff.
+    assert_eq!(controller.retry_after(&err, 1), None);
     assert_eq!(
         world.failures("CreateResource", Category::CloudUnavailable),
         1

@@ -47,6 +47,13 @@ pub trait Reconciler: Send + Sync + 'static {
 
     /// Moves the object with `key` one step closer to its desired state.
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, Self::Error>;
+
+    /// How long to wait after `error`, the `failures`th in a row, before trying again;
+    /// `None`: the runtime's exponential backoff. For errors that waiting alone will not
+    /// mend (a quota used up), so they are not retried every few seconds.
+    fn retry_after(&self, _error: &Self::Error, _failures: u32) -> Option<Duration> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +65,9 @@ pub struct ControllerConfig {
     /// First retry delay after an error; doubles per consecutive error.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Kinds whose change retries at once the failing keys of the same tenant (a
+    /// tenant's quota raised: its clusters refused for quota try again).
+    pub retry_on: &'static [&'static str],
 }
 
 impl Default for ControllerConfig {
@@ -67,6 +77,7 @@ impl Default for ControllerConfig {
             resync: Duration::from_secs(300),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(300),
+            retry_on: &[],
         }
     }
 }
@@ -98,7 +109,7 @@ pub async fn run_controller<R: Reconciler>(
         kind,
         store,
         queue.clone(),
-        config.resync,
+        (config.resync, config.retry_on),
         shutdown.clone(),
     ));
     let mut workers = Vec::new();
@@ -158,7 +169,10 @@ impl<R: Reconciler> Worker<R> {
                 Err(e) => {
                     self.count("error");
                     let failures = self.queue.record_failure(&key);
-                    let delay = backoff(&self.config, failures);
+                    let delay = self
+                        .reconciler
+                        .retry_after(&e, failures)
+                        .unwrap_or_else(|| backoff(&self.config, failures));
                     debug!(key = %key, error = %e, failures, delay_ms = delay.as_millis() as u64, "reconcile failed; backing off");
                     Some(delay)
                 }
@@ -182,7 +196,7 @@ async fn follow_feed(
     kind: &'static str,
     store: Arc<dyn Store>,
     queue: Arc<WorkQueue>,
-    resync: Duration,
+    (resync, retry_on): (Duration, &'static [&'static str]),
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut latest = store.latest_change();
@@ -221,6 +235,8 @@ async fn follow_feed(
                     seen = seen.max(change.seq);
                     if change.key.kind == kind {
                         queue.changed(change.key);
+                    } else if retry_on.contains(&change.key.kind.as_str()) {
+                        queue.retry_failing(&change.key.tenant);
                     }
                 }
             }

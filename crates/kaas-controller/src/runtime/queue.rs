@@ -208,6 +208,23 @@ impl WorkQueue {
     pub fn reset_failures(&self, key: &ObjectKey) {
         self.lock().failures.remove(key);
     }
+
+    /// Makes every key of `tenant` whose last reconcile failed due now, as a change.
+    pub fn retry_failing(&self, tenant: &str) {
+        let mut s = self.lock();
+        let failing: Vec<ObjectKey> = s
+            .failures
+            .keys()
+            .filter(|k| k.tenant == tenant)
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        for key in failing {
+            s.insert(key, now, Priority::Change);
+        }
+        drop(s);
+        self.notify.notify_waiters();
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +317,21 @@ mod tests {
         q.schedule(key("later"), now + Duration::from_secs(3600));
         q.changed(key("later"));
         assert_eq!(q.next().await, key("later"));
+    }
+
+    #[tokio::test]
+    async fn a_tenant_change_retries_its_failing_keys_only() {
+        let q = WorkQueue::new();
+        let later = Instant::now() + Duration::from_secs(3600);
+        for (tenant, name) in [("a", "failing"), ("a", "fine"), ("b", "failing")] {
+            q.record_failure(&tenant_key(tenant, name));
+            q.schedule(tenant_key(tenant, name), later);
+        }
+        q.reset_failures(&tenant_key("a", "fine"));
+        q.retry_failing("a");
+        assert_eq!(q.next().await, tenant_key("a", "failing"));
+        let next = tokio::time::timeout(Duration::from_millis(100), q.next()).await;
+        assert!(next.is_err(), "handed out {next:?}, which is not due");
     }
 
     #[test]
