@@ -84,6 +84,7 @@ const LEASE_RENEW_PERIODS: u32 = 5;
 pub type BlockedNodes = Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>;
 
 /// The simulated API servers, by cluster uid.
+#[derive(Clone)]
 pub struct Gateway {
     machines: Arc<dyn SimulatedMachines>,
     /// Nodes whose drain is blocked, by cluster uid.
@@ -99,6 +100,8 @@ pub struct Gateway {
     served: Served,
     /// The keepers of the clusters served: a stop waits for their last writes.
     keepers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Where the simulated clusters run: their API servers, kubelets and etcds.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The URL of each cluster served (`None` while it is being started), by uid. The map's
@@ -119,6 +122,9 @@ pub struct Simulation {
     pub speed: f64,
     /// Where their objects are kept between runs; `None`: in memory only.
     pub state_dir: Option<PathBuf>,
+    /// The runtime they run on: one of their own keeps what the simulation costs apart
+    /// from what kaas costs (its threads are named `kaas-sim`).
+    pub runtime: tokio::runtime::Handle,
 }
 
 impl Gateway {
@@ -147,6 +153,7 @@ impl Gateway {
             state_dir: simulation.state_dir,
             served: Arc::new(Mutex::new(HashMap::new())),
             keepers: Arc::default(),
+            runtime: simulation.runtime,
         }
     }
 
@@ -373,7 +380,16 @@ impl Gateway {
         if let Some(url) = &*url {
             return Ok(url.clone());
         }
-        let started = self.serve(cluster).await?;
+        // Served on the simulation's runtime: everything the cluster spawns runs there.
+        let (gateway, target) = (self.clone(), cluster.clone());
+        let started = self
+            .runtime
+            .spawn(async move { gateway.serve(&target).await })
+            .await
+            .map_err(|e| WorkloadError::Unreachable {
+                endpoint: cluster.api_endpoint.clone(),
+                message: format!("the simulated cluster did not start: {e}"),
+            })??;
         *url = Some(started.clone());
         Ok(started)
     }

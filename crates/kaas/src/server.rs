@@ -103,6 +103,37 @@ pub struct RunningServer {
     /// still running must not find their APIs gone and record the cluster unreachable.
     simulation: watch::Sender<bool>,
     simulation_tasks: Vec<JoinHandle<()>>,
+    /// The runtime the simulated workload clusters run on.
+    _simulation_runtime: SimulationRuntime,
+}
+
+/// A runtime of its own for the simulated workload clusters, so that what they cost
+/// shows apart from what kaas costs (its threads are named `kaas-sim`). Shut down
+/// without waiting when the server goes: its tasks have stopped by then.
+struct SimulationRuntime(Option<tokio::runtime::Runtime>);
+
+impl SimulationRuntime {
+    fn start() -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kaas-sim")
+            .enable_all()
+            .build()
+            .context("cannot start the simulation's runtime")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|r| r.handle().clone())
+    }
+}
+
+impl Drop for SimulationRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl RunningServer {
@@ -172,6 +203,7 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
             // One simulated second: each wait in a chain of steps costs up to this.
             poll_interval: scaled(1.0, 0.01, 5.0),
             steady_interval: scaled(60.0, 1.0, 60.0),
+            cloud_resync: scaled(600.0, 1.0, 600.0),
             time_scale: speed,
             region: Some(SIM_REGION.to_owned()),
             ..ClusterControllerConfig::default()
@@ -181,6 +213,8 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
             resync: scaled(300.0, 5.0, 300.0),
             backoff_base: scaled(1.0, 0.02, 1.0),
             backoff_max: scaled(300.0, 1.0, 300.0),
+            // A tenant's quota raised: its clusters refused for quota try again.
+            retry_on: &["Tenant"],
         },
     )
 }
@@ -303,14 +337,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
     // a real one at its endpoint (or where `--resolve` maps it), a simulated one where
     // the gateway serves it.
     let mut gateway_stopped = None;
+    let mut simulation_runtime = SimulationRuntime(None);
     let (workloads, routes): (Arc<dyn WorkloadClusters>, Arc<dyn ApiRoutes>) = match machines {
         Some(machines) => {
+            simulation_runtime = SimulationRuntime::start()?;
+            let runtime = simulation_runtime
+                .handle()
+                .context("the simulation's runtime is gone")?;
             let gateway = Arc::new(Gateway::new(
                 Simulation {
                     machines: machines.clone(),
                     blocked,
                     speed,
                     state_dir: Some(config.data_dir.join("sim-clusters")),
+                    runtime,
                 },
                 store.clone(),
                 sealer.clone(),
@@ -437,6 +477,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         .collect(),
         simulation: simulation_tx,
         simulation_tasks: gateway_stopped.into_iter().collect(),
+        _simulation_runtime: simulation_runtime,
     })
 }
 
