@@ -32,6 +32,7 @@ pub(crate) async fn tenant_clusters(
         .list_obj(&ListFilter {
             tenant: Some(tenant.to_owned()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?)
 }
@@ -160,6 +161,7 @@ pub async fn list(
     let filter = ListFilter {
         tenant: (!query.all_tenants).then(|| principal.tenant.clone()),
         owner_uid: None,
+        ..Default::default()
     };
     let mut clusters: Vec<Cluster> = state.store.list_obj(&filter).await?;
     // As `kubectl get -A` orders namespaces: by tenant, then by name.
@@ -402,6 +404,7 @@ pub async fn machines(
     let filter = ListFilter {
         tenant: Some(principal.tenant.clone()),
         owner_uid: Some(cluster.metadata.uid),
+        ..Default::default()
     };
     let machines: Vec<Machine> = state.store.list_obj(&filter).await?;
     Ok(list_of(

@@ -456,6 +456,7 @@ pub async fn list_credentials(
         .list_obj(&ListFilter {
             tenant: Some(principal.tenant.clone()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?;
     let items: Vec<Value> = credentials.iter().map(shown).collect();
@@ -581,6 +582,7 @@ pub async fn list_repositories(
         .list_obj(&ListFilter {
             tenant: Some(principal.tenant.clone()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?;
     let mut items = Vec::new();

@@ -275,6 +275,7 @@ pub async fn delete(
         .list_obj(&ListFilter {
             tenant: Some(name.clone()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?;
     for token in tokens {

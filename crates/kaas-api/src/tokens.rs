@@ -168,6 +168,7 @@ pub async fn list(
         .list_obj(&ListFilter {
             tenant: Some(principal.tenant.clone()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?;
     let items: Vec<Value> = tokens.iter().map(shown).collect();

@@ -75,6 +75,7 @@ impl ClusterController {
             .list_obj::<Machine>(&ListFilter {
                 tenant: Some(cluster.metadata.tenant.clone()),
                 owner_uid: Some(cluster.metadata.uid.clone()),
+                ..Default::default()
             })
             .await?;
         let tag = cluster_tag(&cluster.metadata.uid);
