@@ -10,7 +10,7 @@ use axum::{Extension, Json};
 use kaas_core::access::ApiToken;
 use kaas_core::decode::decode_json;
 use kaas_core::meta::{API_VERSION, DEFAULT_TENANT};
-use kaas_core::tenant::{Tenant, TenantCredentials};
+use kaas_core::tenant::{MAX_QUOTA, Tenant, TenantCredentials};
 use kaas_core::validation::check_dns_label;
 use kaas_core::{FieldError, ObjectMeta, ValidationErrors};
 use kaas_store::{ListFilter, Secrets, StoreError, StoreExt};
@@ -23,8 +23,6 @@ use crate::{ApiError, AppState};
 /// The Secret that holds a tenant's application credential.
 pub const CREDENTIALS_SECRET: &str = kaas_core::naming::TENANT_CREDENTIALS_SECRET;
 const CREDENTIALS_SECRET_TYPE: &str = "kaas.dev/openstack-credentials";
-/// The most of anything a quota may allow.
-const MAX_QUOTA: u32 = 1_000_000;
 
 fn validate(tenant: &Tenant) -> Result<(), ApiError> {
     let mut errors = Vec::new();
