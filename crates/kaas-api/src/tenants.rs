@@ -233,7 +233,7 @@ pub async fn replace(
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require_operator()?;
     let sent: Tenant = decode_json(&body).map_err(ApiError::invalid)?;
     validate(&sent)?;
@@ -257,7 +257,12 @@ pub async fn replace(
     if let Some(credentials) = &current.spec.credentials {
         store_credentials(&state, &name, credentials).await?;
     }
-    Ok(Json(shown(&state, &updated).await?))
+    // Audited under the tenant changed (its quotas, its project), as its create is.
+    let mut response = Json(shown(&state, &updated).await?).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::audit::AuditTenant(name));
+    Ok(response)
 }
 
 pub async fn delete(
