@@ -8,8 +8,8 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::Client;
 use super::output::{Format, print_list, print_value};
+use super::{Client, Paging};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -53,6 +53,8 @@ pub enum TenantCommand {
     List {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show one tenant.
     Get {
@@ -84,6 +86,8 @@ pub enum TokenCommand {
     List {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Revoke a token: it is refused from now on.
     Revoke { id: String },
@@ -206,8 +210,10 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
             println!("tenant/{name} updated");
             Ok(ExitCode::SUCCESS)
         }
-        TenantCommand::List { output } => {
-            let list = client.get("/v1/tenants").await?;
+        TenantCommand::List { output, paging } => {
+            let list = client
+                .get_all("/v1/tenants", &[], paging.chunk_size)
+                .await?;
             print_list(
                 &list,
                 output,
@@ -286,8 +292,8 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        TokenCommand::List { output } => {
-            let list = client.get("/v1/tokens").await?;
+        TokenCommand::List { output, paging } => {
+            let list = client.get_all("/v1/tokens", &[], paging.chunk_size).await?;
             print_list(
                 &list,
                 output,

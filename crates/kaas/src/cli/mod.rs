@@ -293,6 +293,15 @@ pub struct DemoArgs {
     pub registry_url: Option<String>,
 }
 
+/// How a list that pages is fetched.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Paging {
+    /// Fetch the list this many items at a time, page after page, as kubectl's
+    /// --chunk-size (0: in one request).
+    #[arg(long, alias = "limit", value_name = "N", default_value_t = 500)]
+    pub chunk_size: u32,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct WaitArgs {
     /// Show live progress and return when done (non-zero on failure or timeout).
@@ -394,6 +403,16 @@ pub enum ClusterCommand {
         /// Every tenant's clusters, with a TENANT column (the operator's token only).
         #[arg(short = 'A', long)]
         all_tenants: bool,
+        /// Only clusters whose labels match this Kubernetes label selector, e.g.
+        /// `env=prod,team in (web,db),!legacy` (=, ==, !=, in, notin, KEY, !KEY).
+        #[arg(short = 'l', long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// Only clusters in this phase (Pending, Provisioning, Available, Updating,
+        /// Deleting, Failed).
+        #[arg(long)]
+        phase: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show a cluster.
     Get {
@@ -457,6 +476,8 @@ pub enum MachineCommand {
         cluster: String,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// The user data a machine's server was created with, as cloud-init reads it
     /// (administrators only: it holds keys).
@@ -604,9 +625,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             std::io::stdout().write_all(&bytes)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Machine(MachineCommand::List { cluster, output }) => {
+        Command::Machine(MachineCommand::List {
+            cluster,
+            output,
+            paging,
+        }) => {
             let list = client()?
-                .get(&format!("/v1/clusters/{cluster}/machines"))
+                .get_all(
+                    &format!("/v1/clusters/{cluster}/machines"),
+                    &[],
+                    paging.chunk_size,
+                )
                 .await?;
             print_list(
                 &list,
@@ -1026,14 +1055,25 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
         ClusterCommand::List {
             output,
             all_tenants,
+            selector,
+            phase,
+            paging,
         } => {
+            let mut params = Vec::new();
+            if all_tenants {
+                params.push(("allTenants", "true".to_owned()));
+            }
+            if let Some(selector) = selector {
+                params.push(("labelSelector", selector));
+            }
+            if let Some(phase) = phase {
+                params.push(("phase", phase));
+            }
+            let list = client.get_all("/v1/clusters", &params, paging.chunk_size);
             let list = if all_tenants {
-                client
-                    .get("/v1/clusters?allTenants=true")
-                    .await
-                    .context("--all-tenants")?
+                list.await.context("--all-tenants")?
             } else {
-                client.get("/v1/clusters").await?
+                list.await?
             };
             if output != Format::Table {
                 print_value(&list, output)?;
