@@ -66,7 +66,7 @@ pub struct Connection {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the kaas server.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Start an embedded server on the simulated cloud, create a cluster and keep serving.
     Demo(DemoArgs),
     /// Check a server and token (--server URL --token TOKEN), save them as a context and
@@ -202,6 +202,19 @@ pub struct ServerArgs {
     /// (also timeouts, quota-errors, stuck-load-balancers).
     #[arg(long, value_parser = crate::server::parse_sim_faults)]
     pub sim_faults: Option<kaas_sim::SimFaults>,
+    /// Quotas of the simulated cloud's project, e.g. `networks=500,servers=5000`
+    /// (keys: network, subnet, router, security-group, server-group, port,
+    /// load-balancer, floating-ip, server, application-credential; plurals are taken
+    /// too); the others keep their defaults. Applies from each start.
+    #[arg(long, value_name = "KEY=N,…", value_parser = crate::server::parse_sim_quotas)]
+    pub sim_quota: Option<kaas_sim::Quotas>,
+    /// The default tenant's quotas, e.g. `clusters=100,machines=2000,vcpus=8000`
+    /// (any of them). Set on every start that gives the flag; a quota it does not
+    /// name keeps its value (on the first start, the default: clusters=20,
+    /// machines=500, vcpus=2000). Without the flag the quotas stay as they are, e.g.
+    /// as `kaas tenant update default --quota …` set them.
+    #[arg(long, value_name = "KEY=N,…", value_parser = kaas_core::tenant::parse_quota_change)]
+    pub default_quota: Option<kaas_core::tenant::QuotaChange>,
     /// A folder of operator stacks (`NAME/stack.yaml`), offered beside the built-in ones.
     #[arg(long)]
     pub stacks_dir: Option<PathBuf>,
@@ -273,6 +286,9 @@ pub struct DemoArgs {
     /// Time-scale factor of the simulated cloud.
     #[arg(long, default_value_t = 20.0)]
     pub sim_speed: f64,
+    /// Quotas of the simulated cloud's project, as `kaas server --sim-quota`.
+    #[arg(long, value_name = "KEY=N,…", value_parser = crate::server::parse_sim_quotas)]
+    pub sim_quota: Option<kaas_sim::Quotas>,
     /// The demo cluster's name.
     #[arg(long, default_value = "demo")]
     pub name: String,
@@ -555,6 +571,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Server(args) => {
+            let args = *args;
             init_logging(&cli.conn.log, args.log_json);
             crate::server::run(ServerConfig {
                 data_dir: args.data_dir,
@@ -562,6 +579,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 cloud: args.cloud,
                 sim_speed: args.sim_speed,
                 sim_faults: args.sim_faults.unwrap_or_default(),
+                sim_quotas: args.sim_quota.unwrap_or_default(),
+                default_quota: args.default_quota,
                 sim_latencies: None,
                 stacks_dir: args.stacks_dir,
                 default_stack: args.default_stack,
