@@ -10,11 +10,14 @@ use std::collections::{BTreeSet, HashMap};
 use kaas_core::access::{Role, Usage, flavor_vcpus};
 use kaas_core::cluster::CLUSTER_FINALIZER;
 use kaas_core::decode::decode_json;
+use kaas_core::list::parse_label_selector;
 use kaas_core::meta::API_VERSION;
 use kaas_core::tenant::Tenant;
 use kaas_core::validation::FieldError;
 use kaas_core::validation::{validate_cluster, validate_cluster_update};
-use kaas_core::{Cluster, ClusterSpec, ClusterStatus, Machine, ObjectMeta, ValidationErrors};
+use kaas_core::{
+    Cluster, ClusterPhase, ClusterSpec, ClusterStatus, Machine, ObjectMeta, ValidationErrors,
+};
 use kaas_store::{ListFilter, StoreExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,13 +30,7 @@ pub(crate) async fn tenant_clusters(
     state: &AppState,
     tenant: &str,
 ) -> Result<Vec<Cluster>, ApiError> {
-    Ok(state
-        .store
-        .list_obj(&ListFilter {
-            tenant: Some(tenant.to_owned()),
-            owner_uid: None,
-        })
-        .await?)
+    Ok(state.store.list_obj(&ListFilter::tenant(tenant)).await?)
 }
 
 /// The flavors `spec` names, each with the field that names it.
@@ -138,6 +135,27 @@ pub struct ListQuery {
     /// The operator: every tenant's clusters, not only those of the tenant acted in.
     #[serde(default)]
     all_tenants: bool,
+    /// Only clusters whose labels satisfy this Kubernetes label selector.
+    label_selector: Option<String>,
+    /// Only clusters in this phase.
+    phase: Option<String>,
+    /// At most this many clusters; more follow when `metadata.continue` is set.
+    limit: Option<u32>,
+    /// The `metadata.continue` of the page before.
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
+}
+
+/// A cluster phase's name, or why it is none (naming the parameter).
+fn parse_phase(text: &str) -> Result<ClusterPhase, ApiError> {
+    serde_json::from_value(Value::String(text.to_owned())).map_err(|_| {
+        crate::lists::invalid_param(
+            "phase",
+            format!(
+                "{text:?} is not a phase: one of Pending, Provisioning, Available, Updating, Deleting, Failed"
+            ),
+        )
+    })
 }
 
 pub async fn list(
@@ -157,18 +175,36 @@ pub async fn list(
             ),
         ));
     }
+    let selector = parse_label_selector(query.label_selector.as_deref().unwrap_or(""))
+        .map_err(|reason| crate::lists::invalid_param("labelSelector", reason))?;
+    let phase = query.phase.as_deref().map(parse_phase).transpose()?;
+    let tenant = (!query.all_tenants).then(|| principal.tenant.clone());
     let filter = ListFilter {
-        tenant: (!query.all_tenants).then(|| principal.tenant.clone()),
-        owner_uid: None,
+        tenant: tenant.clone(),
+        labels: selector.requirements.clone(),
+        phase: phase.map(|p| p.to_string()),
+        ..ListFilter::default()
     };
-    let mut clusters: Vec<Cluster> = state.store.list_obj(&filter).await?;
-    // As `kubectl get -A` orders namespaces: by tenant, then by name.
-    clusters.sort_by(|a, b| {
-        (&a.metadata.tenant, &a.metadata.name).cmp(&(&b.metadata.tenant, &b.metadata.name))
-    });
-    Ok(list_of(
+    // As `kubectl get -A` orders namespaces: by tenant, then by name (the store's order).
+    let selector_text = selector.to_string();
+    let phase_text = phase.map(|p| p.to_string()).unwrap_or_default();
+    let (clusters, next) = crate::lists::page::<Cluster>(
+        &state,
+        filter,
+        query.limit,
+        query.continue_token.as_deref(),
+        &[
+            "clusters",
+            tenant.as_deref().unwrap_or("*"),
+            &selector_text,
+            &phase_text,
+        ],
+    )
+    .await?;
+    Ok(crate::lists::answer(
         "Cluster",
-        serde_json::to_value(clusters).map_err(|e| ApiError::internal(e.to_string()))?,
+        crate::lists::to_items(&clusters)?,
+        next,
     ))
 }
 
@@ -392,20 +428,38 @@ pub async fn events(
     Ok(list_of("Event", Value::Array(items)))
 }
 
+/// `limit` and `continue` of a list that takes nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// At most this many items; more follow when `metadata.continue` is set.
+    pub limit: Option<u32>,
+    /// The `metadata.continue` of the page before.
+    #[serde(rename = "continue")]
+    pub continue_token: Option<String>,
+}
+
 pub async fn machines(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     principal.require(Role::Viewer)?;
     let cluster = load(&state, &principal, &name).await?;
-    let filter = ListFilter {
-        tenant: Some(principal.tenant.clone()),
-        owner_uid: Some(cluster.metadata.uid),
-    };
-    let machines: Vec<Machine> = state.store.list_obj(&filter).await?;
-    Ok(list_of(
+    let filter = ListFilter::owned_by(&principal.tenant, &cluster.metadata.uid);
+    let (machines, next) = crate::lists::page::<Machine>(
+        &state,
+        filter,
+        query.limit,
+        query.continue_token.as_deref(),
+        &["machines", &principal.tenant, &cluster.metadata.uid],
+    )
+    .await?;
+    Ok(crate::lists::answer(
         "Machine",
-        serde_json::to_value(machines).map_err(|e| ApiError::internal(e.to_string()))?,
+        crate::lists::to_items(&machines)?,
+        next,
     ))
 }

@@ -12,6 +12,7 @@ pub mod auth;
 mod clusters;
 mod error;
 mod flavors;
+mod lists;
 mod openapi;
 pub mod registry;
 mod sim;
@@ -124,16 +125,19 @@ impl ApiMetrics {
     /// Counts the clusters of every tenant by phase, as the store has them now.
     async fn refresh(&self, store: &dyn Store) -> Result<(), kaas_store::StoreError> {
         use kaas_core::ClusterPhase::*;
-        use kaas_store::StoreExt;
-        let clusters: Vec<kaas_core::Cluster> =
-            store.list_obj(&kaas_store::ListFilter::default()).await?;
+        use kaas_core::Object;
+        // Counted by the store, through its phase index: no cluster is read.
         for phase in [Pending, Provisioning, Available, Updating, Deleting, Failed] {
-            let n = clusters.iter().filter(|c| c.status.phase == phase).count();
+            let filter = kaas_store::ListFilter {
+                phase: Some(phase.to_string()),
+                ..kaas_store::ListFilter::default()
+            };
+            let n = store.count(kaas_core::Cluster::KIND, &filter).await?;
             self.clusters
                 .get_or_create(&PhaseLabels {
                     phase: phase.to_string(),
                 })
-                .set(n as i64);
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         Ok(())
     }

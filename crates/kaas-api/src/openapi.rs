@@ -37,7 +37,8 @@ fn empty(what: &str) -> Value {
     json!({"description": what})
 }
 
-/// `{apiVersion, kind: <Kind>List, items}`.
+/// `{apiVersion, kind: <Kind>List, metadata, items}`; `metadata.continue` is set on a
+/// page that more items follow (lists that page, see [`paging_params`]).
 fn list_schema(item: Value, kind: &str) -> Value {
     json!({
         "type": "object",
@@ -46,9 +47,39 @@ fn list_schema(item: Value, kind: &str) -> Value {
         "properties": {
             "apiVersion": {"const": API_VERSION},
             "kind": {"const": format!("{kind}List")},
+            "metadata": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "continue": {"type": "string", "minLength": 1, "description": "Set when more items follow: pass it as the `continue` parameter, with the same other parameters, for the next page"}
+                }
+            },
             "items": {"type": "array", "items": item},
         }
     })
+}
+
+/// `limit` and `continue` of the lists that page.
+fn paging_params() -> [Value; 2] {
+    [
+        query_param(
+            "limit",
+            "At most this many items; when more follow, metadata.continue is set. Without it every item is answered in one page (kaas' own CLI asks for 500 at a time)",
+            json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": u32::MAX}),
+        ),
+        query_param(
+            "continue",
+            "The metadata.continue of the page before, to get the next one; with other filters than that page's it is refused (400). Empty: from the start",
+            json!({"type": "string"}),
+        ),
+    ]
+}
+
+/// The answer to a bad `limit` or `continue` (or `what` else).
+fn bad_paging(what: &str) -> Value {
+    error(&format!(
+        "BadRequest: limit is not a number or a query parameter is unknown; or Invalid (the details name the parameter): limit is 0, continue is not a token of this listing{what}"
+    ))
 }
 
 /// `response` with links to `operations`, each given `parameter` from `expression`.
@@ -660,8 +691,9 @@ fn registry_paths() -> Value {
         }},
         "/v1/registry/credentials": {
             "get": v1(
-                json!({"operationId": "listRegistryCredentials", "summary": "The tenant's registry credentials, without their secrets"}),
-                vec![("200", json_body("Credentials", r("RegistryCredentialList")))]
+                json!({"operationId": "listRegistryCredentials", "summary": "The tenant's registry credentials, without their secrets, by name",
+                       "parameters": paging_params()}),
+                vec![("200", json_body("Credentials", r("RegistryCredentialList"))), ("400", bad_paging(""))]
             ),
             "post": v1(
                 json!({"operationId": "createRegistryCredential",
@@ -813,6 +845,7 @@ pub fn document() -> Value {
     let tenant_name = path_param("name", "The tenant's name", dns_label());
     let bad_path = || error("The path is not valid (not UTF-8 once decoded)");
     let max_ttl_days = MAX_KUBECONFIG_TTL.as_secs() / 86_400;
+    let paging = paging_params();
 
     let mut document = json!({
         "openapi": "3.1.0",
@@ -845,12 +878,18 @@ pub fn document() -> Value {
                 "get": v1(
                     json!({"operationId": "listClusters",
                            "summary": "The caller's tenant's clusters (viewer); the operator's, with allTenants, every tenant's",
+                           "description": "Ordered by tenant, then name. Filtered by labelSelector and phase, and paged by limit and continue, in the store's query.",
                            "parameters": [query_param("allTenants",
                                "The operator only: list every tenant's clusters (ordered by tenant, then name; each names its tenant in metadata.tenant) instead of the tenant acted in; anyone else asking is refused with 403",
-                               json!({"type": "boolean", "default": false}))]}),
+                               json!({"type": "boolean", "default": false})),
+                               query_param("labelSelector",
+                                   "Only clusters whose labels satisfy this Kubernetes label selector: requirements separated by commas, each k=v, k==v, k!=v (or without the label), k in (a,b), k notin (a,b) (or without the label), k (has it) or !k (has it not)",
+                                   json!({"type": "string", "maxLength": 4096})),
+                               query_param("phase", "Only clusters in this phase", r("ClusterPhase")),
+                               paging[0].clone(), paging[1].clone()]}),
                     vec![
                         ("200", json_body("The clusters", r("ClusterList"))),
-                        ("400", error("BadRequest: allTenants is not true or false, or a query parameter is unknown")),
+                        ("400", bad_paging(", labelSelector is not a selector, phase is not a phase; or allTenants is not true or false")),
                         ("403", error("Forbidden: the role is too low, or allTenants asked for by another than the operator")),
                     ]
                 ),
@@ -917,7 +956,8 @@ pub fn document() -> Value {
             "/v1/clusters/{name}/machines": {
                 "parameters": [cluster_name],
                 "get": v1(
-                    json!({"operationId": "listClusterMachines", "summary": "The cluster's machines (viewer)"}),
+                    json!({"operationId": "listClusterMachines", "summary": "The cluster's machines, by name (viewer)",
+                           "parameters": paging_params()}),
                     vec![
                         ("200", {
                             let mut machines = json_body("Machines", r("MachineList"));
@@ -926,7 +966,7 @@ pub fn document() -> Value {
                             }}});
                             machines
                         }),
-                        ("400", bad_path()),
+                        ("400", bad_paging("; or the path is not valid")),
                         ("404", error("No such cluster (or no such tenant in the Kaas-Tenant header)")),
                     ]
                 )
@@ -988,8 +1028,9 @@ pub fn document() -> Value {
             },
             "/v1/tenants": {
                 "get": v1(
-                    json!({"operationId": "listTenants", "summary": "Every tenant (the operator), or the caller's own"}),
-                    vec![("200", json_body("Tenants", r("TenantList")))]
+                    json!({"operationId": "listTenants", "summary": "Every tenant (the operator), or the caller's own, by name",
+                           "parameters": paging_params()}),
+                    vec![("200", json_body("Tenants", r("TenantList"))), ("400", bad_paging(""))]
                 ),
                 "post": v1(
                     json!({"operationId": "createTenant",
@@ -1042,8 +1083,9 @@ pub fn document() -> Value {
             },
             "/v1/tokens": {
                 "get": v1(
-                    json!({"operationId": "listTokens", "summary": "The tenant's API tokens, without their secrets (admin)"}),
-                    vec![("200", json_body("Tokens", r("ApiTokenList")))]
+                    json!({"operationId": "listTokens", "summary": "The tenant's API tokens, without their secrets, by id (admin)",
+                           "parameters": paging_params()}),
+                    vec![("200", json_body("Tokens", r("ApiTokenList"))), ("400", bad_paging(""))]
                 ),
                 "post": v1(
                     json!({"operationId": "createToken",
@@ -1217,6 +1259,51 @@ mod tests {
                 .contains("allTenants"),
             "{op}"
         );
+    }
+
+    /// Every list of stored objects pages, says so, and documents the refusal of a bad
+    /// limit or continue token; each list schema has the continue field.
+    #[test]
+    fn lists_of_objects_page() {
+        let doc = document();
+        for (path, op) in [
+            ("/v1/clusters", "listClusters"),
+            ("/v1/clusters/{name}/machines", "listClusterMachines"),
+            ("/v1/tenants", "listTenants"),
+            ("/v1/tokens", "listTokens"),
+            ("/v1/registry/credentials", "listRegistryCredentials"),
+        ] {
+            let get = &doc["paths"][path]["get"];
+            assert_eq!(get["operationId"], op);
+            let names: Vec<&str> = get["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            assert!(
+                names.contains(&"limit") && names.contains(&"continue"),
+                "{op}: {names:?}"
+            );
+            let refused = get["responses"]["400"]["description"].as_str().unwrap();
+            assert!(
+                refused.contains("limit") && refused.contains("continue"),
+                "{op}"
+            );
+            let list = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap();
+            let schema = &doc["components"]["schemas"][list];
+            assert_eq!(
+                schema["properties"]["metadata"]["properties"]["continue"]["type"], "string",
+                "{list}"
+            );
+        }
+        let clusters = doc["paths"]["/v1/clusters"]["get"]["parameters"].to_string();
+        assert!(clusters.contains("labelSelector") && clusters.contains("\"phase\""));
     }
 
     #[test]

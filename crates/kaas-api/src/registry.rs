@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use crate::auth::{Principal, sha256_hex};
+use crate::clusters::PageQuery;
 use crate::{ApiError, AppState};
 
 /// The longest a robot credential may live.
@@ -450,17 +451,22 @@ pub async fn create_credential(
 pub async fn list_credentials(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let credentials: Vec<RegistryCredential> = state
-        .store
-        .list_obj(&ListFilter {
-            tenant: Some(principal.tenant.clone()),
-            owner_uid: None,
-        })
-        .await?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (credentials, next) = crate::lists::page::<RegistryCredential>(
+        &state,
+        ListFilter::tenant(&principal.tenant),
+        query.limit,
+        query.continue_token.as_deref(),
+        &["registryCredentials", &principal.tenant],
+    )
+    .await?;
     let items: Vec<Value> = credentials.iter().map(shown).collect();
-    Ok(Json(
-        json!({"apiVersion": API_VERSION, "kind": "RegistryCredentialList", "items": items}),
+    Ok(crate::lists::answer(
+        "RegistryCredential",
+        Value::Array(items),
+        next,
     ))
 }
 
@@ -581,6 +587,7 @@ pub async fn list_repositories(
         .list_obj(&ListFilter {
             tenant: Some(principal.tenant.clone()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?;
     let mut items = Vec::new();

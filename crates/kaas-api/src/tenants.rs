@@ -3,28 +3,26 @@
 //! quotas that every cluster create or change is checked against.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kaas_core::access::ApiToken;
 use kaas_core::decode::decode_json;
 use kaas_core::meta::{API_VERSION, DEFAULT_TENANT};
-use kaas_core::tenant::{Tenant, TenantCredentials};
+use kaas_core::tenant::{MAX_QUOTA, Tenant, TenantCredentials};
 use kaas_core::validation::check_dns_label;
-use kaas_core::{FieldError, ObjectMeta, ValidationErrors};
+use kaas_core::{Cluster, FieldError, Object, ObjectMeta, ValidationErrors};
 use kaas_store::{ListFilter, Secrets, StoreError, StoreExt};
 use serde_json::{Value, json};
 
 use crate::auth::Principal;
-use crate::clusters::tenant_clusters;
+use crate::clusters::{PageQuery, tenant_clusters};
 use crate::{ApiError, AppState};
 
 /// The Secret that holds a tenant's application credential.
 pub const CREDENTIALS_SECRET: &str = kaas_core::naming::TENANT_CREDENTIALS_SECRET;
 const CREDENTIALS_SECRET_TYPE: &str = "kaas.dev/openstack-credentials";
-/// The most of anything a quota may allow.
-const MAX_QUOTA: u32 = 1_000_000;
 
 fn validate(tenant: &Tenant) -> Result<(), ApiError> {
     let mut errors = Vec::new();
@@ -102,9 +100,12 @@ async fn shown(state: &AppState, tenant: &Tenant) -> Result<Value, ApiError> {
     let name = &tenant.metadata.name;
     let secrets = Secrets::new(state.store.as_ref(), &state.sealer);
     let credentials = secrets.exists(name, CREDENTIALS_SECRET).await?;
-    let clusters = tenant_clusters(state, name).await?;
+    let clusters = state
+        .store
+        .count(Cluster::KIND, &ListFilter::tenant(name))
+        .await?;
     let mut value = serde_json::to_value(tenant).map_err(|e| ApiError::internal(e.to_string()))?;
-    value["status"] = json!({ "credentialsStored": credentials, "clusters": clusters.len() });
+    value["status"] = json!({ "credentialsStored": credentials, "clusters": clusters });
     Ok(value)
 }
 
@@ -183,18 +184,28 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenants: Vec<Tenant> = state.store.list_obj(&ListFilter::default()).await?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    // A tenant is stored in its own name: anyone but the operator sees only their own.
+    let filter = if principal.operator {
+        ListFilter::default()
+    } else {
+        ListFilter::tenant(&principal.tenant)
+    };
+    let (tenants, next) = crate::lists::page::<Tenant>(
+        &state,
+        filter.clone(),
+        query.limit,
+        query.continue_token.as_deref(),
+        &["tenants", filter.tenant.as_deref().unwrap_or("*")],
+    )
+    .await?;
     let mut items = Vec::new();
-    for t in tenants
-        .iter()
-        .filter(|t| principal.operator || t.metadata.name == principal.tenant)
-    {
+    for t in &tenants {
         items.push(shown(&state, t).await?);
     }
-    Ok(Json(
-        json!({ "apiVersion": API_VERSION, "kind": "TenantList", "items": items }),
-    ))
+    Ok(crate::lists::answer("Tenant", Value::Array(items), next))
 }
 
 async fn load(state: &AppState, principal: &Principal, name: &str) -> Result<Tenant, ApiError> {
@@ -222,7 +233,7 @@ pub async fn replace(
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     principal.require_operator()?;
     let sent: Tenant = decode_json(&body).map_err(ApiError::invalid)?;
     validate(&sent)?;
@@ -246,7 +257,12 @@ pub async fn replace(
     if let Some(credentials) = &current.spec.credentials {
         store_credentials(&state, &name, credentials).await?;
     }
-    Ok(Json(shown(&state, &updated).await?))
+    // Audited under the tenant changed (its quotas, its project), as its create is.
+    let mut response = Json(shown(&state, &updated).await?).into_response();
+    response
+        .extensions_mut()
+        .insert(crate::audit::AuditTenant(name));
+    Ok(response)
 }
 
 pub async fn delete(
@@ -275,6 +291,7 @@ pub async fn delete(
         .list_obj(&ListFilter {
             tenant: Some(name.clone()),
             owner_uid: None,
+            ..Default::default()
         })
         .await?;
     for token in tokens {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -14,7 +14,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kaas_core::ValidationErrors;
 use kaas_core::access::{ApiToken, ApiTokenSpec, Role};
 use kaas_core::decode::decode_json;
-use kaas_core::meta::API_VERSION;
 use kaas_core::tenant::Tenant;
 use kaas_core::validation::parse_duration;
 use kaas_store::{ListFilter, StoreError, StoreExt};
@@ -23,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Principal, TOKEN_PREFIX, sha256_hex};
+use crate::clusters::PageQuery;
 use crate::{ApiError, AppState};
 
 /// The longest a token may live.
@@ -161,19 +161,20 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     principal.require(Role::Admin)?;
-    let tokens: Vec<ApiToken> = state
-        .store
-        .list_obj(&ListFilter {
-            tenant: Some(principal.tenant.clone()),
-            owner_uid: None,
-        })
-        .await?;
+    let (tokens, next) = crate::lists::page::<ApiToken>(
+        &state,
+        ListFilter::tenant(&principal.tenant),
+        query.limit,
+        query.continue_token.as_deref(),
+        &["tokens", &principal.tenant],
+    )
+    .await?;
     let items: Vec<Value> = tokens.iter().map(shown).collect();
-    Ok(Json(
-        json!({ "apiVersion": API_VERSION, "kind": "ApiTokenList", "items": items }),
-    ))
+    Ok(crate::lists::answer("ApiToken", Value::Array(items), next))
 }
 
 pub async fn revoke(

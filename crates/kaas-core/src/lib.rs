@@ -9,6 +9,7 @@ pub mod access;
 pub mod cluster;
 pub mod decode;
 pub mod event;
+pub mod list;
 pub mod machine;
 pub mod meta;
 pub mod naming;

@@ -30,6 +30,7 @@ pub use sqlite::SqliteStore;
 pub use typed::StoreExt;
 
 use async_trait::async_trait;
+pub use kaas_core::list::{Operator, Requirement};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -85,13 +86,57 @@ pub enum Deleted {
     Marked(Value),
 }
 
-/// Which objects [`Store::list`] returns.
+/// Which objects [`Store::list`] returns: every filter set must hold. Lists are
+/// ordered by tenant, then name, so that a page goes on where the one before ended
+/// (`after`), however many objects are added or removed meanwhile.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     /// `None`: every tenant.
     pub tenant: Option<String>,
     /// Only objects whose `metadata.owner.uid` is this.
     pub owner_uid: Option<String>,
+    /// Only objects whose `metadata.labels` satisfy every requirement (a label
+    /// selector's, see [`kaas_core::list::parse_label_selector`]).
+    pub labels: Vec<Requirement>,
+    /// Only objects whose `status.phase` is this.
+    pub phase: Option<String>,
+    /// Only objects after this key in the list's order: where a page goes on.
+    pub after: Option<ListPosition>,
+    /// At most this many objects; `None`: all of them.
+    pub limit: Option<u32>,
+}
+
+impl ListFilter {
+    /// The objects of one tenant.
+    pub fn tenant(tenant: &str) -> Self {
+        Self {
+            tenant: Some(tenant.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// The objects of one tenant owned by the object with `owner_uid`.
+    pub fn owned_by(tenant: &str, owner_uid: &str) -> Self {
+        Self {
+            owner_uid: Some(owner_uid.to_owned()),
+            ..Self::tenant(tenant)
+        }
+    }
+}
+
+/// A place in a list: the key of an object without its kind.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListPosition {
+    pub tenant: String,
+    pub name: String,
+}
+
+/// One page of a list: its objects, and where the next page starts if there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The last item's place, when more objects follow it.
+    pub next: Option<ListPosition>,
 }
 
 /// An event as stored: `body` is the serialized `kaas_core::Event`.
@@ -166,8 +211,17 @@ pub trait Store: Send + Sync {
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<Value>, StoreError>;
 
-    /// Objects of one kind, ordered by name.
+    /// Objects of one kind that `filter` selects, ordered by tenant, then name.
     async fn list(&self, kind: &str, filter: &ListFilter) -> Result<Vec<Value>, StoreError>;
+
+    /// How many objects [`Store::list`] would return for `filter` without its limit.
+    async fn count(&self, kind: &str, filter: &ListFilter) -> Result<u64, StoreError> {
+        let filter = ListFilter {
+            limit: None,
+            ..filter.clone()
+        };
+        Ok(self.list(kind, &filter).await?.len() as u64)
+    }
 
     /// Replaces an object whose `metadata.resourceVersion` is current. Keeps uid,
     /// tenant, createdAt and deletionRequestedAt from the stored object; bumps

@@ -750,6 +750,7 @@ impl<'a> Secrets<'a> {
         let filter = ListFilter {
             tenant: Some(tenant.to_owned()),
             owner_uid: owner_uid.map(str::to_owned),
+            ..Default::default()
         };
         self.store
             .list(SECRET_KIND, &filter)

@@ -1,7 +1,7 @@
 use async_trait::async_trait;
 use kaas_core::Object;
 
-use crate::{Deleted, ListFilter, ObjectKey, Store, StoreError};
+use crate::{Deleted, ListFilter, ListPosition, ObjectKey, Page, Store, StoreError};
 
 /// Typed access to any [`Object`] through a [`Store`].
 #[async_trait]
@@ -24,6 +24,30 @@ pub trait StoreExt: Store {
             .into_iter()
             .map(from_value)
             .collect()
+    }
+
+    /// One page of at most `limit` objects (`None`: every object) that `filter`
+    /// selects after `filter.after`, with where the next page starts when more follow.
+    async fn list_page<T: Object>(
+        &self,
+        filter: &ListFilter,
+        limit: Option<u32>,
+    ) -> Result<Page<T>, StoreError> {
+        // One more than asked for says whether more follow.
+        let filter = ListFilter {
+            limit: limit.map(|l| l.saturating_add(1)),
+            ..filter.clone()
+        };
+        let mut items: Vec<T> = self.list_obj(&filter).await?;
+        let more = limit.is_some_and(|l| items.len() > l as usize);
+        if let Some(l) = limit {
+            items.truncate(l as usize);
+        }
+        let next = items.last().filter(|_| more).map(|last| ListPosition {
+            tenant: last.meta().tenant.clone(),
+            name: last.meta().name.clone(),
+        });
+        Ok(Page { items, next })
     }
 
     /// See [`Store::update`]; `None` when the update removed the object.

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaas_store::{ChangeOp, Deleted, ListFilter, ObjectKey, SqliteStore, Store, StoreError};
+use kaas_store::{
+    ChangeOp, Deleted, ListFilter, ListPosition, ObjectKey, Operator, Requirement, SqliteStore,
+    Store, StoreError,
+};
 use serde_json::{Value, json};
 
 const KIND: &str = "Cluster";
@@ -435,19 +438,21 @@ async fn list_filters_by_tenant_and_owner_ordered_by_name() {
     let pair = |n: &str, t: &str| (n.to_owned(), t.to_owned());
 
     let all = store.list("Machine", &ListFilter::default()).await.unwrap();
+    // By tenant, then name.
     assert_eq!(
         names(all),
         [
-            pair("m-0", "beta"),
             pair("m-1", "acme"),
-            pair("m-1", "beta"),
             pair("m-2", "acme"),
-            pair("m-3", "acme")
+            pair("m-3", "acme"),
+            pair("m-0", "beta"),
+            pair("m-1", "beta")
         ]
     );
     let acme = ListFilter {
         tenant: Some("acme".into()),
         owner_uid: None,
+        ..Default::default()
     };
     assert_eq!(
         names(store.list("Machine", &acme).await.unwrap()),
@@ -460,18 +465,20 @@ async fn list_filters_by_tenant_and_owner_ordered_by_name() {
     let u1 = ListFilter {
         tenant: None,
         owner_uid: Some("u1".into()),
+        ..Default::default()
     };
     assert_eq!(
         names(store.list("Machine", &u1).await.unwrap()),
         [
-            pair("m-0", "beta"),
             pair("m-1", "acme"),
-            pair("m-2", "acme")
+            pair("m-2", "acme"),
+            pair("m-0", "beta")
         ]
     );
     let acme_u1 = ListFilter {
         tenant: Some("acme".into()),
         owner_uid: Some("u1".into()),
+        ..Default::default()
     };
     assert_eq!(
         names(store.list("Machine", &acme_u1).await.unwrap()),
@@ -847,4 +854,246 @@ async fn a_stored_artifact_that_changed_is_not_handed_out() {
         .unwrap();
     let err = store.get_artifact(&digest).await.unwrap_err();
     assert!(err.to_string().contains(&digest), "{err}");
+}
+
+/// The (tenant, name) of each object.
+fn keys(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .map(|o| {
+            (
+                meta(o, "tenant").as_str().unwrap().to_owned(),
+                meta(o, "name").as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Pages through every tenant's objects of KIND, `limit` at a time, calling `between`
+/// after each page; returns every object returned and how many pages it took.
+async fn page_through(
+    store: &SqliteStore,
+    filter: &ListFilter,
+    limit: u32,
+    mut between: impl AsyncFnMut(usize),
+) -> (Vec<(String, String)>, usize) {
+    let mut seen = Vec::new();
+    let mut after: Option<ListPosition> = None;
+    let mut pages = 0;
+    loop {
+        let page = ListFilter {
+            after: after.clone(),
+            limit: Some(limit + 1),
+            ..filter.clone()
+        };
+        let mut objects = store.list(KIND, &page).await.unwrap();
+        let more = objects.len() > limit as usize;
+        objects.truncate(limit as usize);
+        pages += 1;
+        let got = keys(&objects);
+        seen.extend(got.iter().cloned());
+        between(pages).await;
+        if !more {
+            return (seen, pages);
+        }
+        let (tenant, name) = got.last().unwrap().clone();
+        after = Some(ListPosition { tenant, name });
+    }
+}
+
+#[tokio::test]
+async fn pages_return_every_object_once_while_others_are_inserted() {
+    let (_dir, store) = open().await;
+    let mut before = Vec::new();
+    for tenant in ["acme", "beta", "gamma"] {
+        for i in (0..40).step_by(2) {
+            let name = format!("c-{i:03}");
+            store
+                .create(KIND, tenant, object(&name, json!({})))
+                .await
+                .unwrap();
+            before.push((tenant.to_owned(), name));
+        }
+    }
+    before.sort();
+    // Between pages, objects are added in each tenant: before and after the place the
+    // listing has reached (odd names fall between the even ones).
+    let mut added = Vec::new();
+    let (seen, pages) = page_through(&store, &ListFilter::default(), 7, async |page| {
+        for tenant in ["acme", "beta", "gamma"] {
+            let name = format!("c-{:03}", page * 4 % 40 + 1);
+            if store
+                .create(KIND, tenant, object(&name, json!({})))
+                .await
+                .is_ok()
+            {
+                added.push((tenant.to_owned(), name));
+            }
+        }
+    })
+    .await;
+    assert!(pages > 5, "{pages} pages");
+    // In order, each at most once.
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted, "out of order or twice");
+    // Every object that was there all along, exactly once.
+    for key in &before {
+        assert_eq!(seen.iter().filter(|k| *k == key).count(), 1, "{key:?}");
+    }
+    // Only objects that exist.
+    for key in &seen {
+        assert!(before.contains(key) || added.contains(key), "{key:?}");
+    }
+    assert!(!added.is_empty());
+}
+
+#[tokio::test]
+async fn pages_of_one_tenant_stay_in_it() {
+    let (_dir, store) = open().await;
+    for tenant in ["acme", "beta"] {
+        for i in 0..10 {
+            store
+                .create(KIND, tenant, object(&format!("c-{i}"), json!({})))
+                .await
+                .unwrap();
+        }
+    }
+    let (seen, pages) = page_through(&store, &ListFilter::tenant("beta"), 3, async |_| {}).await;
+    assert_eq!(pages, 4);
+    assert_eq!(seen.len(), 10);
+    assert!(seen.iter().all(|(t, _)| t == "beta"), "{seen:?}");
+    // A page that ends exactly at the end says no more.
+    let (seen, pages) = page_through(&store, &ListFilter::tenant("beta"), 5, async |_| {}).await;
+    assert_eq!((seen.len(), pages), (10, 2));
+}
+
+#[tokio::test]
+async fn lists_filter_by_phase_and_labels() {
+    let (_dir, store) = open().await;
+    let specs = [
+        (
+            "acme",
+            "a",
+            "Available",
+            json!({"env": "prod", "team": "web"}),
+        ),
+        ("acme", "b", "Failed", json!({"env": "prod"})),
+        (
+            "acme",
+            "c",
+            "Available",
+            json!({"env": "dev", "kaas.dev/owned": ""}),
+        ),
+        ("acme", "d", "Pending", json!({})),
+        ("beta", "a", "Available", json!({"env": "prod"})),
+    ];
+    for (tenant, name, phase, labels) in specs {
+        let mut o = object(name, json!({}));
+        o["metadata"]["labels"] = labels;
+        o["status"] = json!({"phase": phase});
+        store.create(KIND, tenant, o).await.unwrap();
+    }
+    let selected = async |filter: ListFilter| -> Vec<String> {
+        let objects = store.list(KIND, &filter).await.unwrap();
+        let count = store.count(KIND, &filter).await.unwrap();
+        assert_eq!(count, objects.len() as u64, "{filter:?}");
+        keys(&objects)
+            .into_iter()
+            .map(|(t, n)| format!("{t}/{n}"))
+            .collect()
+    };
+    let labelled = |requirements: &[(&str, Operator)]| ListFilter {
+        labels: requirements
+            .iter()
+            .map(|(key, operator)| Requirement {
+                key: (*key).to_owned(),
+                operator: operator.clone(),
+            })
+            .collect(),
+        ..ListFilter::tenant("acme")
+    };
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        selected(labelled(&[("env", Operator::Equals(s("prod")))])).await,
+        ["acme/a", "acme/b"]
+    );
+    // Without the label is "not equal" and "not in", as in Kubernetes.
+    assert_eq!(
+        selected(labelled(&[("env", Operator::NotEquals(s("prod")))])).await,
+        ["acme/c", "acme/d"]
+    );
+    assert_eq!(
+        selected(labelled(&[(
+            "env",
+            Operator::In(vec![s("dev"), s("prod")])
+        )]))
+        .await,
+        ["acme/a", "acme/b", "acme/c"]
+    );
+    assert_eq!(
+        selected(labelled(&[("env", Operator::NotIn(vec![s("dev")]))])).await,
+        ["acme/a", "acme/b", "acme/d"]
+    );
+    assert_eq!(
+        selected(labelled(&[("kaas.dev/owned", Operator::Exists)])).await,
+        ["acme/c"]
+    );
+    assert_eq!(
+        selected(labelled(&[("env", Operator::DoesNotExist)])).await,
+        ["acme/d"]
+    );
+    assert_eq!(
+        selected(labelled(&[
+            ("env", Operator::Equals(s("prod"))),
+            ("team", Operator::Exists)
+        ]))
+        .await,
+        ["acme/a"]
+    );
+    // A label's value is compared as it is: no pattern, no injection.
+    assert!(
+        selected(labelled(&[("env", Operator::Equals(s("' OR 1=1 --")))]))
+            .await
+            .is_empty()
+    );
+    let phase = |tenant: Option<&str>, phase: &str| ListFilter {
+        tenant: tenant.map(str::to_owned),
+        phase: Some(phase.to_owned()),
+        ..ListFilter::default()
+    };
+    assert_eq!(
+        selected(phase(None, "Available")).await,
+        ["acme/a", "acme/c", "beta/a"]
+    );
+    assert_eq!(
+        selected(phase(Some("acme"), "Available")).await,
+        ["acme/a", "acme/c"]
+    );
+    assert!(selected(phase(None, "Deleting")).await.is_empty());
+    assert_eq!(
+        selected(ListFilter {
+            labels: labelled(&[("env", Operator::Equals(s("prod")))]).labels,
+            ..phase(None, "Available")
+        })
+        .await,
+        ["acme/a", "beta/a"]
+    );
+    // A phase that changes moves the object between the lists.
+    let mut b = store
+        .get(&ObjectKey::new(KIND, "acme", "b"))
+        .await
+        .unwrap()
+        .unwrap();
+    b["status"]["phase"] = json!("Available");
+    store
+        .update(&ObjectKey::new(KIND, "acme", "b"), b)
+        .await
+        .unwrap();
+    assert_eq!(
+        selected(phase(Some("acme"), "Available")).await,
+        ["acme/a", "acme/b", "acme/c"]
+    );
+    assert!(selected(phase(None, "Failed")).await.is_empty());
 }

@@ -14,9 +14,9 @@ use kaas_controller::{
 use kaas_core::FieldError;
 use kaas_core::meta::DEFAULT_TENANT;
 use kaas_core::stack::{ClusterStack, KubernetesVersions, StackCatalog};
-use kaas_core::tenant::{Tenant, TenantSpec};
+use kaas_core::tenant::{QuotaChange, Quotas, Tenant, TenantSpec};
 use kaas_core::{Cluster, Object};
-use kaas_sim::{Latencies, SimCloud, SimConfig, SimFaults};
+use kaas_sim::{Latencies, Quotas as SimQuotas, SimCloud, SimConfig, SimFaults};
 use kaas_store::{SecretBox, SqliteStore, Store, StoreError, StoreExt};
 use prometheus_client::registry::Registry;
 use rand::Rng;
@@ -49,6 +49,11 @@ pub struct ServerConfig {
     pub sim_speed: f64,
     /// Fault rates of the simulated cloud at start.
     pub sim_faults: SimFaults,
+    /// How much the simulated cloud's project may hold.
+    pub sim_quotas: SimQuotas,
+    /// The default tenant's quotas to set on start (those given; the others stay);
+    /// `None`: as they are (on first start, `Quotas::default()`).
+    pub default_quota: Option<QuotaChange>,
     /// Latencies of the simulated cloud; `None`: realistic ranges.
     pub sim_latencies: Option<Latencies>,
     /// A folder of operator stacks (`NAME/stack.yaml`), beside the built-in ones.
@@ -79,6 +84,8 @@ impl Default for ServerConfig {
             cloud: CloudKind::Sim,
             sim_speed: 1.0,
             sim_faults: SimFaults::default(),
+            sim_quotas: SimQuotas::default(),
+            default_quota: None,
             sim_latencies: None,
             stacks_dir: None,
             default_stack: None,
@@ -234,7 +241,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
             .await
             .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?,
     );
-    ensure_default_tenant(store.as_ref()).await?;
+    ensure_default_tenant(store.as_ref(), config.default_quota.as_ref()).await?;
     let mut stacks = load_stacks(config.stacks_dir.as_deref())?;
     if let Some(name) = &config.default_stack {
         stacks.set_default(name).map_err(anyhow::Error::msg)?;
@@ -282,6 +289,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                 speed: config.sim_speed,
                 state_file: Some(config.data_dir.join("sim-cloud.json")),
                 faults: config.sim_faults.clone(),
+                quotas: config.sim_quotas,
                 latencies: config.sim_latencies.unwrap_or_default(),
                 region: SIM_REGION.to_owned(),
                 ..SimConfig::default()
@@ -535,25 +543,48 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn ensure_default_tenant(store: &dyn Store) -> Result<()> {
-    if store
-        .get_obj::<Tenant>(DEFAULT_TENANT, DEFAULT_TENANT)
-        .await?
-        .is_some()
-    {
-        return Ok(());
+/// Makes the default tenant on first start, with `quota`'s quotas over the defaults;
+/// on a later start, sets the quotas `quota` gives (the others stay as they are, as an
+/// operator may have changed them with `kaas tenant update`).
+async fn ensure_default_tenant(store: &dyn Store, quota: Option<&QuotaChange>) -> Result<()> {
+    let change = quota.copied().unwrap_or_default();
+    // Two attempts: another replica on the same database may write it meanwhile.
+    for _ in 0..2 {
+        if let Some(mut tenant) = store
+            .get_obj::<Tenant>(DEFAULT_TENANT, DEFAULT_TENANT)
+            .await?
+        {
+            let quotas = change.applied_to(&tenant.spec.quotas);
+            if quotas == tenant.spec.quotas {
+                return Ok(());
+            }
+            info!(
+                before = ?tenant.spec.quotas,
+                after = ?quotas,
+                "setting the default tenant's quotas (--default-quota)"
+            );
+            tenant.spec.quotas = quotas;
+            match store.update_obj(&tenant).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let tenant = Tenant::new(
+            DEFAULT_TENANT,
+            TenantSpec {
+                display_name: "Default tenant".to_owned(),
+                quotas: change.applied_to(&Quotas::default()),
+                ..TenantSpec::default()
+            },
+        );
+        match store.create_obj(DEFAULT_TENANT, &tenant).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    let tenant = Tenant::new(
-        DEFAULT_TENANT,
-        TenantSpec {
-            display_name: "Default tenant".to_owned(),
-            ..TenantSpec::default()
-        },
-    );
-    match store.create_obj(DEFAULT_TENANT, &tenant).await {
-        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    bail!("cannot set the default tenant's quotas: it changed twice meanwhile; start again")
 }
 
 /// The built-in stacks and those in `dir/*/stack.yaml`.
@@ -669,24 +700,91 @@ pub fn parse_sim_faults(text: &str) -> Result<SimFaults, String> {
             .trim()
             .parse()
             .map_err(|_| format!("{key}: {value:?} is not a number"))?;
-        let mut camel = String::new();
-        let mut upper = false;
-        for c in key.trim().chars() {
-            if c == '-' || c == '_' {
-                upper = true;
-            } else if upper {
-                camel.extend(c.to_uppercase());
-                upper = false;
-            } else {
-                camel.push(c);
-            }
-        }
-        map.insert(camel, serde_json::json!(rate));
+        map.insert(camel(key.trim()), serde_json::json!(rate));
     }
     let faults: SimFaults = kaas_core::decode::decode_value(serde_json::Value::Object(map))
         .map_err(|e| e.to_string())?;
     faults.validate()?;
     Ok(faults)
+}
+
+/// Parses `--sim-quota`: `KEY=N,…` for any of the simulated project's quotas
+/// (network, subnet, router, security-group, server-group, port, load-balancer,
+/// floating-ip, server, application-credential; a plural such as `servers` is taken
+/// too), the others keeping their defaults. The error names the key and the reason.
+pub fn parse_sim_quotas(text: &str) -> Result<SimQuotas, String> {
+    let serde_json::Value::Object(mut quotas) =
+        serde_json::to_value(SimQuotas::default()).map_err(|e| e.to_string())?
+    else {
+        return Err("the simulated cloud's quotas are not an object".to_owned());
+    };
+    let known: Vec<String> = quotas.keys().map(|k| kebab(k)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut any = false;
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected KEY=NUMBER"))?;
+        let key = key.trim();
+        let camel = camel(key);
+        let field = if quotas.contains_key(&camel) {
+            camel
+        } else if let Some(singular) = camel.strip_suffix('s').filter(|s| quotas.contains_key(*s)) {
+            singular.to_owned()
+        } else {
+            return Err(format!(
+                "{key:?}: unknown quota of the simulated cloud; the keys are {}",
+                known.join(", ")
+            ));
+        };
+        if !seen.insert(field.clone()) {
+            return Err(format!("{key}: given twice"));
+        }
+        let value = value.trim();
+        let n: u32 = value
+            .parse()
+            .map_err(|_| format!("{key}: {value:?} is not a whole number (0 to {})", u32::MAX))?;
+        quotas.insert(field, serde_json::json!(n));
+        any = true;
+    }
+    if !any {
+        return Err(format!(
+            "no quota given: expected KEY=N,… with keys {}",
+            known.join(", ")
+        ));
+    }
+    serde_json::from_value(serde_json::Value::Object(quotas)).map_err(|e| e.to_string())
+}
+
+/// `floating-ip` or `floating_ip` → `floatingIp`.
+fn camel(key: &str) -> String {
+    let mut camel = String::new();
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '-' || c == '_' {
+            upper = true;
+        } else if upper {
+            camel.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            camel.push(c);
+        }
+    }
+    camel
+}
+
+/// `floatingIp` → `floating-ip`.
+fn kebab(key: &str) -> String {
+    let mut kebab = String::new();
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            kebab.push('-');
+            kebab.push(c.to_ascii_lowercase());
+        } else {
+            kebab.push(c);
+        }
+    }
+    kebab
 }
 
 /// Keystone tokens of the cloud's users, validated with kaas's own session.
@@ -724,5 +822,65 @@ impl kaas_api::auth::KeystoneTokens for KeystoneValidator {
                 .map(|r| text(&r["name"]))
                 .collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_quotas_parse_every_key() {
+        let quotas = parse_sim_quotas(
+            "network=200, subnets=201,router=3,security-group=4,server_group=5,port=6,\
+             load-balancers=7,floatingIp=8,servers=9,application-credential=10",
+        )
+        .unwrap();
+        assert_eq!(
+            quotas,
+            SimQuotas {
+                network: 200,
+                subnet: 201,
+                router: 3,
+                security_group: 4,
+                server_group: 5,
+                port: 6,
+                load_balancer: 7,
+                floating_ip: 8,
+                server: 9,
+                application_credential: 10,
+            }
+        );
+        // The others keep their defaults.
+        let quotas = parse_sim_quotas("servers=1000").unwrap();
+        assert_eq!(quotas.server, 1000);
+        assert_eq!(quotas.network, SimQuotas::default().network);
+    }
+
+    #[test]
+    fn bad_sim_quotas_name_the_key_and_the_reason() {
+        let cases = [
+            (
+                "",
+                "no quota given: expected KEY=N,… with keys application-credential",
+            ),
+            (
+                "volumes=3",
+                "\"volumes\": unknown quota of the simulated cloud; the keys are",
+            ),
+            ("servers=-1", "servers: \"-1\" is not a whole number"),
+            ("servers", "\"servers\": expected KEY=NUMBER"),
+            ("server=1,servers=2", "servers: given twice"),
+        ];
+        for (text, expected) in cases {
+            let err = parse_sim_quotas(text).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+        assert!(
+            parse_sim_quotas("x=1")
+                .unwrap_err()
+                .contains("floating-ip, load-balancer, network, port, router")
+        );
     }
 }

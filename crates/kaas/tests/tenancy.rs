@@ -858,3 +858,246 @@ fn the_operator_lists_every_tenants_clusters_and_no_tenant_can() {
         "after deleting globex/shared:\n{table}"
     );
 }
+
+/// Lists through the CLI page after page (`--chunk-size`), by label selector and by
+/// phase; and the operator's quotas: the default tenant's from `--default-quota` (on
+/// each start that gives it), any tenant's with `tenant update --quota`, the simulated
+/// cloud's from `--sim-quota`.
+#[test]
+fn the_cli_pages_and_filters_lists_and_the_operator_sets_quotas() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let flags = [
+        "--default-quota",
+        "clusters=12,vcpus=300",
+        "--sim-quota",
+        "servers=2",
+    ];
+    let mut server = Server::start_with(&data, 200.0, &flags);
+    let admin = server.token();
+    let quotas = |server: &Server, tenant: &str| {
+        server.kaas_json(&["tenant", "get", tenant, "-o", "json"])["spec"]["quotas"].clone()
+    };
+    assert_eq!(
+        quotas(&server, "default"),
+        json!({"clusters": 12, "machines": 500, "vcpus": 300})
+    );
+
+    // Seven clusters of one control plane each, labelled by parity.
+    let expected: Vec<String> = (0..7).map(|i| format!("c-{i}")).collect();
+    for (i, name) in expected.iter().enumerate() {
+        let env = if i % 2 == 0 { "prod" } else { "dev" };
+        let body = json!({"apiVersion": "kaas.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": name, "labels": {"env": env}},
+            "spec": {"controlPlane": {"replicas": 1}, "nodePools": [{"name": "workers", "replicas": 0}]}});
+        let (status, answer) = http(&server, "POST", "/v1/clusters", Some(&admin), Some(&body));
+        assert_eq!(status, 201, "{answer}");
+    }
+    let list = |args: &[&str]| {
+        let args: Vec<&str> = ["cluster", "list", "-o", "json"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        names(&ok_as(&server, &admin, &args))
+    };
+    // Page after page, whatever the page's size, each cluster once and in order.
+    for args in [
+        &["--chunk-size", "2"][..],
+        &["--chunk-size", "1"],
+        &["--limit", "3"],
+        &["--chunk-size", "0"],
+        &[],
+    ] {
+        assert_eq!(list(args), expected, "{args:?}");
+    }
+    let table = ok_as(&server, &admin, &["cluster", "list", "--chunk-size", "2"]);
+    assert_eq!(table.lines().count(), 8, "{table}");
+    // By label selector, with pages too.
+    assert_eq!(
+        list(&["-l", "env=prod", "--chunk-size", "1"]),
+        ["c-0", "c-2", "c-4", "c-6"]
+    );
+    assert_eq!(
+        list(&["--selector", "env notin (prod)", "--chunk-size", "2"]),
+        ["c-1", "c-3", "c-5"]
+    );
+    assert!(list(&["-l", "!env"]).is_empty());
+    // Bad filters: non-zero, naming the parameter and the reason.
+    for (args, said) in [
+        (
+            &["-l", "env in (prod"][..],
+            ["labelSelector", "lack a closing ')'"],
+        ),
+        (
+            &["--phase", "Running"],
+            ["phase", "\"Running\" is not a phase"],
+        ),
+    ] {
+        let args: Vec<&str> = ["cluster", "list"].iter().chain(args).copied().collect();
+        let out = server.kaas(&args);
+        assert!(!out.status.success(), "{args:?}");
+        for part in said {
+            assert!(text(&out).contains(part), "{part:?} not in {}", text(&out));
+        }
+    }
+
+    // The simulated project holds two servers: the others are refused by its quota.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let refused = expected.iter().any(|name| {
+            server
+                .ok(&["cluster", "events", name])
+                .contains("Quota exceeded")
+        });
+        let servers = server
+            .inventory()
+            .iter()
+            .filter(|r| r["kind"] == "server")
+            .count();
+        assert!(servers <= 2, "{servers} servers");
+        if refused {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cluster was refused by the simulated cloud's quota of 2 servers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // By phase: the clusters the cloud's quota refused have failed (a quota is no
+    // trouble that passes by itself); only they are listed, page after page.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let failed = loop {
+        let failed: Value = serde_json::from_str(&ok_as(
+            &server,
+            &admin,
+            &[
+                "cluster",
+                "list",
+                "--phase",
+                "Failed",
+                "--chunk-size",
+                "1",
+                "-o",
+                "json",
+            ],
+        ))
+        .unwrap();
+        let items = failed["items"].as_array().unwrap().clone();
+        if items.len() >= 2 {
+            break items;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than two clusters failed: {failed}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for cluster in &failed {
+        assert_eq!(cluster["status"]["phase"], "Failed", "{cluster}");
+    }
+    assert!(list(&["--phase", "Deleting"]).is_empty());
+    let failed_prod = list(&["--phase", "Failed", "-l", "env=prod"]);
+    assert!(
+        failed_prod
+            .iter()
+            .all(|name| ["c-0", "c-2", "c-4", "c-6"].contains(&name.as_str())),
+        "{failed_prod:?}"
+    );
+
+    // Any tenant's quotas, from the CLI; the change is audited.
+    server.ok(&["tenant", "create", "acme"]);
+    server.ok(&[
+        "tenant",
+        "update",
+        "acme",
+        "--quota",
+        "clusters=3,machines=9",
+    ]);
+    assert_eq!(
+        quotas(&server, "acme"),
+        json!({"clusters": 3, "machines": 9, "vcpus": 2000})
+    );
+    let out = server.kaas(&["tenant", "update", "acme", "--quota", "cpus=3"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("\"cpus\": unknown quota; the keys are clusters, machines and vcpus"),
+        "{}",
+        text(&out)
+    );
+    let audit: Value = serde_json::from_str(&ok_as(
+        &server,
+        &admin,
+        &["audit", "list", "--tenant", "acme", "-o", "json"],
+    ))
+    .unwrap();
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["method"] == "PUT" && e["path"] == "/v1/tenants/acme" && e["status"] == 200),
+        "{audit}"
+    );
+    assert_eq!(
+        names(&ok_as(
+            &server,
+            &admin,
+            &["tenant", "list", "--chunk-size", "1", "-o", "json"]
+        )),
+        ["acme", "default"]
+    );
+
+    // The default tenant's quotas follow the flag on each start that gives it; what it
+    // does not name stays as the operator set it.
+    server.ok(&["tenant", "update", "default", "--quota", "machines=77"]);
+    server.kill();
+    let mut server = Server::start_with(&data, 200.0, &["--default-quota", "clusters=15"]);
+    assert_eq!(
+        quotas(&server, "default"),
+        json!({"clusters": 15, "machines": 77, "vcpus": 300})
+    );
+    server.kill();
+    let server = Server::start(&data, 200.0);
+    assert_eq!(
+        quotas(&server, "default"),
+        json!({"clusters": 15, "machines": 77, "vcpus": 300})
+    );
+    drop(server);
+
+    // Bad quota flags: the server does not start, and says which key and why.
+    for (flag, value, said) in [
+        (
+            "--default-quota",
+            "clusters=lots",
+            "clusters: \"lots\" is not a whole number",
+        ),
+        (
+            "--default-quota",
+            "clusters=1,nodes=2",
+            "\"nodes\": unknown quota",
+        ),
+        (
+            "--sim-quota",
+            "volumes=3",
+            "\"volumes\": unknown quota of the simulated cloud",
+        ),
+        (
+            "--sim-quota",
+            "servers=-2",
+            "servers: \"-2\" is not a whole number",
+        ),
+    ] {
+        let out = Command::new(KAAS)
+            .args(["server", "--data-dir"])
+            .arg(dir.path().join("never"))
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(text(&out).contains(said), "{flag} {value}: {}", text(&out));
+        assert!(text(&out).contains(flag), "{}", text(&out));
+    }
+    assert!(!dir.path().join("never").exists());
+}

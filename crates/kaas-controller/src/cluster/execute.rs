@@ -399,6 +399,7 @@ impl ClusterController {
                     .list_obj(&kaas_store::ListFilter {
                         tenant: Some(tenant.to_owned()),
                         owner_uid: Some(cluster.metadata.uid.clone()),
+                        ..Default::default()
                     })
                     .await?;
                 for credential in owned {

@@ -75,6 +75,7 @@ impl ClusterController {
             .list_obj::<Machine>(&ListFilter {
                 tenant: Some(cluster.metadata.tenant.clone()),
                 owner_uid: Some(cluster.metadata.uid.clone()),
+                ..Default::default()
             })
             .await?;
         let tag = cluster_tag(&cluster.metadata.uid);
@@ -204,10 +205,7 @@ impl ClusterController {
         let tenant = &cluster.metadata.tenant;
         let tags = async || match self
             .store
-            .list_obj::<Cluster>(&ListFilter {
-                tenant: Some(tenant.clone()),
-                owner_uid: None,
-            })
+            .list_obj::<Cluster>(&ListFilter::tenant(tenant))
             .await
         {
             Ok(clusters) => clusters

@@ -421,6 +421,7 @@ impl World {
             .list_obj(&ListFilter {
                 tenant: Some(TENANT.to_owned()),
                 owner_uid: Some(cluster.metadata.uid.clone()),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -8,8 +8,8 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::Client;
 use super::output::{Format, print_list, print_value};
+use super::{Client, Paging};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -21,6 +21,11 @@ pub enum TenantCommand {
         project: Option<String>,
         #[arg(long, default_value = "")]
         display_name: String,
+        /// Quotas: `clusters=N,machines=N,vcpus=N` (any of them; the others get the
+        /// defaults).
+        #[arg(long, value_name = "KEY=N,…", value_parser = kaas_core::tenant::parse_quota_change,
+              conflicts_with_all = ["max_clusters", "max_machines", "max_vcpus"])]
+        quota: Option<kaas_core::tenant::QuotaChange>,
         /// Quotas: at most this many clusters, machines and vCPUs.
         #[arg(long)]
         max_clusters: Option<u32>,
@@ -38,6 +43,11 @@ pub enum TenantCommand {
         name: String,
         #[arg(long)]
         project: Option<String>,
+        /// New quotas: `clusters=N,machines=N,vcpus=N` (any of them; the others stay).
+        /// Lowering a quota below what the tenant uses refuses new growth only.
+        #[arg(long, value_name = "KEY=N,…", value_parser = kaas_core::tenant::parse_quota_change,
+              conflicts_with_all = ["max_clusters", "max_machines", "max_vcpus"])]
+        quota: Option<kaas_core::tenant::QuotaChange>,
         #[arg(long)]
         max_clusters: Option<u32>,
         #[arg(long)]
@@ -53,6 +63,8 @@ pub enum TenantCommand {
     List {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show one tenant.
     Get {
@@ -84,6 +96,8 @@ pub enum TokenCommand {
     List {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Revoke a token: it is refused from now on.
     Revoke { id: String },
@@ -143,6 +157,7 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
             name,
             project,
             display_name,
+            quota,
             max_clusters,
             max_machines,
             max_vcpus,
@@ -152,12 +167,12 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
             if let Some(p) = project {
                 spec["project"] = json!(p);
             }
-            let defaults = kaas_core::tenant::Quotas::default();
-            spec["quotas"] = json!({
-                "clusters": max_clusters.unwrap_or(defaults.clusters),
-                "machines": max_machines.unwrap_or(defaults.machines),
-                "vcpus": max_vcpus.unwrap_or(defaults.vcpus),
+            let change = quota.unwrap_or(kaas_core::tenant::QuotaChange {
+                clusters: max_clusters,
+                machines: max_machines,
+                vcpus: max_vcpus,
             });
+            spec["quotas"] = json!(change.applied_to(&kaas_core::tenant::Quotas::default()));
             if let Some(id) = application_credential_id {
                 spec["credentials"] = credentials(&id)?;
             }
@@ -176,12 +191,18 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
         TenantCommand::Update {
             name,
             project,
+            quota,
             max_clusters,
             max_machines,
             max_vcpus,
             application_credential_id,
         } => {
             let path = format!("/v1/tenants/{name}");
+            let change = quota.unwrap_or(kaas_core::tenant::QuotaChange {
+                clusters: max_clusters,
+                machines: max_machines,
+                vcpus: max_vcpus,
+            });
             let mut tenant = client.get(&path).await?;
             if let Some(obj) = tenant.as_object_mut() {
                 obj.remove("status");
@@ -191,9 +212,9 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
                 spec["project"] = json!(p);
             }
             for (field, value) in [
-                ("clusters", max_clusters),
-                ("machines", max_machines),
-                ("vcpus", max_vcpus),
+                ("clusters", change.clusters),
+                ("machines", change.machines),
+                ("vcpus", change.vcpus),
             ] {
                 if let Some(v) = value {
                     spec["quotas"][field] = json!(v);
@@ -206,8 +227,10 @@ pub async fn tenant(client: &Client, cmd: TenantCommand) -> Result<ExitCode> {
             println!("tenant/{name} updated");
             Ok(ExitCode::SUCCESS)
         }
-        TenantCommand::List { output } => {
-            let list = client.get("/v1/tenants").await?;
+        TenantCommand::List { output, paging } => {
+            let list = client
+                .get_all("/v1/tenants", &[], paging.chunk_size)
+                .await?;
             print_list(
                 &list,
                 output,
@@ -286,8 +309,8 @@ pub async fn token(client: &Client, cmd: TokenCommand) -> Result<ExitCode> {
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
-        TokenCommand::List { output } => {
-            let list = client.get("/v1/tokens").await?;
+        TokenCommand::List { output, paging } => {
+            let list = client.get_all("/v1/tokens", &[], paging.chunk_size).await?;
             print_list(
                 &list,
                 output,

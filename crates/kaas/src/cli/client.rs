@@ -146,6 +146,63 @@ impl Client {
             .unwrap_or(Value::Null))
     }
 
+    /// Every item of a list that pages, fetched `chunk` at a time (0: in one request),
+    /// as one list: the first page's `apiVersion` and `kind` with every page's items.
+    /// `params` are the list's other query parameters, sent with every page (a
+    /// continue token is only taken with the filters that issued it).
+    pub async fn get_all(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        chunk: u32,
+    ) -> Result<Value> {
+        let mut items = Vec::new();
+        let mut next: Option<String> = None;
+        let mut list = Value::Null;
+        // A server that keeps answering continue tokens must not keep the CLI forever.
+        for _ in 0..1_000_000 {
+            let mut query: Vec<(&str, String)> = params.to_vec();
+            if chunk > 0 {
+                query.push(("limit", chunk.to_string()));
+            }
+            if let Some(token) = &next {
+                query.push(("continue", token.clone()));
+            }
+            let mut url = reqwest::Url::parse(&format!("{}{path}", self.base))
+                .map_err(|e| anyhow!("{}{path} is not a URL: {e}", self.base))?;
+            if !query.is_empty() {
+                url.query_pairs_mut()
+                    .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            }
+            let resp = self.send(self.http.get(url)).await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            if !status.is_success() {
+                let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                return Err(failure(status, &parsed, &text).into());
+            }
+            let mut page: Value = serde_json::from_str(&text)?;
+            if let Some(page_items) = page["items"].as_array_mut() {
+                items.append(page_items);
+            }
+            next = page["metadata"]["continue"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if list.is_null() {
+                list = page;
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        if let Some(obj) = list.as_object_mut() {
+            obj.insert("items".to_owned(), Value::Array(items));
+            obj.insert("metadata".to_owned(), Value::Object(Default::default()));
+        }
+        Ok(list)
+    }
+
     /// `None` on 404.
     pub async fn get_opt(&self, path: &str) -> Result<Option<Value>> {
         match self.request(Method::GET, path, None).await {
@@ -184,5 +241,96 @@ fn failure(status: StatusCode, parsed: &Value, text: &str) -> ApiFailure {
             .as_str()
             .map_or_else(|| text.trim().to_owned(), str::to_owned),
         details,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Query, State};
+    use serde_json::json;
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+    /// A list of seven items that pages as the API does, its continue token the index
+    /// of the next item; records every request's query.
+    async fn paged_list(
+        State(seen): State<Seen>,
+        Query(query): Query<HashMap<String, String>>,
+    ) -> axum::Json<Value> {
+        seen.lock().unwrap().push(query.clone());
+        let all: Vec<Value> = (0..7)
+            .map(|i| json!({"metadata": {"name": format!("c-{i}")}}))
+            .collect();
+        let start: usize = query.get("continue").map_or(0, |c| c.parse().unwrap());
+        let limit: usize = query.get("limit").map_or(all.len(), |l| l.parse().unwrap());
+        let end = (start + limit).min(all.len());
+        let metadata = if end < all.len() {
+            json!({"continue": end.to_string()})
+        } else {
+            json!({})
+        };
+        axum::Json(
+            json!({"apiVersion": "kaas.dev/v1alpha1", "kind": "ClusterList",
+                          "metadata": metadata, "items": all[start..end]}),
+        )
+    }
+
+    async fn serve() -> (String, Seen) {
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .route("/v1/clusters", axum::routing::get(paged_list))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    fn names(list: &Value) -> Vec<&str> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_page_is_fetched_with_the_same_filters() {
+        let (url, seen) = serve().await;
+        let client = Client::new(&url, None).unwrap();
+        let params = [("labelSelector", "env in (a,b)".to_owned())];
+        let list = client.get_all("/v1/clusters", &params, 3).await.unwrap();
+        assert_eq!(
+            names(&list),
+            ["c-0", "c-1", "c-2", "c-3", "c-4", "c-5", "c-6"]
+        );
+        assert_eq!(list["kind"], "ClusterList");
+        assert_eq!(list["metadata"], json!({}));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        let tokens = [None, Some("3"), Some("6")];
+        for (query, token) in seen.iter().zip(tokens) {
+            assert_eq!(query["limit"], "3");
+            assert_eq!(query["labelSelector"], "env in (a,b)");
+            assert_eq!(query.get("continue").map(String::as_str), token);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_size_of_zero_asks_once_for_everything() {
+        let (url, seen) = serve().await;
+        let client = Client::new(&url, None).unwrap();
+        let list = client.get_all("/v1/clusters", &[], 0).await.unwrap();
+        assert_eq!(names(&list).len(), 7);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].is_empty(), "{seen:?}");
     }
 }

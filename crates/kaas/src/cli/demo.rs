@@ -21,6 +21,7 @@ pub async fn run(args: DemoArgs, log: &str) -> Result<ExitCode> {
         cloud: CloudKind::Sim,
         sim_speed: args.sim_speed,
         sim_faults: Default::default(),
+        sim_quotas: args.sim_quota.unwrap_or_default(),
         sim_latencies: None,
         stacks_dir: args.stacks_dir.clone(),
         default_stack: args.default_stack.clone(),

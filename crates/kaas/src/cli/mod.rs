@@ -66,7 +66,7 @@ pub struct Connection {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the kaas server.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Start an embedded server on the simulated cloud, create a cluster and keep serving.
     Demo(DemoArgs),
     /// Check a server and token (--server URL --token TOKEN), save them as a context and
@@ -202,6 +202,19 @@ pub struct ServerArgs {
     /// (also timeouts, quota-errors, stuck-load-balancers).
     #[arg(long, value_parser = crate::server::parse_sim_faults)]
     pub sim_faults: Option<kaas_sim::SimFaults>,
+    /// Quotas of the simulated cloud's project, e.g. `networks=500,servers=5000`
+    /// (keys: network, subnet, router, security-group, server-group, port,
+    /// load-balancer, floating-ip, server, application-credential; plurals are taken
+    /// too); the others keep their defaults. Applies from each start.
+    #[arg(long, value_name = "KEY=N,…", value_parser = crate::server::parse_sim_quotas)]
+    pub sim_quota: Option<kaas_sim::Quotas>,
+    /// The default tenant's quotas, e.g. `clusters=100,machines=2000,vcpus=8000`
+    /// (any of them). Set on every start that gives the flag; a quota it does not
+    /// name keeps its value (on the first start, the default: clusters=20,
+    /// machines=500, vcpus=2000). Without the flag the quotas stay as they are, e.g.
+    /// as `kaas tenant update default --quota …` set them.
+    #[arg(long, value_name = "KEY=N,…", value_parser = kaas_core::tenant::parse_quota_change)]
+    pub default_quota: Option<kaas_core::tenant::QuotaChange>,
     /// A folder of operator stacks (`NAME/stack.yaml`), offered beside the built-in ones.
     #[arg(long)]
     pub stacks_dir: Option<PathBuf>,
@@ -273,6 +286,9 @@ pub struct DemoArgs {
     /// Time-scale factor of the simulated cloud.
     #[arg(long, default_value_t = 20.0)]
     pub sim_speed: f64,
+    /// Quotas of the simulated cloud's project, as `kaas server --sim-quota`.
+    #[arg(long, value_name = "KEY=N,…", value_parser = crate::server::parse_sim_quotas)]
+    pub sim_quota: Option<kaas_sim::Quotas>,
     /// The demo cluster's name.
     #[arg(long, default_value = "demo")]
     pub name: String,
@@ -291,6 +307,15 @@ pub struct DemoArgs {
     /// configured by `kaas registry config`).
     #[arg(long, value_name = "URL")]
     pub registry_url: Option<String>,
+}
+
+/// How a list that pages is fetched.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Paging {
+    /// Fetch the list this many items at a time, page after page, as kubectl's
+    /// --chunk-size (0: in one request).
+    #[arg(long, alias = "limit", value_name = "N", default_value_t = 500)]
+    pub chunk_size: u32,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -394,6 +419,16 @@ pub enum ClusterCommand {
         /// Every tenant's clusters, with a TENANT column (the operator's token only).
         #[arg(short = 'A', long)]
         all_tenants: bool,
+        /// Only clusters whose labels match this Kubernetes label selector, e.g.
+        /// `env=prod,team in (web,db),!legacy` (=, ==, !=, in, notin, KEY, !KEY).
+        #[arg(short = 'l', long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// Only clusters in this phase (Pending, Provisioning, Available, Updating,
+        /// Deleting, Failed).
+        #[arg(long)]
+        phase: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Show a cluster.
     Get {
@@ -457,6 +492,8 @@ pub enum MachineCommand {
         cluster: String,
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// The user data a machine's server was created with, as cloud-init reads it
     /// (administrators only: it holds keys).
@@ -534,6 +571,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Server(args) => {
+            let args = *args;
             init_logging(&cli.conn.log, args.log_json);
             crate::server::run(ServerConfig {
                 data_dir: args.data_dir,
@@ -541,6 +579,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 cloud: args.cloud,
                 sim_speed: args.sim_speed,
                 sim_faults: args.sim_faults.unwrap_or_default(),
+                sim_quotas: args.sim_quota.unwrap_or_default(),
+                default_quota: args.default_quota,
                 sim_latencies: None,
                 stacks_dir: args.stacks_dir,
                 default_stack: args.default_stack,
@@ -604,9 +644,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             std::io::stdout().write_all(&bytes)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Machine(MachineCommand::List { cluster, output }) => {
+        Command::Machine(MachineCommand::List {
+            cluster,
+            output,
+            paging,
+        }) => {
             let list = client()?
-                .get(&format!("/v1/clusters/{cluster}/machines"))
+                .get_all(
+                    &format!("/v1/clusters/{cluster}/machines"),
+                    &[],
+                    paging.chunk_size,
+                )
                 .await?;
             print_list(
                 &list,
@@ -1026,14 +1074,25 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
         ClusterCommand::List {
             output,
             all_tenants,
+            selector,
+            phase,
+            paging,
         } => {
+            let mut params = Vec::new();
+            if all_tenants {
+                params.push(("allTenants", "true".to_owned()));
+            }
+            if let Some(selector) = selector {
+                params.push(("labelSelector", selector));
+            }
+            if let Some(phase) = phase {
+                params.push(("phase", phase));
+            }
+            let list = client.get_all("/v1/clusters", &params, paging.chunk_size);
             let list = if all_tenants {
-                client
-                    .get("/v1/clusters?allTenants=true")
-                    .await
-                    .context("--all-tenants")?
+                list.await.context("--all-tenants")?
             } else {
-                client.get("/v1/clusters").await?
+                list.await?
             };
             if output != Format::Table {
                 print_value(&list, output)?;

@@ -77,6 +77,8 @@ pub enum CredentialCommand {
     List {
         #[arg(short, long, value_enum, default_value = "table")]
         output: Format,
+        #[command(flatten)]
+        paging: super::Paging,
     },
     /// Revoke a credential: the registry refuses it from now on.
     Revoke { name: String },
@@ -211,8 +213,10 @@ async fn credential(client: &Client, cmd: CredentialCommand) -> Result<ExitCode>
                 .unwrap_or(Value::Null);
             shown(&created)?;
         }
-        CredentialCommand::List { output } => {
-            let list = client.get("/v1/registry/credentials").await?;
+        CredentialCommand::List { output, paging } => {
+            let list = client
+                .get_all("/v1/registry/credentials", &[], paging.chunk_size)
+                .await?;
             print_list(
                 &list,
                 output,
