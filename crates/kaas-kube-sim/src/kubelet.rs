@@ -32,8 +32,17 @@ const STATIC_PODS: [&str; 4] = [
     "kube-controller-manager",
     "kube-scheduler",
 ];
-/// How long a lease holds, as the kubelet sets it.
+/// How long a lease holds at least, as the kubelet sets it (kubelet's default).
 const LEASE_DURATION_SECONDS: u32 = 40;
+
+/// How long a lease renewed every `renew_every` holds: four renewals, as a kubelet
+/// renews at a quarter of its lease's duration, and never less than kubelet's default.
+fn lease_duration(renew_every: Duration) -> u32 {
+    let four = renew_every.as_secs().saturating_mul(4);
+    u32::try_from(four)
+        .unwrap_or(u32::MAX)
+        .max(LEASE_DURATION_SECONDS)
+}
 
 /// One node's kubelet, talking to its cluster's API server.
 #[derive(Debug, Clone)]
@@ -257,6 +266,7 @@ impl Kubelet {
                     .is_none_or(|t| (now - t).to_std().unwrap_or(Duration::ZERO) >= renew_every);
                 if due {
                     lease["spec"]["renewTime"] = json!(renew);
+                    lease["spec"]["leaseDurationSeconds"] = json!(lease_duration(renew_every));
                     let (code, body) = self.call(Method::PUT, &path, Some(&lease)).await?;
                     if !matches!(code, StatusCode::OK | StatusCode::CONFLICT) {
                         return Err(format!(
@@ -274,7 +284,7 @@ impl Kubelet {
                     "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
                     "spec": {
                         "holderIdentity": self.name,
-                        "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+                        "leaseDurationSeconds": lease_duration(renew_every),
                         "renewTime": renew,
                     },
                 });

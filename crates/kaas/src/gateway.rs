@@ -76,9 +76,9 @@ const MANAGER: &str = "kaas-sim";
 /// How long a simulated kubelet's client certificate is valid (it is issued anew when
 /// kaas serves the cluster again).
 const KUBELET_CERT_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
-/// A kubelet renews its node lease every this many controller periods (10 s of the
-/// simulation's time, as a real kubelet).
-const LEASE_RENEW_PERIODS: u32 = 5;
+/// The simulated controllers run after every change of their cluster, and at least
+/// this often.
+const CONTROLLERS_PERIOD: Duration = Duration::from_secs(5);
 
 /// The nodes of a cluster (by uid) whose drains an operator blocked.
 pub type BlockedNodes = Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>;
@@ -102,6 +102,8 @@ pub struct Gateway {
     keepers: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// Where the simulated clusters run: their API servers, kubelets and etcds.
     runtime: tokio::runtime::Handle,
+    /// How often a kubelet renews its node lease (real time).
+    lease_renew: Duration,
 }
 
 /// The URL of each cluster served (`None` while it is being started), by uid. The map's
@@ -122,6 +124,9 @@ pub struct Simulation {
     pub speed: f64,
     /// Where their objects are kept between runs; `None`: in memory only.
     pub state_dir: Option<PathBuf>,
+    /// How long the kubelets' node leases hold, in real time (kaas judges leases by
+    /// the clock); they are renewed at a quarter of it, as a kubelet renews them.
+    pub node_lease: Duration,
     /// The runtime they run on: one of their own keeps what the simulation costs apart
     /// from what kaas costs (its threads are named `kaas-sim`).
     pub runtime: tokio::runtime::Handle,
@@ -154,6 +159,7 @@ impl Gateway {
             served: Arc::new(Mutex::new(HashMap::new())),
             keepers: Arc::default(),
             runtime: simulation.runtime,
+            lease_renew: simulation.node_lease / 4,
         }
     }
 
@@ -283,7 +289,7 @@ impl Gateway {
             sync.clone(),
             sync_first,
         ));
-        let controllers = api.spawn_controllers(self.controller_period);
+        let controllers = api.spawn_controllers(self.controller_period.max(CONTROLLERS_PERIOD));
         let (gone_tx, mut gone) = watch::channel(false);
         let keeper = tokio::spawn(keep(
             Keeper {
@@ -316,7 +322,7 @@ impl Gateway {
             url: url.clone(),
             pki,
             by_node: HashMap::new(),
-            renew_every: self.controller_period * LEASE_RENEW_PERIODS,
+            renew_every: self.lease_renew,
             reported_at: None,
         };
         let served = self.served.clone();

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub default_quota: Option<QuotaChange>,
     /// Latencies of the simulated cloud; `None`: realistic ranges.
     pub sim_latencies: Option<Latencies>,
+    /// How long simulated kubelets' node leases hold (real time).
+    pub sim_node_lease: Duration,
     /// A folder of operator stacks (`NAME/stack.yaml`), beside the built-in ones.
     pub stacks_dir: Option<PathBuf>,
     /// The stack of clusters whose spec names none; `None`: `DEFAULT_STACK`.
@@ -87,6 +89,7 @@ impl Default for ServerConfig {
             sim_quotas: SimQuotas::default(),
             default_quota: None,
             sim_latencies: None,
+            sim_node_lease: Duration::from_secs(40),
             stacks_dir: None,
             default_stack: None,
             kubernetes_versions: None,
@@ -358,6 +361,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                     blocked,
                     speed,
                     state_dir: Some(config.data_dir.join("sim-clusters")),
+                    node_lease: config.sim_node_lease,
                     runtime,
                 },
                 store.clone(),

@@ -208,6 +208,11 @@ pub struct ServerArgs {
     /// too); the others keep their defaults. Applies from each start.
     #[arg(long, value_name = "KEY=N,…", value_parser = crate::server::parse_sim_quotas)]
     pub sim_quota: Option<kaas_sim::Quotas>,
+    /// How long the simulated kubelets' node leases hold, in seconds of real time; they
+    /// renew them at a quarter of it, as a kubelet does. Longer leases make thousands
+    /// of simulated nodes cheaper (kubelet's default: 40).
+    #[arg(long, value_name = "SECONDS", default_value_t = 40, value_parser = clap::value_parser!(u64).range(40..=86400))]
+    pub sim_node_lease: u64,
     /// The default tenant's quotas, e.g. `clusters=100,machines=2000,vcpus=8000`
     /// (any of them). Set on every start that gives the flag; a quota it does not
     /// name keeps its value (on the first start, the default: clusters=20,
@@ -581,6 +586,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 sim_faults: args.sim_faults.unwrap_or_default(),
                 sim_quotas: args.sim_quota.unwrap_or_default(),
                 default_quota: args.default_quota,
+                sim_node_lease: std::time::Duration::from_secs(args.sim_node_lease),
                 sim_latencies: None,
                 stacks_dir: args.stacks_dir,
                 default_stack: args.default_stack,
