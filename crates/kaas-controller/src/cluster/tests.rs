@@ -626,6 +626,74 @@ fn control_plane_servers(world: &World, uid: &str) -> usize {
         .count()
 }
 
+/// The cloud calls the controller made, by operation (`find`, `list`, …).
+fn calls(world: &World, operation: &str) -> u64 {
+    world
+        .metrics
+        .cloud_calls
+        .get_or_create(&crate::metrics::CloudCallLabels {
+            provider: "sim".to_owned(),
+            operation: operation.to_owned(),
+            result: "ok".to_owned(),
+        })
+        .get()
+}
+
+#[tokio::test]
+async fn settled_clusters_are_observed_from_one_listing_of_their_project() {
+    let world = World::new(SimFaults::default()).await;
+    let a = world.create_cluster("a").await;
+    let b = world.create_cluster("b").await;
+    for key in [&a, &b] {
+        world
+            .reconcile_until(key, || world.controller(), available)
+            .await;
+    }
+    // One controller (as a server has), as after a restart: it knows nothing of them.
+    let controller = world.controller();
+    let (finds, lists) = (calls(&world, "find"), calls(&world, "list"));
+    for _ in 0..3 {
+        for key in [&a, &b] {
+            controller.reconcile(key).await.unwrap();
+        }
+    }
+    assert_eq!(
+        calls(&world, "find"),
+        finds,
+        "a settled cluster was observed alone"
+    );
+    assert_eq!(
+        calls(&world, "list") - lists,
+        ResourceKind::ALL.len() as u64,
+        "one listing per kind serves both clusters, six times"
+    );
+
+    // A server gone behind kaas' back is seen in the next listing, and the cluster,
+    // on the move again, is observed afresh.
+    let uid = world.cluster(&a).await.unwrap().metadata.uid;
+    let server = world
+        .resources(&uid)
+        .into_iter()
+        .find(|r| r.kind == ResourceKind::Server.as_str())
+        .unwrap();
+    world
+        .sim
+        .delete(ResourceKind::Server, &server.id)
+        .await
+        .unwrap();
+    let relisting = world.controller_with(ClusterControllerConfig {
+        cloud_resync: Duration::ZERO,
+        ..world.config()
+    });
+    relisting.reconcile(&a).await.unwrap();
+    let finds = calls(&world, "find");
+    relisting.reconcile(&a).await.unwrap();
+    assert!(
+        calls(&world, "find") > finds,
+        "a cluster on the move is observed afresh"
+    );
+}
+
 #[tokio::test]
 async fn a_control_plane_keeps_its_server_while_its_etcd_member_cannot_be_removed() {
     let world = World::new(SimFaults::default()).await;
