@@ -212,7 +212,9 @@ fn intervals(speed: f64) -> (ClusterControllerConfig, ControllerConfig) {
         ClusterControllerConfig {
             // One simulated second: each wait in a chain of steps costs up to this.
             poll_interval: scaled(1.0, 0.01, 5.0),
-            steady_interval: scaled(60.0, 1.0, 60.0),
+            // A settled cluster is looked at again every five minutes, jittered; a
+            // change of it is reconciled at once.
+            steady_interval: scaled(300.0, 1.0, 300.0),
             cloud_resync: scaled(600.0, 1.0, 600.0),
             time_scale: speed,
             region: Some(SIM_REGION.to_owned()),

@@ -67,7 +67,7 @@ impl Default for ClusterControllerConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(5),
-            steady_interval: Duration::from_secs(60),
+            steady_interval: Duration::from_secs(300),
             time_scale: 1.0,
             region: None,
             default_mirrors: Vec::new(),
@@ -322,6 +322,8 @@ impl Reconciler for ClusterController {
         if outcome.store_conflict || status_conflict || !plan.is_settled() {
             return Ok(Action::requeue(self.config.poll_interval));
         }
-        Ok(Action::requeue(self.config.steady_interval))
+        // Jittered, so that clusters settled together are not looked at together.
+        let jitter = rand::rng().random_range(0.8..1.0);
+        Ok(Action::requeue(self.config.steady_interval.mul_f64(jitter)))
     }
 }
