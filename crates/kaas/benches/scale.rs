@@ -455,15 +455,16 @@ async fn steady_state(
     Ok(())
 }
 
-/// Changes the spec of `count` clusters one after another (a label on the workers),
-/// each time measuring until its reconcile has seen the change.
+/// Changes the spec of `count` clusters one after another (the rollout's surge, which
+/// replaces no machine), each time measuring until its reconcile has seen the change.
 async fn spec_changes(client: &Client, n: usize, count: usize, fig: &mut Figures) -> Result<()> {
     let mut latencies = Vec::new();
     let step = (n / count.max(1)).max(1);
     for k in 0..count.min(n) {
         let name = format!("c{:05}", k * step);
         let mut c = client.get(&format!("/v1/clusters/{name}")).await?;
-        c["spec"]["nodePools"][0]["labels"] = json!({"kaas.dev/bench": k.to_string()});
+        let surge = c["spec"]["rollout"]["maxSurge"].as_u64().unwrap_or(1);
+        c["spec"]["rollout"]["maxSurge"] = json!(if surge == 1 { 2 } else { 1 });
         let started = Instant::now();
         let stored = client
             .request(Method::PUT, &format!("/v1/clusters/{name}"), Some(&c))
@@ -580,13 +581,13 @@ async fn measure(n: usize, o: &Options) -> Result<Figures> {
     let mut server = Server::start(&data, 1.0, n).await?;
     let client = server.client()?;
     steady_state(&server, n, o.steady, &mut fig).await?;
-    eprintln!("N = {n}: {} spec changes", o.changes);
-    spec_changes(&client, n, o.changes, &mut fig).await?;
     eprintln!(
         "N = {n}: API at {} requests/s for {} s",
         o.rate, o.load_secs
     );
     api_load(&client, n, o.rate, o.load_secs, &mut fig).await?;
+    eprintln!("N = {n}: {} spec changes", o.changes);
+    spec_changes(&client, n, o.changes, &mut fig).await?;
     server.stop()?;
     Ok(fig)
 }
