@@ -108,8 +108,3 @@ fi
 tail -n 3 "$up_log"
 echo "==> tests"
 cargo nextest run --workspace --locked --no-fail-fast
-# The scale benchmark's quick mode (100 clusters), built like the tests: it fails only
-# when the server does; its figures are reported in docs/performance.md from release
-# builds, not judged here.
-echo "==> scale benchmark, quick mode"
-cargo bench --profile dev --locked -p kaas --bench scale -- --quick

@@ -17,8 +17,8 @@
 //!
 //! Run: `cargo bench -p kaas --bench scale -- [--quick] [--clusters 100,1000]
 //! [--steady SECS] [--out FILE]`, after `dev/charts/publish.sh` has put the local
-//! stacks' charts into the local registry. `--quick` is N = 100 with short windows
-//! (the test command runs it on a dev build). This is a measurement: it reports, it does not judge,
+//! stacks' charts into the local registry. `--quick` is N = 100 with short windows.
+//! This is a measurement: it reports, it does not judge,
 //! and fails only when the server does.
 
 use std::collections::HashMap;
@@ -68,9 +68,8 @@ fn options() -> Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => {
-                // Short windows, so that the test command stays quick: the figures
-                // that need long windows (steady-state CPU, cloud calls at rest) read
-                // low in this mode.
+                // Short windows: the figures that need long windows (steady-state CPU,
+                // cloud calls at rest) read low in this mode.
                 o.sizes = vec![100];
                 o.steady = Duration::from_secs(30);
                 o.changes = 10;
