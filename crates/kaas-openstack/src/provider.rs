@@ -727,15 +727,7 @@ impl OpenStackCloud {
         // One list: those tagged, and those the cluster's cloud controller made (named
         // after the cluster uid, which kaas gives it as its cluster name).
         let ccm_prefix = cluster_uid(tag).map(|uid| format!("kube_service_{uid}_"));
-        let all = self
-            .list(
-                "load-balancer",
-                "/v2/lbaas/loadbalancers",
-                "loadbalancers",
-                ResourceKind::LoadBalancer,
-                None,
-            )
-            .await?;
+        let all = self.list_load_balancers().await?;
         Ok(all
             .iter()
             .filter(|lb| {
@@ -946,20 +938,48 @@ impl OpenStackCloud {
         })
     }
 
+    /// Every load balancer of the project (page by page).
+    async fn list_load_balancers(&self) -> Result<Vec<Value>> {
+        self.list(
+            "load-balancer",
+            "/v2/lbaas/loadbalancers",
+            "loadbalancers",
+            ResourceKind::LoadBalancer,
+            None,
+        )
+        .await
+    }
+
+    /// Every server group of the project.
+    async fn list_server_groups(&self) -> Result<Vec<Value>> {
+        self.list(
+            "compute",
+            "/os-server-groups",
+            "server_groups",
+            ResourceKind::ServerGroup,
+            Some(COMPUTE_MICROVERSION),
+        )
+        .await
+    }
+
+    /// Every application credential of kaas' user (they carry no tags of their own).
+    async fn list_credentials(&self) -> Result<Vec<Value>> {
+        self.list(
+            "identity",
+            &self.credentials_path(),
+            "application_credentials",
+            ResourceKind::ApplicationCredential,
+            None,
+        )
+        .await
+    }
+
     async fn find_server_groups(&self, tag: &str) -> Result<Vec<CloudResource>> {
         let Some(uid) = cluster_uid(tag) else {
             return Ok(Vec::new());
         };
         let marker = format!("-{}-", short_uid(uid));
-        let groups = self
-            .list(
-                "compute",
-                "/os-server-groups",
-                "server_groups",
-                ResourceKind::ServerGroup,
-                Some(COMPUTE_MICROVERSION),
-            )
-            .await?;
+        let groups = self.list_server_groups().await?;
         Ok(groups
             .iter()
             .filter(|g| {
@@ -1275,13 +1295,7 @@ impl CloudProvider for OpenStackCloud {
                 .collect()),
             ResourceKind::ServerGroup => self.find_server_groups(tag).await,
             ResourceKind::ApplicationCredential => Ok(self
-                .list(
-                    "identity",
-                    &self.credentials_path(),
-                    "application_credentials",
-                    kind,
-                    None,
-                )
+                .list_credentials()
                 .await?
                 .iter()
                 .map(view_credential)
@@ -1328,15 +1342,7 @@ impl CloudProvider for OpenStackCloud {
                 .await?
             }
             ResourceKind::LoadBalancer => {
-                let all = self
-                    .list(
-                        "load-balancer",
-                        "/v2/lbaas/loadbalancers",
-                        "loadbalancers",
-                        kind,
-                        None,
-                    )
-                    .await?;
+                let all = self.list_load_balancers().await?;
                 let by_uid: HashMap<&str, &String> = tags
                     .iter()
                     .filter_map(|t| Some((cluster_uid(t)?, t)))
@@ -1363,15 +1369,7 @@ impl CloudProvider for OpenStackCloud {
                 return Ok(found);
             }
             ResourceKind::ServerGroup => {
-                let groups = self
-                    .list(
-                        "compute",
-                        "/os-server-groups",
-                        "server_groups",
-                        kind,
-                        Some(COMPUTE_MICROVERSION),
-                    )
-                    .await?;
+                let groups = self.list_server_groups().await?;
                 let mut by_short: HashMap<String, Vec<&String>> = HashMap::new();
                 for tag in tags {
                     if let Some(uid) = cluster_uid(tag) {
@@ -1399,16 +1397,7 @@ impl CloudProvider for OpenStackCloud {
                 }
                 return Ok(found);
             }
-            ResourceKind::ApplicationCredential => {
-                self.list(
-                    "identity",
-                    &self.credentials_path(),
-                    "application_credentials",
-                    kind,
-                    None,
-                )
-                .await?
-            }
+            ResourceKind::ApplicationCredential => self.list_credentials().await?,
         };
         for v in &all {
             let resource = match kind {
