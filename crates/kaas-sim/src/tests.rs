@@ -625,6 +625,16 @@ async fn servers_and_load_balancers_go_through_deleting() {
     assert!(sim.inventory().is_empty());
 }
 
+/// A new floating IP on `port`, and its address.
+async fn floating_ip(sim: &SimCloud, port: &str) -> IpAddr {
+    let spec = ResourceSpec::FloatingIp {
+        external_network: "public".to_owned(),
+        port_id: port.to_owned(),
+    };
+    let fip = create(sim, "fip", &[], spec).await;
+    fip.address.unwrap().parse().unwrap()
+}
+
 #[tokio::test]
 async fn addresses_come_from_the_subnet_and_are_unique() {
     let sim = sim(Latencies::instant());
@@ -662,17 +672,7 @@ async fn addresses_come_from_the_subnet_and_are_unique() {
     let public: IpNet = "203.0.113.0/24".parse().unwrap();
     let mut floating = HashSet::new();
     for _ in 0..3 {
-        let fip = create(
-            &sim,
-            "fip",
-            &[],
-            ResourceSpec::FloatingIp {
-                external_network: "public".to_owned(),
-                port_id: port.clone(),
-            },
-        )
-        .await;
-        let address: IpAddr = fip.address.unwrap().parse().unwrap();
+        let address = floating_ip(&sim, &port).await;
         assert!(
             public.contains(&address) && floating.insert(address),
             "{address}"
@@ -703,17 +703,7 @@ async fn floating_ips_outlast_the_first_pool() {
     let second: IpNet = "198.18.0.0/15".parse().unwrap();
     let mut seen = HashSet::new();
     for _ in 0..300 {
-        let fip = create(
-            &sim,
-            "fip",
-            &[],
-            ResourceSpec::FloatingIp {
-                external_network: "public".to_owned(),
-                port_id: port.clone(),
-            },
-        )
-        .await;
-        let address: IpAddr = fip.address.unwrap().parse().unwrap();
+        let address = floating_ip(&sim, &port).await;
         assert!(seen.insert(address), "{address} handed out twice");
         // The first pool is used up before the second is touched.
         if seen.len() <= 240 {
