@@ -18,7 +18,8 @@
 # The root runs in mount and PID namespaces of its own (unshare): when the check ends,
 # every process started inside (the OpenStack test cloud's daemons too) is killed and
 # every mount is gone. It shares this machine's network, so the test cloud's ports
-# must be free: stop a cloud running here with dev/openstack/down.sh first.
+# must be free: stop a cloud running here with dev/openstack/down.sh first. While it
+# runs, dev/test.sh on this machine (CI's command) waits for it to end.
 #
 # Takes about half an hour on 2 cores. Logs: $KAAS_FRESH_DIR/{debootstrap,demo,test}.log.
 # Not part of .ci/run, which has no time for it.
@@ -45,6 +46,10 @@ die() {
 
 outside() {
   [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and mounts need it)"
+  # Held while the check runs: dev/test.sh on this machine waits for it instead of
+  # running its tests against the fresh root's test cloud.
+  exec 8>/run/lock/kaas-fresh-check.lock
+  flock -n 8 || die "another dev/fresh-check.sh is running"
   local port held=()
   for port in "${PORTS[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -14,6 +14,14 @@ cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" = 0 ] || sudo=sudo
 
+# A fresh check (dev/fresh-check.sh) runs a test cloud of its own on this machine's
+# ports while it lasts: wait for it to end rather than share its daemons.
+fresh_lock=/run/lock/kaas-fresh-check.lock
+if [ -e "$fresh_lock" ] && ! flock -n "$fresh_lock" true 2>/dev/null; then
+  echo "==> waiting for a running dev/fresh-check.sh to end (it holds $fresh_lock)"
+  flock "$fresh_lock" true
+fi
+
 # A one-off build gains nothing from incremental caches, which would double the size of
 # target/ (see [profile.dev] in Cargo.toml for the rest of the disk budget).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
