@@ -59,7 +59,11 @@ pub struct DesiredAddons {
     pub stack: String,
     /// `(name, version)` in apply order, with the objects of each.
     pub addons: Vec<(String, String, Vec<String>)>,
-    pub objects: Manifests,
+    /// Each object's `apiVersion`, `kind` and `metadata.name`/`namespace`: all that
+    /// reading their readiness takes.
+    pub refs: Arc<Vec<Value>>,
+    /// The objects themselves; `None` in an outline ([`DesiredAddons::outline`]).
+    pub objects: Option<Manifests>,
     pub digest: String,
 }
 
@@ -77,13 +81,48 @@ impl DesiredAddons {
             objects.extend(addon.objects);
         }
         let digest = digest(&objects);
+        let refs = objects.iter().map(outline).collect();
         Self {
             stack: stack.to_owned(),
             addons,
-            objects: Manifests(Arc::new(objects)),
+            refs: Arc::new(refs),
+            objects: Some(Manifests(Arc::new(objects))),
             digest,
         }
     }
+
+    /// The same addons without their objects. What a settled cluster keeps between
+    /// reconciles: a cluster's rendered charts run to megabytes (CRDs above all), and
+    /// they are needed only to apply, which is rare; they are rendered again then.
+    pub fn outline(&self) -> Self {
+        Self {
+            objects: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether applying them is due: they are not the ones applied last, or an object
+    /// of them is missing from the cluster.
+    pub fn apply_due(&self, applied: Option<&str>, readiness: Option<&[ObjectReadiness]>) -> bool {
+        applied != Some(self.digest.as_str())
+            || readiness.is_some_and(|r| r.iter().any(|o| o.missing))
+    }
+}
+
+/// An object's identity only: `apiVersion`, `kind`, `metadata.name` and
+/// `metadata.namespace`.
+fn outline(object: &Value) -> Value {
+    let mut metadata = serde_json::Map::new();
+    for key in ["name", "namespace"] {
+        if let Some(v) = object["metadata"].get(key) {
+            metadata.insert(key.to_owned(), v.clone());
+        }
+    }
+    serde_json::json!({
+        "apiVersion": object["apiVersion"],
+        "kind": object["kind"],
+        "metadata": metadata,
+    })
 }
 
 /// A digest of the objects, to notice any change. SHA-256, not the standard library's
@@ -141,14 +180,20 @@ pub fn plan_addons(cluster: &Cluster, observed: &Observed, plan: &mut Plan) {
         return;
     };
     let applied = cluster.status.addons.digest.as_deref() == Some(desired.digest.as_str());
+    // Observe renders the objects whenever an apply is due; an outline here would be a
+    // bug, and waiting for the next observe mends it.
+    let apply = |plan: &mut Plan| match &desired.objects {
+        Some(objects) => plan.steps.push(Step::ApplyAddons {
+            stack: desired.stack.clone(),
+            digest: desired.digest.clone(),
+            objects: objects.clone(),
+        }),
+        None => plan.wait("the addons to be rendered"),
+    };
     if desired.addons.is_empty() {
         // No addon wanted any more: an empty apply prunes what the set still holds.
         if !applied && cluster.status.addons.digest.is_some() {
-            plan.steps.push(Step::ApplyAddons {
-                stack: desired.stack.clone(),
-                digest: desired.digest.clone(),
-                objects: desired.objects.clone(),
-            });
+            apply(plan);
         }
         return;
     }
@@ -158,12 +203,8 @@ pub fn plan_addons(cluster: &Cluster, observed: &Observed, plan: &mut Plan) {
     if readiness.iter().any(|r| !r.ready) {
         plan.wait("the addons to be ready");
     }
-    if !applied || readiness.iter().any(|r| r.missing) {
-        plan.steps.push(Step::ApplyAddons {
-            stack: desired.stack.clone(),
-            digest: desired.digest.clone(),
-            objects: desired.objects.clone(),
-        });
+    if desired.apply_due(cluster.status.addons.digest.as_deref(), Some(readiness)) {
+        apply(plan);
     }
 }
 

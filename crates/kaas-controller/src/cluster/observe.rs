@@ -41,7 +41,7 @@ impl ClusterController {
                 return Some(readiness.clone());
             }
         }
-        match self.workloads.readiness(target, &desired.objects.0).await {
+        match self.workloads.readiness(target, &desired.refs).await {
             Ok(readiness) => {
                 self.readiness
                     .lock()
@@ -136,13 +136,21 @@ impl ClusterController {
                     Ok(tokens) => observed.join_tokens = Some(tokens),
                     Err(e) => debug!(error = %e, "cannot list the cluster's bootstrap tokens"),
                 }
-                let desired = self.desired_addons(cloud, cluster, &observed).await;
+                let mut desired = self.desired_addons(cloud, cluster, &observed, false).await;
                 let readiness = match &desired {
-                    Ok(d) if !d.objects.0.is_empty() => {
-                        self.addons_readiness(cluster, target, d).await
-                    }
+                    Ok(d) if !d.refs.is_empty() => self.addons_readiness(cluster, target, d).await,
                     _ => Some(Vec::new()),
                 };
+                // The objects themselves only when they are to be applied.
+                if let Ok(d) = &desired
+                    && d.objects.is_none()
+                    && d.apply_due(
+                        cluster.status.addons.digest.as_deref(),
+                        readiness.as_deref(),
+                    )
+                {
+                    desired = self.desired_addons(cloud, cluster, &observed, true).await;
+                }
                 observed.addons = Some(addons::ObservedAddons { desired, readiness });
             }
             // etcd is asked only once a leaving control plane is past its drain: nothing
@@ -315,12 +323,14 @@ impl ClusterController {
     }
 
     /// The addons the cluster's stack and spec call for, rendered with its values, or
-    /// why they cannot be.
+    /// why they cannot be. Their outline comes from the last rendering when nothing it
+    /// depends on changed; with `objects`, they are rendered whole.
     async fn desired_addons(
         &self,
         cloud: &dyn CloudProvider,
         cluster: &Cluster,
         observed: &Observed,
+        objects: bool,
     ) -> Result<addons::DesiredAddons, String> {
         let stack = observed
             .stack
@@ -354,6 +364,7 @@ impl ClusterController {
             .unwrap_or_else(|e| e.into_inner())
             .get(uid)
             && *cached == inputs
+            && !objects
         {
             return Ok(desired.clone());
         }
@@ -388,7 +399,7 @@ impl ClusterController {
         self.rendered
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.clone(), (inputs, desired.clone()));
+            .insert(uid.clone(), (inputs, desired.outline()));
         Ok(desired)
     }
 }

@@ -49,6 +49,8 @@ struct SimWorkloads {
     sim: SimCloud,
     tokens: Mutex<HashMap<String, BTreeMap<String, RegisteredToken>>>,
     applied: Mutex<HashMap<String, Vec<String>>>,
+    /// Per cluster uid: the objects of the last apply, as sent.
+    last_applied: Mutex<HashMap<String, Vec<Value>>>,
     /// Per cluster uid: the digest of the pull Secret written in each namespace.
     pull_secrets: Mutex<HashMap<String, BTreeMap<String, String>>>,
     /// etcd refuses to remove members (as it does while an alarm is raised).
@@ -62,6 +64,7 @@ impl SimWorkloads {
             tokens: Mutex::default(),
             pull_secrets: Mutex::default(),
             applied: Mutex::default(),
+            last_applied: Mutex::default(),
             refuse_etcd_removal: AtomicBool::new(false),
         }
     }
@@ -180,6 +183,10 @@ impl WorkloadClusters for SimWorkloads {
         objects: &[Value],
     ) -> Result<AddonsApplied, WorkloadError> {
         let names: Vec<String> = objects.iter().map(object_name).collect();
+        self.last_applied
+            .lock()
+            .unwrap()
+            .insert(cluster.cluster_uid.clone(), objects.to_vec());
         let before = self
             .applied
             .lock()
@@ -1097,6 +1104,39 @@ async fn an_addon_from_its_upstream_chart_is_rendered_applied_and_ready() {
     assert_eq!(item.version, "3.13.1");
     // Loaded once per digest, not at every reconcile (each new controller asks once).
     assert!(world.artifacts.asked.load(Ordering::SeqCst) > asked_before);
+
+    // Between reconciles a settled cluster's addons are kept in outline only; when an
+    // object goes missing they are rendered whole again and applied.
+    let uid = cluster.metadata.uid.clone();
+    let deployment = "Deployment kube-system/metrics-server";
+    let controller = world.controller();
+    controller.reconcile(&key).await.unwrap();
+    let kept = controller.rendered.lock().unwrap()[&uid].1.clone();
+    assert!(kept.objects.is_none(), "{kept:?}");
+    assert!(kept.refs.iter().all(|o| o.get("spec").is_none()));
+    world.workloads.last_applied.lock().unwrap().clear();
+    world
+        .workloads
+        .applied
+        .lock()
+        .unwrap()
+        .get_mut(&uid)
+        .unwrap()
+        .retain(|o| o != deployment);
+    // As when the steady interval has passed: the readiness is read again.
+    controller.readiness.lock().unwrap().clear();
+    controller.reconcile(&key).await.unwrap();
+    let sent = world.workloads.last_applied.lock().unwrap()[&uid].clone();
+    let sent = sent
+        .iter()
+        .find(|o| object_name(o) == deployment)
+        .expect("the missing Deployment is applied again");
+    assert!(sent["spec"]["template"].is_object(), "{sent:#}");
+    assert!(
+        world.workloads.applied.lock().unwrap()[&uid]
+            .iter()
+            .any(|o| o == deployment)
+    );
 
     // A source that does not have the chart: the addons cannot be rendered, and the
     // condition says why.
