@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 use crate::SimCloud;
 use crate::state::SimResource;
 
-pub use identity::Identity;
+pub use identity::{Identity, write_private};
 
 /// The name of the external network unless configured otherwise (kaas's default).
 pub const DEFAULT_EXTERNAL_NETWORK: &str = "public";
