@@ -14,10 +14,12 @@
 //! changed is appended to the file and flushed to disk before the call returns, and all
 //! transition times are absolute.
 
+pub mod api;
 mod config;
 mod flavors;
 mod net;
 mod persist;
+mod rest_state;
 mod state;
 mod tracked;
 mod workload;
@@ -44,7 +46,7 @@ pub use config::{DEFAULT_REGION, Latencies, LatencyRange, Quotas, SimConfig, Sim
 pub use state::{META_CLUSTER_UID, META_KUBERNETES_VERSION, META_ROLE};
 
 use persist::Store;
-use state::{CreateFaults, Key, State};
+use state::{CreateFaults, CreateOptions, Key, State};
 
 /// How long an injected timeout keeps the caller waiting (real time, not scaled).
 const TIMEOUT_DELAY: Duration = Duration::from_millis(50);
@@ -430,35 +432,7 @@ impl CloudProvider for SimCloud {
             });
         }
         let timeout = self.call_faults("create")?;
-        if self.roll(|f| f.quota_errors) {
-            tracing::debug!(
-                kind = kind.as_str(),
-                "simulated cloud: injected quota error"
-            );
-            return Err(CloudError::QuotaExceeded {
-                message: format!("Quota exceeded for resources: ['{}'].", kind.as_str()),
-            });
-        }
-        let faults = CreateFaults {
-            server_error: kind == ResourceKind::Server && self.roll(|f| f.server_errors),
-            stuck: kind == ResourceKind::LoadBalancer && self.roll(|f| f.stuck_load_balancers),
-        };
-        let config = &self.inner.config;
-        let result = self.mutate(|state, rng, now| state.create(request, config, faults, rng, now));
-        match &result {
-            Ok(created) => tracing::debug!(
-                kind = kind.as_str(),
-                id = %created.id,
-                name = %created.name,
-                "simulated cloud: created"
-            ),
-            Err(error) => tracing::debug!(
-                kind = kind.as_str(),
-                name = %request.name,
-                %error,
-                "simulated cloud: create refused"
-            ),
-        }
+        let result = self.create_now(request, &CreateOptions::default());
         if timeout {
             // The cloud did its part; the answer was lost on the way back.
             return Err(timed_out().await);
@@ -617,6 +591,79 @@ impl EtcdMembership for SimCloud {
             tracing::debug!(node, "simulated cluster: etcd member removed");
         }
         Ok(())
+    }
+}
+
+impl SimCloud {
+    /// A create through the REST API, whose call faults its middleware drew: the
+    /// injected failures of [`SimCloud::fail_next_creates`] and those of
+    /// [`SimCloud::create_now`].
+    pub(crate) fn create_rest(
+        &self,
+        request: &ResourceRequest,
+        options: &CreateOptions,
+    ) -> Result<CloudResource, CloudError> {
+        let kind = request.kind();
+        if self.take_fault(kind) {
+            return Err(CloudError::Unavailable {
+                message: format!("simulated fault: creating a {kind} failed (503)"),
+            });
+        }
+        self.create_now(request, options)
+    }
+
+    /// A delete through the REST API: `false` when there is no such resource (the
+    /// API's 404); deleting one that is being deleted changes nothing.
+    pub(crate) fn delete_rest(&self, kind: ResourceKind, id: &str) -> Result<bool, CloudError> {
+        let config = &self.inner.config;
+        self.mutate(|state, rng, now| {
+            if state.get(kind, id, now).is_none() {
+                return Ok(false);
+            }
+            state.delete(kind, id, config, rng, now).map(|_| true)
+        })
+    }
+
+    /// A create after the call's own faults: a take-fault of [`SimCloud::fail_next_creates`]
+    /// is the caller's; this draws the injected quota error, the server that ends in
+    /// `ERROR` and the stuck load balancer, then creates.
+    pub(crate) fn create_now(
+        &self,
+        request: &ResourceRequest,
+        options: &CreateOptions,
+    ) -> Result<CloudResource, CloudError> {
+        let kind = request.kind();
+        if self.roll(|f| f.quota_errors) {
+            tracing::debug!(
+                kind = kind.as_str(),
+                "simulated cloud: injected quota error"
+            );
+            return Err(CloudError::QuotaExceeded {
+                message: format!("Quota exceeded for resources: ['{}'].", kind.as_str()),
+            });
+        }
+        let faults = CreateFaults {
+            server_error: kind == ResourceKind::Server && self.roll(|f| f.server_errors),
+            stuck: kind == ResourceKind::LoadBalancer && self.roll(|f| f.stuck_load_balancers),
+        };
+        let config = &self.inner.config;
+        let result =
+            self.mutate(|state, rng, now| state.create(request, config, faults, options, rng, now));
+        match &result {
+            Ok(created) => tracing::debug!(
+                kind = kind.as_str(),
+                id = %created.id,
+                name = %created.name,
+                "simulated cloud: created"
+            ),
+            Err(error) => tracing::debug!(
+                kind = kind.as_str(),
+                name = %request.name,
+                %error,
+                "simulated cloud: create refused"
+            ),
+        }
+        result
     }
 }
 

@@ -15,6 +15,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LatencyRange, SimConfig};
+use crate::rest_state::RestState;
 use crate::tracked::{Indexer, Tracked};
 use crate::{net, workload};
 
@@ -282,6 +283,15 @@ pub(crate) struct CreateFaults {
     pub stuck: bool,
 }
 
+/// What a create through the REST API says beyond a [`ResourceRequest`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CreateOptions {
+    /// A server boots on this port (Nova's `networks: [{port}]`) instead of one
+    /// found or made by its name.
+    pub server_port: Option<String>,
+    pub rest: RestState,
+}
+
 /// The error a server marked by [`CreateFaults::server_error`] ends in.
 pub(crate) const NO_VALID_HOST: &str =
     "No valid host was found. There are not enough hosts available.";
@@ -331,6 +341,9 @@ pub(crate) struct SimResource {
     /// Servers: the state of the node on it.
     #[serde(default, skip_serializing_if = "SimNode::is_default")]
     pub node: SimNode,
+    /// What the REST API keeps beyond this model.
+    #[serde(default, skip_serializing_if = "RestState::is_empty")]
+    pub rest: RestState,
 }
 
 impl SimResource {
@@ -384,7 +397,7 @@ impl SimResource {
         }
     }
 
-    fn server_network(&self) -> Option<&str> {
+    pub fn server_network(&self) -> Option<&str> {
         match &self.spec {
             ResourceSpec::Server { network_id, .. } => Some(network_id),
             _ => None,
@@ -791,6 +804,7 @@ impl State {
         request: &ResourceRequest,
         config: &SimConfig,
         faults: CreateFaults,
+        options: &CreateOptions,
         rng: &mut StdRng,
         now: u64,
     ) -> Result<CloudResource, CloudError> {
@@ -829,6 +843,13 @@ impl State {
                     .and_then(|p| p.address.clone()),
                 None,
             ),
+            (_, Address::ServerPort { network_id, .. }) if options.server_port.is_some() => {
+                let port_id = options.server_port.as_deref().unwrap_or_default();
+                (
+                    Some(self.free_port_address(port_id, &network_id, now)?),
+                    None,
+                )
+            }
             (
                 _,
                 Address::ServerPort {
@@ -880,6 +901,7 @@ impl State {
                 .then(|| NO_VALID_HOST.to_owned()),
             stuck: faults.stuck && kind == ResourceKind::LoadBalancer,
             node: SimNode::default(),
+            rest: options.rest.clone(),
         };
         self.next_seq += 1;
         if kind == ResourceKind::Server {
@@ -931,10 +953,53 @@ impl State {
                 },
             },
         };
-        let created = self.create(&port, config, CreateFaults::default(), rng, now)?;
+        let created = self.create(
+            &port,
+            config,
+            CreateFaults::default(),
+            &CreateOptions::default(),
+            rng,
+            now,
+        )?;
         // A port is usable at once.
         self.resources.modify(&created.id, |r| r.ready_at_ms = now);
         Ok(created.address)
+    }
+
+    /// The server a port is attached to: one on the port's network with its address.
+    pub fn port_user(&self, port: &SimResource, now: u64) -> Option<&SimResource> {
+        let ResourceSpec::Port { network_id, .. } = &port.spec else {
+            return None;
+        };
+        let address = port.address.as_ref()?;
+        self.indexed(&Key::Address(address.clone()), now)
+            .find(|r| r.server_network() == Some(network_id.as_str()))
+    }
+
+    /// The address of port `port_id` for a server on `network_id`, which must be free.
+    fn free_port_address(
+        &self,
+        port_id: &str,
+        network_id: &str,
+        now: u64,
+    ) -> Result<String, CloudError> {
+        let port = self.require(ResourceKind::Port, port_id, now, || {
+            format!("Port {port_id} could not be found.")
+        })?;
+        if !matches!(&port.spec, ResourceSpec::Port { network_id: n, .. } if n == network_id) {
+            return Err(bad_request(format!(
+                "Port {port_id} is not on network {network_id}."
+            )));
+        }
+        if let Some(server) = self.port_user(port, now) {
+            return Err(conflict(format!(
+                "Port {port_id} is still in use by server {}.",
+                server.id
+            )));
+        }
+        port.address
+            .clone()
+            .ok_or_else(|| bad_request(format!("Port {port_id} has no fixed IP.")))
     }
 
     /// Why `target` cannot be deleted now, if it cannot.

@@ -1773,6 +1773,7 @@ fn released_load_balancers_become_active_at_their_ready_time_or_now() {
             boot_error: None,
             stuck: true,
             node: state::SimNode::default(),
+            rest: Default::default(),
         };
         assert_eq!(resource.status(1000), ResourceStatus::Pending);
         state.resources.insert(id.to_owned(), resource);

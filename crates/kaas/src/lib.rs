@@ -7,5 +7,6 @@ pub mod clouds;
 pub mod gateway;
 pub mod registry;
 pub mod server;
+pub mod sim_serve;
 pub mod standin;
 pub mod workloads;

@@ -507,6 +507,29 @@ pub enum MachineCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
+    /// Run a simulated cloud as a process of its own, serving OpenStack's REST API
+    /// (Keystone, Nova, Neutron, Octavia, Glance) as kaas's OpenStack provider and the
+    /// `openstack` CLI use it; writes DATA_DIR/clouds.yaml (cloud `kaas-sim`). A
+    /// simulation: nothing real is created.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:7480")]
+        listen: std::net::SocketAddr,
+        /// Where the cloud's state, its user's credentials and clouds.yaml are kept.
+        #[arg(long, default_value = "./kaas-sim-data")]
+        data_dir: PathBuf,
+        /// Time-scale factor (200: two hundred times faster).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Quotas of the simulated project, as `kaas server --sim-quota`.
+        #[arg(long, value_name = "KEY=N,…", value_parser = crate::server::parse_sim_quotas)]
+        quota: Option<kaas_sim::Quotas>,
+        /// Fault rates, as `kaas server --sim-faults`.
+        #[arg(long, value_parser = crate::server::parse_sim_faults)]
+        faults: Option<kaas_sim::SimFaults>,
+        /// The name of the external network (router gateways, floating IPs).
+        #[arg(long, default_value = kaas_sim::api::DEFAULT_EXTERNAL_NETWORK)]
+        external_network: String,
+    },
     /// Every resource in the simulated cloud.
     Inventory {
         #[arg(short, long, value_enum, default_value = "table")]
@@ -894,6 +917,26 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                     output
                 },
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(SimCommand::Serve {
+            listen,
+            data_dir,
+            speed,
+            quota,
+            faults,
+            external_network,
+        }) => {
+            init_logging(&cli.conn.log, false);
+            crate::sim_serve::run(crate::sim_serve::SimServeConfig {
+                listen,
+                data_dir,
+                speed,
+                quotas: quota.unwrap_or_default(),
+                faults: faults.unwrap_or_default(),
+                external_network,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim(SimCommand::Inventory { output }) => {
