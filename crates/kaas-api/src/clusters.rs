@@ -162,7 +162,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::lists::ListAnswer<Cluster>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     principal.require(Role::Viewer)?;
     if query.all_tenants && !principal.operator {
@@ -201,11 +201,7 @@ pub async fn list(
         ],
     )
     .await?;
-    Ok(crate::lists::answer(
-        "Cluster",
-        crate::lists::to_items(&clusters)?,
-        next,
-    ))
+    Ok(crate::lists::answer("Cluster", clusters, next))
 }
 
 /// The caller's tenant's cluster `name`; another tenant's is not found.
@@ -444,7 +440,7 @@ pub async fn machines(
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::lists::ListAnswer<Machine>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     principal.require(Role::Viewer)?;
     let cluster = load(&state, &principal, &name).await?;
@@ -457,9 +453,5 @@ pub async fn machines(
         &["machines", &principal.tenant, &cluster.metadata.uid],
     )
     .await?;
-    Ok(crate::lists::answer(
-        "Machine",
-        crate::lists::to_items(&machines)?,
-        next,
-    ))
+    Ok(crate::lists::answer("Machine", machines, next))
 }

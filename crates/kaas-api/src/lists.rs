@@ -13,7 +13,6 @@ use kaas_core::ValidationErrors;
 use kaas_core::list::{ContinueToken, filter_fingerprint};
 use kaas_core::meta::{API_VERSION, Object};
 use kaas_store::{ListFilter, ListPosition, StoreExt};
-use serde_json::{Value, json};
 
 use crate::{ApiError, AppState};
 
@@ -60,21 +59,34 @@ pub(crate) async fn page<T: Object>(
     Ok((page.items, next))
 }
 
-/// `{apiVersion, kind: <kind>List, metadata: {continue?}, items}`.
-pub(crate) fn answer(kind: &str, items: Value, next: Option<String>) -> Json<Value> {
-    let metadata = match next {
-        Some(token) => json!({ "continue": token }),
-        None => json!({}),
-    };
-    Json(json!({
-        "apiVersion": API_VERSION,
-        "kind": format!("{kind}List"),
-        "metadata": metadata,
-        "items": items,
-    }))
+/// A list answer: `{apiVersion, kind: <kind>List, metadata: {continue?}, items}`.
+/// Serialized straight from the items, without a JSON tree in between: a page of
+/// clusters is hundreds of kilobytes.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListAnswer<T> {
+    api_version: &'static str,
+    kind: String,
+    metadata: ListMetadata,
+    items: Vec<T>,
 }
 
-/// `items` as JSON, or a 500 naming why not.
-pub(crate) fn to_items<T: serde::Serialize>(items: &[T]) -> Result<Value, ApiError> {
-    serde_json::to_value(items).map_err(|e| ApiError::internal(e.to_string()))
+#[derive(Debug, serde::Serialize)]
+struct ListMetadata {
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// The answer listing `items`, with the token of the next page if more follow.
+pub(crate) fn answer<T: serde::Serialize>(
+    kind: &str,
+    items: Vec<T>,
+    next: Option<String>,
+) -> Json<ListAnswer<T>> {
+    Json(ListAnswer {
+        api_version: API_VERSION,
+        kind: format!("{kind}List"),
+        metadata: ListMetadata { next },
+        items,
+    })
 }

@@ -452,7 +452,7 @@ pub async fn list_credentials(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::lists::ListAnswer<Value>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (credentials, next) = crate::lists::page::<RegistryCredential>(
         &state,
@@ -463,11 +463,7 @@ pub async fn list_credentials(
     )
     .await?;
     let items: Vec<Value> = credentials.iter().map(shown).collect();
-    Ok(crate::lists::answer(
-        "RegistryCredential",
-        Value::Array(items),
-        next,
-    ))
+    Ok(crate::lists::answer("RegistryCredential", items, next))
 }
 
 async fn own_credential(

@@ -185,7 +185,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::lists::ListAnswer<Value>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     // A tenant is stored in its own name: anyone but the operator sees only their own.
     let filter = if principal.operator {
@@ -205,7 +205,7 @@ pub async fn list(
     for t in &tenants {
         items.push(shown(&state, t).await?);
     }
-    Ok(crate::lists::answer("Tenant", Value::Array(items), next))
+    Ok(crate::lists::answer("Tenant", items, next))
 }
 
 async fn load(state: &AppState, principal: &Principal, name: &str) -> Result<Tenant, ApiError> {

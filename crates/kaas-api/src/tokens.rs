@@ -162,7 +162,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::lists::ListAnswer<Value>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     principal.require(Role::Admin)?;
     let (tokens, next) = crate::lists::page::<ApiToken>(
@@ -174,7 +174,7 @@ pub async fn list(
     )
     .await?;
     let items: Vec<Value> = tokens.iter().map(shown).collect();
-    Ok(crate::lists::answer("ApiToken", Value::Array(items), next))
+    Ok(crate::lists::answer("ApiToken", items, next))
 }
 
 pub async fn revoke(
