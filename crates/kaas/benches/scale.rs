@@ -522,7 +522,12 @@ async fn api_load(
             } else {
                 "/v1/clusters?limit=100".to_owned()
             };
-            let error = client.get(&path).await.err().map(|e| format!("{e:#}"));
+            // The body is read whole but not parsed, as a load generator does.
+            let error = client
+                .get_bytes(&path)
+                .await
+                .err()
+                .map(|e| format!("{e:#}"));
             (get, error, t.elapsed().as_secs_f64() * 1000.0)
         }));
     }
@@ -550,14 +555,31 @@ async fn api_load(
     Ok(())
 }
 
+/// Measures N clusters in a directory of their own; when that fails, the directory is
+/// kept and the server log's end shown.
 async fn measure(n: usize, o: &Options) -> Result<Figures> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let measured = measure_in(&data, n, o).await;
+    if measured.is_err() {
+        let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        eprintln!(
+            "the server's log ends:\n{}",
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        );
+        eprintln!("kept {}", dir.keep().display());
+    }
+    measured
+}
+
+async fn measure_in(data: &Path, n: usize, o: &Options) -> Result<Figures> {
     let mut fig = Figures {
         clusters: n,
         ..Figures::default()
     };
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data)?;
+    let data = data.to_path_buf();
 
     eprintln!("N = {n}: creating on the fast simulated cloud (speed {FAST})");
     let mut server = Server::start(&data, FAST, n).await?;
