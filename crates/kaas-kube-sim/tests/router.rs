@@ -1253,6 +1253,33 @@ async fn controllers_run_in_the_background() {
     task.abort();
 }
 
+/// Passes that change nothing come ever less often; a change brings a pass at once.
+#[tokio::test]
+async fn quiet_controllers_back_off_and_a_change_wakes_them() {
+    let c = Cluster::with_nodes(&workers(1));
+    let period = Duration::from_millis(10);
+    let task = c.api.spawn_controllers(period);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Every 10 ms would be about 100 passes in a second; doubling from 10 ms, at most 7
+    // (10, 20, 40, … 640 ms); a slow machine makes fewer, never more.
+    let before = c.api.passes();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let quiet = c.api.passes() - before;
+    assert!(quiet <= 8, "{quiet} passes in a quiet second");
+    let url = "/apis/apps/v1/namespaces/default/deployments/web";
+    c.apply(url, "t", DEPLOYMENT).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, d) = c.get(url).await;
+        if d["status"]["readyReplicas"] == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not ready: {d:#}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    task.abort();
+}
+
 #[tokio::test]
 async fn deleting_a_namespace_deletes_its_objects() {
     let c = Cluster::new();
