@@ -42,6 +42,9 @@ pub struct Metrics {
     pub queue_depth: Family<ControllerLabels, Gauge>,
     pub cloud_calls: Family<CloudCallLabels, Counter>,
     pub step_failures: Family<StepFailureLabels, Counter>,
+    /// Renderings of a cluster's addons (their charts with its values): CPU that a
+    /// settled cluster should not cost.
+    pub addon_renders: Counter,
 }
 
 fn reconcile_histogram() -> Histogram {
@@ -56,6 +59,7 @@ impl Metrics {
             queue_depth: Family::default(),
             cloud_calls: Family::default(),
             step_failures: Family::default(),
+            addon_renders: Counter::default(),
         };
         registry.register(
             "kaas_reconciles",
@@ -81,6 +85,11 @@ impl Metrics {
             "kaas_reconcile_step_failures",
             "Failed reconcile steps by controller, step and category",
             metrics.step_failures.clone(),
+        );
+        registry.register(
+            "kaas_addon_renders",
+            "Renderings of a cluster's addons from their charts",
+            metrics.addon_renders.clone(),
         );
         metrics
     }

@@ -91,9 +91,8 @@ impl DesiredAddons {
         }
     }
 
-    /// The same addons without their objects. What a settled cluster keeps between
-    /// reconciles: a cluster's rendered charts run to megabytes (CRDs above all), and
-    /// they are needed only to apply, which is rare; they are rendered again then.
+    /// The same addons without their objects: what a settled cluster keeps between
+    /// reconciles.
     pub fn outline(&self) -> Self {
         Self {
             objects: None,

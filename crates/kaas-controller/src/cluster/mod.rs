@@ -102,7 +102,8 @@ pub struct ClusterController {
     artifacts: Arc<dyn addons::AddonArtifacts>,
     /// Upstream artifacts as loaded, by digest.
     loaded: std::sync::Mutex<HashMap<String, kaas_bootstrap::UpstreamArtifact>>,
-    /// Per cluster uid: the addons as last rendered, in outline, and from what.
+    /// Per cluster uid: the addons as last rendered (in outline once applied), and
+    /// from what.
     rendered: std::sync::Mutex<HashMap<String, (String, addons::DesiredAddons)>>,
     /// Per cluster uid: the addons' readiness as last read (when, for which digest).
     readiness: std::sync::Mutex<HashMap<String, ReadReadiness>>,

@@ -141,15 +141,17 @@ impl ClusterController {
                     Ok(d) if !d.refs.is_empty() => self.addons_readiness(cluster, target, d).await,
                     _ => Some(Vec::new()),
                 };
-                // The objects themselves only when they are to be applied.
-                if let Ok(d) = &desired
-                    && d.objects.is_none()
-                    && d.apply_due(
+                // The objects themselves are kept only while an apply is due.
+                if let Ok(d) = &desired {
+                    let due = d.apply_due(
                         cluster.status.addons.digest.as_deref(),
                         readiness.as_deref(),
-                    )
-                {
-                    desired = self.desired_addons(cloud, cluster, &observed, true).await;
+                    );
+                    if due && d.objects.is_none() {
+                        desired = self.desired_addons(cloud, cluster, &observed, true).await;
+                    } else if !due && d.objects.is_some() {
+                        self.keep_addons_outline(&cluster.metadata.uid);
+                    }
                 }
                 observed.addons = Some(addons::ObservedAddons { desired, readiness });
             }
@@ -323,8 +325,9 @@ impl ClusterController {
     }
 
     /// The addons the cluster's stack and spec call for, rendered with its values, or
-    /// why they cannot be. Their outline comes from the last rendering when nothing it
-    /// depends on changed; with `objects`, they are rendered whole.
+    /// why they cannot be: from the last rendering when nothing it depends on changed and
+    /// it has what is asked for (the objects themselves, with `objects`, or only their
+    /// outline).
     async fn desired_addons(
         &self,
         cloud: &dyn CloudProvider,
@@ -364,7 +367,7 @@ impl ClusterController {
             .unwrap_or_else(|e| e.into_inner())
             .get(uid)
             && *cached == inputs
-            && !objects
+            && (!objects || desired.objects.is_some())
         {
             return Ok(desired.clone());
         }
@@ -395,11 +398,27 @@ impl ClusterController {
             rendered
                 .push(render_upstream_addon(addon, &artifact, &values).map_err(|e| e.to_string())?);
         }
+        self.metrics.addon_renders.inc();
         let desired = addons::DesiredAddons::new(stack.name(), rendered);
         self.rendered
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.clone(), (inputs, desired.outline()));
+            .insert(uid.clone(), (inputs, desired.clone()));
         Ok(desired)
+    }
+
+    /// Drops the objects of the cluster's rendered addons, keeping their outline: they
+    /// are applied, and a cluster's charts run to megabytes (CRDs above all), more than
+    /// ten thousand settled clusters can keep. They are rendered again when an apply is
+    /// due once more.
+    fn keep_addons_outline(&self, uid: &str) {
+        if let Some((_, desired)) = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(uid)
+        {
+            *desired = desired.outline();
+        }
     }
 }
