@@ -12,6 +12,9 @@ use serde_json::Value;
 pub struct OsError {
     pub status: Option<u16>,
     pub message: String,
+    /// The service's own name for the error where its body gives one: Neutron's
+    /// `type` (`OverQuota`, `SecurityGroupRuleExists`, `RouterInUse`).
+    pub code: Option<String>,
     pub request_id: Option<String>,
     /// The service type (`compute`, `network`, `identity`).
     pub service: String,
@@ -61,6 +64,7 @@ impl OsError {
         Self {
             status: Some(status),
             message: error_message(status, body),
+            code: error_code(body),
             request_id,
             service: service.to_owned(),
             method: method.to_owned(),
@@ -73,6 +77,7 @@ impl OsError {
         Self {
             status: None,
             message: message.into(),
+            code: None,
             request_id: None,
             service: service.to_owned(),
             method: method.to_owned(),
@@ -82,6 +87,11 @@ impl OsError {
 
     pub fn is_not_found(&self) -> bool {
         self.status == Some(404)
+    }
+
+    /// Whether the service named the error `code` (Neutron's `type`).
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
     }
 
     /// Whether the service said the project's quota does not allow this.
@@ -133,6 +143,12 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     };
     let cleaned = found.map(|m| clean(&m)).filter(|m| !m.is_empty());
     cleaned.unwrap_or_else(|| status_line(status))
+}
+
+/// The service's own name for the error, where its body gives one: Neutron's `type`.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    str_field(json.get("NeutronError")?, "type").map(str::to_owned)
 }
 
 fn status_line(status: u16) -> String {
@@ -335,6 +351,27 @@ mod tests {
     }
 
     #[test]
+    fn neutron_names_its_errors() {
+        let code = |body: &str| error_code(body.as_bytes());
+        assert_eq!(
+            code(
+                r#"{"NeutronError": {"type": "SecurityGroupRuleExists", "message": "Security group rule already exists. Rule id is r1.", "detail": ""}}"#
+            )
+            .as_deref(),
+            Some("SecurityGroupRuleExists")
+        );
+        assert_eq!(
+            code(r#"{"NeutronError": "Port p1 could not be found"}"#),
+            None
+        );
+        assert_eq!(
+            code(r#"{"forbidden": {"code": 403, "message": "Quota exceeded"}}"#),
+            None
+        );
+        assert_eq!(code("<html>x</html>"), None);
+    }
+
+    #[test]
     fn octavia_bodies() {
         check(
             403,
@@ -403,6 +440,7 @@ mod tests {
         OsError {
             status,
             message: message.into(),
+            code: None,
             request_id: Some("req-1".into()),
             service: "compute".into(),
             method: "POST".into(),

@@ -503,8 +503,10 @@ impl OpenStackCloud {
                 .await;
             match created {
                 Ok(_) => {}
-                // A retry that finds its rules made: fine.
-                Err(e) if e.status == Some(409) => {}
+                // A retry that finds its rules made (Neutron makes a bulk all or none):
+                // fine. Any other refusal, Neutron's 409 `OverQuota` among them, leaves
+                // the group unfinished.
+                Err(e) if e.status == Some(409) && e.is_code("SecurityGroupRuleExists") => {}
                 Err(e) => return Err(e.to_cloud(ResourceKind::SecurityGroup, &id)),
             }
         }
@@ -1644,7 +1646,148 @@ impl CloudProvider for OpenStackCloud {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use chrono::TimeDelta;
+
     use super::*;
+    use crate::scripted::{Fake, reply};
+
+    /// The provider on a scripted cloud: every service is the fake.
+    async fn scripted() -> (Fake, OpenStackCloud) {
+        let fake = Fake::start().await;
+        let mut config = fake.config();
+        for service in ["load-balancer", "image"] {
+            config
+                .endpoint_override
+                .insert(service.to_owned(), format!("{}/", fake.url));
+        }
+        fake.push(fake.token("t1", TimeDelta::hours(1)));
+        let cloud = OpenStackCloud::new(Session::new(config).await.unwrap());
+        (fake, cloud)
+    }
+
+    /// The calls made after authenticating, as `METHOD PATH`.
+    fn calls(fake: &Fake) -> Vec<String> {
+        fake.seen()[1..]
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect()
+    }
+
+    fn neutron_error(kind: &str, message: &str) -> String {
+        json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}).to_string()
+    }
+
+    const TAG: &str = "kaas-cluster=1a2b3c4d-0000-4000-8000-000000000001";
+
+    fn group_request() -> ResourceRequest {
+        ResourceRequest {
+            name: "kaas-demo-1a2b3c4d-nodes".to_owned(),
+            tags: vec![TAG.to_owned()],
+            spec: ResourceSpec::SecurityGroup {
+                rules: vec![SecurityGroupRule {
+                    protocol: "tcp".to_owned(),
+                    port_min: 22,
+                    port_max: 22,
+                    remote_cidr: Some("10.0.0.0/8".to_owned()),
+                    remote_group: None,
+                    description: "ssh".to_owned(),
+                }],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_rules_are_over_quota_is_not_marked_complete() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(200, r#"{"security_groups": []}"#));
+        fake.push(reply(
+            201,
+            r#"{"security_group": {"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": []}}"#,
+        ));
+        fake.push(reply(200, &json!({ "tags": [TAG] }).to_string()));
+        fake.push(reply(
+            409,
+            &neutron_error(
+                "OverQuota",
+                "Quota exceeded for resources: ['security_group_rule'].",
+            ),
+        ));
+        let created = cloud.create(&group_request()).await;
+        assert!(
+            matches!(&created, Err(CloudError::QuotaExceeded { message }) if message.contains("security_group_rule")),
+            "{created:?}"
+        );
+        let calls = calls(&fake);
+        assert_eq!(
+            calls.last().map(String::as_str),
+            Some("POST /v2.0/security-group-rules"),
+            "{calls:#?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.contains(COMPLETE_TAG)),
+            "{calls:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_rules_conflict_otherwise_is_not_marked_complete() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"security_groups": [{"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]}]}).to_string(),
+        ));
+        // Neutron's conflicts other than quota are retried by the session, then given up.
+        for _ in 0..4 {
+            fake.push(reply(
+                409,
+                &neutron_error("Conflict", "Security group sg1 is being changed."),
+            ));
+        }
+        let created = cloud.create(&group_request()).await;
+        assert!(
+            matches!(&created, Err(CloudError::Conflict { .. })),
+            "{created:?}"
+        );
+        let calls = calls(&fake);
+        assert!(
+            !calls.iter().any(|c| c.contains(COMPLETE_TAG)),
+            "{calls:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn rules_made_by_an_earlier_attempt_finish_the_group() {
+        let (fake, cloud) = scripted().await;
+        // The earlier attempt made and tagged the group and its rules, then stopped.
+        fake.push(reply(
+            200,
+            &json!({"security_groups": [{"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]}]}).to_string(),
+        ));
+        // Each of the session's attempts at the rules hears the same.
+        for _ in 0..4 {
+            fake.push(reply(
+                409,
+                &neutron_error(
+                    "SecurityGroupRuleExists",
+                    "Security group rule already exists. Rule id is r1.",
+                ),
+            ));
+        }
+        fake.push(reply(201, ""));
+        let created = cloud.create(&group_request()).await.unwrap();
+        assert_eq!(created.status, ResourceStatus::Active, "{created:?}");
+        assert_eq!(
+            calls(&fake),
+            [
+                "GET /v2.0/security-groups?name=kaas-demo-1a2b3c4d-nodes",
+                "POST /v2.0/security-group-rules",
+                "POST /v2.0/security-group-rules",
+                "POST /v2.0/security-group-rules",
+                "POST /v2.0/security-group-rules",
+                "PUT /v2.0/security-groups/sg1/tags/kaas-complete",
+            ]
+        );
+    }
 
     #[test]
     fn tags_are_query_encoded() {
