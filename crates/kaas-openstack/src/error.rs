@@ -45,10 +45,14 @@ impl std::error::Error for OsError {}
 
 /// Words that say an error is about quota, in the messages of Nova ("Quota exceeded
 /// for instances", "Maximum number of ports exceeded"), Neutron ("OverQuota"), Octavia
-/// ("Quota has been met") and Cinder ("VolumeSizeExceedsAvailableQuota").
+/// ("Quota has been met"), Cinder ("VolumeSizeExceedsAvailableQuota") and Keystone's
+/// per-user limits ("Unable to create additional application credentials, maximum of
+/// 5 already exceeded for user.").
 fn mentions_quota(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
-    lower.contains("quota") || lower.contains("maximum number of")
+    lower.contains("quota")
+        || lower.contains("maximum number of")
+        || (lower.contains("maximum of") && lower.contains("exceeded"))
 }
 
 impl OsError {
@@ -102,8 +106,9 @@ impl OsError {
     /// The [`CloudError`] for this failure of a call about the `kind` resource `id`.
     /// The message kept is the service's own, as it reaches users.
     ///
-    /// Neutron reports quota (`OverQuota`) as 409, Nova and Octavia as 403, Nova's
-    /// older releases and Cinder as 413; all of them become `QuotaExceeded`.
+    /// Neutron reports quota (`OverQuota`) as 409, Nova, Octavia and Keystone (its
+    /// limit on a user's application credentials) as 403, Nova's older releases and
+    /// Cinder as 413; all of them become `QuotaExceeded`.
     pub fn to_cloud(&self, kind: ResourceKind, id: &str) -> CloudError {
         match self.status {
             Some(404) => CloudError::NotFound {
@@ -491,6 +496,16 @@ mod tests {
                 "Quota exceeded for resources: ['port'].",
                 CloudError::QuotaExceeded {
                     message: "Quota exceeded for resources: ['port'].".into(),
+                },
+            ),
+            (
+                Some(403),
+                "Unable to create additional application credentials, maximum of 3 already \
+                 exceeded for user.",
+                CloudError::QuotaExceeded {
+                    message: "Unable to create additional application credentials, maximum \
+                              of 3 already exceeded for user."
+                        .into(),
                 },
             ),
             (

@@ -563,6 +563,7 @@ async fn quotas_are_the_providers_quota_errors() {
         network: 1,
         server: 1,
         load_balancer: 0,
+        application_credential: 1,
         ..Quotas::default()
     };
     let sim = SimCloud::new(config(quotas)).unwrap();
@@ -677,6 +678,24 @@ async fn quotas_are_the_providers_quota_errors() {
     assert!(
         matches!(&over, Err(CloudError::QuotaExceeded { message }) if message.contains("Quota exceeded for instances")),
         "{over:?}"
+    );
+    // Keystone's 403 for its limit on a user's application credentials.
+    let credential = |name: &str| {
+        request(
+            name,
+            &tags,
+            ResourceSpec::ApplicationCredential {
+                secret: Credential(format!("secret of {name}")),
+                roles: Vec::new(),
+                description: format!("kaas cluster {name}"),
+            },
+        )
+    };
+    cloud.create(&credential("kaas-a")).await.unwrap();
+    let limited = cloud.create(&credential("kaas-b")).await;
+    assert!(
+        matches!(&limited, Err(CloudError::QuotaExceeded { message }) if message.contains("maximum of 1")),
+        "{limited:?}"
     );
     // A subnet in use is Neutron's 409, the provider's conflict.
     let busy = cloud.delete(ResourceKind::Subnet, &subnet.id).await;
