@@ -44,6 +44,14 @@ fn find_flavor<'a>(flavors: &'a [Flavor], name: &str) -> Result<&'a Flavor> {
         })
 }
 
+/// The owners Neutron gives the ports of a router's interfaces: on a legacy router,
+/// a distributed (DVR) one and a highly available (HA) one.
+const ROUTER_INTERFACE_OWNERS: [&str; 3] = [
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+];
+
 /// Nova refuses longer tags.
 const NOVA_TAG_MAX: usize = 60;
 
@@ -381,14 +389,23 @@ impl OpenStackCloud {
         .await
     }
 
-    /// The interface ports of routers, by router id.
-    async fn router_interfaces(&self, router_id: Option<&str>) -> Result<Vec<Value>> {
-        let mut path = "/v2.0/ports?device_owner=network:router_interface".to_owned();
-        if let Some(id) = router_id {
-            path.push_str(&format!("&device_id={id}"));
-        }
-        self.list("network", &path, "ports", ResourceKind::Router, None)
-            .await
+    /// The ports of the router's interfaces, whatever kind of router it is. Its other
+    /// ports (its gateway, an HA router's on its HA network, a distributed router's
+    /// SNAT ports) are Neutron's own and go with the router.
+    async fn router_interfaces(&self, router_id: &str) -> Result<Vec<Value>> {
+        let ports = self
+            .list(
+                "network",
+                &format!("/v2.0/ports?device_id={}", query(router_id)),
+                "ports",
+                ResourceKind::Router,
+                None,
+            )
+            .await?;
+        Ok(ports
+            .into_iter()
+            .filter(|p| ROUTER_INTERFACE_OWNERS.contains(&str_of(p, "device_owner")))
+            .collect())
     }
 
     async fn create_router(
@@ -438,7 +455,7 @@ impl OpenStackCloud {
     }
 
     async fn delete_router(&self, id: &str) -> Result<()> {
-        for port in self.router_interfaces(Some(id)).await? {
+        for port in self.router_interfaces(id).await? {
             let removed = self
                 .session
                 .request(Request::put(
@@ -1793,6 +1810,53 @@ mod tests {
     fn tags_are_query_encoded() {
         assert_eq!(query("kaas-cluster=1a-2b"), "kaas-cluster%3D1a-2b");
         assert_eq!(query("a b/c"), "a%20b%2Fc");
+    }
+
+    #[tokio::test]
+    async fn a_router_goes_with_the_interfaces_of_every_kind_of_router() {
+        let (fake, cloud) = scripted().await;
+        let port =
+            |id: &str, owner: &str| json!({"id": id, "device_id": "r1", "device_owner": owner});
+        fake.push(reply(
+            200,
+            &json!({"ports": [
+                port("p-dvr", "network:router_interface_distributed"),
+                port("p-ha", "network:ha_router_replicated_interface"),
+                port("p-legacy", "network:router_interface"),
+                port("p-gw", "network:router_gateway"),
+                port("p-snat", "network:router_centralized_snat"),
+                port("p-ha-net", "network:router_ha_interface"),
+            ]})
+            .to_string(),
+        ));
+        fake.push(reply(200, r#"{"id": "r1", "port_id": "p-dvr"}"#));
+        // Removed already (a retry after a lost answer): fine.
+        fake.push(reply(
+            404,
+            &neutron_error(
+                "RouterInterfaceNotFound",
+                "Router r1 does not have an interface with id p-ha",
+            ),
+        ));
+        fake.push(reply(200, r#"{"id": "r1", "port_id": "p-legacy"}"#));
+        fake.push(reply(204, ""));
+        cloud.delete(ResourceKind::Router, "r1").await.unwrap();
+        let remove = "PUT /v2.0/routers/r1/remove_router_interface";
+        assert_eq!(
+            calls(&fake),
+            [
+                "GET /v2.0/ports?device_id=r1",
+                remove,
+                remove,
+                remove,
+                "DELETE /v2.0/routers/r1",
+            ]
+        );
+        let removed: Vec<String> = fake.seen()[2..5]
+            .iter()
+            .map(|s| serde_json::from_str::<Value>(&s.body).unwrap()["port_id"].to_string())
+            .collect();
+        assert_eq!(removed, [r#""p-dvr""#, r#""p-ha""#, r#""p-legacy""#]);
     }
 
     #[test]

@@ -558,6 +558,76 @@ async fn a_cluster_is_built_found_and_deleted_through_the_provider() {
 }
 
 #[tokio::test]
+async fn distributed_and_ha_routers_are_deleted_with_their_interfaces() {
+    let sim = SimCloud::new(config(Quotas::default())).unwrap();
+    let (_server, cloud) = serve(&sim).await;
+    let tags = vec![cluster_tag()];
+    let network = cloud
+        .create(&request(
+            "kaas-a",
+            &tags,
+            ResourceSpec::Network { mtu: None },
+        ))
+        .await
+        .unwrap();
+    let subnet = cloud
+        .create(&request(
+            "kaas-a",
+            &tags,
+            ResourceSpec::Subnet {
+                network_id: network.id.clone(),
+                cidr: "10.0.0.0/24".to_owned(),
+                dns_servers: vec![],
+            },
+        ))
+        .await
+        .unwrap();
+    let external = session_get(&cloud, "network", "/v2.0/networks?router:external=true").await;
+    let external = external["networks"][0]["id"].as_str().unwrap().to_owned();
+    // The cloud's operator chooses the kind of a project's routers: their interfaces'
+    // ports are owned accordingly.
+    for (kind, owner) in [
+        ("distributed", "network:router_interface_distributed"),
+        ("ha", "network:ha_router_replicated_interface"),
+    ] {
+        let body = serde_json::json!({ "router": {
+            "name": "kaas-a",
+            "external_gateway_info": { "network_id": external },
+            kind: true,
+        }});
+        let router = cloud
+            .session()
+            .request(Request::post("network", "/v2.0/routers", &body))
+            .await
+            .unwrap()
+            .body;
+        let id = router["router"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(router["router"][kind], true, "{router}");
+        cloud
+            .session()
+            .request(Request::put(
+                "network",
+                &format!("/v2.0/routers/{id}/add_router_interface"),
+                &serde_json::json!({ "subnet_id": subnet.id }),
+            ))
+            .await
+            .unwrap();
+        let ports = session_get(&cloud, "network", &format!("/v2.0/ports?device_id={id}")).await;
+        assert_eq!(ports["ports"][0]["device_owner"], owner, "{ports}");
+
+        cloud.delete(ResourceKind::Router, &id).await.unwrap();
+        assert_eq!(cloud.get(ResourceKind::Router, &id).await.unwrap(), None);
+        // Again, as a retry after a lost answer would.
+        cloud.delete(ResourceKind::Router, &id).await.unwrap();
+    }
+    // Nothing of the routers is left on the subnet.
+    cloud
+        .delete(ResourceKind::Subnet, &subnet.id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn quotas_are_the_providers_quota_errors() {
     let quotas = Quotas {
         network: 1,
