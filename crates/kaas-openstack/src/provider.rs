@@ -98,6 +98,18 @@ fn tags_of(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// When a resource was made (RFC 3339 `created_at`), if it says.
+fn created_at(v: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(str_of(v, "created_at")).ok()
+}
+
+/// An image's Glance status, for a message.
+fn status_of_image(v: &Value) -> &str {
+    Some(str_of(v, "status"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("without a status")
+}
+
 /// `a=b` → `a%3Db`: a tag as a query value.
 fn query(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -216,8 +228,11 @@ impl OpenStackCloud {
         find_flavor(&self.flavors().await?, name).cloned()
     }
 
+    /// The image `name` (a name, else an id) that a server boots from: of several of
+    /// that name the newest active one. One that is not active (still uploading,
+    /// deactivated) cannot be booted, and the error says what it is instead.
     async fn image_id(&self, name: &str) -> Result<String> {
-        let by_name = self
+        let mut by_name = self
             .list(
                 "image",
                 &format!("/v2/images?name={}", query(name)),
@@ -226,12 +241,21 @@ impl OpenStackCloud {
                 None,
             )
             .await?;
-        if let Some(image) = by_name
-            .iter()
-            .find(|i| str_of(i, "status") == "active")
-            .or(by_name.first())
-        {
-            return Ok(str_of(image, "id").to_owned());
+        if !by_name.is_empty() {
+            by_name.sort_by_key(|i| std::cmp::Reverse(created_at(i)));
+            if let Some(image) = by_name.iter().find(|i| str_of(i, "status") == "active") {
+                return Ok(str_of(image, "id").to_owned());
+            }
+            let statuses: Vec<String> = by_name
+                .iter()
+                .map(|i| format!("{} is {}", str_of(i, "id"), status_of_image(i)))
+                .collect();
+            return Err(CloudError::BadRequest {
+                message: format!(
+                    "Image {name} cannot be booted: none of that name is active ({}).",
+                    statuses.join(", ")
+                ),
+            });
         }
         let by_id = self
             .get_opt(
@@ -242,7 +266,16 @@ impl OpenStackCloud {
             .await;
         match by_id {
             Ok(Some(image)) if !str_of(&image, "id").is_empty() => {
-                Ok(str_of(&image, "id").to_owned())
+                if str_of(&image, "status") == "active" {
+                    Ok(str_of(&image, "id").to_owned())
+                } else {
+                    Err(CloudError::BadRequest {
+                        message: format!(
+                            "Image {name} cannot be booted: it is {}, not active.",
+                            status_of_image(&image)
+                        ),
+                    })
+                }
             }
             _ => Err(CloudError::BadRequest {
                 message: format!("Image {name} could not be found."),
@@ -1857,6 +1890,64 @@ mod tests {
             .map(|s| serde_json::from_str::<Value>(&s.body).unwrap()["port_id"].to_string())
             .collect();
         assert_eq!(removed, [r#""p-dvr""#, r#""p-ha""#, r#""p-legacy""#]);
+    }
+
+    fn image(id: &str, status: &str, created_at: &str) -> Value {
+        json!({"id": id, "name": "ubuntu-capi", "status": status, "created_at": created_at})
+    }
+
+    #[tokio::test]
+    async fn the_newest_active_image_of_a_name_is_booted() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"images": [
+                image("old", "active", "2024-01-01T00:00:00Z"),
+                image("uploading", "queued", "2026-03-01T00:00:00Z"),
+                image("new", "active", "2025-06-01T00:00:00Z"),
+                image("withdrawn", "deactivated", "2025-12-01T00:00:00Z"),
+            ]})
+            .to_string(),
+        ));
+        assert_eq!(cloud.image_id("ubuntu-capi").await.unwrap(), "new");
+        assert_eq!(calls(&fake), ["GET /v2/images?name=ubuntu-capi"]);
+    }
+
+    #[tokio::test]
+    async fn an_image_that_is_not_active_is_refused_with_its_status() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"images": [
+                image("uploading", "queued", "2026-03-01T00:00:00Z"),
+                image("withdrawn", "deactivated", "2025-12-01T00:00:00Z"),
+            ]})
+            .to_string(),
+        ));
+        let refused = cloud.image_id("ubuntu-capi").await;
+        assert!(
+            matches!(&refused, Err(CloudError::BadRequest { message })
+                if message.contains("ubuntu-capi") && message.contains("queued") && message.contains("deactivated")),
+            "{refused:?}"
+        );
+        // By id: the same.
+        fake.push(reply(200, r#"{"images": []}"#));
+        fake.push(reply(
+            200,
+            &image("withdrawn", "deactivated", "2025-12-01T00:00:00Z").to_string(),
+        ));
+        let refused = cloud.image_id("withdrawn").await;
+        assert!(
+            matches!(&refused, Err(CloudError::BadRequest { message })
+                if message.contains("withdrawn") && message.contains("deactivated")),
+            "{refused:?}"
+        );
+        fake.push(reply(200, r#"{"images": []}"#));
+        fake.push(reply(
+            200,
+            &image("ok", "active", "2025-12-01T00:00:00Z").to_string(),
+        ));
+        assert_eq!(cloud.image_id("ok").await.unwrap(), "ok");
     }
 
     #[test]
