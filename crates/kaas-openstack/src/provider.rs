@@ -775,19 +775,22 @@ impl OpenStackCloud {
         }
     }
 
+    /// kaas's own load balancers that carry `tag`, as Octavia filters them. Those the
+    /// cluster's cloud controller made carry none of kaas's tags: they are found by
+    /// name when the cluster is deleted ([`CloudProvider::find_untagged`]).
     async fn find_load_balancers(&self, tag: &str) -> Result<Vec<CloudResource>> {
-        // One list: those tagged, and those the cluster's cloud controller made (named
-        // after the cluster uid, which kaas gives it as its cluster name).
-        let ccm_prefix = cluster_uid(tag).map(|uid| format!("kube_service_{uid}_"));
-        let all = self.list_load_balancers().await?;
-        Ok(all
+        let tagged = self
+            .list(
+                "load-balancer",
+                &format!("/v2/lbaas/loadbalancers?tags={}", query(tag)),
+                "loadbalancers",
+                ResourceKind::LoadBalancer,
+                None,
+            )
+            .await?;
+        Ok(tagged
             .iter()
-            .filter(|lb| {
-                tags_of(lb).iter().any(|t| t == tag)
-                    || ccm_prefix
-                        .as_deref()
-                        .is_some_and(|p| str_of(lb, "name").starts_with(p))
-            })
+            .filter(|lb| tags_of(lb).iter().any(|t| t == tag))
             .map(Self::view_load_balancer)
             .collect())
     }
@@ -1363,9 +1366,8 @@ impl CloudProvider for OpenStackCloud {
     ) -> Result<HashMap<String, Vec<CloudResource>>> {
         let mut found: HashMap<String, Vec<CloudResource>> =
             tags.iter().map(|t| (t.clone(), Vec::new())).collect();
-        // One listing of the whole project (page by page), shared out by tag, by the
-        // uid in a cloud controller's load balancer's name, or by the short uid in a
-        // server group's name, as `find` matches each.
+        // One listing of the whole project (page by page), shared out by tag, or by
+        // the short uid in a server group's name, as `find` matches each.
         let all = match kind {
             ResourceKind::Network
             | ResourceKind::Subnet
@@ -1393,33 +1395,7 @@ impl CloudProvider for OpenStackCloud {
                 )
                 .await?
             }
-            ResourceKind::LoadBalancer => {
-                let all = self.list_load_balancers().await?;
-                let by_uid: HashMap<&str, &String> = tags
-                    .iter()
-                    .filter_map(|t| Some((cluster_uid(t)?, t)))
-                    .collect();
-                for lb in &all {
-                    let mut owners: Vec<String> = tags_of(lb)
-                        .into_iter()
-                        .filter(|t| found.contains_key(t))
-                        .collect();
-                    if let Some(uid) = str_of(lb, "name")
-                        .strip_prefix("kube_service_")
-                        .and_then(|rest| rest.split('_').next())
-                        && let Some(tag) = by_uid.get(uid)
-                        && !owners.contains(tag)
-                    {
-                        owners.push((*tag).clone());
-                    }
-                    for tag in owners {
-                        if let Some(list) = found.get_mut(&tag) {
-                            list.push(Self::view_load_balancer(lb));
-                        }
-                    }
-                }
-                return Ok(found);
-            }
+            ResourceKind::LoadBalancer => self.list_load_balancers().await?,
             ResourceKind::ServerGroup => {
                 let groups = self.list_server_groups().await?;
                 let mut by_short: HashMap<String, Vec<&String>> = HashMap::new();
@@ -1454,6 +1430,7 @@ impl CloudProvider for OpenStackCloud {
         for v in &all {
             let resource = match kind {
                 ResourceKind::Server => Self::view_server(v),
+                ResourceKind::LoadBalancer => Self::view_load_balancer(v),
                 ResourceKind::ApplicationCredential => view_credential(v),
                 _ => Self::view_neutron(kind, v),
             };
@@ -1546,6 +1523,17 @@ impl CloudProvider for OpenStackCloud {
                     r.tags = vec![tag.to_owned()];
                     found.push(r);
                 }
+            }
+        }
+        // The load balancers the cluster's cloud controller made for its Services: named
+        // after the cluster's uid (kaas gives it the uid as its cluster name), without
+        // kaas's tags, they go with the cluster.
+        let service_prefix = format!("kube_service_{uid}_");
+        for lb in self.list_load_balancers().await? {
+            if str_of(&lb, "name").starts_with(&service_prefix) && untagged(&lb) {
+                let mut r = Self::view_load_balancer(&lb);
+                r.tags = vec![tag.to_owned()];
+                found.push(r);
             }
         }
         // Ports are named after machines, not the cluster: any port on the cluster's
@@ -1948,6 +1936,28 @@ mod tests {
             &image("ok", "active", "2025-12-01T00:00:00Z").to_string(),
         ));
         assert_eq!(cloud.image_id("ok").await.unwrap(), "ok");
+    }
+
+    #[tokio::test]
+    async fn kaas_load_balancers_are_found_by_octavias_tag_filter() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"loadbalancers": [{
+                "id": "lb1", "name": "kaas-demo-1a2b3c4d-api", "provisioning_status": "ACTIVE",
+                "vip_address": "10.0.0.3", "tags": [TAG],
+            }]})
+            .to_string(),
+        ));
+        let found = cloud.find(ResourceKind::LoadBalancer, TAG).await.unwrap();
+        assert_eq!(
+            found.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["lb1"]
+        );
+        assert_eq!(
+            calls(&fake),
+            [format!("GET /v2/lbaas/loadbalancers?tags={}", query(TAG))]
+        );
     }
 
     #[test]

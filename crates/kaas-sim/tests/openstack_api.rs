@@ -558,6 +558,72 @@ async fn a_cluster_is_built_found_and_deleted_through_the_provider() {
 }
 
 #[tokio::test]
+async fn the_cloud_controllers_load_balancers_are_found_when_the_cluster_goes() {
+    let sim = SimCloud::new(config(Quotas::default())).unwrap();
+    let (_server, cloud) = serve(&sim).await;
+    let built = build_cluster(&cloud).await;
+    let tag = cluster_tag();
+    // What the cluster's cloud controller makes for a Service of type LoadBalancer:
+    // named after the cluster's uid (its cluster name there), without kaas's tags.
+    let vip = cloud
+        .create(&request(
+            "kaas-demo-svc",
+            std::slice::from_ref(&tag),
+            ResourceSpec::Port {
+                network_id: built.network.id.clone(),
+                subnet_id: built.subnet.id.clone(),
+                security_group_ids: vec![],
+            },
+        ))
+        .await
+        .unwrap();
+    let service_lb = format!("kube_service_{UID}_default_web");
+    let body = serde_json::json!({ "loadbalancer": {
+        "name": service_lb,
+        "vip_port_id": vip.id,
+        "vip_subnet_id": built.subnet.id,
+        "tags": [service_lb],
+    }});
+    cloud
+        .session()
+        .request(Request::post(
+            "load-balancer",
+            "/v2/lbaas/loadbalancers",
+            &body,
+        ))
+        .await
+        .unwrap();
+
+    // Finding by the cluster's tag finds kaas's own.
+    let found = cloud.find(ResourceKind::LoadBalancer, &tag).await.unwrap();
+    assert_eq!(
+        found.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        [&built.load_balancer.id]
+    );
+    let many = cloud
+        .find_many(ResourceKind::LoadBalancer, std::slice::from_ref(&tag))
+        .await
+        .unwrap();
+    assert_eq!(many[&tag], found);
+    // The cloud controller's is found by its name when the cluster is deleted.
+    let untagged = cloud.find_untagged(&tag).await.unwrap();
+    let lbs: Vec<&CloudResource> = untagged
+        .iter()
+        .filter(|r| r.kind == ResourceKind::LoadBalancer)
+        .collect();
+    assert_eq!(lbs.len(), 1, "{untagged:#?}");
+    assert_eq!(lbs[0].name, service_lb);
+    assert_eq!(lbs[0].tags, std::slice::from_ref(&tag));
+    assert!(
+        cloud
+            .find_untagged("kaas-cluster=1a2b3c4d-5e6f-4a5b-8c7d-000000000002")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn distributed_and_ha_routers_are_deleted_with_their_interfaces() {
     let sim = SimCloud::new(config(Quotas::default())).unwrap();
     let (_server, cloud) = serve(&sim).await;
