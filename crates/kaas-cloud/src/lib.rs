@@ -56,8 +56,10 @@ pub trait CloudProvider: Send + Sync {
 
     /// Resources of the cluster tagged `tag` that carry no tag because their creation
     /// was interrupted between the cloud making them and kaas tagging them (a cloud
-    /// that takes tags only after create), found by name or by the cluster's network.
-    /// Observed when the cluster is deleted, so that nothing of it is left.
+    /// that takes tags only after create), found by name or by the cluster's network,
+    /// and those the cluster made for itself, which kaas never tags (its cloud
+    /// controller's load balancers, named after the cluster's uid). Observed when the
+    /// cluster is deleted, so that nothing of it is left.
     async fn find_untagged(&self, _tag: &str) -> Result<Vec<CloudResource>, CloudError> {
         Ok(Vec::new())
     }

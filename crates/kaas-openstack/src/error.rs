@@ -12,6 +12,9 @@ use serde_json::Value;
 pub struct OsError {
     pub status: Option<u16>,
     pub message: String,
+    /// The service's own name for the error where its body gives one: Neutron's
+    /// `type` (`OverQuota`, `SecurityGroupRuleExists`, `RouterInUse`).
+    pub code: Option<String>,
     pub request_id: Option<String>,
     /// The service type (`compute`, `network`, `identity`).
     pub service: String,
@@ -42,10 +45,14 @@ impl std::error::Error for OsError {}
 
 /// Words that say an error is about quota, in the messages of Nova ("Quota exceeded
 /// for instances", "Maximum number of ports exceeded"), Neutron ("OverQuota"), Octavia
-/// ("Quota has been met") and Cinder ("VolumeSizeExceedsAvailableQuota").
+/// ("Quota has been met"), Cinder ("VolumeSizeExceedsAvailableQuota") and Keystone's
+/// per-user limits ("Unable to create additional application credentials, maximum of
+/// 5 already exceeded for user.").
 fn mentions_quota(message: &str) -> bool {
     let lower = message.to_ascii_lowercase();
-    lower.contains("quota") || lower.contains("maximum number of")
+    lower.contains("quota")
+        || lower.contains("maximum number of")
+        || (lower.contains("maximum of") && lower.contains("exceeded"))
 }
 
 impl OsError {
@@ -61,6 +68,7 @@ impl OsError {
         Self {
             status: Some(status),
             message: error_message(status, body),
+            code: error_code(body),
             request_id,
             service: service.to_owned(),
             method: method.to_owned(),
@@ -73,6 +81,7 @@ impl OsError {
         Self {
             status: None,
             message: message.into(),
+            code: None,
             request_id: None,
             service: service.to_owned(),
             method: method.to_owned(),
@@ -84,6 +93,11 @@ impl OsError {
         self.status == Some(404)
     }
 
+    /// Whether the service named the error `code` (Neutron's `type`).
+    pub fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
     /// Whether the service said the project's quota does not allow this.
     pub fn is_quota(&self) -> bool {
         matches!(self.status, Some(403 | 409 | 413)) && mentions_quota(&self.message)
@@ -92,8 +106,9 @@ impl OsError {
     /// The [`CloudError`] for this failure of a call about the `kind` resource `id`.
     /// The message kept is the service's own, as it reaches users.
     ///
-    /// Neutron reports quota (`OverQuota`) as 409, Nova and Octavia as 403, Nova's
-    /// older releases and Cinder as 413; all of them become `QuotaExceeded`.
+    /// Neutron reports quota (`OverQuota`) as 409, Nova, Octavia and Keystone (its
+    /// limit on a user's application credentials) as 403, Nova's older releases and
+    /// Cinder as 413; all of them become `QuotaExceeded`.
     pub fn to_cloud(&self, kind: ResourceKind, id: &str) -> CloudError {
         match self.status {
             Some(404) => CloudError::NotFound {
@@ -133,6 +148,12 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
     };
     let cleaned = found.map(|m| clean(&m)).filter(|m| !m.is_empty());
     cleaned.unwrap_or_else(|| status_line(status))
+}
+
+/// The service's own name for the error, where its body gives one: Neutron's `type`.
+pub fn error_code(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    str_field(json.get("NeutronError")?, "type").map(str::to_owned)
 }
 
 fn status_line(status: u16) -> String {
@@ -335,6 +356,27 @@ mod tests {
     }
 
     #[test]
+    fn neutron_names_its_errors() {
+        let code = |body: &str| error_code(body.as_bytes());
+        assert_eq!(
+            code(
+                r#"{"NeutronError": {"type": "SecurityGroupRuleExists", "message": "Security group rule already exists. Rule id is r1.", "detail": ""}}"#
+            )
+            .as_deref(),
+            Some("SecurityGroupRuleExists")
+        );
+        assert_eq!(
+            code(r#"{"NeutronError": "Port p1 could not be found"}"#),
+            None
+        );
+        assert_eq!(
+            code(r#"{"forbidden": {"code": 403, "message": "Quota exceeded"}}"#),
+            None
+        );
+        assert_eq!(code("<html>x</html>"), None);
+    }
+
+    #[test]
     fn octavia_bodies() {
         check(
             403,
@@ -403,6 +445,7 @@ mod tests {
         OsError {
             status,
             message: message.into(),
+            code: None,
             request_id: Some("req-1".into()),
             service: "compute".into(),
             method: "POST".into(),
@@ -453,6 +496,16 @@ mod tests {
                 "Quota exceeded for resources: ['port'].",
                 CloudError::QuotaExceeded {
                     message: "Quota exceeded for resources: ['port'].".into(),
+                },
+            ),
+            (
+                Some(403),
+                "Unable to create additional application credentials, maximum of 3 already \
+                 exceeded for user.",
+                CloudError::QuotaExceeded {
+                    message: "Unable to create additional application credentials, maximum \
+                              of 3 already exceeded for user."
+                        .into(),
                 },
             ),
             (

@@ -25,6 +25,9 @@ pub mod error;
 pub mod provider;
 pub mod session;
 
+#[cfg(test)]
+mod scripted;
+
 pub use config::{Auth, CloudConfig, ConfigError, Scope, Secret};
 pub use error::OsError;
 pub use provider::OpenStackCloud;

@@ -44,6 +44,14 @@ fn find_flavor<'a>(flavors: &'a [Flavor], name: &str) -> Result<&'a Flavor> {
         })
 }
 
+/// The owners Neutron gives the ports of a router's interfaces: on a legacy router,
+/// a distributed (DVR) one and a highly available (HA) one.
+const ROUTER_INTERFACE_OWNERS: [&str; 3] = [
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+];
+
 /// Nova refuses longer tags.
 const NOVA_TAG_MAX: usize = 60;
 
@@ -88,6 +96,18 @@ fn tags_of(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// When a resource was made (RFC 3339 `created_at`), if it says.
+fn created_at(v: &Value) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(str_of(v, "created_at")).ok()
+}
+
+/// An image's Glance status, for a message.
+fn status_of_image(v: &Value) -> &str {
+    Some(str_of(v, "status"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or("without a status")
 }
 
 /// `a=b` → `a%3Db`: a tag as a query value.
@@ -208,8 +228,11 @@ impl OpenStackCloud {
         find_flavor(&self.flavors().await?, name).cloned()
     }
 
+    /// The image `name` (a name, else an id) that a server boots from: of several of
+    /// that name the newest active one. One that is not active (still uploading,
+    /// deactivated) cannot be booted, and the error says what it is instead.
     async fn image_id(&self, name: &str) -> Result<String> {
-        let by_name = self
+        let mut by_name = self
             .list(
                 "image",
                 &format!("/v2/images?name={}", query(name)),
@@ -218,12 +241,21 @@ impl OpenStackCloud {
                 None,
             )
             .await?;
-        if let Some(image) = by_name
-            .iter()
-            .find(|i| str_of(i, "status") == "active")
-            .or(by_name.first())
-        {
-            return Ok(str_of(image, "id").to_owned());
+        if !by_name.is_empty() {
+            by_name.sort_by_key(|i| std::cmp::Reverse(created_at(i)));
+            if let Some(image) = by_name.iter().find(|i| str_of(i, "status") == "active") {
+                return Ok(str_of(image, "id").to_owned());
+            }
+            let statuses: Vec<String> = by_name
+                .iter()
+                .map(|i| format!("{} is {}", str_of(i, "id"), status_of_image(i)))
+                .collect();
+            return Err(CloudError::BadRequest {
+                message: format!(
+                    "Image {name} cannot be booted: none of that name is active ({}).",
+                    statuses.join(", ")
+                ),
+            });
         }
         let by_id = self
             .get_opt(
@@ -234,7 +266,16 @@ impl OpenStackCloud {
             .await;
         match by_id {
             Ok(Some(image)) if !str_of(&image, "id").is_empty() => {
-                Ok(str_of(&image, "id").to_owned())
+                if str_of(&image, "status") == "active" {
+                    Ok(str_of(&image, "id").to_owned())
+                } else {
+                    Err(CloudError::BadRequest {
+                        message: format!(
+                            "Image {name} cannot be booted: it is {}, not active.",
+                            status_of_image(&image)
+                        ),
+                    })
+                }
             }
             _ => Err(CloudError::BadRequest {
                 message: format!("Image {name} could not be found."),
@@ -381,14 +422,23 @@ impl OpenStackCloud {
         .await
     }
 
-    /// The interface ports of routers, by router id.
-    async fn router_interfaces(&self, router_id: Option<&str>) -> Result<Vec<Value>> {
-        let mut path = "/v2.0/ports?device_owner=network:router_interface".to_owned();
-        if let Some(id) = router_id {
-            path.push_str(&format!("&device_id={id}"));
-        }
-        self.list("network", &path, "ports", ResourceKind::Router, None)
-            .await
+    /// The ports of the router's interfaces, whatever kind of router it is. Its other
+    /// ports (its gateway, an HA router's on its HA network, a distributed router's
+    /// SNAT ports) are Neutron's own and go with the router.
+    async fn router_interfaces(&self, router_id: &str) -> Result<Vec<Value>> {
+        let ports = self
+            .list(
+                "network",
+                &format!("/v2.0/ports?device_id={}", query(router_id)),
+                "ports",
+                ResourceKind::Router,
+                None,
+            )
+            .await?;
+        Ok(ports
+            .into_iter()
+            .filter(|p| ROUTER_INTERFACE_OWNERS.contains(&str_of(p, "device_owner")))
+            .collect())
     }
 
     async fn create_router(
@@ -438,7 +488,7 @@ impl OpenStackCloud {
     }
 
     async fn delete_router(&self, id: &str) -> Result<()> {
-        for port in self.router_interfaces(Some(id)).await? {
+        for port in self.router_interfaces(id).await? {
             let removed = self
                 .session
                 .request(Request::put(
@@ -503,8 +553,10 @@ impl OpenStackCloud {
                 .await;
             match created {
                 Ok(_) => {}
-                // A retry that finds its rules made: fine.
-                Err(e) if e.status == Some(409) => {}
+                // A retry that finds its rules made (Neutron makes a bulk all or none):
+                // fine. Any other refusal, Neutron's 409 `OverQuota` among them, leaves
+                // the group unfinished.
+                Err(e) if e.status == Some(409) && e.is_code("SecurityGroupRuleExists") => {}
                 Err(e) => return Err(e.to_cloud(ResourceKind::SecurityGroup, &id)),
             }
         }
@@ -723,19 +775,22 @@ impl OpenStackCloud {
         }
     }
 
+    /// kaas's own load balancers that carry `tag`, as Octavia filters them. Those the
+    /// cluster's cloud controller made carry none of kaas's tags: they are found by
+    /// name when the cluster is deleted ([`CloudProvider::find_untagged`]).
     async fn find_load_balancers(&self, tag: &str) -> Result<Vec<CloudResource>> {
-        // One list: those tagged, and those the cluster's cloud controller made (named
-        // after the cluster uid, which kaas gives it as its cluster name).
-        let ccm_prefix = cluster_uid(tag).map(|uid| format!("kube_service_{uid}_"));
-        let all = self.list_load_balancers().await?;
-        Ok(all
+        let tagged = self
+            .list(
+                "load-balancer",
+                &format!("/v2/lbaas/loadbalancers?tags={}", query(tag)),
+                "loadbalancers",
+                ResourceKind::LoadBalancer,
+                None,
+            )
+            .await?;
+        Ok(tagged
             .iter()
-            .filter(|lb| {
-                tags_of(lb).iter().any(|t| t == tag)
-                    || ccm_prefix
-                        .as_deref()
-                        .is_some_and(|p| str_of(lb, "name").starts_with(p))
-            })
+            .filter(|lb| tags_of(lb).iter().any(|t| t == tag))
             .map(Self::view_load_balancer)
             .collect())
     }
@@ -1311,9 +1366,8 @@ impl CloudProvider for OpenStackCloud {
     ) -> Result<HashMap<String, Vec<CloudResource>>> {
         let mut found: HashMap<String, Vec<CloudResource>> =
             tags.iter().map(|t| (t.clone(), Vec::new())).collect();
-        // One listing of the whole project (page by page), shared out by tag, by the
-        // uid in a cloud controller's load balancer's name, or by the short uid in a
-        // server group's name, as `find` matches each.
+        // One listing of the whole project (page by page), shared out by tag, or by
+        // the short uid in a server group's name, as `find` matches each.
         let all = match kind {
             ResourceKind::Network
             | ResourceKind::Subnet
@@ -1341,33 +1395,7 @@ impl CloudProvider for OpenStackCloud {
                 )
                 .await?
             }
-            ResourceKind::LoadBalancer => {
-                let all = self.list_load_balancers().await?;
-                let by_uid: HashMap<&str, &String> = tags
-                    .iter()
-                    .filter_map(|t| Some((cluster_uid(t)?, t)))
-                    .collect();
-                for lb in &all {
-                    let mut owners: Vec<String> = tags_of(lb)
-                        .into_iter()
-                        .filter(|t| found.contains_key(t))
-                        .collect();
-                    if let Some(uid) = str_of(lb, "name")
-                        .strip_prefix("kube_service_")
-                        .and_then(|rest| rest.split('_').next())
-                        && let Some(tag) = by_uid.get(uid)
-                        && !owners.contains(tag)
-                    {
-                        owners.push((*tag).clone());
-                    }
-                    for tag in owners {
-                        if let Some(list) = found.get_mut(&tag) {
-                            list.push(Self::view_load_balancer(lb));
-                        }
-                    }
-                }
-                return Ok(found);
-            }
+            ResourceKind::LoadBalancer => self.list_load_balancers().await?,
             ResourceKind::ServerGroup => {
                 let groups = self.list_server_groups().await?;
                 let mut by_short: HashMap<String, Vec<&String>> = HashMap::new();
@@ -1402,6 +1430,7 @@ impl CloudProvider for OpenStackCloud {
         for v in &all {
             let resource = match kind {
                 ResourceKind::Server => Self::view_server(v),
+                ResourceKind::LoadBalancer => Self::view_load_balancer(v),
                 ResourceKind::ApplicationCredential => view_credential(v),
                 _ => Self::view_neutron(kind, v),
             };
@@ -1494,6 +1523,17 @@ impl CloudProvider for OpenStackCloud {
                     r.tags = vec![tag.to_owned()];
                     found.push(r);
                 }
+            }
+        }
+        // The load balancers the cluster's cloud controller made for its Services: named
+        // after the cluster's uid (kaas gives it the uid as its cluster name), without
+        // kaas's tags, they go with the cluster.
+        let service_prefix = format!("kube_service_{uid}_");
+        for lb in self.list_load_balancers().await? {
+            if str_of(&lb, "name").starts_with(&service_prefix) && untagged(&lb) {
+                let mut r = Self::view_load_balancer(&lb);
+                r.tags = vec![tag.to_owned()];
+                found.push(r);
             }
         }
         // Ports are named after machines, not the cluster: any port on the cluster's
@@ -1644,12 +1684,280 @@ impl CloudProvider for OpenStackCloud {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use chrono::TimeDelta;
+
     use super::*;
+    use crate::scripted::{Fake, reply};
+
+    /// The provider on a scripted cloud: every service is the fake.
+    async fn scripted() -> (Fake, OpenStackCloud) {
+        let fake = Fake::start().await;
+        let mut config = fake.config();
+        for service in ["load-balancer", "image"] {
+            config
+                .endpoint_override
+                .insert(service.to_owned(), format!("{}/", fake.url));
+        }
+        fake.push(fake.token("t1", TimeDelta::hours(1)));
+        let cloud = OpenStackCloud::new(Session::new(config).await.unwrap());
+        (fake, cloud)
+    }
+
+    /// The calls made after authenticating, as `METHOD PATH`.
+    fn calls(fake: &Fake) -> Vec<String> {
+        fake.seen()[1..]
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect()
+    }
+
+    fn neutron_error(kind: &str, message: &str) -> String {
+        json!({"NeutronError": {"type": kind, "message": message, "detail": ""}}).to_string()
+    }
+
+    const TAG: &str = "kaas-cluster=1a2b3c4d-0000-4000-8000-000000000001";
+
+    fn group_request() -> ResourceRequest {
+        ResourceRequest {
+            name: "kaas-demo-1a2b3c4d-nodes".to_owned(),
+            tags: vec![TAG.to_owned()],
+            spec: ResourceSpec::SecurityGroup {
+                rules: vec![SecurityGroupRule {
+                    protocol: "tcp".to_owned(),
+                    port_min: 22,
+                    port_max: 22,
+                    remote_cidr: Some("10.0.0.0/8".to_owned()),
+                    remote_group: None,
+                    description: "ssh".to_owned(),
+                }],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_rules_are_over_quota_is_not_marked_complete() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(200, r#"{"security_groups": []}"#));
+        fake.push(reply(
+            201,
+            r#"{"security_group": {"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": []}}"#,
+        ));
+        fake.push(reply(200, &json!({ "tags": [TAG] }).to_string()));
+        fake.push(reply(
+            409,
+            &neutron_error(
+                "OverQuota",
+                "Quota exceeded for resources: ['security_group_rule'].",
+            ),
+        ));
+        let created = cloud.create(&group_request()).await;
+        assert!(
+            matches!(&created, Err(CloudError::QuotaExceeded { message }) if message.contains("security_group_rule")),
+            "{created:?}"
+        );
+        let calls = calls(&fake);
+        assert_eq!(
+            calls.last().map(String::as_str),
+            Some("POST /v2.0/security-group-rules"),
+            "{calls:#?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.contains(COMPLETE_TAG)),
+            "{calls:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_rules_conflict_otherwise_is_not_marked_complete() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"security_groups": [{"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]}]}).to_string(),
+        ));
+        // Neutron's conflicts other than quota are retried by the session, then given up.
+        for _ in 0..4 {
+            fake.push(reply(
+                409,
+                &neutron_error("Conflict", "Security group sg1 is being changed."),
+            ));
+        }
+        let created = cloud.create(&group_request()).await;
+        assert!(
+            matches!(&created, Err(CloudError::Conflict { .. })),
+            "{created:?}"
+        );
+        let calls = calls(&fake);
+        assert!(
+            !calls.iter().any(|c| c.contains(COMPLETE_TAG)),
+            "{calls:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn rules_made_by_an_earlier_attempt_finish_the_group() {
+        let (fake, cloud) = scripted().await;
+        // The earlier attempt made and tagged the group and its rules, then stopped.
+        fake.push(reply(
+            200,
+            &json!({"security_groups": [{"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]}]}).to_string(),
+        ));
+        // Each of the session's attempts at the rules hears the same.
+        for _ in 0..4 {
+            fake.push(reply(
+                409,
+                &neutron_error(
+                    "SecurityGroupRuleExists",
+                    "Security group rule already exists. Rule id is r1.",
+                ),
+            ));
+        }
+        fake.push(reply(201, ""));
+        let created = cloud.create(&group_request()).await.unwrap();
+        assert_eq!(created.status, ResourceStatus::Active, "{created:?}");
+        assert_eq!(
+            calls(&fake),
+            [
+                "GET /v2.0/security-groups?name=kaas-demo-1a2b3c4d-nodes",
+                "POST /v2.0/security-group-rules",
+                "POST /v2.0/security-group-rules",
+                "POST /v2.0/security-group-rules",
+                "POST /v2.0/security-group-rules",
+                "PUT /v2.0/security-groups/sg1/tags/kaas-complete",
+            ]
+        );
+    }
 
     #[test]
     fn tags_are_query_encoded() {
         assert_eq!(query("kaas-cluster=1a-2b"), "kaas-cluster%3D1a-2b");
         assert_eq!(query("a b/c"), "a%20b%2Fc");
+    }
+
+    #[tokio::test]
+    async fn a_router_goes_with_the_interfaces_of_every_kind_of_router() {
+        let (fake, cloud) = scripted().await;
+        let port =
+            |id: &str, owner: &str| json!({"id": id, "device_id": "r1", "device_owner": owner});
+        fake.push(reply(
+            200,
+            &json!({"ports": [
+                port("p-dvr", "network:router_interface_distributed"),
+                port("p-ha", "network:ha_router_replicated_interface"),
+                port("p-legacy", "network:router_interface"),
+                port("p-gw", "network:router_gateway"),
+                port("p-snat", "network:router_centralized_snat"),
+                port("p-ha-net", "network:router_ha_interface"),
+            ]})
+            .to_string(),
+        ));
+        fake.push(reply(200, r#"{"id": "r1", "port_id": "p-dvr"}"#));
+        // Removed already (a retry after a lost answer): fine.
+        fake.push(reply(
+            404,
+            &neutron_error(
+                "RouterInterfaceNotFound",
+                "Router r1 does not have an interface with id p-ha",
+            ),
+        ));
+        fake.push(reply(200, r#"{"id": "r1", "port_id": "p-legacy"}"#));
+        fake.push(reply(204, ""));
+        cloud.delete(ResourceKind::Router, "r1").await.unwrap();
+        let remove = "PUT /v2.0/routers/r1/remove_router_interface";
+        assert_eq!(
+            calls(&fake),
+            [
+                "GET /v2.0/ports?device_id=r1",
+                remove,
+                remove,
+                remove,
+                "DELETE /v2.0/routers/r1",
+            ]
+        );
+        let removed: Vec<String> = fake.seen()[2..5]
+            .iter()
+            .map(|s| serde_json::from_str::<Value>(&s.body).unwrap()["port_id"].to_string())
+            .collect();
+        assert_eq!(removed, [r#""p-dvr""#, r#""p-ha""#, r#""p-legacy""#]);
+    }
+
+    fn image(id: &str, status: &str, created_at: &str) -> Value {
+        json!({"id": id, "name": "ubuntu-capi", "status": status, "created_at": created_at})
+    }
+
+    #[tokio::test]
+    async fn the_newest_active_image_of_a_name_is_booted() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"images": [
+                image("old", "active", "2024-01-01T00:00:00Z"),
+                image("uploading", "queued", "2026-03-01T00:00:00Z"),
+                image("new", "active", "2025-06-01T00:00:00Z"),
+                image("withdrawn", "deactivated", "2025-12-01T00:00:00Z"),
+            ]})
+            .to_string(),
+        ));
+        assert_eq!(cloud.image_id("ubuntu-capi").await.unwrap(), "new");
+        assert_eq!(calls(&fake), ["GET /v2/images?name=ubuntu-capi"]);
+    }
+
+    #[tokio::test]
+    async fn an_image_that_is_not_active_is_refused_with_its_status() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"images": [
+                image("uploading", "queued", "2026-03-01T00:00:00Z"),
+                image("withdrawn", "deactivated", "2025-12-01T00:00:00Z"),
+            ]})
+            .to_string(),
+        ));
+        let refused = cloud.image_id("ubuntu-capi").await;
+        assert!(
+            matches!(&refused, Err(CloudError::BadRequest { message })
+                if message.contains("ubuntu-capi") && message.contains("queued") && message.contains("deactivated")),
+            "{refused:?}"
+        );
+        // By id: the same.
+        fake.push(reply(200, r#"{"images": []}"#));
+        fake.push(reply(
+            200,
+            &image("withdrawn", "deactivated", "2025-12-01T00:00:00Z").to_string(),
+        ));
+        let refused = cloud.image_id("withdrawn").await;
+        assert!(
+            matches!(&refused, Err(CloudError::BadRequest { message })
+                if message.contains("withdrawn") && message.contains("deactivated")),
+            "{refused:?}"
+        );
+        fake.push(reply(200, r#"{"images": []}"#));
+        fake.push(reply(
+            200,
+            &image("ok", "active", "2025-12-01T00:00:00Z").to_string(),
+        ));
+        assert_eq!(cloud.image_id("ok").await.unwrap(), "ok");
+    }
+
+    #[tokio::test]
+    async fn kaas_load_balancers_are_found_by_octavias_tag_filter() {
+        let (fake, cloud) = scripted().await;
+        fake.push(reply(
+            200,
+            &json!({"loadbalancers": [{
+                "id": "lb1", "name": "kaas-demo-1a2b3c4d-api", "provisioning_status": "ACTIVE",
+                "vip_address": "10.0.0.3", "tags": [TAG],
+            }]})
+            .to_string(),
+        ));
+        let found = cloud.find(ResourceKind::LoadBalancer, TAG).await.unwrap();
+        assert_eq!(
+            found.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["lb1"]
+        );
+        assert_eq!(
+            calls(&fake),
+            [format!("GET /v2/lbaas/loadbalancers?tags={}", query(TAG))]
+        );
     }
 
     #[test]

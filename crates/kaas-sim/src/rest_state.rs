@@ -15,6 +15,12 @@ pub(crate) struct RestState {
     /// A router's interfaces, one port each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<RouterInterface>,
+    /// Whether a router is distributed (DVR) or highly available (HA), as Neutron's
+    /// `distributed` and `ha` say: its interfaces' ports are owned accordingly.
+    #[serde(skip_serializing_if = "is_false")]
+    pub distributed: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub ha: bool,
     /// A security group's rules, as Neutron shows them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Value>,
@@ -32,6 +38,10 @@ pub(crate) struct RestState {
     /// An application credential's roles and restriction, as given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential: Option<Value>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl RestState {

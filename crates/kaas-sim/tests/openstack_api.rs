@@ -558,11 +558,148 @@ async fn a_cluster_is_built_found_and_deleted_through_the_provider() {
 }
 
 #[tokio::test]
+async fn the_cloud_controllers_load_balancers_are_found_when_the_cluster_goes() {
+    let sim = SimCloud::new(config(Quotas::default())).unwrap();
+    let (_server, cloud) = serve(&sim).await;
+    let built = build_cluster(&cloud).await;
+    let tag = cluster_tag();
+    // What the cluster's cloud controller makes for a Service of type LoadBalancer:
+    // named after the cluster's uid (its cluster name there), without kaas's tags.
+    let vip = cloud
+        .create(&request(
+            "kaas-demo-svc",
+            std::slice::from_ref(&tag),
+            ResourceSpec::Port {
+                network_id: built.network.id.clone(),
+                subnet_id: built.subnet.id.clone(),
+                security_group_ids: vec![],
+            },
+        ))
+        .await
+        .unwrap();
+    let service_lb = format!("kube_service_{UID}_default_web");
+    let body = serde_json::json!({ "loadbalancer": {
+        "name": service_lb,
+        "vip_port_id": vip.id,
+        "vip_subnet_id": built.subnet.id,
+        "tags": [service_lb],
+    }});
+    cloud
+        .session()
+        .request(Request::post(
+            "load-balancer",
+            "/v2/lbaas/loadbalancers",
+            &body,
+        ))
+        .await
+        .unwrap();
+
+    // Finding by the cluster's tag finds kaas's own.
+    let found = cloud.find(ResourceKind::LoadBalancer, &tag).await.unwrap();
+    assert_eq!(
+        found.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        [&built.load_balancer.id]
+    );
+    let many = cloud
+        .find_many(ResourceKind::LoadBalancer, std::slice::from_ref(&tag))
+        .await
+        .unwrap();
+    assert_eq!(many[&tag], found);
+    // The cloud controller's is found by its name when the cluster is deleted.
+    let untagged = cloud.find_untagged(&tag).await.unwrap();
+    let lbs: Vec<&CloudResource> = untagged
+        .iter()
+        .filter(|r| r.kind == ResourceKind::LoadBalancer)
+        .collect();
+    assert_eq!(lbs.len(), 1, "{untagged:#?}");
+    assert_eq!(lbs[0].name, service_lb);
+    assert_eq!(lbs[0].tags, std::slice::from_ref(&tag));
+    assert!(
+        cloud
+            .find_untagged("kaas-cluster=1a2b3c4d-5e6f-4a5b-8c7d-000000000002")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn distributed_and_ha_routers_are_deleted_with_their_interfaces() {
+    let sim = SimCloud::new(config(Quotas::default())).unwrap();
+    let (_server, cloud) = serve(&sim).await;
+    let tags = vec![cluster_tag()];
+    let network = cloud
+        .create(&request(
+            "kaas-a",
+            &tags,
+            ResourceSpec::Network { mtu: None },
+        ))
+        .await
+        .unwrap();
+    let subnet = cloud
+        .create(&request(
+            "kaas-a",
+            &tags,
+            ResourceSpec::Subnet {
+                network_id: network.id.clone(),
+                cidr: "10.0.0.0/24".to_owned(),
+                dns_servers: vec![],
+            },
+        ))
+        .await
+        .unwrap();
+    let external = session_get(&cloud, "network", "/v2.0/networks?router:external=true").await;
+    let external = external["networks"][0]["id"].as_str().unwrap().to_owned();
+    // The cloud's operator chooses the kind of a project's routers: their interfaces'
+    // ports are owned accordingly.
+    for (kind, owner) in [
+        ("distributed", "network:router_interface_distributed"),
+        ("ha", "network:ha_router_replicated_interface"),
+    ] {
+        let body = serde_json::json!({ "router": {
+            "name": "kaas-a",
+            "external_gateway_info": { "network_id": external },
+            kind: true,
+        }});
+        let router = cloud
+            .session()
+            .request(Request::post("network", "/v2.0/routers", &body))
+            .await
+            .unwrap()
+            .body;
+        let id = router["router"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(router["router"][kind], true, "{router}");
+        cloud
+            .session()
+            .request(Request::put(
+                "network",
+                &format!("/v2.0/routers/{id}/add_router_interface"),
+                &serde_json::json!({ "subnet_id": subnet.id }),
+            ))
+            .await
+            .unwrap();
+        let ports = session_get(&cloud, "network", &format!("/v2.0/ports?device_id={id}")).await;
+        assert_eq!(ports["ports"][0]["device_owner"], owner, "{ports}");
+
+        cloud.delete(ResourceKind::Router, &id).await.unwrap();
+        assert_eq!(cloud.get(ResourceKind::Router, &id).await.unwrap(), None);
+        // Again, as a retry after a lost answer would.
+        cloud.delete(ResourceKind::Router, &id).await.unwrap();
+    }
+    // Nothing of the routers is left on the subnet.
+    cloud
+        .delete(ResourceKind::Subnet, &subnet.id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn quotas_are_the_providers_quota_errors() {
     let quotas = Quotas {
         network: 1,
         server: 1,
         load_balancer: 0,
+        application_credential: 1,
         ..Quotas::default()
     };
     let sim = SimCloud::new(config(quotas)).unwrap();
@@ -677,6 +814,24 @@ async fn quotas_are_the_providers_quota_errors() {
     assert!(
         matches!(&over, Err(CloudError::QuotaExceeded { message }) if message.contains("Quota exceeded for instances")),
         "{over:?}"
+    );
+    // Keystone's 403 for its limit on a user's application credentials.
+    let credential = |name: &str| {
+        request(
+            name,
+            &tags,
+            ResourceSpec::ApplicationCredential {
+                secret: Credential(format!("secret of {name}")),
+                roles: Vec::new(),
+                description: format!("kaas cluster {name}"),
+            },
+        )
+    };
+    cloud.create(&credential("kaas-a")).await.unwrap();
+    let limited = cloud.create(&credential("kaas-b")).await;
+    assert!(
+        matches!(&limited, Err(CloudError::QuotaExceeded { message }) if message.contains("maximum of 1")),
+        "{limited:?}"
     );
     // A subnet in use is Neutron's 409, the provider's conflict.
     let busy = cloud.delete(ResourceKind::Subnet, &subnet.id).await;

@@ -1,6 +1,7 @@
 //! Neutron: networks (and the one external network), subnets, routers with their
-//! gateway and interfaces, security groups and their rules, ports, floating IPs;
-//! tags on each, `?tags=` and field filters, pagination.
+//! gateway and interfaces (legacy, distributed or HA, which owns their ports
+//! accordingly), security groups and their rules, ports, floating IPs; tags on each,
+//! `?tags=` and field filters, pagination.
 
 use std::net::IpAddr;
 
@@ -395,8 +396,8 @@ fn view(api: &super::Api, state: &SimState, r: &SimResource, now: u64) -> Value 
                 "external_fixed_ips": [],
             },
             "routes": [],
-            "distributed": false,
-            "ha": false,
+            "distributed": r.rest.distributed,
+            "ha": r.rest.ha,
             "availability_zones": ["nova"],
             "availability_zone_hints": [],
         }),
@@ -455,6 +456,19 @@ fn rules_of(group: &SimResource) -> Vec<Value> {
         .collect()
 }
 
+/// The owner Neutron gives the ports of a router's interfaces: a distributed (DVR)
+/// router's are `network:router_interface_distributed`, an HA router's
+/// `network:ha_router_replicated_interface`, any other's `network:router_interface`.
+fn interface_owner(router: &SimResource) -> &'static str {
+    if router.rest.distributed {
+        "network:router_interface_distributed"
+    } else if router.rest.ha {
+        "network:ha_router_replicated_interface"
+    } else {
+        "network:router_interface"
+    }
+}
+
 /// The ports Neutron makes for router interfaces.
 fn interface_ports(api: &super::Api, state: &SimState, now: u64) -> Vec<Value> {
     state
@@ -490,7 +504,7 @@ fn interface_port(
         "fixed_ips": [{ "subnet_id": interface.subnet_id, "ip_address": interface.ip_address }],
         "security_groups": [],
         "device_id": router.id,
-        "device_owner": "network:router_interface",
+        "device_owner": interface_owner(router),
         "status": "ACTIVE",
         "admin_state_up": true,
         "mac_address": mac_of(&interface.port_id),
@@ -617,7 +631,7 @@ fn request_for(
 ) -> ApiResult<(ResourceRequest, RestState)> {
     let name = str_field(item, "name").unwrap_or_default().to_owned();
     let tags = string_list(item, "tags");
-    let rest = RestState {
+    let mut rest = RestState {
         description: str_field(item, "description")
             .filter(|d| !d.is_empty())
             .map(str::to_owned),
@@ -665,6 +679,10 @@ fn request_for(
             let gateway = str_field(&item["external_gateway_info"], "network_id").ok_or_else(|| {
                 bad("The simulated cloud's routers need an external gateway (external_gateway_info.network_id).".to_owned())
             })?;
+            // Legacy unless asked otherwise (on a real cloud its operator's defaults,
+            // `router_distributed` and `l3_ha`, choose).
+            rest.distributed = item["distributed"].as_bool().unwrap_or(false);
+            rest.ha = item["ha"].as_bool().unwrap_or(false);
             ResourceSpec::Router {
                 external_network: external(gateway)?,
                 subnet_ids: Vec::new(),
@@ -889,24 +907,29 @@ async fn delete(
     if collection == Collection::Networks && id == EXTERNAL_NETWORK_ID {
         return Err(policy_refuses("rule:delete_network"));
     }
-    let (interfaces, interface_port) = api.sim.read(|state, now| {
+    let (interfaces, interface_owner) = api.sim.read(|state, now| {
         let interfaces = state
             .get(kind, &id, now)
             .map_or(0, |r| r.rest.interfaces.len());
-        let interface_port = collection == Collection::Ports
-            && interface_ports(&api, state, now)
+        let interface_owner = if collection == Collection::Ports {
+            interface_ports(&api, state, now)
                 .iter()
-                .any(|p| str_field(p, "id") == Some(id.as_str()));
-        (interfaces, interface_port)
+                .find(|p| str_field(p, "id") == Some(id.as_str()))
+                .and_then(|p| str_field(p, "device_owner"))
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        (interfaces, interface_owner)
     });
-    if interface_port {
+    if let Some(owner) = interface_owner {
         return Err(Fault::new(
             SERVICE,
             StatusCode::CONFLICT,
             "PortInUse",
             format!(
                 "Port {id} cannot be deleted directly via the port API: has device owner \
-                 network:router_interface."
+                 {owner}."
             ),
         ));
     }
