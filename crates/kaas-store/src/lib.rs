@@ -214,6 +214,22 @@ pub trait Store: Send + Sync {
     /// Objects of one kind that `filter` selects, ordered by tenant, then name.
     async fn list(&self, kind: &str, filter: &ListFilter) -> Result<Vec<Value>, StoreError>;
 
+    /// [`Store::get`] as the object's JSON text: for callers that decode it into a type
+    /// of their own, without a [`Value`] in between.
+    async fn get_text(&self, key: &ObjectKey) -> Result<Option<String>, StoreError> {
+        Ok(self.get(key).await?.map(|v| v.to_string()))
+    }
+
+    /// [`Store::list`] as each object's JSON text (see [`Store::get_text`]).
+    async fn list_text(&self, kind: &str, filter: &ListFilter) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list(kind, filter)
+            .await?
+            .iter()
+            .map(Value::to_string)
+            .collect())
+    }
+
     /// How many objects [`Store::list`] would return for `filter` without its limit.
     async fn count(&self, kind: &str, filter: &ListFilter) -> Result<u64, StoreError> {
         let filter = ListFilter {

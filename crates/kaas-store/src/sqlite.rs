@@ -285,6 +285,22 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, key: &ObjectKey) -> Result<Option<Value>, StoreError> {
+        self.get_text(key)
+            .await?
+            .as_deref()
+            .map(parse_body)
+            .transpose()
+    }
+
+    async fn list(&self, kind: &str, filter: &ListFilter) -> Result<Vec<Value>, StoreError> {
+        self.list_text(kind, filter)
+            .await?
+            .iter()
+            .map(|body| parse_body(body))
+            .collect()
+    }
+
+    async fn get_text(&self, key: &ObjectKey) -> Result<Option<String>, StoreError> {
         let row =
             sqlx::query("SELECT body FROM objects WHERE kind = ? AND tenant = ? AND name = ?")
                 .bind(&key.kind)
@@ -293,17 +309,20 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.read)
                 .await
                 .map_err(backend)?;
-        row.map(|row| body_of(&row)).transpose()
+        row.map(|row| row.try_get("body").map_err(backend))
+            .transpose()
     }
 
-    async fn list(&self, kind: &str, filter: &ListFilter) -> Result<Vec<Value>, StoreError> {
+    async fn list_text(&self, kind: &str, filter: &ListFilter) -> Result<Vec<String>, StoreError> {
         let (sql, binds) = list_sql("body", kind, filter, true);
         let mut query = sqlx::query(&sql);
         for bind in binds {
             query = bind.onto(query);
         }
         let rows = query.fetch_all(&self.read).await.map_err(backend)?;
-        rows.iter().map(body_of).collect()
+        rows.iter()
+            .map(|row| row.try_get("body").map_err(backend))
+            .collect()
     }
 
     async fn count(&self, kind: &str, filter: &ListFilter) -> Result<u64, StoreError> {
@@ -840,7 +859,11 @@ fn has_finalizers(meta: &Map<String, Value>) -> bool {
 
 fn body_of(row: &sqlx::sqlite::SqliteRow) -> Result<Value, StoreError> {
     let body: String = row.try_get("body").map_err(backend)?;
-    serde_json::from_str(&body)
+    parse_body(&body)
+}
+
+fn parse_body(body: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(body)
         .map_err(|e| StoreError::Backend(format!("stored body is not valid JSON: {e}")))
 }
 

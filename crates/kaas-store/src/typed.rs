@@ -12,17 +12,20 @@ pub trait StoreExt: Store {
     }
 
     async fn get_obj<T: Object>(&self, tenant: &str, name: &str) -> Result<Option<T>, StoreError> {
-        match self.get(&ObjectKey::new(T::KIND, tenant, name)).await? {
-            Some(v) => from_value(v).map(Some),
+        match self
+            .get_text(&ObjectKey::new(T::KIND, tenant, name))
+            .await?
+        {
+            Some(text) => from_text(&text).map(Some),
             None => Ok(None),
         }
     }
 
     async fn list_obj<T: Object>(&self, filter: &ListFilter) -> Result<Vec<T>, StoreError> {
-        self.list(T::KIND, filter)
+        self.list_text(T::KIND, filter)
             .await?
-            .into_iter()
-            .map(from_value)
+            .iter()
+            .map(|text| from_text(text))
             .collect()
     }
 
@@ -77,6 +80,12 @@ impl<S: Store + ?Sized> StoreExt for S {}
 fn to_value<T: Object>(obj: &T) -> Result<serde_json::Value, StoreError> {
     serde_json::to_value(obj)
         .map_err(|e| StoreError::Invalid(format!("cannot encode {}: {e}", T::KIND)))
+}
+
+/// Straight from the stored text: a `Value` in between would double the work.
+fn from_text<T: Object>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Invalid(format!("cannot decode stored {}: {e}", T::KIND)))
 }
 
 fn from_value<T: Object>(value: serde_json::Value) -> Result<T, StoreError> {
