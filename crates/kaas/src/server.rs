@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::clouds::OpenStackTenants;
-use crate::gateway::{BlockedNodes, Gateway, Simulation};
+use crate::gateway::{BlockedNodes, Gateway, Simulation, StoredClusters};
 use crate::workloads::{EndpointRoutes, KubeWorkloads, ReachAt, Resolve};
 
 /// The simulated cloud's one region (OpenStack's default name).
@@ -369,9 +369,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                     node_lease: config.sim_node_lease,
                     runtime,
                 },
-                store.clone(),
+                Arc::new(StoredClusters {
+                    store: store.clone(),
+                    sealer: sealer.clone(),
+                    stacks: stacks.clone(),
+                }),
                 sealer.clone(),
-                stacks.clone(),
                 simulation_rx.clone(),
             ));
             // Before anything is served: the snapshots of clusters deleted while kaas
