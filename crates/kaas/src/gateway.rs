@@ -437,6 +437,19 @@ impl ApiRoutes for Gateway {
 }
 
 impl Gateway {
+    /// Whether cluster `uid` is served (or being started).
+    pub async fn is_served(&self, uid: &str) -> bool {
+        let slot = self.served.lock().await.get(uid).cloned();
+        match slot {
+            Some(slot) => match slot.try_lock() {
+                Ok(url) => url.is_some(),
+                // Being started.
+                Err(_) => true,
+            },
+            None => false,
+        }
+    }
+
     /// The URL the cluster is served at, serving it first if it is not yet.
     pub async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError> {
         let slot = self

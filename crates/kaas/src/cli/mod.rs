@@ -555,6 +555,14 @@ pub enum SimCommand {
         /// The name of the external network (router gateways, floating IPs).
         #[arg(long, default_value = kaas_sim::api::DEFAULT_EXTERNAL_NETWORK)]
         external_network: String,
+        /// Where the cluster proxy listens: an HTTP proxy (CONNECT) to the workload
+        /// clusters' APIs at their floating IPs, port 6443 (`kaas server
+        /// --cluster-proxy`); port 0 picks a free one (`<data-dir>/cluster-proxy.addr`).
+        #[arg(long, default_value = "127.0.0.1:7481")]
+        proxy_listen: std::net::SocketAddr,
+        /// How long the simulated kubelets' node leases hold, in seconds of real time.
+        #[arg(long, default_value_t = 40)]
+        node_lease: u64,
     },
     /// Every resource in the simulated cloud.
     Inventory {
@@ -953,6 +961,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             quota,
             faults,
             external_network,
+            proxy_listen,
+            node_lease,
         }) => {
             init_logging(&cli.conn.log, false);
             crate::sim_serve::run(crate::sim_serve::SimServeConfig {
@@ -962,6 +972,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 quotas: quota.unwrap_or_default(),
                 faults: faults.unwrap_or_default(),
                 external_network,
+                proxy_listen,
+                node_lease: std::time::Duration::from_secs(node_lease),
             })
             .await?;
             Ok(ExitCode::SUCCESS)
