@@ -146,6 +146,13 @@ pub enum BootstrapError {
     #[error("failed to gzip the user data")]
     Compress(#[source] std::io::Error),
 
+    /// User data could not be read back as kaas renders it.
+    #[error("cannot read the user data: {reason}")]
+    ReadUserData {
+        /// Why; never the user data's content.
+        reason: String,
+    },
+
     /// The user data does not fit Nova's limit even when gzipped.
     #[error("user data is {bytes} bytes of base64 even when gzipped; Nova accepts at most {limit}")]
     UserDataTooLarge {

@@ -15,6 +15,7 @@
 //! error message, and a worker's user data never contains a private key.
 
 pub mod addons;
+pub mod boot;
 pub mod cloudinit;
 mod error;
 pub mod kubeadm;
@@ -25,6 +26,7 @@ pub mod token;
 pub mod upstream;
 
 pub use addons::{AddonValues, CloudValues, RenderedAddon, object_ref};
+pub use boot::{BootedCluster, BootedMachine, read_user_data};
 pub use cloudinit::{
     ControlPlaneMaterial, MachineBootstrap, NOVA_USER_DATA_LIMIT, UserData, render_user_data,
 };

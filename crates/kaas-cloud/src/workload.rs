@@ -66,6 +66,9 @@ pub struct ApiRoute {
     /// URL's host: the cluster's endpoint, reached at another address (as curl's
     /// `--resolve` does).
     pub tls_server_name: Option<String>,
+    /// `http://HOST:PORT` of the HTTP proxy the URL is reached through (CONNECT), as a
+    /// kubeconfig's `proxy-url`; `None`: straight.
+    pub proxy: Option<String>,
 }
 
 impl ApiRoute {
@@ -74,6 +77,7 @@ impl ApiRoute {
         Self {
             url: url.into(),
             tls_server_name: None,
+            proxy: None,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct ClusterAccess {
     /// The client certificate kaas presents, and its key.
     pub client_cert_pem: String,
     pub client_key_pem: String,
+    /// `http://HOST:PORT` of an HTTP proxy to reach the API server through (CONNECT);
+    /// `None`: straight.
+    pub proxy_url: Option<String>,
 }
 
 impl fmt::Debug for ClusterAccess {
@@ -38,6 +41,7 @@ impl fmt::Debug for ClusterAccess {
         f.debug_struct("ClusterAccess")
             .field("url", &self.url)
             .field("tls_server_name", &self.tls_server_name)
+            .field("proxy_url", &self.proxy_url)
             .finish_non_exhaustive()
     }
 }
@@ -62,15 +66,21 @@ impl fmt::Debug for WorkloadClient {
 /// connections, as Go's clients have it: a port-forward carries etcd's gRPC as many
 /// small writes, and with Nagle's algorithm each would wait on the API server's
 /// delayed ACK (some 40 ms a call). No retries: a refused eviction (429) is an answer
-/// for the caller, and the controllers retry on their own schedule.
-fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+/// for the caller, and the controllers retry on their own schedule. Through `proxy`
+/// (CONNECT) where one is given.
+fn client(config: kube::Config, proxy: Option<hyper::Uri>) -> Result<kube::Client, kube::Error> {
     use kube::client::ConfigExt as _;
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(config.connect_timeout);
-    let https = config.rustls_https_connector_with_connector(http)?;
+    let connector = crate::proxy::Connector::new(
+        http,
+        proxy,
+        config.connect_timeout.unwrap_or(REQUEST_TIMEOUT),
+    );
+    let https = config.rustls_https_connector_with_connector(connector)?;
     let mut connector = hyper_timeout::TimeoutConnector::new(https);
     connector.set_read_timeout(config.read_timeout);
     connector.set_write_timeout(config.write_timeout);
@@ -89,8 +99,8 @@ fn client(config: kube::Config) -> Result<kube::Client, kube::Error> {
 impl WorkloadClient {
     /// Builds a client without any I/O: it trusts only `ca_cert_pem` and presents the
     /// client certificate. Requests time out after [`REQUEST_TIMEOUT`] (connect, write,
-    /// read each), are not retried, and go straight to the URL (no proxy from the
-    /// environment).
+    /// read each), are not retried, and go straight to the URL, or through the access's
+    /// proxy (never one from the environment).
     ///
     /// Call it within a Tokio runtime (the client's request queue is a task); outside
     /// one, and for unusable certificates or URLs, the error is
@@ -113,7 +123,13 @@ impl WorkloadClient {
         // Pooled connections idle before a request; count the read timeout from the write.
         config.reset_reader_on_write = true;
         config.proxy_url = None;
-        let client = client(config).map_err(|e| {
+        let proxy = access
+            .proxy_url
+            .as_deref()
+            .map(crate::proxy::proxy_uri)
+            .transpose()
+            .map_err(invalid)?;
+        let client = client(config, proxy).map_err(|e| {
             invalid(format!(
                 "invalid access to the cluster at {}: {e}",
                 access.url

@@ -55,7 +55,8 @@
 //! retries and no waiting loops except the bounded wait for freshly applied CRDs to be
 //! served ([`CRD_WAIT`]); the controllers call again. No client-side validation or
 //! defaulting of manifests; no owner-reference checks on pruned objects; no
-//! authentication but client certificates; no proxies. Drains evict pods without a
+//! authentication but client certificates; HTTP proxies (CONNECT) only, given per
+//! cluster, never from the environment. Drains evict pods without a
 //! controller too (the eviction API still guards them) and do not wait for graceful
 //! termination: pods being deleted count as left.
 //!
@@ -73,6 +74,7 @@ mod error;
 mod etcd;
 mod nodes;
 mod object_ref;
+mod proxy;
 mod pull_secrets;
 mod readiness;
 

@@ -667,7 +667,79 @@ impl SimCloud {
     }
 }
 
+/// The tag that names a resource's cluster (`kaas-cluster=<uid>`).
+pub const CLUSTER_TAG_PREFIX: &str = "kaas-cluster=";
+
+/// A server of a simulated workload cluster, with what it boots from.
+#[derive(Clone)]
+pub struct BootingServer {
+    pub id: String,
+    pub name: String,
+    /// Whether it is `ACTIVE`: booted, running what its user data says.
+    pub active: bool,
+    /// Its user data as Nova keeps it (base64).
+    pub user_data: String,
+    /// The Kubernetes version its image runs ([`META_KUBERNETES_VERSION`]).
+    pub kubernetes_version: Option<String>,
+}
+
+impl fmt::Debug for BootingServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BootingServer")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimCloud {
+    /// The servers of cluster `cluster_uid` (by the uid in their metadata) that exist
+    /// and are not being deleted, in creation order.
+    pub fn cluster_servers(&self, cluster_uid: &str) -> Vec<BootingServer> {
+        self.read(|state, now| {
+            state
+                .indexed(&Key::Cluster(cluster_uid.to_owned()), now)
+                .filter(|r| {
+                    r.kind() == ResourceKind::Server
+                        && !r.is_deleting()
+                        && r.metadata(META_CLUSTER_UID) == Some(cluster_uid)
+                })
+                .filter_map(|r| match &r.spec {
+                    kaas_cloud::ResourceSpec::Server { user_data, .. } => Some(BootingServer {
+                        id: r.id.clone(),
+                        name: r.name.clone(),
+                        active: r.status(now) == ResourceStatus::Active,
+                        user_data: user_data.0.clone(),
+                        kubernetes_version: r.metadata(META_KUBERNETES_VERSION).map(str::to_owned),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// The uid of the cluster whose API load balancer answers at `address`: its
+    /// floating IP or its VIP (the resource tagged with the cluster), while neither is
+    /// being deleted.
+    pub fn cluster_at(&self, address: &str) -> Option<String> {
+        self.read(|state, now| {
+            [ResourceKind::FloatingIp, ResourceKind::LoadBalancer]
+                .into_iter()
+                .find_map(|kind| {
+                    state
+                        .indexed(&Key::Kind(kind), now)
+                        .filter(|r| !r.is_deleting() && r.address.as_deref() == Some(address))
+                        .find_map(|r| {
+                            r.tags
+                                .iter()
+                                .find_map(|t| t.strip_prefix(CLUSTER_TAG_PREFIX))
+                                .map(str::to_owned)
+                        })
+                })
+        })
+    }
+
     /// The nodes of cluster `cluster_uid` whose drains are blocked.
     pub fn drain_blocked_nodes(&self, cluster_uid: &str) -> Vec<String> {
         self.read(|state, now| workload::drain_blocked_nodes(state, cluster_uid, now))

@@ -4,6 +4,12 @@
 //! from that CA, as a real cluster's API. kaas's own client and `kubectl` with a
 //! kubeconfig from `kaas cluster kubeconfig` reach it the same way.
 //!
+//! What a cluster booted with (its CAs, the names its API server's certificate
+//! carries, its Kubernetes version) and whether it still exists come from
+//! [`BootedClusters`]: kaas's own store for the simulation inside `kaas server`
+//! ([`StoredClusters`]), its machines' user data for `kaas sim serve`
+//! (`crate::sim_workloads`).
+//!
 //! The nodes come as from real kubelets: once per controller period (and before a
 //! request when that is longer ago), the machines
 //! ([`SimulatedMachines`]) say which nodes run, Ready or not, and each node's simulated
@@ -20,9 +26,9 @@
 //! they hold the cluster's credentials) a moment after they change, and read back when
 //! kaas serves the cluster again. A snapshot that cannot be read (its key was rotated
 //! away) is set aside and the cluster starts empty: the controller, finding its addons
-//! missing, applies them again. When the cluster is gone from the store, its API server
-//! stops and its snapshot is removed; snapshots of clusters deleted while kaas was
-//! down are swept when it starts ([`Gateway::sweep`]).
+//! missing, applies them again. When the cluster is gone, its API server stops and its
+//! snapshot is removed; snapshots of clusters deleted while kaas was down are swept
+//! when it starts ([`Gateway::sweep`]).
 //!
 //! Each control plane's etcd answers etcd's own gRPC API, as a stand-in
 //! ([`StandInEtcd`], with a serving certificate from the cluster's etcd CA) that the
@@ -89,9 +95,10 @@ pub struct Gateway {
     machines: Arc<dyn SimulatedMachines>,
     /// Nodes whose drain is blocked, by cluster uid.
     blocked: Option<BlockedNodes>,
-    store: Arc<dyn Store>,
+    /// What each cluster booted with, and whether it still exists.
+    clusters: Arc<dyn BootedClusters>,
+    /// Seals the snapshots.
     sealer: Arc<SecretBox>,
-    stacks: Arc<StackCatalog>,
     controller_period: Duration,
     shutdown: watch::Receiver<bool>,
     /// Where the API servers' snapshots are kept; `None`: in memory only.
@@ -132,14 +139,100 @@ pub struct Simulation {
     pub runtime: tokio::runtime::Handle,
 }
 
+/// What a simulated cluster's control planes booted with: enough to serve its API.
+pub struct ClusterBoot {
+    /// Its CAs (the API server's certificate and the kubelets' come from its CA, the
+    /// stand-in etcd's from its etcd CA).
+    pub pki: ClusterPki,
+    /// The names its API server's certificate carries.
+    pub sans: ApiServerSans,
+    /// The Kubernetes version its API server runs.
+    pub version: String,
+}
+
+/// Where the gateway learns what the clusters it serves booted with, and whether they
+/// still exist: kaas's own store (for the simulation inside `kaas server`), or the
+/// machines' user data (for `kaas sim serve`).
+#[async_trait]
+pub trait BootedClusters: Send + Sync {
+    /// What `cluster` booted with; an error says why it cannot be served (yet).
+    async fn boot(&self, cluster: &WorkloadClusterRef) -> Result<ClusterBoot, String>;
+
+    /// Whether `cluster` still exists (when not sure: yes).
+    async fn exists(&self, cluster: &WorkloadClusterRef) -> bool;
+
+    /// The uids of every cluster that exists.
+    async fn live(&self) -> Result<HashSet<String>, String>;
+}
+
+/// The clusters in kaas's store: their PKI as the controller sealed it, their API at
+/// `127.0.0.1` (where the gateway serves it) running their stack's version.
+pub struct StoredClusters {
+    pub store: Arc<dyn Store>,
+    pub sealer: Arc<SecretBox>,
+    pub stacks: Arc<StackCatalog>,
+}
+
+#[async_trait]
+impl BootedClusters for StoredClusters {
+    async fn boot(&self, cluster: &WorkloadClusterRef) -> Result<ClusterBoot, String> {
+        let stored: Cluster = self
+            .store
+            .get_obj(&cluster.tenant, &cluster.cluster_name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("cluster {} is gone", cluster.cluster_name))?;
+        let data = Secrets::new(self.store.as_ref(), &self.sealer)
+            .get(&cluster.tenant, &pki_secret(&cluster.cluster_name))
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the cluster has no CA yet".to_owned())?;
+        let pki: ClusterPki =
+            serde_json::from_value(data).map_err(|e| format!("the stored PKI: {e}"))?;
+        let sans = ApiServerSans {
+            service_cidr: stored.spec.network.service_cidr.clone(),
+            load_balancer_address: Ipv4Addr::LOCALHOST.to_string(),
+            floating_ip: None,
+            extra: Vec::new(),
+        };
+        let version = self
+            .stacks
+            .find(&stored.spec.stack)
+            .map(|s| s.spec.kubernetes_version.clone())
+            .unwrap_or_else(|| kaas_kube_sim::DEFAULT_VERSION.to_owned());
+        Ok(ClusterBoot { pki, sans, version })
+    }
+
+    async fn exists(&self, cluster: &WorkloadClusterRef) -> bool {
+        match self
+            .store
+            .get_obj::<Cluster>(&cluster.tenant, &cluster.cluster_name)
+            .await
+        {
+            Ok(Some(c)) => c.metadata.uid == cluster.cluster_uid,
+            Ok(None) => false,
+            // Not sure: keep it.
+            Err(_) => true,
+        }
+    }
+
+    async fn live(&self) -> Result<HashSet<String>, String> {
+        let clusters: Vec<Cluster> = self
+            .store
+            .list_obj(&ListFilter::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(clusters.into_iter().map(|c| c.metadata.uid).collect())
+    }
+}
+
 impl Gateway {
-    /// A gateway for `simulation`'s clusters, whose CAs are in `store` sealed by
-    /// `sealer`; it stops serving when `shutdown` turns true.
+    /// A gateway for `simulation`'s clusters, which booted as `clusters` says; their
+    /// snapshots are sealed by `sealer`; it stops serving when `shutdown` turns true.
     pub fn new(
         simulation: Simulation,
-        store: Arc<dyn Store>,
+        clusters: Arc<dyn BootedClusters>,
         sealer: Arc<SecretBox>,
-        stacks: Arc<StackCatalog>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let speed = if simulation.speed.is_finite() && simulation.speed > 0.0 {
@@ -150,9 +243,8 @@ impl Gateway {
         Self {
             machines: simulation.machines,
             blocked: simulation.blocked,
-            store,
+            clusters,
             sealer,
-            stacks,
             controller_period: CONTROLLER_PERIOD.div_f64(speed).max(MIN_CONTROLLER_PERIOD),
             shutdown,
             state_dir: simulation.state_dir,
@@ -179,19 +271,14 @@ impl Gateway {
         }
     }
 
-    /// Removes the snapshots of clusters that are no longer in the store (deleted while
-    /// kaas was down, or before their snapshot's removal was written through); returns
-    /// how many. A snapshot of a cluster that exists is kept, served or not.
+    /// Removes the snapshots of clusters that no longer exist (deleted while kaas was
+    /// down, or before their snapshot's removal was written through); returns how
+    /// many. A snapshot of a cluster that exists is kept, served or not.
     pub async fn sweep(&self) -> Result<usize, String> {
         let Some(dir) = self.state_dir.clone() else {
             return Ok(0);
         };
-        let clusters: Vec<Cluster> = self
-            .store
-            .list_obj(&ListFilter::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let live: HashSet<String> = clusters.into_iter().map(|c| c.metadata.uid).collect();
+        let live = self.clusters.live().await?;
         let swept = tokio::task::spawn_blocking(move || sweep_dir(&dir, &live))
             .await
             .map_err(|e| e.to_string())??;
@@ -210,32 +297,10 @@ impl Gateway {
             endpoint: cluster.api_endpoint.clone(),
             message,
         };
-        let stored: Cluster = self
-            .store
-            .get_obj(&cluster.tenant, &cluster.cluster_name)
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .ok_or_else(|| failed(format!("cluster {} is gone", cluster.cluster_name)))?;
-        let data = Secrets::new(self.store.as_ref(), &self.sealer)
-            .get(&cluster.tenant, &pki_secret(&cluster.cluster_name))
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .ok_or_else(|| failed("the cluster has no CA yet".to_owned()))?;
-        let pki: ClusterPki =
-            serde_json::from_value(data).map_err(|e| failed(format!("the stored PKI: {e}")))?;
-        let sans = ApiServerSans {
-            service_cidr: stored.spec.network.service_cidr.clone(),
-            load_balancer_address: Ipv4Addr::LOCALHOST.to_string(),
-            floating_ip: None,
-            extra: Vec::new(),
-        };
+        let ClusterBoot { pki, sans, version } =
+            self.clusters.boot(cluster).await.map_err(failed)?;
         let serving = issue_apiserver_cert(&pki, &sans, chrono::Utc::now())
             .map_err(|e| failed(e.to_string()))?;
-        let version = self
-            .stacks
-            .find(&stored.spec.stack)
-            .map(|s| s.spec.kubernetes_version.clone());
-        let version = version.unwrap_or_else(|| kaas_kube_sim::DEFAULT_VERSION.to_owned());
         let restored = match &self.state_dir {
             Some(dir) => {
                 let path = dir.join(format!("{}.sealed", cluster.cluster_uid));
@@ -294,7 +359,7 @@ impl Gateway {
         let keeper = tokio::spawn(keep(
             Keeper {
                 api: api.clone(),
-                store: self.store.clone(),
+                clusters: self.clusters.clone(),
                 sealer: self.sealer.clone(),
                 path: self
                     .state_dir
@@ -372,8 +437,21 @@ impl ApiRoutes for Gateway {
 }
 
 impl Gateway {
+    /// Whether cluster `uid` is served (or being started).
+    pub async fn is_served(&self, uid: &str) -> bool {
+        let slot = self.served.lock().await.get(uid).cloned();
+        match slot {
+            Some(slot) => match slot.try_lock() {
+                Ok(url) => url.is_some(),
+                // Being started.
+                Err(_) => true,
+            },
+            None => false,
+        }
+    }
+
     /// The URL the cluster is served at, serving it first if it is not yet.
-    async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError> {
+    pub async fn url(&self, cluster: &WorkloadClusterRef) -> Result<String, WorkloadError> {
         let slot = self
             .served
             .lock()
@@ -404,7 +482,7 @@ impl Gateway {
 /// Writes one simulated cluster down while it changes, and notices when it is gone.
 struct Keeper {
     api: Arc<ApiServer>,
-    store: Arc<dyn Store>,
+    clusters: Arc<dyn BootedClusters>,
     sealer: Arc<SecretBox>,
     path: Option<PathBuf>,
     cluster: WorkloadClusterRef,
@@ -426,18 +504,9 @@ impl Keeper {
             .map_err(|e| e.to_string())?
     }
 
-    /// Whether the cluster is still in the store (as the same cluster).
+    /// Whether the cluster still exists.
     async fn exists(&self) -> bool {
-        match self
-            .store
-            .get_obj::<Cluster>(&self.cluster.tenant, &self.cluster.cluster_name)
-            .await
-        {
-            Ok(Some(c)) => c.metadata.uid == self.cluster.cluster_uid,
-            Ok(None) => false,
-            // Not sure: keep it.
-            Err(_) => true,
-        }
+        self.clusters.exists(&self.cluster).await
     }
 }
 

@@ -7,6 +7,8 @@ pub mod clouds;
 pub mod gateway;
 pub mod registry;
 pub mod server;
+pub mod sim_proxy;
 pub mod sim_serve;
+pub mod sim_workloads;
 pub mod standin;
 pub mod workloads;

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::clouds::OpenStackTenants;
-use crate::gateway::{BlockedNodes, Gateway, Simulation};
+use crate::gateway::{BlockedNodes, Gateway, Simulation, StoredClusters};
 use crate::workloads::{EndpointRoutes, KubeWorkloads, ReachAt, Resolve};
 
 /// The simulated cloud's one region (OpenStack's default name).
@@ -72,6 +72,8 @@ pub struct ServerConfig {
     pub resolve: Vec<Resolve>,
     /// Which address of each cluster's API kaas connects to.
     pub reach_clusters_at: ReachAt,
+    /// The HTTP proxy kaas reaches workload clusters through (`--cluster-proxy`).
+    pub cluster_proxy: Option<String>,
     /// Where the stacks' artifacts are looked for before upstream, in order.
     pub artifact_mirrors: Vec<kaas_artifacts::Mirror>,
     /// The integrated registry kaas is the token service of.
@@ -98,6 +100,7 @@ impl Default for ServerConfig {
             artifact_mirrors: Vec::new(),
             resolve: Vec::new(),
             reach_clusters_at: ReachAt::Endpoint,
+            cluster_proxy: None,
             registry: None,
         }
     }
@@ -366,9 +369,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
                     node_lease: config.sim_node_lease,
                     runtime,
                 },
-                store.clone(),
+                Arc::new(StoredClusters {
+                    store: store.clone(),
+                    sealer: sealer.clone(),
+                    stacks: stacks.clone(),
+                }),
                 sealer.clone(),
-                stacks.clone(),
                 simulation_rx.clone(),
             ));
             // Before anything is served: the snapshots of clusters deleted while kaas
@@ -385,10 +391,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer> {
         }
         None => (
             Arc::new(KubeWorkloads::new(
-                Arc::new(EndpointRoutes::reaching(
-                    config.reach_clusters_at,
-                    &config.resolve,
-                )),
+                Arc::new(
+                    EndpointRoutes::reaching(config.reach_clusters_at, &config.resolve)
+                        .through_proxy(config.cluster_proxy.clone()),
+                ),
                 &mut registry,
             )),
             // Kubeconfigs are for people: the endpoint itself, never kaas's overrides.

@@ -33,6 +33,9 @@ pub struct EndpointRoutes {
     overrides: BTreeMap<(String, u16), (String, u16)>,
     /// Which of a cluster's addresses kaas connects to.
     reach: ReachAt,
+    /// `http://HOST:PORT` of the HTTP proxy every cluster is reached through
+    /// (`--cluster-proxy`); `None`: straight.
+    proxy: Option<String>,
 }
 
 /// Which of a cluster's API addresses kaas connects to: chosen per kaas server, by
@@ -129,6 +132,7 @@ impl EndpointRoutes {
     pub fn reaching(reach: ReachAt, overrides: &[Resolve]) -> Self {
         Self {
             reach,
+            proxy: None,
             overrides: overrides
                 .iter()
                 .map(|r| {
@@ -139,6 +143,13 @@ impl EndpointRoutes {
                 })
                 .collect(),
         }
+    }
+}
+
+impl EndpointRoutes {
+    /// The same routes, each through the HTTP proxy at `proxy` (`http://HOST:PORT`).
+    pub fn through_proxy(self, proxy: Option<String>) -> Self {
+        Self { proxy, ..self }
     }
 }
 
@@ -185,12 +196,17 @@ impl ApiRoutes for EndpointRoutes {
             .overrides
             .get(&(host.clone(), port))
             .or_else(|| self.overrides.get(&("*".to_owned(), port)));
-        Ok(match mapped {
+        let route = match mapped {
             Some((address, address_port)) => ApiRoute {
                 url: format!("https://{}:{address_port}", url_host(address)),
                 tls_server_name: Some(host),
+                proxy: None,
             },
             None => ApiRoute::direct(format!("https://{}:{port}", url_host(&host))),
+        };
+        Ok(ApiRoute {
+            proxy: self.proxy.clone(),
+            ..route
         })
     }
 }
@@ -276,6 +292,7 @@ impl KubeWorkloads {
             ca_cert_pem: credentials.ca_cert_pem.clone(),
             client_cert_pem: credentials.client_cert_pem.clone(),
             client_key_pem: credentials.client_key_pem.clone(),
+            proxy_url: route.proxy.clone(),
         })?;
         clients.insert(
             cluster.cluster_uid.clone(),
@@ -565,6 +582,7 @@ mod tests {
             ApiRoute {
                 url: "https://127.0.0.1:39105".to_owned(),
                 tls_server_name: Some("203.0.113.10".to_owned()),
+                proxy: None,
             }
         );
         assert_eq!(
@@ -572,6 +590,7 @@ mod tests {
             ApiRoute {
                 url: "https://[::1]:7000".to_owned(),
                 tls_server_name: Some("2001:db8::10".to_owned()),
+                proxy: None,
             }
         );
         // Any host on a port with a wildcard override.
@@ -580,6 +599,7 @@ mod tests {
             ApiRoute {
                 url: "https://10.0.0.5:7443".to_owned(),
                 tls_server_name: Some("api.example".to_owned()),
+                proxy: None,
             }
         );
         // Another port of the same host, another host: as they are.
@@ -589,6 +609,34 @@ mod tests {
         for none in ["", "http://203.0.113.10:6443", "https://h:6443/path"] {
             let err = route(none).await.unwrap_err();
             assert!(matches!(err, WorkloadError::Unreachable { .. }), "{none:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_route_goes_through_the_cluster_proxy_where_there_is_one() {
+        let proxy = Some("http://127.0.0.1:7481".to_owned());
+        let routes = EndpointRoutes::new(&[resolve("203.0.113.10:6443:10.0.0.5")])
+            .through_proxy(proxy.clone());
+        for (endpoint, url, name) in [
+            (
+                "https://203.0.113.11:6443",
+                "https://203.0.113.11:6443",
+                None,
+            ),
+            (
+                "https://203.0.113.10:6443",
+                "https://10.0.0.5:6443",
+                Some("203.0.113.10".to_owned()),
+            ),
+        ] {
+            assert_eq!(
+                routes.route(&cluster(endpoint)).await.unwrap(),
+                ApiRoute {
+                    url: url.to_owned(),
+                    tls_server_name: name,
+                    proxy: proxy.clone(),
+                }
+            );
         }
     }
 
@@ -616,6 +664,7 @@ mod tests {
             ApiRoute {
                 url: "https://127.0.0.1:39105".to_owned(),
                 tls_server_name: Some("10.8.0.4".to_owned()),
+                proxy: None,
             }
         );
         // From outside, the endpoint, whatever the VIP.

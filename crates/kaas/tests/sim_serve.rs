@@ -1,9 +1,13 @@
 //! `kaas sim serve`: the simulated cloud as a process of its own. The OpenStack
 //! provider reads the `clouds.yaml` it writes as it reads any, builds in it, sees its
 //! quotas; the process stops cleanly on SIGTERM, and a new one finds the cloud as it
-//! was.
+//! was. A kaas server drives it as a real cloud (`--cloud openstack`), its servers
+//! boot clusters from their user data, and kaas reaches their APIs through the
+//! simulation's cluster proxy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,14 +22,27 @@ use kaas_openstack::{CloudConfig, OpenStackCloud, Session};
 const KAAS: &str = env!("CARGO_BIN_EXE_kaas");
 
 fn spawn(dir: &Path) -> Child {
+    spawn_with(dir, &["--speed", "1000", "--quota", "servers=2"])
+}
+
+/// `kaas sim serve` on free ports with `args`, its log beside `dir`.
+fn spawn_with(dir: &Path, args: &[&str]) -> Child {
     let _ = std::fs::remove_file(dir.join("sim.addr"));
+    std::fs::create_dir_all(dir).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.with_extension("log"))
+        .unwrap();
     let child = Command::new(KAAS)
-        .args(["sim", "serve", "--listen", "127.0.0.1:0", "--speed", "1000"])
-        .args(["--quota", "servers=2"])
+        .args(["sim", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--proxy-listen", "127.0.0.1:0"])
+        .args(args)
         .arg("--data-dir")
         .arg(dir)
+        .env("KAAS_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -112,4 +129,118 @@ async fn a_served_simulated_cloud_outlives_its_process() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].id, network.id);
     stop(child);
+}
+
+/// Every resource of cluster `uid` the provider finds in the simulation, by kind.
+async fn leftovers(cloud: &OpenStackCloud, uid: &str) -> Vec<String> {
+    let tag = format!("kaas-cluster={uid}");
+    let mut left = Vec::new();
+    for kind in ResourceKind::ALL {
+        for r in cloud.find(kind, &tag).await.unwrap() {
+            left.push(format!("{kind:?} {} ({})", r.name, r.id));
+        }
+    }
+    left
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kaas_server_builds_and_deletes_a_cluster_on_a_served_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("sim");
+    let sim = spawn_with(&sim_dir, &["--speed", "50"]);
+    let proxy = std::fs::read_to_string(sim_dir.join("cluster-proxy.addr")).unwrap();
+    let clouds = sim_dir.join("clouds.yaml");
+    let server = common::Server::start_with_env(
+        &dir.path().join("kaas"),
+        1.0,
+        &[
+            "--cloud",
+            "openstack",
+            "--os-cloud",
+            "kaas-sim",
+            "--cluster-proxy",
+            &format!("http://{proxy}"),
+        ],
+        &[("OS_CLIENT_CONFIG_FILE", clouds.to_str().unwrap())],
+    );
+    let out = server.kaas(&[
+        "cluster",
+        "create",
+        "demo",
+        "--control-plane",
+        "1",
+        "--workers",
+        "1",
+        "--wait",
+        "--timeout",
+        "240s",
+    ]);
+    let progress = common::text(&out);
+    assert!(out.status.success(), "create --wait failed: {progress}");
+    let cluster = server.cluster("demo").unwrap();
+    assert_eq!(cluster["status"]["phase"], "Available", "{cluster:#}");
+    let endpoint = cluster["status"]["apiEndpoint"].as_str().unwrap();
+    assert!(endpoint.ends_with(":6443"), "{endpoint}");
+    assert_eq!(cluster["status"]["controlPlane"]["readyReplicas"], 1);
+    assert_eq!(cluster["status"]["nodePools"][0]["readyReplicas"], 1);
+    let addons = cluster["status"]["addons"]["items"].as_array().unwrap();
+    assert!(!addons.is_empty(), "{cluster:#}");
+    for addon in addons {
+        assert_eq!(addon["ready"], true, "{addon:#}");
+    }
+    // kaas reached the cluster only through the proxy: its workload calls succeeded.
+    let metrics = server.get_open("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kaas_workload_calls_total{call=\"apply\",result=\"ok\"}")),
+        "{metrics}"
+    );
+    let uid = cluster["metadata"]["uid"].as_str().unwrap().to_owned();
+
+    let out = server.kaas(&["cluster", "delete", "demo", "--wait", "--timeout", "240s"]);
+    assert!(
+        out.status.success(),
+        "delete --wait failed: {}",
+        common::text(&out)
+    );
+    let cloud = provider(&sim_dir).await;
+    assert_eq!(leftovers(&cloud, &uid).await, Vec::<String>::new());
+    // As the `openstack` CLI sees the project, where it is installed: nothing left.
+    if let Some(cli) = which("openstack") {
+        for what in ["server", "port", "floating ip", "router", "network"] {
+            let out = Command::new(&cli)
+                .args(["--os-cloud", "kaas-sim"])
+                .args(what.split(' '))
+                .args(["list", "-f", "json"])
+                .env("OS_CLIENT_CONFIG_FILE", &clouds)
+                .env("HOME", dir.path())
+                .env_remove("OS_CLOUD")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openstack {what} list: {}",
+                common::text(&out)
+            );
+            let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            // The external network is the cloud's, not the cluster's.
+            let left: Vec<&serde_json::Value> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["Name"] != kaas_sim::api::DEFAULT_EXTERNAL_NETWORK)
+                .collect();
+            assert!(left.is_empty(), "openstack {what} list: {left:#?}");
+        }
+    }
+    stop(sim);
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
 }

@@ -123,6 +123,7 @@ pub async fn cluster(nodes: &[NodeSpec]) -> Cluster {
         ca_cert_pem: pki.ca.cert.clone(),
         client_cert_pem: pki.admin.cert.clone(),
         client_key_pem: pki.admin.key.clone(),
+        proxy_url: None,
     };
     let client = WorkloadClient::new(&access).unwrap();
     Cluster {

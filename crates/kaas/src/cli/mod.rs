@@ -248,6 +248,11 @@ pub struct ServerArgs {
     /// cloud's network.
     #[arg(long, value_enum, default_value = "endpoint")]
     pub reach_clusters_at: crate::workloads::ReachAt,
+    /// Reach every workload cluster's API through this HTTP proxy (CONNECT), e.g. a
+    /// bastion's in front of the clusters' networks, or `kaas sim serve`'s: the TLS
+    /// runs end to end, the certificate still checked against the cluster's endpoint.
+    #[arg(long, value_name = "http://HOST:PORT", value_parser = parse_cluster_proxy)]
+    pub cluster_proxy: Option<String>,
     /// Where the stacks' artifacts are looked for before upstream, in order:
     /// oci://HOST/PATH (charts as PATH/NAME:VERSION, as `kaas stack mirror` pushes
     /// them) or http(s)://BASE (every blob at BASE/blobs/sha256/<hex>, as an unpacked
@@ -336,8 +341,29 @@ pub struct WaitArgs {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{apply_addon_flags, is_loopback_url};
+    use super::{apply_addon_flags, is_loopback_url, parse_cluster_proxy};
     use serde_json::json;
+
+    #[test]
+    fn cluster_proxies_are_plain_http_host_and_port() {
+        assert_eq!(
+            parse_cluster_proxy("http://127.0.0.1:7481/").unwrap(),
+            "http://127.0.0.1:7481"
+        );
+        assert_eq!(
+            parse_cluster_proxy("http://bastion.example:3128").unwrap(),
+            "http://bastion.example:3128"
+        );
+        for bad in [
+            "https://bastion:3128",
+            "socks5://bastion:1080",
+            "http://bastion",
+            "http://:3128",
+            "http://bastion:3128/path",
+        ] {
+            assert!(parse_cluster_proxy(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn addon_flags_fill_the_spec() {
@@ -529,6 +555,14 @@ pub enum SimCommand {
         /// The name of the external network (router gateways, floating IPs).
         #[arg(long, default_value = kaas_sim::api::DEFAULT_EXTERNAL_NETWORK)]
         external_network: String,
+        /// Where the cluster proxy listens: an HTTP proxy (CONNECT) to the workload
+        /// clusters' APIs at their floating IPs, port 6443 (`kaas server
+        /// --cluster-proxy`); port 0 picks a free one (`<data-dir>/cluster-proxy.addr`).
+        #[arg(long, default_value = "127.0.0.1:7481")]
+        proxy_listen: std::net::SocketAddr,
+        /// How long the simulated kubelets' node leases hold, in seconds of real time.
+        #[arg(long, default_value_t = 40)]
+        node_lease: u64,
     },
     /// Every resource in the simulated cloud.
     Inventory {
@@ -618,6 +652,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 simulate_workloads: args.simulate_workloads,
                 resolve: args.resolve,
                 reach_clusters_at: args.reach_clusters_at,
+                cluster_proxy: args.cluster_proxy,
                 artifact_mirrors: args.artifact_mirrors,
                 registry: args
                     .registry_url
@@ -926,6 +961,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             quota,
             faults,
             external_network,
+            proxy_listen,
+            node_lease,
         }) => {
             init_logging(&cli.conn.log, false);
             crate::sim_serve::run(crate::sim_serve::SimServeConfig {
@@ -935,6 +972,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 quotas: quota.unwrap_or_default(),
                 faults: faults.unwrap_or_default(),
                 external_network,
+                proxy_listen,
+                node_lease: std::time::Duration::from_secs(node_lease),
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -1386,5 +1425,21 @@ async fn cluster(client: &Client, cmd: ClusterCommand) -> Result<ExitCode> {
             print!("{}", table(&["TIME", "TYPE", "REASON", "MESSAGE"], &rows));
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `--cluster-proxy`: an `http://HOST:PORT` URL.
+fn parse_cluster_proxy(text: &str) -> Result<String, String> {
+    let rest = text.strip_prefix("http://").ok_or_else(|| {
+        format!("{text:?} is not http://HOST:PORT (only HTTP proxies are supported)")
+    })?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty() && !authority.contains('/') && port.parse::<u16>().is_ok() =>
+        {
+            Ok(format!("http://{authority}"))
+        }
+        _ => Err(format!("{text:?} is not http://HOST:PORT")),
     }
 }

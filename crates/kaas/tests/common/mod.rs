@@ -81,6 +81,8 @@ pub struct Server {
     pub port: u16,
     pub speed: f64,
     extra: Vec<String>,
+    /// Environment variables the server runs with.
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -91,11 +93,25 @@ impl Server {
 
     /// A server with extra flags (`--sim-faults …`).
     pub fn start_with(data_dir: &Path, speed: f64, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, speed, extra, &[])
+    }
+
+    /// A server with extra flags and environment variables (`OS_CLIENT_CONFIG_FILE`).
+    pub fn start_with_env(
+        data_dir: &Path,
+        speed: f64,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut s = Self {
             data_dir: data_dir.to_owned(),
             port: free_port(),
             speed,
             extra: extra.iter().map(|e| (*e).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             child: None,
         };
         s.spawn();
@@ -128,6 +144,7 @@ impl Server {
             .args(stacks)
             .args(&self.extra)
             .env("KAAS_LOG", "info,kaas_controller=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
