@@ -583,35 +583,20 @@ pub(crate) fn page(items: Vec<Value>, query: &Query, key: &str, url: &str) -> Va
             .and_then(Value::as_str)
             .map(str::to_owned)
     {
-        let mut pairs: Vec<String> = query
-            .iter()
-            .filter(|(k, _)| k != "marker" && k != "limit")
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        pairs.push(format!("limit={limit}"));
-        pairs.push(format!("marker={last}"));
+        let mut next = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in query.iter().filter(|(k, _)| k != "marker" && k != "limit") {
+            next.append_pair(k, v);
+        }
+        next.append_pair("limit", &limit.to_string());
+        next.append_pair("marker", &last);
         body[format!("{key}_links")] = json!([{
             "rel": "next",
-            "href": format!("{url}?{}", pairs.join("&")),
+            "href": format!("{url}?{}", next.finish()),
         }]);
     } else {
         body[format!("{key}_links")] = json!([]);
     }
     body
-}
-
-/// A query value, percent-encoded.
-pub(crate) fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// A compute microversion from the request's headers (`OpenStack-API-Version:
