@@ -1,5 +1,8 @@
 //! How kaas fares with many clusters: a real server (the `kaas` binary, as its own
-//! process) on the simulated cloud, measured from outside.
+//! process) on the simulated cloud, measured from outside. The simulated cloud and its
+//! workload clusters run as another process (`kaas sim serve`), which the server drives
+//! with its OpenStack provider and reaches through the simulation's cluster proxy, as
+//! it would a real cloud: the server's memory and CPU are its own.
 //!
 //! For each N it creates N clusters (1 or 3 control planes and a pool of workers, 10
 //! machines on average) on a fast simulated cloud, restarts the server at real speed
@@ -7,10 +10,9 @@
 //!
 //! - the time to create all of them, and when each became Available (p50, p99);
 //! - the server's RSS, its peak, and the store's size on disk;
-//! - CPU per cluster-hour in the steady state at speed 1, the server's own threads
-//!   apart from the simulation's (the simulated cloud and workload clusters run on
-//!   threads of their own in the same process);
-//! - OpenStack API calls per machine-hour in that steady state (goal: at most 0.1);
+//! - CPU per cluster-hour in the steady state at speed 1, the server's and the
+//!   simulation's apart;
+//! - OpenStack API requests per machine-hour in that steady state (goal: at most 0.1);
 //! - from a spec change to its reconcile, p50 and p99, while the others sit idle;
 //! - `GET /v1/clusters/NAME` and a page of `GET /v1/clusters` at a fixed request rate
 //!   from a load generator in this process, p50 and p99.
@@ -103,7 +105,119 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// A `kaas server` of its own.
+/// Quotas of the simulated project that hold `sizes` clusters with room to spare.
+fn sim_quota(sizes: usize) -> String {
+    let n = sizes as u64;
+    let machines = n * MACHINES_PER_CLUSTER;
+    format!(
+        "networks={},subnets={},routers={},security-groups={},server-groups={},ports={},\
+         load-balancers={},floating-ips={},servers={},application-credentials={}",
+        n * 2 + 10,
+        n * 2 + 10,
+        n * 2 + 10,
+        n * 4 + 10,
+        n * 4 + 10,
+        machines * 3 + 100,
+        n * 2 + 10,
+        n * 2 + 10,
+        machines * 2 + 100,
+        n * 2 + 10,
+    )
+}
+
+/// Waits for `path` to be written by a child that is starting, or for it to exit.
+async fn wait_for_file(child: &mut Child, path: &Path, what: &str) -> Result<String> {
+    let started = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.trim().is_empty()
+        {
+            return Ok(text.trim().to_owned());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited while starting: {status}");
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("{what} did not start within 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops a child gracefully (SIGTERM) and waits for it.
+fn terminate(child: &mut Child) -> Result<()> {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("cannot signal process {}", child.id());
+    }
+    child.wait()?;
+    Ok(())
+}
+
+/// A `kaas sim serve` of its own: the simulated cloud behind OpenStack's REST API, and
+/// the workload clusters its servers boot, in a process apart from the server's, so
+/// that each is measured alone (in production the workload clusters live elsewhere).
+struct Sim {
+    dir: PathBuf,
+    proxy: String,
+    child: Child,
+}
+
+impl Sim {
+    async fn start(dir: &Path, speed: f64, sizes: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let _ = std::fs::remove_file(dir.join("sim.addr"));
+        let _ = std::fs::remove_file(dir.join("cluster-proxy.addr"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))?;
+        let mut child = Command::new(KAAS)
+            .args(["sim", "serve", "--listen", "127.0.0.1:0"])
+            .args(["--proxy-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--speed", &speed.to_string()])
+            .args(["--quota", &sim_quota(sizes)])
+            // Thousands of simulated kubelets renew their leases every 15 minutes, not
+            // every 10 s: what the simulation costs is not what is measured.
+            .args(["--node-lease", "3600"])
+            .env("KAAS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start kaas sim serve")?;
+        // Written last, once the cloud's API and the cluster proxy listen.
+        wait_for_file(&mut child, &dir.join("sim.addr"), "kaas sim serve").await?;
+        let proxy = std::fs::read_to_string(dir.join("cluster-proxy.addr"))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            proxy: proxy.trim().to_owned(),
+            child,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        terminate(&mut self.child)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `kaas server` of its own, driving the served simulation with the OpenStack
+/// provider and reaching its clusters through the simulation's cluster proxy, as it
+/// would a real cloud behind a bastion.
 struct Server {
     data_dir: PathBuf,
     port: u16,
@@ -111,62 +225,46 @@ struct Server {
 }
 
 impl Server {
-    async fn start(data_dir: &Path, speed: f64, sizes: usize) -> Result<Self> {
+    async fn start(data_dir: &Path, sim: &Sim) -> Result<Self> {
         let port = free_port()?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.with_extension("log"))?;
-        // The simulated project holds every cluster with room to spare.
-        let n = sizes as u64;
-        let machines = n * MACHINES_PER_CLUSTER;
-        let sim_quota = format!(
-            "networks={},subnets={},routers={},security-groups={},server-groups={},ports={},\
-             load-balancers={},floating-ips={},servers={},application-credentials={}",
-            n * 2 + 10,
-            n * 2 + 10,
-            n * 2 + 10,
-            n * 4 + 10,
-            n * 4 + 10,
-            machines * 3 + 100,
-            n * 2 + 10,
-            n * 2 + 10,
-            machines * 2 + 100,
-            n * 2 + 10,
-        );
-        let child = Command::new(KAAS)
+        let mut child = Command::new(KAAS)
             .arg("server")
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--sim-speed", &speed.to_string()])
+            .args(["--cloud", "openstack", "--os-cloud", "kaas-sim"])
+            .args(["--cluster-proxy", &format!("http://{}", sim.proxy)])
             .args(["--stacks-dir", LOCAL_STACKS, "--default-stack", STACK])
-            .args(["--sim-quota", &sim_quota])
-            // Thousands of simulated kubelets renew their leases every 15 minutes, not
-            // every 10 s: what the simulation costs is not what is measured.
-            .args(["--sim-node-lease", "3600"])
+            .env("OS_CLIENT_CONFIG_FILE", sim.dir.join("clouds.yaml"))
             .env("KAAS_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("cannot start kaas server")?;
-        let server = Self {
-            data_dir: data_dir.to_owned(),
-            port,
-            child,
-        };
         let started = Instant::now();
         loop {
-            if let Ok(resp) = reqwest::get(format!("{}/readyz", server.url())).await
+            if let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
                 && resp.status().is_success()
             {
-                return Ok(server);
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("the server exited while starting: {status}");
             }
             if started.elapsed() > Duration::from_secs(600) {
                 bail!("the server did not become ready");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(Self {
+            data_dir: data_dir.to_owned(),
+            port,
+            child,
+        })
     }
 
     fn url(&self) -> String {
@@ -184,14 +282,7 @@ impl Server {
 
     /// A graceful stop (SIGTERM), waited for.
     fn stop(&mut self) -> Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()?;
-        if !status.success() {
-            bail!("cannot signal the server");
-        }
-        self.child.wait()?;
-        Ok(())
+        terminate(&mut self.child)
     }
 }
 
@@ -201,13 +292,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// CPU seconds of a process's threads, by whether the thread is the simulation's.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cpu {
-    server: f64,
-    simulation: f64,
 }
 
 fn clock_ticks() -> f64 {
@@ -221,27 +305,14 @@ fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn cpu_of(pid: u32) -> Result<Cpu> {
-    let ticks = clock_ticks();
-    let mut cpu = Cpu::default();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
-            continue; // a thread that just ended
-        };
-        // `pid (comm) state …`: comm may hold spaces; the fields after it are fixed.
-        let open = stat.find('(').context("stat")?;
-        let close = stat.rfind(')').context("stat")?;
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-        let (utime, stime): (f64, f64) = (fields[11].parse()?, fields[12].parse()?);
-        let secs = (utime + stime) / ticks;
-        if comm.starts_with("kaas-sim") {
-            cpu.simulation += secs;
-        } else {
-            cpu.server += secs;
-        }
-    }
-    Ok(cpu)
+/// CPU seconds a process has used, its threads' user and system time.
+fn cpu_of(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // `pid (comm) state …`: comm may hold spaces; the fields after it are fixed.
+    let close = stat.rfind(')').context("stat")?;
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields[11].parse()?, fields[12].parse()?);
+    Ok((utime + stime) / clock_ticks())
 }
 
 /// VmRSS and VmHWM, in MiB.
@@ -349,6 +420,7 @@ struct Figures {
     rss_mib: f64,
     peak_rss_mib: f64,
     steady_rss_mib: f64,
+    sim_rss_mib: f64,
     store_mib: f64,
     startup_s: f64,
     startup_calls: f64,
@@ -434,24 +506,25 @@ async fn until_quiet(server: &Server, n: usize) -> Result<Duration> {
 
 async fn steady_state(
     server: &Server,
+    sim: &Sim,
     n: usize,
     window: Duration,
     fig: &mut Figures,
 ) -> Result<()> {
-    let calls = |s| metric_sum(s, "kaas_cloud_api_calls_total");
+    // Every HTTP request to the cloud's APIs, authentication and retries included.
+    let calls = |s| metric_sum(s, "kaas_openstack_requests_total");
     fig.startup_s = until_quiet(server, n).await?.as_secs_f64();
     fig.startup_calls = calls(server).await?;
-    let cpu0 = cpu_of(server.pid())?;
+    let cpu0 = (cpu_of(server.pid())?, cpu_of(sim.pid())?);
     let calls0 = calls(server).await?;
     let t0 = Instant::now();
     tokio::time::sleep(window).await;
     let hours = t0.elapsed().as_secs_f64() / 3600.0;
-    let cpu1 = cpu_of(server.pid())?;
+    let cpu1 = (cpu_of(server.pid())?, cpu_of(sim.pid())?);
     let calls1 = calls(server).await?;
     let machines = n as f64 * MACHINES_PER_CLUSTER as f64;
-    fig.cpu_ms_per_cluster_hour = (cpu1.server - cpu0.server) * 1000.0 / n as f64 / hours;
-    fig.sim_cpu_ms_per_cluster_hour =
-        (cpu1.simulation - cpu0.simulation) * 1000.0 / n as f64 / hours;
+    fig.cpu_ms_per_cluster_hour = (cpu1.0 - cpu0.0) * 1000.0 / n as f64 / hours;
+    fig.sim_cpu_ms_per_cluster_hour = (cpu1.1 - cpu0.1) * 1000.0 / n as f64 / hours;
     fig.calls_per_machine_hour = (calls1 - calls0) / machines / hours;
     fig.steady_rss_mib = memory_of(server.pid())?.0;
     Ok(())
@@ -561,28 +634,31 @@ async fn measure(n: usize, o: &Options) -> Result<Figures> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data)?;
-    let measured = measure_in(&data, n, o).await;
+    let sim_dir = dir.path().join("sim");
+    let measured = measure_in(&data, &sim_dir, n, o).await;
     if measured.is_err() {
-        let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        eprintln!(
-            "the server's log ends:\n{}",
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        );
+        for (what, dir) in [("server", &data), ("simulation", &sim_dir)] {
+            let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "the {what}'s log ends:\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
         eprintln!("kept {}", dir.keep().display());
     }
     measured
 }
 
-async fn measure_in(data: &Path, n: usize, o: &Options) -> Result<Figures> {
+async fn measure_in(data: &Path, sim_dir: &Path, n: usize, o: &Options) -> Result<Figures> {
     let mut fig = Figures {
         clusters: n,
         ..Figures::default()
     };
-    let data = data.to_path_buf();
 
     eprintln!("N = {n}: creating on the fast simulated cloud (speed {FAST})");
-    let mut server = Server::start(&data, FAST, n).await?;
+    let mut sim = Sim::start(sim_dir, FAST, n).await?;
+    let mut server = Server::start(data, &sim).await?;
     let client = server.client()?;
     let machines = n as u64 * MACHINES_PER_CLUSTER;
     client
@@ -595,16 +671,19 @@ async fn measure_in(data: &Path, n: usize, o: &Options) -> Result<Figures> {
         .context("raising the tenant's quotas")?;
     create_all(&client, n, &mut fig).await?;
     (fig.rss_mib, fig.peak_rss_mib) = memory_of(server.pid())?;
+    fig.sim_rss_mib = memory_of(sim.pid())?.0;
     server.stop()?;
-    fig.store_mib = size_on_disk(&data) as f64 / 1048576.0;
+    sim.stop()?;
+    fig.store_mib = size_on_disk(data) as f64 / 1048576.0;
 
     eprintln!(
         "N = {n}: restarted at speed 1; steady state for {:?}",
         o.steady
     );
-    let mut server = Server::start(&data, 1.0, n).await?;
+    let mut sim = Sim::start(sim_dir, 1.0, n).await?;
+    let mut server = Server::start(data, &sim).await?;
     let client = server.client()?;
-    steady_state(&server, n, o.steady, &mut fig).await?;
+    steady_state(&server, &sim, n, o.steady, &mut fig).await?;
     eprintln!(
         "N = {n}: API at {} requests/s for {} s",
         o.rate, o.load_secs
@@ -613,6 +692,7 @@ async fn measure_in(data: &Path, n: usize, o: &Options) -> Result<Figures> {
     eprintln!("N = {n}: {} spec changes", o.changes);
     spec_changes(&client, n, o.changes, &mut fig).await?;
     server.stop()?;
+    sim.stop()?;
     Ok(fig)
 }
 
@@ -649,6 +729,10 @@ fn table(figs: &[Figures]) -> String {
             Box::new(|f| f.steady_rss_mib),
         ),
         ("store on disk (MiB)", Box::new(|f| f.store_mib)),
+        (
+            "simulation RSS after create (MiB)",
+            Box::new(|f| f.sim_rss_mib),
+        ),
         (
             "restart: first pass over all clusters (s)",
             Box::new(|f| f.startup_s),
