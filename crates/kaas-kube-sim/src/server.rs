@@ -256,9 +256,13 @@ impl ApiServer {
         crate::nodes::set_nodes(&mut self.lock(), nodes, Utc::now());
     }
 
-    /// One pass of the simulated controllers at `now` (see the crate docs).
+    /// One pass of the simulated controllers at `now` (see the crate docs); the change
+    /// log's history older than five minutes goes with it.
     pub fn tick(&self, now: DateTime<Utc>) {
-        crate::controllers::tick(&mut self.lock(), now);
+        let mut state = self.lock();
+        crate::controllers::tick(&mut state, now);
+        state.compact_log(std::time::Instant::now());
+        drop(state);
         self.passes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }

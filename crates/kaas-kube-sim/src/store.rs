@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -21,8 +22,11 @@ use crate::selector::{FieldSelector, LabelSelector};
 
 /// How many changes the log keeps for watches that resume from a resource version.
 const LOG_CAPACITY: usize = 10_000;
+/// How long the log keeps a change, as the API server's storage compacts its history
+/// every five minutes: a quiet cluster holds no history.
+const LOG_RETENTION: Duration = Duration::from_secs(300);
 /// How many changes a slow watcher may fall behind before its watch ends.
-const BROADCAST_CAPACITY: usize = 4_096;
+const BROADCAST_CAPACITY: usize = 1_024;
 
 /// Where an object lives: its group and resource, namespace (`""` when cluster-scoped)
 /// and name. All versions of a resource share one object.
@@ -198,7 +202,8 @@ pub struct WatchStart {
 pub(crate) struct State {
     pub objects: BTreeMap<ObjectKey, Value>,
     pub revision: u64,
-    log: VecDeque<Arc<Change>>,
+    /// The changes, oldest first, with when each was made.
+    log: VecDeque<(Instant, Arc<Change>)>,
     /// The highest revision dropped from the log: watches from older ones are expired.
     log_floor: u64,
     changes: broadcast::Sender<Arc<Change>>,
@@ -245,6 +250,18 @@ impl State {
         self.log_floor = revision;
     }
 
+    /// Drops the changes older than the log's retention: watches from before them are
+    /// expired.
+    pub fn compact_log(&mut self, now: Instant) {
+        while let Some((at, change)) = self.log.front() {
+            if now.duration_since(*at) < LOG_RETENTION {
+                break;
+            }
+            self.log_floor = change.revision;
+            self.log.pop_front();
+        }
+    }
+
     /// The changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.changes.subscribe()
@@ -257,11 +274,11 @@ impl State {
     fn record(&mut self, change: Change) {
         let change = Arc::new(change);
         if self.log.len() >= LOG_CAPACITY
-            && let Some(dropped) = self.log.pop_front()
+            && let Some((_, dropped)) = self.log.pop_front()
         {
             self.log_floor = dropped.revision;
         }
-        self.log.push_back(Arc::clone(&change));
+        self.log.push_back((Instant::now(), Arc::clone(&change)));
         // Nobody watching is not an error.
         let _ = self.changes.send(change);
     }
@@ -906,7 +923,7 @@ impl State {
                         format!("too old resource version: {rv} ({})", self.log_floor + 1),
                     ));
                 } else {
-                    for change in self.log.iter().filter(|c| c.revision > rv) {
+                    for (_, change) in self.log.iter().filter(|(_, c)| c.revision > rv) {
                         if let Some(event) = crate::watch::event_for(target, selectors, change) {
                             initial.push(event);
                         }
@@ -1248,5 +1265,50 @@ mod tests {
             .watch(&target, &Selectors::default(), Some("5"), false)
             .unwrap();
         assert!(start.expired.is_none());
+    }
+
+    #[test]
+    fn the_log_keeps_five_minutes_of_changes() {
+        let mut state = State::new();
+        let catalog = state.catalog();
+        let (ns, cms) = (
+            rt(&catalog, "", "namespaces"),
+            rt(&catalog, "", "configmaps"),
+        );
+        let target = Target::new(cms.clone(), "v1", None);
+        let now = Utc::now();
+        state
+            .create(
+                &ns,
+                "v1",
+                "",
+                json!({"metadata": {"name": "a"}}),
+                &opts("t"),
+                now,
+            )
+            .unwrap();
+        let first = state
+            .create(&cms, "v1", "a", cm("c", json!({})), &opts("t"), now)
+            .unwrap();
+        let rv = object::meta_str(&first, "resourceVersion")
+            .unwrap()
+            .to_owned();
+        let replay = |state: &State| {
+            state
+                .watch(&target, &Selectors::default(), Some("1"), false)
+                .unwrap()
+        };
+        // Within the retention a watch from an older revision gets what followed.
+        state.compact_log(Instant::now() + LOG_RETENTION / 2);
+        let start = replay(&state);
+        assert!(start.expired.is_none());
+        assert_eq!(start.initial.len(), 1, "the configmap's creation");
+        // Past it the history is gone: such a watch must list again.
+        state.compact_log(Instant::now() + LOG_RETENTION);
+        assert_eq!(replay(&state).expired.unwrap().code(), 410);
+        let latest = state
+            .watch(&target, &Selectors::default(), Some(&rv), false)
+            .unwrap();
+        assert!(latest.expired.is_none(), "a watch from now on still starts");
     }
 }
