@@ -99,7 +99,6 @@ pub async fn run(config: SimServeConfig) -> Result<()> {
         },
         shutdown.clone(),
     ));
-    let booting = tokio::spawn(boot_clusters(boots, gateway.clone(), shutdown.clone()));
     let api = ApiConfig {
         identity,
         external_network: config.external_network,
@@ -107,6 +106,11 @@ pub async fn run(config: SimServeConfig) -> Result<()> {
     let server = ApiServer::start(sim, api, config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    // The clusters whose machines were running when the simulation stopped are up
+    // again before anyone is told where the cloud is, as a real cloud's would have
+    // stayed up.
+    boot_pass(&boots, &gateway).await;
+    let booting = tokio::spawn(boot_clusters(boots, gateway.clone(), shutdown.clone()));
     std::fs::write(
         config.data_dir.join("cluster-proxy.addr"),
         proxy_addr.to_string(),
@@ -139,6 +143,27 @@ pub async fn run(config: SimServeConfig) -> Result<()> {
     Ok(())
 }
 
+/// Serves each cluster a control plane of which has booted and that is not served yet.
+async fn boot_pass(boots: &MachineBoots, gateway: &Gateway) {
+    let live = match crate::gateway::BootedClusters::live(boots).await {
+        Ok(live) => live,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot list the simulated clusters");
+            return;
+        }
+    };
+    for uid in live {
+        if gateway.is_served(&uid).await {
+            continue;
+        }
+        if let Some(cluster) = boots.cluster(&uid)
+            && let Err(e) = gateway.url(&cluster).await
+        {
+            tracing::debug!(cluster_uid = %uid, error = %e, "the simulated cluster is not served yet");
+        }
+    }
+}
+
 /// Serves each cluster once a control plane of it has booted, as its machines would
 /// bring its API up whether or not anyone asks for it; now and then forgets what was
 /// read of servers that are gone.
@@ -153,23 +178,7 @@ async fn boot_clusters(
             _ = shutdown.wait_for(|stop| *stop) => return,
             () = tokio::time::sleep(BOOT_PERIOD) => {}
         }
-        let live = match crate::gateway::BootedClusters::live(boots.as_ref()).await {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot list the simulated clusters");
-                continue;
-            }
-        };
-        for uid in live {
-            if gateway.is_served(&uid).await {
-                continue;
-            }
-            if let Some(cluster) = boots.cluster(&uid)
-                && let Err(e) = gateway.url(&cluster).await
-            {
-                tracing::debug!(cluster_uid = %uid, error = %e, "the simulated cluster is not served yet");
-            }
-        }
+        boot_pass(&boots, &gateway).await;
         if forgotten.elapsed() >= FORGET_PERIOD {
             boots.forget_gone();
             forgotten = tokio::time::Instant::now();
