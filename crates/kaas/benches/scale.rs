@@ -165,8 +165,26 @@ struct Sim {
     child: Child,
 }
 
+/// Where a simulation listens: the cloud's API and the cluster proxy. The same across
+/// a restart, as a real cloud's: the clusters' cloud configuration names the API's
+/// address, and a new one would be a change kaas rolls out to every cluster.
+#[derive(Debug, Clone, Copy)]
+struct SimPorts {
+    api: u16,
+    proxy: u16,
+}
+
+impl SimPorts {
+    fn free() -> Result<Self> {
+        Ok(Self {
+            api: free_port()?,
+            proxy: free_port()?,
+        })
+    }
+}
+
 impl Sim {
-    async fn start(dir: &Path, speed: f64, sizes: usize) -> Result<Self> {
+    async fn start(dir: &Path, ports: SimPorts, speed: f64, sizes: usize) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let _ = std::fs::remove_file(dir.join("sim.addr"));
         let _ = std::fs::remove_file(dir.join("cluster-proxy.addr"));
@@ -175,8 +193,13 @@ impl Sim {
             .append(true)
             .open(dir.with_extension("log"))?;
         let mut child = Command::new(KAAS)
-            .args(["sim", "serve", "--listen", "127.0.0.1:0"])
-            .args(["--proxy-listen", "127.0.0.1:0"])
+            .args([
+                "sim",
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", ports.api),
+            ])
+            .args(["--proxy-listen", &format!("127.0.0.1:{}", ports.proxy)])
             .arg("--data-dir")
             .arg(dir)
             .args(["--speed", &speed.to_string()])
@@ -342,6 +365,20 @@ fn size_on_disk(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+/// A metric's samples in the server's `/metrics`, one per line.
+async fn metric_lines(server: &Server, name: &str) -> Result<String> {
+    let text = reqwest::get(format!("{}/metrics", server.url()))
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// The sum of a counter's samples in the server's `/metrics`, by name prefix.
@@ -515,6 +552,11 @@ async fn steady_state(
     let calls = |s| metric_sum(s, "kaas_openstack_requests_total");
     fig.startup_s = until_quiet(server, n).await?.as_secs_f64();
     fig.startup_calls = calls(server).await?;
+    eprintln!(
+        "  the first pass after the restart took {:.1} s and sent the cloud:\n{}",
+        fig.startup_s,
+        metric_lines(server, "kaas_openstack_requests_total").await?
+    );
     let cpu0 = (cpu_of(server.pid())?, cpu_of(sim.pid())?);
     let calls0 = calls(server).await?;
     let t0 = Instant::now();
@@ -657,7 +699,8 @@ async fn measure_in(data: &Path, sim_dir: &Path, n: usize, o: &Options) -> Resul
     };
 
     eprintln!("N = {n}: creating on the fast simulated cloud (speed {FAST})");
-    let mut sim = Sim::start(sim_dir, FAST, n).await?;
+    let ports = SimPorts::free()?;
+    let mut sim = Sim::start(sim_dir, ports, FAST, n).await?;
     let mut server = Server::start(data, &sim).await?;
     let client = server.client()?;
     let machines = n as u64 * MACHINES_PER_CLUSTER;
@@ -680,7 +723,7 @@ async fn measure_in(data: &Path, sim_dir: &Path, n: usize, o: &Options) -> Resul
         "N = {n}: restarted at speed 1; steady state for {:?}",
         o.steady
     );
-    let mut sim = Sim::start(sim_dir, 1.0, n).await?;
+    let mut sim = Sim::start(sim_dir, ports, 1.0, n).await?;
     let mut server = Server::start(data, &sim).await?;
     let client = server.client()?;
     steady_state(&server, &sim, n, o.steady, &mut fig).await?;
