@@ -116,11 +116,24 @@ async fn check_quota(
     let Some(t) = state.store.get_obj::<Tenant>(tenant, tenant).await? else {
         return Err(ApiError::not_found(format!("tenant {tenant:?} not found")));
     };
-    let others = tenant_clusters(state, tenant)
+    // Only the specs are read: a create is checked against thousands of clusters.
+    let mut others = Usage::default();
+    for (other, spec) in state
+        .store
+        .list_field_text(
+            <Cluster as kaas_core::Object>::KIND,
+            &ListFilter::tenant(tenant),
+            "spec",
+        )
         .await?
-        .iter()
-        .filter(|c| c.metadata.name != name)
-        .fold(Usage::default(), |sum, c| sum.plus(sizes.usage(&c.spec)));
+    {
+        if other != name {
+            let spec: ClusterSpec = serde_json::from_str(&spec).map_err(|e| {
+                ApiError::internal(format!("cluster {other:?}: its stored spec: {e}"))
+            })?;
+            others = others.plus(sizes.usage(&spec));
+        }
+    }
     kaas_core::access::check_quota(tenant, &t.spec.quotas, others, before, after)
         .map_err(|message| ApiError::new(StatusCode::FORBIDDEN, "QuotaExceeded", message))
 }

@@ -230,6 +230,30 @@ pub trait Store: Send + Sync {
             .collect())
     }
 
+    /// The name and the member `field` of each object [`Store::list`] would return
+    /// (`field` a top-level member such as `spec`, as JSON text; `null` when missing):
+    /// for callers that need one part of many objects, such as the specs a tenant's
+    /// quota usage is summed from, without reading and decoding the rest.
+    async fn list_field_text(
+        &self,
+        kind: &str,
+        filter: &ListFilter,
+        field: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .list(kind, filter)
+            .await?
+            .iter()
+            .map(|v| {
+                let name = v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (name, v.get(field).unwrap_or(&Value::Null).to_string())
+            })
+            .collect())
+    }
+
     /// How many objects [`Store::list`] would return for `filter` without its limit.
     async fn count(&self, kind: &str, filter: &ListFilter) -> Result<u64, StoreError> {
         let filter = ListFilter {

@@ -325,6 +325,35 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn list_field_text(
+        &self,
+        kind: &str,
+        filter: &ListFilter,
+        field: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        // A member's name goes into the JSON path quoted, as data: `$."spec"`.
+        let path = format!("$.{}", serde_json::Value::String(field.to_owned()));
+        // json_quote(json_extract(…)): the member as JSON text, whatever its type.
+        let (sql, binds) = list_sql(
+            "name, json_quote(json_extract(body, ?)) AS part",
+            kind,
+            filter,
+            true,
+        );
+        let mut query = sqlx::query(&sql).bind(path);
+        for bind in binds {
+            query = bind.onto(query);
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name").map_err(backend)?;
+                let part: Option<String> = row.try_get("part").map_err(backend)?;
+                Ok((name, part.unwrap_or_else(|| "null".to_owned())))
+            })
+            .collect()
+    }
+
     async fn count(&self, kind: &str, filter: &ListFilter) -> Result<u64, StoreError> {
         let (sql, binds) = list_sql("COUNT(*) AS n", kind, filter, false);
         let mut query = sqlx::query(&sql);

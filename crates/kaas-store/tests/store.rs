@@ -1097,3 +1097,58 @@ async fn lists_filter_by_phase_and_labels() {
     );
     assert!(selected(phase(None, "Failed")).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_field_of_each_object_is_listed_as_its_json() {
+    let (_dir, store) = open().await;
+    store
+        .create(
+            KIND,
+            "acme",
+            object("a", json!({"replicas": 1, "pools": [{"n": 2}]})),
+        )
+        .await
+        .unwrap();
+    store
+        .create(KIND, "acme", object("b", json!("just a \"string\"")))
+        .await
+        .unwrap();
+    store
+        .create(KIND, "acme", json!({"metadata": {"name": "c"}}))
+        .await
+        .unwrap();
+    store
+        .create(KIND, "other", object("d", json!(4)))
+        .await
+        .unwrap();
+    let specs = store
+        .list_field_text(KIND, &ListFilter::tenant("acme"), "spec")
+        .await
+        .unwrap();
+    let parsed: Vec<(&str, Value)> = specs
+        .iter()
+        .map(|(name, text)| (name.as_str(), serde_json::from_str(text).unwrap()))
+        .collect();
+    assert_eq!(
+        parsed,
+        vec![
+            ("a", json!({"replicas": 1, "pools": [{"n": 2}]})),
+            ("b", json!("just a \"string\"")),
+            ("c", Value::Null),
+        ]
+    );
+    // The same as the generic way (a whole listing) gives.
+    let everyone = ListFilter::default();
+    let kinds = store
+        .list_field_text(KIND, &everyone, "kind")
+        .await
+        .unwrap();
+    assert_eq!(kinds.len(), 4);
+    assert_eq!(kinds[3], ("d".to_owned(), "\"Cluster\"".to_owned()));
+    // A member's name is data, not part of the query.
+    let odd = store
+        .list_field_text(KIND, &everyone, "spec') OR 1=1 --")
+        .await
+        .unwrap();
+    assert!(odd.iter().all(|(_, text)| text == "null"), "{odd:?}");
+}
