@@ -469,10 +469,23 @@ fn interface_owner(router: &SimResource) -> &'static str {
     }
 }
 
-/// The ports Neutron makes for router interfaces.
-fn interface_ports(api: &super::Api, state: &SimState, now: u64) -> Vec<Value> {
-    state
-        .indexed(&Key::Kind(ResourceKind::Router), now)
+/// The ports Neutron makes for router interfaces: of the router `device_id` only, when
+/// given. A query by tag never matches one (they carry none), so it gets none.
+fn interface_ports(api: &super::Api, state: &SimState, query: &Query, now: u64) -> Vec<Value> {
+    if first_tag(query).is_some() {
+        return Vec::new();
+    }
+    let routers: Vec<&SimResource> = match query_value(query, "device_id") {
+        Some(id) => state
+            .get(ResourceKind::Router, id, now)
+            .into_iter()
+            .collect(),
+        None => state
+            .indexed(&Key::Kind(ResourceKind::Router), now)
+            .collect(),
+    };
+    routers
+        .into_iter()
         .flat_map(|router| {
             router
                 .rest
@@ -481,6 +494,20 @@ fn interface_ports(api: &super::Api, state: &SimState, now: u64) -> Vec<Value> {
                 .map(move |i| interface_port(api, state, router, i, now))
         })
         .collect()
+}
+
+/// The port of a router interface with this id, if there is one.
+fn interface_port_by_id(api: &super::Api, state: &SimState, id: &str, now: u64) -> Option<Value> {
+    state
+        .indexed(&Key::Kind(ResourceKind::Router), now)
+        .find_map(|router| {
+            router
+                .rest
+                .interfaces
+                .iter()
+                .find(|i| i.port_id == id)
+                .map(|i| interface_port(api, state, router, i, now))
+        })
 }
 
 fn interface_port(
@@ -557,7 +584,7 @@ fn list_items(api: &super::Api, collection: Collection, query: &Query) -> Vec<Va
                 .map(|r| view(api, state, r, now)),
         );
         if collection == Collection::Ports {
-            items.extend(interface_ports(api, state, now));
+            items.extend(interface_ports(api, state, query, now));
         }
         items.retain(|v| matches(v, query));
         items
@@ -594,9 +621,7 @@ fn find(api: &super::Api, collection: Collection, id: &str) -> Option<Value> {
                 return Some(view(api, state, r, now));
             }
             if collection == Collection::Ports {
-                return interface_ports(api, state, now)
-                    .into_iter()
-                    .find(|p| str_field(p, "id") == Some(id));
+                return interface_port_by_id(api, state, id, now);
             }
             None
         }
@@ -912,9 +937,8 @@ async fn delete(
             .get(kind, &id, now)
             .map_or(0, |r| r.rest.interfaces.len());
         let interface_owner = if collection == Collection::Ports {
-            interface_ports(&api, state, now)
-                .iter()
-                .find(|p| str_field(p, "id") == Some(id.as_str()))
+            interface_port_by_id(&api, state, &id, now)
+                .as_ref()
                 .and_then(|p| str_field(p, "device_owner"))
                 .map(str::to_owned)
         } else {
