@@ -135,7 +135,7 @@ impl ApiServer {
                 namespace: text("namespace")?,
                 name: text("name")?,
             };
-            state.objects.insert(key, entry["object"].clone());
+            state.restore_object(key, entry["object"].clone());
         }
         state.expire_log_before(state.revision);
         Ok(Self {
@@ -177,7 +177,7 @@ impl ApiServer {
     }
 
     /// The resource types served now: the built-ins and those of the stored CRDs.
-    pub fn catalog(&self) -> Catalog {
+    pub fn catalog(&self) -> Arc<Catalog> {
         self.lock().catalog()
     }
 

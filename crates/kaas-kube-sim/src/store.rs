@@ -22,6 +22,9 @@ use crate::selector::{FieldSelector, LabelSelector};
 
 /// How many changes the log keeps for watches that resume from a resource version.
 const LOG_CAPACITY: usize = 10_000;
+const CRD_GROUP: &str = "apiextensions.k8s.io";
+const CRD_RESOURCE: &str = "customresourcedefinitions";
+
 /// How long the log keeps a change, as the API server's storage compacts its history
 /// every five minutes: a quiet cluster holds no history.
 const LOG_RETENTION: Duration = Duration::from_secs(300);
@@ -209,6 +212,9 @@ pub(crate) struct State {
     changes: broadcast::Sender<Arc<Change>>,
     /// For generated addresses (cluster IPs, pod IPs).
     pub serial: u32,
+    /// The resource types, built-in and from the CRDs: made again only after a CRD
+    /// changed, not at every request.
+    catalog: std::sync::OnceLock<Arc<Catalog>>,
 }
 
 impl State {
@@ -221,14 +227,33 @@ impl State {
             log_floor: 0,
             changes,
             serial: 0,
+            catalog: std::sync::OnceLock::new(),
         }
     }
 
-    pub fn catalog(&self) -> Catalog {
-        Catalog::new(
-            self.of_resource("apiextensions.k8s.io", "customresourcedefinitions")
-                .map(|(_, crd)| crd),
-        )
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .get_or_init(|| {
+                Arc::new(Catalog::new(
+                    self.of_resource(CRD_GROUP, CRD_RESOURCE)
+                        .map(|(_, crd)| crd),
+                ))
+            })
+            .clone()
+    }
+
+    /// After `key` changed: a CRD's change changes the catalog.
+    fn changed(&mut self, key: &ObjectKey) {
+        if key.group == CRD_GROUP && key.resource == CRD_RESOURCE {
+            self.catalog = std::sync::OnceLock::new();
+        }
+    }
+
+    /// Stores `object` as it is under `key`, at no new revision and telling no one:
+    /// how a snapshot is restored.
+    pub fn restore_object(&mut self, key: ObjectKey, object: Value) {
+        self.changed(&key);
+        self.objects.insert(key, object);
     }
 
     /// The objects of one resource, in key order.
@@ -291,6 +316,7 @@ impl State {
             "resourceVersion",
             json!(self.revision.to_string()),
         );
+        self.changed(&key);
         let previous = self.objects.insert(key.clone(), object.clone());
         self.record(Change {
             revision: self.revision,
@@ -309,6 +335,7 @@ impl State {
     /// Removes the object under `key` at the next revision and tells the watchers.
     pub fn remove(&mut self, key: &ObjectKey) -> Option<Value> {
         let mut object = self.objects.remove(key)?;
+        self.changed(key);
         self.revision += 1;
         set_meta(
             &mut object,
