@@ -116,3 +116,10 @@ fi
 tail -n 3 "$up_log"
 echo "==> tests"
 cargo nextest run --workspace --locked --no-fail-fast
+# The scale benchmark's quick mode (N = 100 clusters of 10 machines; docs/performance.md):
+# a release build of its own, a server and the served simulation as two processes. It
+# reports its table and fails only when the server does.
+echo "==> the scale benchmark, quick mode (release build)"
+bench_started=$SECONDS
+cargo bench -p kaas --bench scale --locked -- --quick
+echo "==> the scale benchmark took $((SECONDS - bench_started)) s"
