@@ -125,14 +125,17 @@ fn sim_quota(sizes: usize) -> String {
     )
 }
 
-/// Waits for `path` to be written by a child that is starting, or for it to exit.
-async fn wait_for_file(child: &mut Child, path: &Path, what: &str) -> Result<String> {
+/// Waits until `ready` gives a value, while `child` is starting: it fails when the child
+/// exits first or has not got ready within 600 s.
+async fn until_started<T>(
+    child: &mut Child,
+    what: &str,
+    mut ready: impl AsyncFnMut() -> Option<T>,
+) -> Result<T> {
     let started = Instant::now();
     loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.trim().is_empty()
-        {
-            return Ok(text.trim().to_owned());
+        if let Some(value) = ready().await {
+            return Ok(value);
         }
         if let Some(status) = child.try_wait()? {
             bail!("{what} exited while starting: {status}");
@@ -213,7 +216,13 @@ impl Sim {
             .spawn()
             .context("cannot start kaas sim serve")?;
         // Written last, once the cloud's API and the cluster proxy listen.
-        wait_for_file(&mut child, &dir.join("sim.addr"), "kaas sim serve").await?;
+        let addr = dir.join("sim.addr");
+        until_started(&mut child, "kaas sim serve", async || {
+            std::fs::read_to_string(&addr)
+                .ok()
+                .filter(|text| !text.trim().is_empty())
+        })
+        .await?;
         let proxy = std::fs::read_to_string(dir.join("cluster-proxy.addr"))?;
         Ok(Self {
             dir: dir.to_owned(),
@@ -268,21 +277,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .context("cannot start kaas server")?;
-        let started = Instant::now();
-        loop {
-            if let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await
-                && resp.status().is_success()
-            {
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("the server exited while starting: {status}");
-            }
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!("the server did not become ready");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let readyz = format!("http://127.0.0.1:{port}/readyz");
+        until_started(&mut child, "the server", async || {
+            let answer = reqwest::get(&readyz).await.ok()?;
+            answer.status().is_success().then_some(())
+        })
+        .await?;
         Ok(Self {
             data_dir: data_dir.to_owned(),
             port,
@@ -367,40 +367,36 @@ fn size_on_disk(dir: &Path) -> u64 {
     total
 }
 
-/// A metric's samples in the server's `/metrics`, one per line.
-async fn metric_lines(server: &Server, name: &str) -> Result<String> {
+/// The samples of the metric `name` in the server's `/metrics`: each line as written,
+/// and its value.
+async fn samples(server: &Server, name: &str) -> Result<Vec<(String, f64)>> {
     let text = reqwest::get(format!("{}/metrics", server.url()))
         .await?
         .text()
         .await?;
     Ok(text
         .lines()
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .map(|l| format!("    {l}"))
+        .filter(|l| !l.starts_with('#') && l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| {
+            let value = l.rsplit_once(' ')?.1.parse().ok()?;
+            Some((l.to_owned(), value))
+        })
+        .collect())
+}
+
+/// A metric's samples, one per line.
+async fn metric_lines(server: &Server, name: &str) -> Result<String> {
+    Ok(samples(server, name)
+        .await?
+        .iter()
+        .map(|(line, _)| format!("    {line}"))
         .collect::<Vec<_>>()
         .join("\n"))
 }
 
-/// The sum of a counter's samples in the server's `/metrics`, by name prefix.
+/// The sum of a counter's samples.
 async fn metric_sum(server: &Server, name: &str) -> Result<f64> {
-    let text = reqwest::get(format!("{}/metrics", server.url()))
-        .await?
-        .text()
-        .await?;
-    let mut sum = 0.0;
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let metric = series.split('{').next().unwrap_or(series);
-        if metric == name {
-            sum += value.parse::<f64>().unwrap_or(0.0);
-        }
-    }
-    Ok(sum)
+    Ok(samples(server, name).await?.iter().map(|(_, v)| v).sum())
 }
 
 fn cluster_body(i: usize) -> Value {
