@@ -1734,6 +1734,23 @@ mod tests {
         }
     }
 
+    /// The group as an earlier attempt left it: made and tagged, its rules not complete.
+    fn push_existing_group(fake: &Fake) {
+        let group = json!({"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]});
+        fake.push(reply(
+            200,
+            &json!({ "security_groups": [group] }).to_string(),
+        ));
+    }
+
+    /// Each of the session's attempts at a rule (the first and its three retries) is
+    /// refused with this conflict.
+    fn push_rule_conflicts(fake: &Fake, kind: &str, message: &str) {
+        for _ in 0..4 {
+            fake.push(reply(409, &neutron_error(kind, message)));
+        }
+    }
+
     #[tokio::test]
     async fn a_group_whose_rules_are_over_quota_is_not_marked_complete() {
         let (fake, cloud) = scripted().await;
@@ -1770,17 +1787,9 @@ mod tests {
     #[tokio::test]
     async fn a_group_whose_rules_conflict_otherwise_is_not_marked_complete() {
         let (fake, cloud) = scripted().await;
-        fake.push(reply(
-            200,
-            &json!({"security_groups": [{"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]}]}).to_string(),
-        ));
+        push_existing_group(&fake);
         // Neutron's conflicts other than quota are retried by the session, then given up.
-        for _ in 0..4 {
-            fake.push(reply(
-                409,
-                &neutron_error("Conflict", "Security group sg1 is being changed."),
-            ));
-        }
+        push_rule_conflicts(&fake, "Conflict", "Security group sg1 is being changed.");
         let created = cloud.create(&group_request()).await;
         assert!(
             matches!(&created, Err(CloudError::Conflict { .. })),
@@ -1797,20 +1806,13 @@ mod tests {
     async fn rules_made_by_an_earlier_attempt_finish_the_group() {
         let (fake, cloud) = scripted().await;
         // The earlier attempt made and tagged the group and its rules, then stopped.
-        fake.push(reply(
-            200,
-            &json!({"security_groups": [{"id": "sg1", "name": "kaas-demo-1a2b3c4d-nodes", "tags": [TAG]}]}).to_string(),
-        ));
+        push_existing_group(&fake);
         // Each of the session's attempts at the rules hears the same.
-        for _ in 0..4 {
-            fake.push(reply(
-                409,
-                &neutron_error(
-                    "SecurityGroupRuleExists",
-                    "Security group rule already exists. Rule id is r1.",
-                ),
-            ));
-        }
+        push_rule_conflicts(
+            &fake,
+            "SecurityGroupRuleExists",
+            "Security group rule already exists. Rule id is r1.",
+        );
         fake.push(reply(201, ""));
         let created = cloud.create(&group_request()).await.unwrap();
         assert_eq!(created.status, ResourceStatus::Active, "{created:?}");
