@@ -315,11 +315,10 @@ impl Store for SqliteStore {
 
     async fn list_text(&self, kind: &str, filter: &ListFilter) -> Result<Vec<String>, StoreError> {
         let (sql, binds) = list_sql("body", kind, filter, true);
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = bind.onto(query);
-        }
-        let rows = query.fetch_all(&self.read).await.map_err(backend)?;
+        let rows = bound(sqlx::query(&sql), binds)
+            .fetch_all(&self.read)
+            .await
+            .map_err(backend)?;
         rows.iter()
             .map(|row| row.try_get("body").map_err(backend))
             .collect()
@@ -340,11 +339,10 @@ impl Store for SqliteStore {
             filter,
             true,
         );
-        let mut query = sqlx::query(&sql).bind(path);
-        for bind in binds {
-            query = bind.onto(query);
-        }
-        let rows = query.fetch_all(&self.read).await.map_err(backend)?;
+        let rows = bound(sqlx::query(&sql).bind(path), binds)
+            .fetch_all(&self.read)
+            .await
+            .map_err(backend)?;
         rows.iter()
             .map(|row| {
                 let name: String = row.try_get("name").map_err(backend)?;
@@ -356,11 +354,7 @@ impl Store for SqliteStore {
 
     async fn count(&self, kind: &str, filter: &ListFilter) -> Result<u64, StoreError> {
         let (sql, binds) = list_sql("COUNT(*) AS n", kind, filter, false);
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = bind.onto(query);
-        }
-        let n: i64 = query
+        let n: i64 = bound(sqlx::query(&sql), binds)
             .fetch_one(&self.read)
             .await
             .and_then(|row| row.try_get("n"))
@@ -673,6 +667,16 @@ enum Bind {
     Int(i64),
 }
 
+/// `query` with `binds` bound, in order, after what it has already.
+fn bound<'q>(
+    query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    binds
+        .into_iter()
+        .fold(query, |query, bind| bind.onto(query))
+}
+
 impl Bind {
     fn onto<'q>(
         self,
@@ -978,11 +982,7 @@ mod tests {
     async fn plan(store: &SqliteStore, filter: &ListFilter) -> String {
         let (sql, binds) = list_sql("body", "Cluster", filter, true);
         let explain = format!("EXPLAIN QUERY PLAN {sql}");
-        let mut query = sqlx::query(&explain);
-        for bind in binds {
-            query = bind.onto(query);
-        }
-        query
+        bound(sqlx::query(&explain), binds)
             .fetch_all(&store.read)
             .await
             .unwrap()
